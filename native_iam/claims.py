@@ -1,0 +1,32 @@
+"""The shape of a native_iam token: claim names and fixed values, shared by issuer and verifiers.
+
+Access tokens follow RFC 9068 (JWT profile for OAuth 2.0 access tokens); refresh tokens use the
+same claims with ``token_usage = "refresh_token"`` so that each kind is refused where the other is
+expected (seed 001's ``token_usage``).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: JOSE header ``typ`` of an access token (RFC 9068 §2.1).
+ACCESS_TOKEN_TYP: Final = "at+jwt"
+#: JOSE header ``typ`` of a refresh token. Distinct so that no RFC 9068 validator accepts one.
+REFRESH_TOKEN_TYP: Final = "rt+jwt"
+
+#: ``token_usage`` values (seed 001).
+ACCESS_TOKEN: Final = "access_token"
+REFRESH_TOKEN: Final = "refresh_token"
+
+# Claim names beyond the registered ones (iss, sub, aud, exp, nbf, iat, jti).
+CLIENT_ID: Final = "client_id"  # RFC 9068 §2.2
+SCOPE: Final = "scope"  # RFC 9068 §2.2.3: space-delimited
+SCP: Final = "scp"  # array form some issuers use; verifiers accept it too
+TOKEN_USAGE: Final = "token_usage"
+NAMESPACE: Final = "namespace"  # absent for a global identity
+FAMILY: Final = "fam"  # refresh tokens only: id of the rotation family
+
+#: Signing algorithms the issuer can use and verifiers accept. Never ``none``; HS256 only where
+#: the verifier holds the shared secret (never for a JWKS consumer).
+ASYMMETRIC_ALGORITHMS: Final = ("ES256", "RS256", "EdDSA")
+ALL_ALGORITHMS: Final = (*ASYMMETRIC_ALGORITHMS, "HS256")
