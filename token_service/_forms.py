@@ -1,0 +1,124 @@
+"""Strict ``application/x-www-form-urlencoded`` parsing for the OAuth endpoints.
+
+RFC 6749 §3.2 and §2.3.1: token endpoint parameters travel in the request body only, are sent
+at most once, and a parameter without a value is treated as omitted (§3.1). Anything that does
+not parse is ``invalid_request`` — never a 500, never a silently dropped value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+
+from token_service.errors import InvalidRequest
+from token_service.oauth_errors import RequestTooLarge
+
+FORM_CONTENT_TYPE: Final = "application/x-www-form-urlencoded"
+#: Largest accepted body: a refresh token (≤ 8 KiB) plus every other parameter fits easily.
+MAX_BODY_BYTES: Final = 16 * 1024
+#: More fields than any OAuth request has; bounds the parser's work.
+MAX_FIELDS: Final = 32
+#: Per-parameter limits (bytes of UTF-8), matching the gRPC API's request limits.
+MAX_LENGTHS: Final[Mapping[str, int]] = {
+    "grant_type": 64,
+    "username": 253,
+    "namespace": 253,
+    "password": 1024,
+    "scope": 100 * 201,
+    "refresh_token": 8192,
+    "token": 8192,
+    "token_type_hint": 64,
+    "client_id": 255,
+    "client_secret": 255,
+}
+#: Any other parameter (ignored by the endpoints, RFC 6749 §3.1) still gets a bound.
+DEFAULT_MAX_LENGTH: Final = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    """The parameters of one request body; each name appears once and has a non-empty value."""
+
+    params: Mapping[str, str]
+
+    def get(self, name: str) -> str | None:
+        """The value of ``name``, or None when it was absent (or sent empty, RFC 6749 §3.1)."""
+        return self.params.get(name)
+
+    def require(self, name: str) -> str:
+        """The value of ``name``; invalid_request naming it when it is missing."""
+        value = self.params.get(name)
+        if value is None:
+            raise InvalidRequest(f"missing parameter: {name}")
+        return value
+
+
+def _check_content_type(header: str | None) -> None:
+    if header is None:
+        raise InvalidRequest(f"the request body must be {FORM_CONTENT_TYPE}")
+    media_type, _, rest = header.partition(";")
+    if media_type.strip().lower() != FORM_CONTENT_TYPE:
+        raise InvalidRequest(f"the request body must be {FORM_CONTENT_TYPE}")
+    for param in rest.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in {"utf-8", "utf8"}:
+            raise InvalidRequest("the request body must be encoded as UTF-8")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestTooLarge(f"the request body exceeds {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    # Stream rather than request.body(): a lying or absent Content-Length cannot make us buffer more.
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(f"the request body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_body(body: bytes) -> Form:
+    """Parse a form body; invalid_request on bad UTF-8, repeated names or oversized values."""
+    try:
+        text = body.decode("utf-8")
+        pairs = parse_qsl(
+            text,
+            keep_blank_values=True,
+            strict_parsing=False,
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=MAX_FIELDS,
+            separator="&",
+        )
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest("the request body is not valid UTF-8") from exc
+    except ValueError as exc:  # max_num_fields exceeded
+        raise InvalidRequest(f"too many parameters (at most {MAX_FIELDS})") from exc
+    params: dict[str, str] = {}
+    seen: set[str] = set()
+    for name, value in pairs:
+        if name in seen:
+            # RFC 6749 §3.2: "Request and response parameters MUST NOT be included more than once."
+            raise InvalidRequest(f"parameter sent more than once: {name[:40]}")
+        seen.add(name)
+        if "\x00" in name or "\x00" in value:
+            raise InvalidRequest("parameters must not contain NUL characters")
+        limit = MAX_LENGTHS.get(name, DEFAULT_MAX_LENGTH)
+        if len(value.encode("utf-8")) > limit:
+            raise InvalidRequest(f"parameter {name[:40]} exceeds {limit} bytes")
+        if value:
+            params[name] = value
+    return Form(params)
+
+
+async def read_form(request: Request, *, limit: int = MAX_BODY_BYTES) -> Form:
+    """The form body of ``request``. The query string is never consulted (RFC 6749 §3.2)."""
+    _check_content_type(request.headers.get("content-type"))
+    return parse_body(await _read_body(request, limit))

@@ -1,0 +1,86 @@
+"""Client authentication at the token, revocation and introspection endpoints (RFC 6749 §2.3).
+
+Exactly one method per request (§2.3): HTTP Basic (``client_secret_basic``, id and secret
+form-urlencoded before base64 as §2.3.1 requires), ``client_id`` + ``client_secret`` in the body
+(``client_secret_post``), or ``client_id`` alone for a public client (``none``). The method used
+must be the one the client is registered with. Every failure is ``invalid_client``; an unknown
+client and a wrong secret are indistinguishable, also in time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
+
+from token_service._forms import Form
+from token_service.clients import AuthMethod, ClientStore, OAuthClient, verify_secret
+from token_service.errors import InvalidRequest
+from token_service.oauth_errors import InvalidClient
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What the request presented: the client id, the secret (if any) and how it was sent."""
+
+    client_id: str
+    secret: str | None
+    method: AuthMethod
+
+
+def _basic_credentials(header: str) -> tuple[str, str]:
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        raise InvalidClient("only HTTP Basic client authentication is supported")
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidClient("malformed Basic credentials") from exc
+    raw_id, colon, raw_secret = decoded.partition(":")
+    if not colon:
+        raise InvalidClient("malformed Basic credentials")
+    try:
+        # RFC 6749 §2.3.1: both are application/x-www-form-urlencoded before Basic encoding.
+        client_id = unquote_plus(raw_id, errors="strict")
+        secret = unquote_plus(raw_secret, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise InvalidClient("malformed Basic credentials") from exc
+    if not client_id:
+        raise InvalidClient("missing client_id in Basic credentials")
+    return client_id, secret
+
+
+def presented_credentials(authorization: str | None, form: Form) -> Credentials:
+    """The credentials in the request; invalid_request if two methods are mixed (RFC 6749 §2.3)."""
+    body_id, body_secret = form.get("client_id"), form.get("client_secret")
+    if authorization is not None:
+        client_id, secret = _basic_credentials(authorization)
+        if body_secret is not None:
+            raise InvalidRequest("use one client authentication method, not two")
+        if body_id is not None and body_id != client_id:
+            raise InvalidRequest("client_id in the body differs from the Basic credentials")
+        return Credentials(client_id, secret, AuthMethod.CLIENT_SECRET_BASIC)
+    if body_id is None:
+        raise InvalidClient("client authentication is required")
+    if body_secret is not None:
+        return Credentials(body_id, body_secret, AuthMethod.CLIENT_SECRET_POST)
+    return Credentials(body_id, None, AuthMethod.NONE)
+
+
+async def authenticate_client(
+    authorization: str | None, form: Form, store: ClientStore, server_key: bytes
+) -> OAuthClient:
+    """The authenticated client of a request, or :class:`InvalidClient` saying why not."""
+    credentials = presented_credentials(authorization, form)
+    client = await store.get_client(credentials.client_id)
+    if credentials.secret is not None:
+        # Always verify (against a dummy for an unknown client) so timing reveals nothing.
+        secret_ok = verify_secret(server_key, credentials.secret, client.secret_hash if client else None)
+        if client is None or not secret_ok:
+            raise InvalidClient("client authentication failed")
+    elif client is None or not client.is_public:
+        raise InvalidClient("client authentication failed")
+    if client.auth_method is not credentials.method:
+        raise InvalidClient(f"this client must authenticate with {client.auth_method.value}")
+    return client

@@ -1,0 +1,316 @@
+"""The OAuth 2.0 HTTP endpoints (Starlette), a second transport over the same domain logic as gRPC.
+
+Routes::
+
+    POST /oauth2/token                          RFC 6749 §4.3 (password), §6 (refresh_token)
+    POST /oauth2/revoke                         RFC 7009
+    POST /oauth2/introspect                     RFC 7662
+    GET|POST /oauth2/userinfo                   OpenID Connect Core §5.3
+    GET  /.well-known/oauth-authorization-server   RFC 8414
+    GET  /.well-known/openid-configuration      OpenID Connect Discovery §3
+    GET  /.well-known/jwks.json                 RFC 7517
+    GET  /healthz, /readyz                      liveness, readiness
+
+A token request reads top to bottom: parse the form → authenticate the client → check the grant
+is enabled for it → one domain call → response. Every failure is an :class:`OAuthError` raised on
+the way and rendered by the one exception handler, :func:`oauth_error_response`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from prometheus_client import Counter
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from native_iam import scopes as scope_rules
+from token_service._forms import Form, read_form
+from token_service.client_auth import authenticate_client
+from token_service.clients import AuthMethod, ClientStore, GrantType, OAuthClient
+from token_service.errors import InsufficientScope, MalformedScope, TokenServiceError
+from token_service.oauth_errors import (
+    MissingBearerToken,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    challenge_headers,
+    deny_reason,
+)
+
+log = logging.getLogger(__name__)
+
+#: RFC 6749 §5.1: token responses must not be cached by anyone.
+NO_STORE: Final[Mapping[str, str]] = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+#: The ``openid`` scope asks for an ID token and unlocks /oauth2/userinfo.
+OPENID: Final = "openid"
+
+HTTP_REQUESTS = Counter(
+    "native_iam_http_oauth_requests_total",
+    "OAuth HTTP endpoint requests by endpoint, outcome (ok or the RFC error code) and deny reason.",
+    ["endpoint", "outcome", "reason"],
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    """What a successful grant produced (RFC 6749 §5.1 plus the OpenID Connect ``id_token``)."""
+
+    access_token: str
+    expires_in: int
+    scopes: tuple[str, ...]
+    refresh_token: str | None = None
+    id_token: str | None = None
+
+
+class OAuthBackend(Protocol):
+    """The domain operations behind the endpoints; raise :class:`TokenServiceError` leaves on refusal."""
+
+    async def password_grant(
+        self,
+        client: OAuthClient,
+        *,
+        username: str,
+        password: str,
+        namespace: str,
+        scopes: tuple[str, ...],
+        metadata: str,
+    ) -> IssuedTokens: ...
+
+    async def refresh_grant(
+        self, client: OAuthClient, *, refresh_token: str, scopes: tuple[str, ...] | None, metadata: str
+    ) -> IssuedTokens: ...
+
+    async def revoke(self, client: OAuthClient, *, token: str, token_type_hint: str | None) -> None: ...
+
+    async def introspect(self, client: OAuthClient, *, token: str) -> Mapping[str, Any] | None: ...
+
+    async def userinfo(self, access_token: str) -> Mapping[str, Any]: ...
+
+    async def jwks(self) -> tuple[str, int]:
+        """The public JWK Set as JSON and how long (seconds) a cache may keep it."""
+        ...
+
+    async def ready(self) -> str | None:
+        """None when ready; otherwise a short reason (database unreachable, no signing key)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    """What the HTTP layer needs from the token service's settings."""
+
+    issuer: str
+    signing_alg: str
+    client_secret_key: bytes
+    scopes_supported: tuple[str, ...] = (OPENID,)
+
+
+# --- Errors: the one place where OAuthError becomes an HTTP response.
+
+
+def oauth_error_response(request: Request, exc: Exception) -> Response:
+    """RFC 6749 §5.2 JSON for a :class:`TokenServiceError`, with its status and challenge headers."""
+    if not isinstance(exc, TokenServiceError):  # registered for TokenServiceError only
+        raise exc
+    endpoint = request.scope.get("native_iam_endpoint", "unknown")
+    reason = deny_reason(exc)
+    HTTP_REQUESTS.labels(endpoint, exc.error, reason).inc()
+    log.info("oauth request denied", extra={"endpoint": endpoint, "error": exc.error, "reason": reason})
+    required = OPENID if isinstance(exc, InsufficientScope) else ""
+    headers = {**NO_STORE, **challenge_headers(exc, required_scope=required)}
+    body = {"error": exc.error, "error_description": exc.message}
+    return JSONResponse(body, status_code=exc.http_status, headers=headers)
+
+
+def _ok(request: Request, body: Mapping[str, Any], *, headers: Mapping[str, str] = NO_STORE) -> Response:
+    HTTP_REQUESTS.labels(request.scope.get("native_iam_endpoint", "unknown"), "ok", "").inc()
+    return JSONResponse(dict(body), headers=dict(headers))
+
+
+def _endpoint(request: Request, name: str) -> None:
+    request.scope["native_iam_endpoint"] = name
+
+
+# --- Parameters.
+
+
+def _requested_scopes(form: Form) -> tuple[str, ...] | None:
+    raw = form.get("scope")
+    if raw is None:
+        return None
+    try:
+        return scope_rules.parse(raw)
+    except scope_rules.ScopeError as exc:
+        raise MalformedScope(str(exc)) from exc
+
+
+def _metadata(request: Request) -> str:
+    """Seed 000's ``metadata`` for HTTP callers: who asked (stored with the tokens, never in them)."""
+    client = request.client.host if request.client else ""
+    agent = request.headers.get("user-agent", "")[:200]
+    return json.dumps({"transport": "http", "ip": client, "user_agent": agent}, separators=(",", ":"))
+
+
+def _token_response(tokens: IssuedTokens) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "access_token": tokens.access_token,
+        "token_type": "Bearer",
+        "expires_in": tokens.expires_in,
+        "scope": scope_rules.format_scopes(tokens.scopes),
+    }
+    if tokens.refresh_token:
+        body["refresh_token"] = tokens.refresh_token
+    if tokens.id_token:
+        body["id_token"] = tokens.id_token
+    return body
+
+
+# --- Endpoints.
+
+
+class _Endpoints:
+    def __init__(self, config: HttpConfig, clients: ClientStore, backend: OAuthBackend) -> None:
+        self.config = config
+        self.clients = clients
+        self.backend = backend
+
+    async def _client(self, request: Request, form: Form) -> OAuthClient:
+        return await authenticate_client(
+            request.headers.get("authorization"), form, self.clients, self.config.client_secret_key
+        )
+
+    async def token(self, request: Request) -> Response:
+        _endpoint(request, "token")
+        form = await read_form(request)
+        client = await self._client(request, form)
+        grant_type = form.require("grant_type")
+        try:
+            grant = GrantType(grant_type)
+        except ValueError:
+            raise UnsupportedGrantType(f"unsupported grant_type: {grant_type[:40]}") from None
+        if not client.allows(grant):
+            raise UnauthorizedClient(f"the client may not use the {grant.value} grant")
+        scopes = _requested_scopes(form)
+        if grant is GrantType.PASSWORD:
+            tokens = await self.backend.password_grant(
+                client,
+                username=form.require("username"),
+                password=form.require("password"),
+                namespace=form.get("namespace") or "",
+                scopes=scopes or (),
+                metadata=_metadata(request),
+            )
+        else:
+            tokens = await self.backend.refresh_grant(
+                client, refresh_token=form.require("refresh_token"), scopes=scopes, metadata=_metadata(request)
+            )
+        return _ok(request, _token_response(tokens))
+
+    async def revoke(self, request: Request) -> Response:
+        _endpoint(request, "revoke")
+        form = await read_form(request)
+        client = await self._client(request, form)
+        # RFC 7009 §2.2: 200 whether or not the token was valid; an unknown hint is ignored.
+        await self.backend.revoke(client, token=form.require("token"), token_type_hint=form.get("token_type_hint"))
+        HTTP_REQUESTS.labels("revoke", "ok", "").inc()
+        return Response(status_code=200, headers=dict(NO_STORE))
+
+    async def introspect(self, request: Request) -> Response:
+        _endpoint(request, "introspect")
+        form = await read_form(request)
+        client = await self._client(request, form)
+        claims = await self.backend.introspect(client, token=form.require("token"))
+        # RFC 7662 §2.2: anything not active is just {"active": false}, nothing more.
+        return _ok(request, {"active": True, **claims} if claims else {"active": False})
+
+    async def userinfo(self, request: Request) -> Response:
+        _endpoint(request, "userinfo")
+        header = request.headers.get("authorization")
+        if header is None:
+            raise MissingBearerToken("a bearer access token is required")
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise MissingBearerToken("a bearer access token is required")
+        return _ok(request, await self.backend.userinfo(token.strip()))
+
+    async def jwks(self, request: Request) -> Response:
+        _endpoint(request, "jwks")
+        jwks_json, max_age = await self.backend.jwks()
+        HTTP_REQUESTS.labels("jwks", "ok", "").inc()
+        return Response(
+            jwks_json,
+            media_type="application/jwk-set+json",
+            headers={"Cache-Control": f"public, max-age={max(0, int(max_age))}"},
+        )
+
+    def metadata(self, *, openid: bool) -> dict[str, Any]:
+        base = self.config.issuer.rstrip("/")
+        methods = [m.value for m in AuthMethod]
+        secret_methods = [AuthMethod.CLIENT_SECRET_BASIC.value, AuthMethod.CLIENT_SECRET_POST.value]
+        doc: dict[str, Any] = {
+            "issuer": self.config.issuer,
+            "token_endpoint": f"{base}/oauth2/token",
+            "revocation_endpoint": f"{base}/oauth2/revoke",
+            "introspection_endpoint": f"{base}/oauth2/introspect",
+            "userinfo_endpoint": f"{base}/oauth2/userinfo",
+            "jwks_uri": f"{base}/.well-known/jwks.json",
+            "grant_types_supported": [g.value for g in GrantType],
+            # No authorization endpoint: only direct grants, so no response type applies.
+            "response_types_supported": [],
+            "token_endpoint_auth_methods_supported": methods,
+            "revocation_endpoint_auth_methods_supported": methods,
+            "introspection_endpoint_auth_methods_supported": secret_methods,
+            "scopes_supported": list(self.config.scopes_supported),
+        }
+        if openid:
+            doc |= {
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": [self.config.signing_alg],
+                "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "azp", "namespace"],
+            }
+        return doc
+
+    async def authorization_server(self, request: Request) -> Response:
+        _endpoint(request, "metadata")
+        return _ok(request, self.metadata(openid=False), headers={"Cache-Control": "public, max-age=300"})
+
+    async def openid_configuration(self, request: Request) -> Response:
+        _endpoint(request, "metadata")
+        return _ok(request, self.metadata(openid=True), headers={"Cache-Control": "public, max-age=300"})
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        reason = await self.backend.ready()
+        if reason is None:
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
+
+
+def create_app(config: HttpConfig, clients: ClientStore, backend: OAuthBackend) -> Starlette:
+    """The Starlette application serving every OAuth HTTP route."""
+    if not config.issuer or not config.client_secret_key:
+        raise ValueError("HttpConfig needs an issuer and a client secret key")
+    endpoints = _Endpoints(config, clients, backend)
+    routes = [
+        Route("/oauth2/token", endpoints.token, methods=["POST"]),
+        Route("/oauth2/revoke", endpoints.revoke, methods=["POST"]),
+        Route("/oauth2/introspect", endpoints.introspect, methods=["POST"]),
+        Route("/oauth2/userinfo", endpoints.userinfo, methods=["GET", "POST"]),
+        Route("/.well-known/oauth-authorization-server", endpoints.authorization_server, methods=["GET"]),
+        Route("/.well-known/openid-configuration", endpoints.openid_configuration, methods=["GET"]),
+        Route("/.well-known/jwks.json", endpoints.jwks, methods=["GET"]),
+        Route("/healthz", endpoints.healthz, methods=["GET"]),
+        Route("/readyz", endpoints.readyz, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={TokenServiceError: oauth_error_response})
+
+
+__all__ = ["NO_STORE", "HttpConfig", "IssuedTokens", "OAuthBackend", "create_app", "oauth_error_response"]
