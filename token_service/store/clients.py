@@ -1,0 +1,170 @@
+"""OAuth clients in the database (table ``oauth_clients``, migration 0100) and the server key.
+
+Reads go through a small per-process cache: the token endpoint looks its client up on every
+grant, and a client changes rarely. A change made through another replica is seen here within
+:data:`CACHE_TTL_S`; a change made through this process is seen at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Final
+
+from cachetools import TTLCache
+from sqlalchemy import Boolean, Column, Float, Integer, String, Table, Text, delete, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from token_service.clients import AuthMethod, GrantType, OAuthClient, generate_server_key
+from token_service.errors import AlreadyExists, NotFound
+from token_service.store.db import Store
+from token_service.store.tables import metadata
+
+__all__ = ["CACHE_TTL_S", "ClientRepository", "oauth_clients", "server_secrets"]
+
+#: Seconds a client definition may be served from this process's cache.
+CACHE_TTL_S: Final = 5.0
+#: Name of the generated HMAC key row in ``server_secrets``.
+CLIENT_SECRET_KEY_NAME: Final = "client_secret_hmac_key"
+
+#: Registered OAuth clients. ``grant_types`` space-separated; ``audiences`` a JSON array.
+oauth_clients = Table(
+    "oauth_clients",
+    metadata,
+    Column("client_id", String(255), primary_key=True),
+    Column("name", String(200), nullable=False, server_default=""),
+    Column("auth_method", String(32), nullable=False),
+    #: ``hmac-sha256$<hex>`` (NATIVE_IAM_CLIENT_SECRET_KEY); NULL for a public client.
+    Column("secret_hash", String(128), nullable=True),
+    Column("grant_types", Text, nullable=False),
+    Column("audiences", Text, nullable=False, server_default="[]"),
+    Column("access_token_ttl_s", Integer, nullable=True),
+    Column("refresh_token_ttl_s", Integer, nullable=True),
+    Column("rotate_refresh_tokens", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+#: Server-generated secrets that are not signing keys (hex), created once and shared by replicas.
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+
+def _row_to_client(row: object) -> OAuthClient:
+    m = row._mapping  # type: ignore[attr-defined]
+    return OAuthClient(
+        client_id=m["client_id"],
+        auth_method=AuthMethod(m["auth_method"]),
+        secret_hash=m["secret_hash"],
+        name=m["name"],
+        grant_types=frozenset(GrantType(g) for g in m["grant_types"].split()),
+        audiences=tuple(json.loads(m["audiences"])),
+        access_token_ttl_s=m["access_token_ttl_s"],
+        refresh_token_ttl_s=m["refresh_token_ttl_s"],
+        rotate_refresh_tokens=bool(m["rotate_refresh_tokens"]),
+        created_at=int(m["created_at"]),
+    )
+
+
+class ClientRepository:
+    """Create, read, list and delete OAuth clients; implements :class:`~token_service.clients.ClientStore`."""
+
+    def __init__(self, store: Store, cache_ttl_s: float = CACHE_TTL_S) -> None:
+        self.store = store
+        self._cache: TTLCache[str, OAuthClient | None] = TTLCache(maxsize=4096, ttl=cache_ttl_s)
+
+    async def get_client(self, client_id: str) -> OAuthClient | None:
+        try:
+            return self._cache[client_id]
+        except KeyError:
+            pass
+        async with self.store.read() as conn:
+            row = (await conn.execute(select(oauth_clients).where(oauth_clients.c.client_id == client_id))).first()
+        client = None if row is None else _row_to_client(row)
+        self._cache[client_id] = client
+        return client
+
+    async def create(self, client: OAuthClient) -> OAuthClient:
+        created = dataclasses.replace(client, created_at=int(time.time()))
+        try:
+            async with self.store.write() as conn:
+                await conn.execute(insert(oauth_clients).values(**_values(created)))
+        except IntegrityError as exc:
+            raise AlreadyExists(f"client {client.client_id!r} already exists") from exc
+        self._cache.pop(client.client_id, None)
+        return created
+
+    async def list(self) -> list[OAuthClient]:
+        async with self.store.read() as conn:
+            rows = (await conn.execute(select(oauth_clients).order_by(oauth_clients.c.client_id))).all()
+        return [_row_to_client(r) for r in rows]
+
+    async def get(self, client_id: str) -> OAuthClient:
+        """The client (uncached), or NotFound."""
+        async with self.store.read() as conn:
+            row = (await conn.execute(select(oauth_clients).where(oauth_clients.c.client_id == client_id))).first()
+        if row is None:
+            raise NotFound(f"client {client_id!r} not found")
+        return _row_to_client(row)
+
+    async def delete(self, client_id: str) -> None:
+        async with self.store.write() as conn:
+            result = await conn.execute(delete(oauth_clients).where(oauth_clients.c.client_id == client_id))
+        self._cache.pop(client_id, None)
+        if result.rowcount == 0:
+            raise NotFound(f"client {client_id!r} not found")
+
+
+def _values(client: OAuthClient) -> dict[str, object]:
+    return {
+        "client_id": client.client_id,
+        "name": client.name,
+        "auth_method": client.auth_method.value,
+        "secret_hash": client.secret_hash,
+        "grant_types": " ".join(sorted(g.value for g in client.grant_types)),
+        "audiences": json.dumps(list(client.audiences)),
+        "access_token_ttl_s": client.access_token_ttl_s,
+        "refresh_token_ttl_s": client.refresh_token_ttl_s,
+        "rotate_refresh_tokens": client.rotate_refresh_tokens,
+        "created_at": float(client.created_at),
+    }
+
+
+async def client_secret_key(store: Store, configured: bytes | None) -> bytes:
+    """The HMAC key for client secrets: NATIVE_IAM_CLIENT_SECRET_KEY, else generated once and stored.
+
+    Replicas starting together race to insert; the loser reads the winner's key.
+    """
+    if configured:
+        return configured
+    async with store.read() as conn:
+        value = await _stored_key(conn)
+    if value is not None:
+        return value
+    try:
+        async with store.write() as conn:
+            await conn.execute(
+                insert(server_secrets).values(
+                    name=CLIENT_SECRET_KEY_NAME, value=generate_server_key().hex(), created_at=time.time()
+                )
+            )
+    except IntegrityError:
+        pass  # another replica won the race; its key is the key
+    async with store.read() as conn:
+        value = await _stored_key(conn)
+    if value is None:  # pragma: no cover - the insert above succeeded or a row exists
+        raise RuntimeError("client secret key could not be stored")
+    return value
+
+
+async def _stored_key(conn: AsyncConnection) -> bytes | None:
+    row = (
+        await conn.execute(select(server_secrets.c.value).where(server_secrets.c.name == CLIENT_SECRET_KEY_NAME))
+    ).first()
+    return None if row is None else bytes.fromhex(row[0])
