@@ -1,0 +1,323 @@
+"""Scenarios 1 and 2: requests through one Envoy whose route answers itself (``direct_response``),
+so the only cost besides Envoy is authentication: none · Envoy's ``jwt_authn`` · ext_authz to a
+canned-OK grpcio server · ext_authz to the sidecar.
+
+1. Saturation throughput (wrk, HTTP/1.1, keep-alive): requests/s, the ratio to ``jwt_authn``, and
+   the authorization server's CPU time per request.
+2. Latency at a fixed 1,000 req/s (h2load ``--rps``, per-request log): p50/p99/p99.9.
+"""
+
+from __future__ import annotations
+
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bench import _envoy, _load, _stack, _tokens
+from bench._context import Bench
+from bench._report import cores, ms, rate
+from bench._system import CpuMeter
+
+CONNECTIONS = 32  # wrk keep-alive connections at saturation
+FIXED_RPS = 1000
+JWT_CACHE = "jwt_cache_config: {jwt_cache_size: 1000}"
+# h2load clients at FIXED_RPS / FIXED_CLIENTS each, over HTTP/2 so that a slow answer does not
+# hold back the next request (no coordinated omission). Few clients: h2load's per-client timers
+# fire together, so N clients send bursts of N requests.
+FIXED_CLIENTS = 4
+FIXED_STREAMS = 16
+
+
+@dataclass
+class Variant:
+    name: str
+    config: str
+    values: dict[str, object]
+    backend: Callable[[], _stack.Server] | None = None
+    processes: int = 0  # authorization server processes (for the CPU-per-decision comparison)
+    kind: str = "none"  # none | jwt | canned | sidecar
+    backends: list[_stack.Server] = field(default_factory=list)
+
+
+@dataclass
+class Measured:
+    variant: Variant
+    saturation: _load.LoadResult | None = None
+    saturation_cpu: dict[str, float] = field(default_factory=dict)
+    fixed: _load.LoadResult | None = None
+    fixed_cpu: dict[str, float] = field(default_factory=dict)
+
+    def authz_us_per_request(self) -> float | None:
+        if self.saturation is None or "authz" not in self.saturation_cpu or not self.saturation.requests:
+            return None
+        return self.saturation_cpu["authz"] / self.saturation.requests * 1e6
+
+
+def _variants(bench: Bench) -> list[Variant]:
+    key = bench.key
+    jwt = {"issuer": _tokens.ISSUER, "audience": _tokens.AUDIENCE, "jwks_json": key.jwks_json()}
+    variants = [
+        Variant("no auth", "noauth", {}),
+        Variant("jwt_authn", "jwt_authn", {**jwt, "jwt_cache": ""}, kind="jwt"),
+        Variant("jwt_authn + cache", "jwt_authn", {**jwt, "jwt_cache": JWT_CACHE}, kind="jwt"),
+    ]
+    for n in bench.options.sidecar_workers:
+        variants.append(
+            Variant(
+                f"ext_authz canned ×{n}",
+                "ext_authz",
+                {"scope": _tokens.SCOPE},
+                backend=lambda n=n: _stack.start_canned(bench.workdir, processes=n),
+                processes=n,
+                kind="canned",
+            )
+        )
+    if _stack.sidecar_available():
+        for n in bench.options.sidecar_workers:
+            variants.append(
+                Variant(
+                    f"ext_authz sidecar ×{n}",
+                    "ext_authz",
+                    {"scope": _tokens.SCOPE},
+                    backend=lambda n=n: _start_sidecar(bench, n),
+                    processes=n,
+                    kind="sidecar",
+                )
+            )
+    else:
+        bench.report.not_measured.append("Scenarios 1–2, sidecar: `sidecar/cli.py` is not there yet.")
+    return variants
+
+
+def _start_sidecar(bench: Bench, workers: int) -> _stack.Server:
+    feed = _stack.start_fake_feed(bench.workdir, bench.key.jwks_json(), name=f"feed-s1-{workers}")
+    try:
+        sidecar, _ = _stack.start_sidecar(
+            bench.workdir, token_url=feed.address, workers=workers, name=f"sidecar-s1-{workers}"
+        )
+    except Exception:
+        feed.stop()
+        raise
+    # The feed is part of the set-up, not of the measured path: keep it out of the CPU figures.
+    sidecar.processes.insert(0, feed.processes[0])
+    sidecar.extra["feed_pid"] = str(feed.processes[0].pid)
+    return sidecar
+
+
+def _status(url: str, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - our own http:// URL
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def _sanity(variant: Variant, url: str, token: str) -> None:
+    """Fail loudly unless the set-up really authenticates: a valid token passes, none is refused."""
+    ok = _status(url, {"authorization": f"Bearer {token}"})
+    if ok != 200:
+        raise RuntimeError(f"{variant.name}: a valid token got HTTP {ok}, expected 200")
+    if variant.kind in {"jwt", "sidecar"}:
+        missing = _status(url, {})
+        bad = _status(url, {"authorization": f"Bearer {_tokens.tamper(token)}"})
+        if missing != 401 or bad != 401:
+            raise RuntimeError(f"{variant.name}: no token → {missing}, bad token → {bad}; expected 401 for both")
+
+
+def _authz_pids(server: _stack.Server) -> list[int]:
+    feed = server.extra.get("feed_pid")
+    return [pid for pid in server.pids if str(pid) != feed]
+
+
+def _measure(bench: Bench, variant: Variant, token: str) -> Measured:
+    result = Measured(variant)
+    backend = variant.backend() if variant.backend else None
+    try:
+        values = dict(variant.values)
+        if backend is not None:
+            values.update(authz_port=backend.address.rsplit(":", 1)[1], authz_streams=16)
+        envoy, port = _envoy.start_envoy(
+            variant.config, bench.workdir, concurrency=bench.options.envoy_concurrency, **values
+        )
+        try:
+            url = f"http://127.0.0.1:{port}/"
+            _sanity(variant, url, token)
+            pids = {"envoy": envoy.pid or 0}
+            authz = _authz_pids(backend) if backend else []
+            headers = {"authorization": f"Bearer {token}"}
+            seconds = bench.options.duration_s
+            if bench.wants(1):
+                if not bench.options.smoke:  # warm caches, connections and Envoy's pools
+                    _load.wrk(url, seconds=1, connections=CONNECTIONS, threads=1, headers=headers)
+                meter = _TreeMeter(pids, authz).start()
+                result.saturation = _load.wrk(url, seconds=seconds, connections=CONNECTIONS, threads=1, headers=headers)
+                result.saturation_cpu = meter.stop()
+            if bench.wants(2):
+                meter = _TreeMeter(pids, authz).start()
+                result.fixed = _load.h2load(
+                    url,
+                    seconds=seconds,
+                    clients=FIXED_CLIENTS,
+                    streams=FIXED_STREAMS,
+                    rps_per_client=FIXED_RPS // FIXED_CLIENTS,
+                    headers=headers,
+                    log_file=bench.workdir / f"h2load-{variant.config}-{len(variant.name)}.log",
+                )
+                result.fixed_cpu = meter.stop()
+        finally:
+            envoy.stop()
+    finally:
+        if backend is not None:
+            backend.stop()
+    return result
+
+
+class _TreeMeter:
+    """CPU of Envoy and of all authorization-server processes (summed as ``authz``)."""
+
+    def __init__(self, pids: dict[str, int], authz: list[int]) -> None:
+        self.meter = CpuMeter({**pids, **{f"authz{i}": pid for i, pid in enumerate(authz)}})
+
+    def start(self) -> _TreeMeter:
+        self.meter.start()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        used = self.meter.stop()
+        out = {k: v for k, v in used.items() if not k.startswith("authz")}
+        parts = [v for k, v in used.items() if k.startswith("authz")]
+        if parts:
+            out["authz"] = sum(parts)
+        return out
+
+
+def run(bench: Bench) -> None:
+    token = bench.key.access_token()
+    measured: list[Measured] = []
+    for variant in _variants(bench):
+        print(f"bench:   {variant.name}", file=sys.stderr, flush=True)
+        try:
+            measured.append(_measure(bench, variant, token))
+        except Exception as exc:
+            bench.report.not_measured.append(f"Scenarios 1–2, {variant.name}: {str(exc).splitlines()[0]}")
+            print(f"bench:   {variant.name} failed: {exc}", file=sys.stderr)
+    if bench.wants(1):
+        _report_saturation(bench, measured)
+    if bench.wants(2):
+        _report_fixed(bench, measured)
+
+
+def _by_name(measured: list[Measured], name: str) -> Measured | None:
+    return next((m for m in measured if m.variant.name == name), None)
+
+
+def _report_saturation(bench: Bench, measured: list[Measured]) -> None:
+    jwt = _by_name(measured, "jwt_authn")
+    jwt_rps = jwt.saturation.rps if jwt and jwt.saturation else None
+    section = bench.report.section(
+        "1. Throughput at saturation through Envoy",
+        f"wrk, 1 thread, {CONNECTIONS} keep-alive connections, HTTP/1.1, {bench.options.duration_s:.0f} s per row; "
+        f"Envoy `--concurrency {bench.options.envoy_concurrency}`; the route answers with `direct_response`. "
+        "The same ES256 access token on every request (the decision and JWT caches are warm). "
+        "CPU in cores (CPU s ÷ wall s); *authz µs/req* is the authorization server's CPU time per request.",
+        [
+            *("scenario", "req/s", "× jwt_authn", "errors", "p50 ms", "p99 ms"),
+            *("CPU wrk", "CPU Envoy", "CPU authz", "authz µs/req"),
+        ],
+    )
+    for m in measured:
+        s = m.saturation
+        if s is None:
+            continue
+        us = m.authz_us_per_request()
+        section.rows.append(
+            [
+                m.variant.name,
+                rate(s.rps),
+                f"{s.rps / jwt_rps:.2f}" if jwt_rps else "–",
+                str(s.errors),
+                ms(s.percentiles_s.get(50.0, float("nan"))),
+                ms(s.percentiles_s.get(99.0, float("nan"))),
+                cores(s.cpu_s, s.seconds),
+                cores(m.saturation_cpu.get("envoy", 0.0), s.seconds),
+                cores(m.saturation_cpu["authz"], s.seconds) if "authz" in m.saturation_cpu else "–",
+                f"{us:.0f}" if us is not None else "–",
+            ]
+        )
+    section.notes.append(
+        "`jwt_authn` checks signature, `iss`, `aud` and expiry only; the sidecar also checks `typ`, "
+        "`token_usage`, the route's scopes and the revocation set."
+    )
+    sidecars = [m for m in measured if m.variant.kind == "sidecar" and m.saturation]
+    if jwt_rps and sidecars:
+        best = max(sidecars, key=lambda m: m.saturation.rps)  # type: ignore[union-attr]
+        ratio = best.saturation.rps / jwt_rps  # type: ignore[union-attr]
+        bench.report.target(
+            "sidecar ÷ jwt_authn throughput through Envoy",
+            "≥ 0.25",
+            f"{ratio:.2f} ({best.variant.name}: {rate(best.saturation.rps)} vs {rate(jwt_rps)} req/s)",  # type: ignore[union-attr]
+            ratio >= 0.25,
+        )
+    for m in sidecars:
+        canned = next(
+            (c for c in measured if c.variant.kind == "canned" and c.variant.processes == m.variant.processes), None
+        )
+        mine, floor = m.authz_us_per_request(), canned.authz_us_per_request() if canned else None
+        if mine and floor:
+            bench.report.target(
+                f"sidecar CPU per decision ÷ canned grpcio (×{m.variant.processes} processes)",
+                "≤ 1.25×",
+                f"{mine / floor:.2f}× ({mine:.0f} vs {floor:.0f} µs)",
+                mine / floor <= 1.25,
+            )
+    if not sidecars:
+        bench.report.target("sidecar ÷ jwt_authn throughput through Envoy", "≥ 0.25", "–", None)
+
+
+def _report_fixed(bench: Bench, measured: list[Measured]) -> None:
+    section = bench.report.section(
+        "2. Latency at a fixed 1,000 req/s through Envoy",
+        f"h2load, HTTP/2, {FIXED_CLIENTS} connections × {FIXED_RPS // FIXED_CLIENTS} req/s (up to {FIXED_STREAMS} "
+        "requests in flight each, so a slow answer does not delay the next request), "
+        f"{bench.options.duration_s:.0f} s per row, latency of every request from h2load's per-request log.",
+        [
+            *("scenario", "req/s", "errors", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "added p99 ms"),
+            *("CPU h2load", "CPU Envoy", "CPU authz"),
+        ],
+    )
+    base = _by_name(measured, "no auth")
+    base_p99 = base.fixed.percentiles_s.get(99) if base and base.fixed else None
+    panel = bench.report.latencies.setdefault(f"Scenario 2: latency through Envoy at {FIXED_RPS:,} req/s", {})
+    for m in measured:
+        f = m.fixed
+        if f is None:
+            continue
+        p = f.percentiles_s
+        added = p[99] - base_p99 if base_p99 is not None and 99 in p else float("nan")
+        section.rows.append(
+            [
+                m.variant.name,
+                rate(f.rps),
+                str(f.errors),
+                ms(p.get(50, float("nan"))),
+                ms(p.get(90, float("nan"))),
+                ms(p.get(99, float("nan"))),
+                ms(p.get(99.9, float("nan"))),
+                ms(f.latencies_s[-1]) if f.latencies_s else "–",
+                ms(added),
+                cores(f.cpu_s, f.seconds),
+                cores(m.fixed_cpu.get("envoy", 0.0), f.seconds),
+                cores(m.fixed_cpu["authz"], f.seconds) if "authz" in m.fixed_cpu else "–",
+            ]
+        )
+        panel[m.variant.name] = f.latencies_s
+    sidecars = [m for m in measured if m.variant.kind == "sidecar" and m.fixed and 99 in m.fixed.percentiles_s]
+    for m in sidecars:
+        added = m.fixed.percentiles_s[99] - base_p99 if base_p99 is not None else float("nan")  # type: ignore[union-attr]
+        what = f"added p99 at 1,000 req/s, {m.variant.name} over no auth"
+        bench.report.target(what, "≤ 1 ms", f"{added * 1000:.2f} ms", added <= 0.001)
+    if not sidecars:
+        bench.report.target("added p99 at 1,000 req/s, sidecar over no auth", "≤ 1 ms", "–", None)
