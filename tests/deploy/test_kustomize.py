@@ -1,0 +1,265 @@
+"""deploy/k8s: every overlay renders, validates offline against the Kubernetes schemas, and keeps
+the properties the README promises (hardening, probes, ports, replicas, database, Secrets)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import require_tool
+
+from .conftest import ROOT, Rendering, containers
+
+# The oldest Kubernetes minor the manifests promise to work on (grpc probes are GA since 1.27,
+# PDB unhealthyPodEvictionPolicy since 1.27), and the newest schema kubernetes-validate ships.
+KUBERNETES_VERSIONS = ("1.28.0", "1.37.0")
+
+# Custom resources have no schema in kubernetes-validate: it only prints a WARN and exits 0 for
+# them, which would pass silently. They are split off and checked by test_monitors_* instead.
+CRD_GROUPS = ("monitoring.coreos.com/",)
+
+TOKEN = "native-iam-token"
+
+
+def kubernetes_validate(docs: list[dict[str, Any]], version: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    tool = require_tool("kubernetes-validate")
+    path = tmp_path / "manifests.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    return subprocess.run(
+        [tool, "--strict", "--kubernetes-version", version, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _core(rendering: Rendering) -> list[dict[str, Any]]:
+    return [d for d in rendering.docs if not d["apiVersion"].startswith(CRD_GROUPS)]
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_rendering_validates_strictly(rendering: Rendering, version: str, tmp_path: Path) -> None:
+    """Every built-in object of every rendering passes strict schema validation, and none is skipped for lack of a
+    schema."""
+    docs = _core(rendering)
+    assert docs, f"{rendering.name} rendered nothing"
+    result = kubernetes_validate(docs, version, tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "WARN" not in output, output  # a kind without a schema would be skipped, not validated
+    assert output.count("passed for resource") == len(docs), output
+
+
+def test_strict_validation_rejects_an_unknown_field(renderings: dict[str, Rendering], tmp_path: Path) -> None:
+    """The validator is not a rubber stamp: a misspelt field in the token Deployment fails it."""
+    deployment = renderings["base"].one("Deployment", TOKEN)
+    broken = yaml.safe_load(yaml.safe_dump(deployment))
+    broken["spec"]["template"]["spec"]["containers"][0]["readinessProbes"] = {}
+    result = kubernetes_validate([broken], KUBERNETES_VERSIONS[0], tmp_path)
+    assert result.returncode != 0
+    assert "readinessProbes" in result.stdout
+
+
+def test_every_container_is_hardened(rendering: Rendering) -> None:
+    """Every container runs non-root, read-only root fs, no privilege escalation, no capabilities, RuntimeDefault
+    seccomp, with requests and limits."""
+    deployments = rendering.of_kind("Deployment")
+    assert deployments
+    for deployment in deployments:
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        assert pod["automountServiceAccountToken"] is False
+        for container in containers(deployment):
+            where = f"{rendering.name}: {deployment['metadata']['name']}/{container['name']}"
+            sc = container["securityContext"]
+            assert sc["runAsNonRoot"] is True, where
+            assert sc["readOnlyRootFilesystem"] is True, where
+            assert sc["allowPrivilegeEscalation"] is False, where
+            assert sc["capabilities"]["drop"] == ["ALL"], where
+            assert sc["seccompProfile"]["type"] == "RuntimeDefault", where
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(container["resources"][kind]), where
+
+
+def test_token_service_probes_are_grpc_health_on_the_grpc_port(rendering: Rendering) -> None:
+    """The token service's startup, readiness and liveness probes are kubelet grpc probes on its gRPC port."""
+    container = rendering.one("Deployment", TOKEN)["spec"]["template"]["spec"]["containers"][0]
+    grpc_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "grpc")
+    assert grpc_port == 50051
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["grpc"]["port"] == grpc_port, probe
+
+
+def test_token_service_writes_only_to_volumes(rendering: Rendering) -> None:
+    """With a read-only root fs the token service gets /tmp and its working directory as volumes
+    (the SQLite default lives there)."""
+    container = rendering.one("Deployment", TOKEN)["spec"]["template"]["spec"]["containers"][0]
+    writable = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")}
+    assert writable == {"/tmp", "/var/lib/native-iam"}
+
+
+def test_service_maps_the_agreed_ports(rendering: Rendering) -> None:
+    """Service native-iam-token: 80 → gRPC 50051, 8080 → HTTP 8080, 9464 → metrics 9464."""
+    service = rendering.one("Service", TOKEN)
+    container = rendering.one("Deployment", TOKEN)["spec"]["template"]["spec"]["containers"][0]
+    named = {p["name"]: p["containerPort"] for p in container["ports"]}
+    mapped = {p["port"]: named[p["targetPort"]] for p in service["spec"]["ports"]}
+    assert mapped == {80: 50051, 8080: 8080, 9464: 9464}
+    assert (
+        service["spec"]["selector"].items()
+        <= rendering.one("Deployment", TOKEN)["spec"]["template"]["metadata"]["labels"].items()
+    )
+
+
+def test_token_service_secrets_are_referenced_not_inlined(renderings: dict[str, Rendering]) -> None:
+    """In production the database URL, signing keys and bootstrap admin come from Secrets the overlay does not ship."""
+    prod = renderings["overlays/production"]
+    assert prod.of_kind("Secret") == []
+    pod = prod.one("Deployment", TOKEN)["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["SYSTEM_DB_URL"]["valueFrom"]["secretKeyRef"] == {"name": "native-iam-db", "key": "url"}
+    assert env["NATIVE_IAM_BOOTSTRAP_ADMIN"]["valueFrom"]["secretKeyRef"]["name"] == "native-iam-bootstrap-admin"
+    assert "NATIVE_IAM_BOOTSTRAP_ADMIN_PASSWORD" not in env  # only the _FILE form: no password in the env
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    keys_dir = env["NATIVE_IAM_SIGNING_KEYS_DIR"]["value"]
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == keys_dir)
+    assert volumes[mount["name"]]["secret"]["secretName"] == "native-iam-signing-keys"
+    password_file = Path(env["NATIVE_IAM_BOOTSTRAP_ADMIN_PASSWORD_FILE"]["value"])
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == str(password_file.parent))
+    assert volumes[mount["name"]]["secret"]["secretName"] == "native-iam-bootstrap-admin"
+
+
+def test_production_runs_replicas_behind_an_autoscaler(renderings: dict[str, Rendering]) -> None:
+    """Production: ≥ 2 replicas, an HPA on the token Deployment with minReplicas ≥ 2, a PDB keeping ≥ 2 up."""
+    prod = renderings["overlays/production"]
+    assert prod.one("Deployment", TOKEN)["spec"]["replicas"] >= 2
+    hpa = prod.one("HorizontalPodAutoscaler", TOKEN)
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": TOKEN}
+    assert hpa["spec"]["minReplicas"] >= 2
+    assert prod.one("PodDisruptionBudget", TOKEN)["spec"]["minAvailable"] >= 2
+
+
+def test_dev_runs_one_sqlite_replica_without_autoscaler(renderings: dict[str, Rendering]) -> None:
+    """Dev: one replica, no HPA, Recreate, SQLite on the persistent volume mounted at the working directory."""
+    dev = renderings["overlays/dev"]
+    deployment = dev.one("Deployment", TOKEN)
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert dev.of_kind("HorizontalPodAutoscaler") == []
+    pod = deployment["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["SYSTEM_DB_URL"] == {"name": "SYSTEM_DB_URL", "value": "sqlite:////var/lib/native-iam/native-iam.db"}
+    assert "NATIVE_IAM_SIGNING_KEYS_DIR" not in env  # generated and stored in the database
+    data = next(v for v in pod["volumes"] if v["name"] == "data")
+    assert data == {"name": "data", "persistentVolumeClaim": {"claimName": "native-iam-token-data"}}
+    assert dev.one("PersistentVolumeClaim", "native-iam-token-data")
+
+
+def test_network_policy_admits_sidecars_ingress_and_prometheus_only(rendering: Rendering) -> None:
+    """The token service's NetworkPolicy selects its pods and admits exactly sidecar pods, the ingress namespace and
+    Prometheus, on named ports it has."""
+    policy = rendering.one("NetworkPolicy", TOKEN)
+    pod_labels = rendering.one("Deployment", TOKEN)["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    port_names = {
+        p["name"] for p in rendering.one("Deployment", TOKEN)["spec"]["template"]["spec"]["containers"][0]["ports"]
+    }
+    sources = []
+    for rule in policy["spec"]["ingress"]:
+        assert {p["port"] for p in rule["ports"]} <= port_names
+        for peer in rule["from"]:
+            assert "ipBlock" not in peer
+            sources.append((peer.get("namespaceSelector"), peer.get("podSelector")))
+    assert sources == [
+        ({}, {"matchLabels": {"native-iam.io/sidecar": "true"}}),
+        ({"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}, None),
+        (
+            {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+            {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+        ),
+    ]
+
+
+def test_example_workload_pod_is_admitted_by_the_network_policy(renderings: dict[str, Rendering]) -> None:
+    """The example workload's pods carry the sidecar label the NetworkPolicy admits."""
+    dev = renderings["overlays/dev"]
+    labels = dev.one("Deployment", "orders")["spec"]["template"]["metadata"]["labels"]
+    admitted = dev.one("NetworkPolicy", TOKEN)["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
+    assert admitted.items() <= labels.items()
+
+
+def test_pods_carry_prometheus_scrape_annotations_for_a_port_they_expose(rendering: Rendering) -> None:
+    """Each Deployment's pods are annotated for scraping, on a container port that exists."""
+    for deployment in rendering.of_kind("Deployment"):
+        template = deployment["spec"]["template"]
+        annotations = template["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        ports = {p["containerPort"] for c in containers(deployment) for p in c.get("ports", [])}
+        assert int(annotations["prometheus.io/port"]) in ports
+
+
+def test_monitors_select_existing_objects_and_ports(renderings: dict[str, Rendering]) -> None:
+    """The optional ServiceMonitor/PodMonitor (no schema offline) select the token Service and sidecar pods by labels
+    and ports that exist."""
+    with_operator = renderings["production+prometheus-operator"]
+    dev = renderings["overlays/dev"]  # the one rendering with a sidecar workload to select
+    monitor = with_operator.one("ServiceMonitor", TOKEN)
+    service = with_operator.one("Service", TOKEN)
+    assert monitor["metadata"]["namespace"] == service["metadata"]["namespace"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert {e["port"] for e in monitor["spec"]["endpoints"]} <= {p["name"] for p in service["spec"]["ports"]}
+
+    pod_monitor = with_operator.one("PodMonitor", "native-iam-sidecars")
+    assert pod_monitor["spec"]["namespaceSelector"] == {"any": True}
+    workload = dev.one("Deployment", "orders")
+    assert (
+        pod_monitor["spec"]["selector"]["matchLabels"].items()
+        <= workload["spec"]["template"]["metadata"]["labels"].items()
+    )
+    workload_ports = {p["name"] for c in containers(workload) for p in c.get("ports", [])}
+    assert {e["port"] for e in pod_monitor["spec"]["podMetricsEndpoints"]} <= workload_ports
+
+
+def _env_names_read_by(module: Path) -> set[str]:
+    """The environment variable names a settings module reads (its string literals)."""
+    return set(re.findall(r"\"((?:NATIVE_IAM|SYSTEM)_[A-Z0-9_]+)\"", module.read_text(encoding="utf-8")))
+
+
+@pytest.mark.parametrize(
+    ("configmap", "settings_module"),
+    [("native-iam-token-config", "token_service/settings.py"), ("orders-native-iam-sidecar", "sidecar/settings.py")],
+)
+def test_configmaps_set_only_variables_the_component_reads(
+    renderings: dict[str, Rendering], configmap: str, settings_module: str
+) -> None:
+    """Every key of a settings ConfigMap is a variable the component's settings module reads (a typo would be ignored
+    silently)."""
+    module = ROOT / settings_module
+    if not module.exists():
+        pytest.skip(f"{settings_module} not written yet")
+    known = _env_names_read_by(module)
+    keys = set(renderings["overlays/dev"].one("ConfigMap", configmap)["data"])
+    assert keys
+    assert keys - known == set()
+
+
+def test_sidecars_expect_the_issuer_the_token_service_signs_with(renderings: dict[str, Rendering]) -> None:
+    """In the dev overlay the sidecar's NATIVE_IAM_ISSUER and NATIVE_IAM_AUDIENCE equal the token service's."""
+    dev = renderings["overlays/dev"]
+    token = dev.one("ConfigMap", "native-iam-token-config")["data"]
+    sidecar = dev.one("ConfigMap", "orders-native-iam-sidecar")["data"]
+    assert sidecar["NATIVE_IAM_ISSUER"] == token["NATIVE_IAM_ISSUER"]
+    assert sidecar["NATIVE_IAM_AUDIENCE"] == token["NATIVE_IAM_AUDIENCE"]
+    # ... and reaches the token service through its Service's gRPC port.
+    host, _, port = sidecar["NATIVE_IAM_TOKEN_URL"].rpartition(":")
+    service = dev.one("Service", TOKEN)
+    assert host == service["metadata"]["name"]
+    assert int(port) == next(p["port"] for p in service["spec"]["ports"] if p["name"] == "grpc")
