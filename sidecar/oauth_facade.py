@@ -1,0 +1,136 @@
+"""The seed's ``native_iam.oauth.v1.OAuth`` API, served by the sidecar to its own workload.
+
+``CheckAccess`` is answered locally from the same keys and revocation cache that ext_authz uses,
+with the seed's statuses (revocation reasons map to TOKEN_DISABLED / TOKEN_NOT_FOUND as
+feed.proto documents). ``CreateTokenWithPassword`` and ``RefreshToken`` are forwarded to the
+token service with a deadline; when it cannot be reached the workload gets UNAVAILABLE with a
+message saying so (retry with back-off), never a made-up status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from native_iam import scopes as scope_rules
+from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
+
+from . import decision
+from .decision import Deny, Policy, Reason
+from .keys import KeyStore
+from .revocations import RevocationCache
+from .settings import Settings
+
+log = logging.getLogger("sidecar.oauth_facade")
+
+CheckStatus = oauth_pb2.CheckAccessResponse.Status
+MAX_TOKEN_BYTES = 8192
+_UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+
+
+class OAuthFacade(oauth_pb2_grpc.OAuthServicer):
+    def __init__(
+        self,
+        settings: Settings,
+        keys: KeyStore,
+        revocations: RevocationCache,
+        *,
+        token_channel: grpc.aio.Channel,
+        password_channel: grpc.aio.Channel | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._s = settings
+        self._keys = keys
+        self._revocations = revocations
+        self._token = oauth_pb2_grpc.OAuthStub(token_channel)
+        self._password = oauth_pb2_grpc.OAuthStub(password_channel) if password_channel else self._token
+        self._policy = Policy(settings.issuer, settings.audiences, settings.leeway_s, MAX_TOKEN_BYTES)
+        self._now = wall_clock
+
+    # ---- forwarded ----
+
+    async def CreateTokenWithPassword(
+        self, request: oauth_pb2.CreateTokenWithPasswordRequest, context: grpc.aio.ServicerContext
+    ) -> oauth_pb2.CreateTokenWithPasswordResponse:
+        return await self._forward(
+            self._password.CreateTokenWithPassword, request, context, self._s.forward_password_url
+        )
+
+    async def RefreshToken(
+        self, request: oauth_pb2.RefreshTokenRequest, context: grpc.aio.ServicerContext
+    ) -> oauth_pb2.RefreshTokenResponse:
+        return await self._forward(self._token.RefreshToken, request, context, self._s.token_url)
+
+    async def _forward(self, method: Any, request: Any, context: grpc.aio.ServicerContext, target: str) -> Any:
+        try:
+            return await method(request, timeout=self._s.forward_timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in _UNREACHABLE:
+                log.warning("token service unreachable", extra={"target": target, "error": str(exc.code())})
+                await context.abort(
+                    grpc.StatusCode.UNAVAILABLE, f"the token service at {target} cannot be reached; retry later"
+                )
+            # The token service's own answer (INVALID_ARGUMENT, …) passes through unchanged.
+            await context.abort(exc.code(), exc.details() or "")
+            raise  # unreachable: abort raises
+
+    # ---- local ----
+
+    async def CheckAccess(
+        self, request: oauth_pb2.CheckAccessRequest, context: grpc.aio.ServicerContext
+    ) -> oauth_pb2.CheckAccessResponse:
+        token = request.access_token
+        if not token:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "access_token: required")
+        if len(token.encode()) > MAX_TOKEN_BYTES:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"access_token: at most {MAX_TOKEN_BYTES} bytes")
+        try:
+            wanted = scope_rules.normalize(request.scopes)
+        except scope_rules.ScopeError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"scopes: {exc}")
+        result = self.check(token, wanted)
+        if isinstance(result, Deny) and result.reason is Reason.UNKNOWN_KID:
+            try:
+                await asyncio.wait_for(asyncio.wrap_future(self._keys.refetch()), 2.0)
+            except Exception:
+                log.debug("jwks refetch wait failed")
+            result = self.check(token, wanted)
+        if isinstance(result, Deny):
+            if result.reason in (Reason.FEED_STALE, Reason.KEYS_UNAVAILABLE):
+                await context.abort(grpc.StatusCode.UNAVAILABLE, f"{result.description} ({result.reason.value})")
+            log.info("check_access denied", extra={"reason": result.reason.value, "jti": result.jti or None})
+            return oauth_pb2.CheckAccessResponse(status=result.check_status, message=result.description)
+        return result
+
+    def check(self, token: str, wanted: tuple[str, ...]) -> oauth_pb2.CheckAccessResponse | Deny:
+        """CheckAccess without the gRPC plumbing: a response, or the Deny to translate."""
+        revocations = self._revocations
+        if not revocations.fresh() and not (self._s.feed_stale_policy == "open" and revocations.synced):
+            return Deny(Reason.FEED_STALE, "the revocation feed is stale; retry later")
+        verified = decision.verify(token, self._keys.usable(), self._policy, self._now())
+        if isinstance(verified, Deny):
+            return verified
+        p = verified
+        deny = decision.revoked(
+            p, revocations.lookup(jti=p.jti, identity=p.identity, namespace=p.namespace, kid=p.kid, iat=p.iat)
+        )
+        if deny is not None:
+            return deny
+        token_scopes = sorted(p.scopes)
+        missing = [s for s in wanted if s not in p.scopes]
+        if missing:
+            return oauth_pb2.CheckAccessResponse(
+                status=CheckStatus.UNAUTHORIZED,
+                message="missing scope: " + " ".join(missing),
+                identity=p.identity,
+                namespace=p.namespace,
+                scopes=token_scopes,
+            )
+        return oauth_pb2.CheckAccessResponse(
+            status=CheckStatus.OK, identity=p.identity, namespace=p.namespace, scopes=token_scopes
+        )

@@ -1,0 +1,263 @@
+"""The revocation cache and the ``Feed.WatchRevocations`` client that fills it.
+
+The cache holds revoked ``jti`` until their expiry, and per-identity, per-namespace and per-key
+cut-off instants (tokens issued at or before a cut-off are dead), each with its reason. Events are
+applied in order and idempotently: an event at or below the cursor is skipped, and a target keeps
+the newest event that touched it. A snapshot (``reset``) is assembled aside and swapped in when
+``synced`` arrives, so a reconnect never exposes a half-filled set.
+
+Staleness: the feed is stale when no message (event or heartbeat) arrived for
+``max_staleness_s``. A stale or never-synced feed makes :meth:`RevocationCache.fresh` false; the
+deciding code then applies the policy (``closed``: deny ``feed_stale``; ``open``: keep deciding
+from the cache, but never before the first sync).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from native_iam.oauth.v1 import feed_pb2
+
+log = logging.getLogger("sidecar.revocations")
+
+Kind = feed_pb2.WatchRevocationsResponse.Kind
+Target = feed_pb2.RevocationTarget
+Reason = feed_pb2.RevocationReason
+
+#: How each reason is described in a deny's ``error_description`` (never names internals).
+DESCRIPTIONS: dict[int, str] = {
+    Reason.REVOCATION_REASON_UNSPECIFIED: "the token was revoked",
+    Reason.TOKEN_DISABLED: "the token was disabled",
+    Reason.TOKEN_DELETED: "the token was deleted",
+    Reason.IDENTITY_DISABLED: "the identity was disabled",
+    Reason.IDENTITY_DELETED: "the identity was deleted",
+    Reason.POLICY_CHANGED: "the identity's policy changed",
+    Reason.KEY_RETIRED: "the signing key was retired",
+    Reason.REFRESH_TOKEN_REUSE: "the token family was revoked after refresh token reuse",
+    Reason.CLIENT_REVOKED: "the token was revoked by its client",
+    Reason.NAMESPACE_CUT: "the namespace's tokens were revoked",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    reason: int
+    expires_unix: int
+    sequence: int
+    cutoff_unix: int = 0
+
+
+@dataclass(slots=True)
+class _Sets:
+    tokens: dict[str, Entry] = field(default_factory=dict)
+    identities: dict[tuple[str, str], Entry] = field(default_factory=dict)
+    namespaces: dict[str, Entry] = field(default_factory=dict)
+    keys: dict[str, Entry] = field(default_factory=dict)
+
+    def size(self) -> int:
+        return len(self.tokens) + len(self.identities) + len(self.namespaces) + len(self.keys)
+
+
+class RevocationCache:
+    """What the feed says is revoked, plus the feed's health (cursor, synced, last message)."""
+
+    def __init__(self, *, max_staleness_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._sets = _Sets()
+        self._staging: _Sets | None = None
+        self._clock = clock
+        self.max_staleness_s = max_staleness_s
+        self.cursor = 0
+        self.synced = False
+        self.last_message_at = float("-inf")
+        self.server_time_ms = 0
+        # Bumped whenever the effective set changes: cached decisions made before are void.
+        self.generation = 0
+        self._lock = threading.Lock()
+
+    # ---- reading (hot path) ----
+
+    def fresh(self) -> bool:
+        """Synced at least once and heard from the feed within ``max_staleness_s``."""
+        return self.synced and self._clock() - self.last_message_at <= self.max_staleness_s
+
+    def lag_s(self) -> float:
+        """Seconds since the last message from the feed (infinite before the first)."""
+        return self._clock() - self.last_message_at
+
+    def lookup(self, *, jti: str, identity: str, namespace: str, kid: str, iat: float) -> int | None:
+        """The revocation reason that kills this token, or None when it is alive."""
+        sets = self._sets
+        entry = sets.tokens.get(jti)
+        if entry is not None:
+            return entry.reason
+        for entry in (
+            sets.identities.get((namespace, identity)),
+            sets.namespaces.get(namespace),
+            sets.keys.get(kid),
+        ):
+            if entry is not None and iat <= entry.cutoff_unix:
+                return entry.reason
+        return None
+
+    def size(self) -> dict[str, int]:
+        s = self._sets
+        return {
+            "token": len(s.tokens),
+            "identity": len(s.identities),
+            "namespace": len(s.namespaces),
+            "key": len(s.keys),
+        }
+
+    # ---- writing (feed thread) ----
+
+    def apply(self, message: Any) -> None:
+        """Apply one ``WatchRevocationsResponse``."""
+        with self._lock:
+            self.last_message_at = self._clock()
+            self.server_time_ms = message.server_time_ms
+            kind = message.kind
+            if kind == Kind.SNAPSHOT:
+                if message.reset or self._staging is None:
+                    self._staging = _Sets()
+                for revocation in message.revocations:
+                    _apply_one(self._staging, revocation)
+            elif kind == Kind.EVENTS:
+                target = self._staging if self._staging is not None else self._sets
+                changed = False
+                for revocation in message.revocations:
+                    if revocation.sequence <= self.cursor and self._staging is None:
+                        continue  # already applied before a reconnect
+                    changed |= _apply_one(target, revocation)
+                if changed and target is self._sets:
+                    self.generation += 1
+            elif kind != Kind.HEARTBEAT:
+                return  # KIND_UNSPECIFIED: ignore, as feed.proto says
+            if message.cursor > self.cursor or kind == Kind.SNAPSHOT:
+                self.cursor = message.cursor
+            if message.synced:
+                if self._staging is not None:
+                    self._sets = self._staging
+                    self._staging = None
+                    self.generation += 1
+                if not self.synced:
+                    log.info("revocation feed synced", extra={"cursor": self.cursor, "entries": self._sets.size()})
+                self.synced = True
+
+    def prune(self, now_unix: float) -> int:
+        """Forget entries whose ``expires_unix`` has passed; returns how many were removed."""
+        removed = 0
+        with self._lock:
+            sets = self._sets
+            for table in (sets.tokens, sets.identities, sets.namespaces, sets.keys):
+                dead = [k for k, e in table.items() if 0 < e.expires_unix < now_unix]
+                for k in dead:
+                    del table[k]
+                removed += len(dead)
+        return removed
+
+
+def _apply_one(sets: _Sets, r: Any) -> bool:
+    """Apply one Revocation to ``sets``; True when it changed them."""
+    target = r.target
+    if target == Target.TOKEN:
+        table: dict[Any, Entry] = sets.tokens
+        key: Any = r.jti
+    elif target == Target.IDENTITY:
+        table, key = sets.identities, (r.namespace, r.identity)
+    elif target == Target.NAMESPACE:
+        table, key = sets.namespaces, r.namespace
+    elif target == Target.KEY:
+        table, key = sets.keys, r.kid
+    else:
+        return False  # REVOCATION_TARGET_UNSPECIFIED: ignore, as feed.proto says
+    if not key or (target == Target.IDENTITY and not r.identity):
+        return False
+    current = table.get(key)
+    if current is not None and current.sequence > r.sequence:
+        return False  # an older event for a target a newer one already decided
+    if r.lifted:
+        return table.pop(key, None) is not None
+    entry = Entry(reason=r.reason, expires_unix=r.expires_unix, sequence=r.sequence, cutoff_unix=r.cutoff_unix)
+    if current == entry:
+        return False
+    table[key] = entry
+    return True
+
+
+class FeedClient:
+    """Keeps one ``WatchRevocations`` stream open, reconnecting with back-off from the cursor."""
+
+    def __init__(
+        self,
+        channel: Any,
+        cache: RevocationCache,
+        *,
+        subscriber: str,
+        idle_timeout_s: float = 15.0,
+        on_connected: Callable[[bool], None] = lambda up: None,
+        on_message: Callable[[], None] = lambda: None,
+    ) -> None:
+        from native_iam.oauth.v1 import feed_pb2_grpc
+
+        self._stub = feed_pb2_grpc.FeedStub(channel)
+        self._cache = cache
+        self._subscriber = subscriber[:253]
+        self._idle_timeout_s = idle_timeout_s
+        self._on_connected = on_connected
+        self._on_message = on_message
+        self._stop = threading.Event()
+        self._call: Any = None
+        self._thread = threading.Thread(target=self._run, name="revocation-feed", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        call = self._call
+        if call is not None:
+            call.cancel()
+        self._thread.join(5)
+
+    def watchdog(self) -> None:
+        """Cancel a stream that went silent (no heartbeat): the reader reconnects. Call periodically."""
+        call = self._call
+        if call is not None and self._cache.lag_s() > self._idle_timeout_s:
+            log.warning("revocation feed silent; reconnecting", extra={"lag_s": round(self._cache.lag_s(), 1)})
+            call.cancel()
+
+    def _run(self) -> None:
+        backoff = 0.1
+        while not self._stop.is_set():
+            request = feed_pb2.WatchRevocationsRequest(cursor=self._cache.cursor, subscriber=self._subscriber)
+            try:
+                self._call = self._stub.WatchRevocations(request)
+                first = True
+                for message in self._call:
+                    if first:
+                        self._on_connected(True)
+                        first = False
+                    self._cache.apply(message)
+                    self._on_message()
+                    backoff = 0.1
+            except Exception as exc:  # grpc.RpcError (UNAVAILABLE, CANCELLED, …): reconnect below
+                if self._stop.is_set():
+                    break
+                log.warning("revocation feed disconnected", extra={"error": _code(exc), "cursor": self._cache.cursor})
+            finally:
+                self._call = None
+                self._on_connected(False)
+            # Full jitter keeps a fleet of sidecars from reconnecting in lock-step.
+            self._stop.wait(random.uniform(0, backoff))  # noqa: S311 (jitter, not security)
+            backoff = min(backoff * 2, 5.0)
+
+
+def _code(exc: Exception) -> str:
+    code = getattr(exc, "code", None)
+    return str(code()) if callable(code) else type(exc).__name__

@@ -1,0 +1,204 @@
+"""Wiring of one sidecar worker: caches, feed, servers, health, housekeeping. No decisions here.
+
+The ext_authz and OAuth servers are ``grpc.aio`` servers (chosen by measurement:
+``bench/sidecar_servers.py``). The revocation feed and JWKS fetches run on their own threads
+with a blocking gRPC channel, so the event loop only ever decides requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+
+from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
+
+from . import authorization
+from .authorization import Authorizer
+from .keys import KeyStore, grpc_fetcher, http_fetcher
+from .metrics import Metrics
+from .oauth_facade import OAuthFacade
+from .revocations import FeedClient, RevocationCache
+from .settings import Settings
+
+log = logging.getLogger("sidecar.server")
+
+_HOUSEKEEPING_S = 0.25
+_PRUNE_EVERY_S = 30.0
+_CHANNEL_OPTIONS = [
+    # Detect a dead token service within seconds even when no packet says so.
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    # Reconnect attempts are paced by the feed client, not stretched by the channel.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2_000),
+]
+_HEALTH_SERVICES = ("", authorization.SERVICE, "native_iam.oauth.v1.OAuth")
+
+
+class Sidecar:
+    """One worker: owns its caches and feed subscription, serves ext_authz and the OAuth facade."""
+
+    def __init__(self, settings: Settings, metrics: Metrics | None = None, *, reuse_port: bool = False) -> None:
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self._reuse_port = reuse_port
+        self._channel = grpc.insecure_channel(settings.token_url, options=_CHANNEL_OPTIONS)
+        fetch = http_fetcher(settings.jwks_url) if settings.jwks_url else grpc_fetcher(self._channel)
+        self.keys = KeyStore(
+            fetch,
+            max_age_s=settings.jwks_max_age_s,
+            min_refetch_s=settings.jwks_min_refetch_s,
+            on_fetch=self.metrics.fetched,
+        )
+        self.revocations = RevocationCache(max_staleness_s=settings.feed_max_staleness_s)
+        self.feed = FeedClient(
+            self._channel,
+            self.revocations,
+            subscriber=settings.subscriber,
+            on_connected=lambda up: self.metrics.feed_connected.set(1 if up else 0),
+        )
+        self.authorizer = Authorizer(settings, self.keys, self.revocations, self.metrics)
+        self.health = health_aio.HealthServicer()
+        self.authz_port = 0
+        self.oauth_port = 0
+        self._servers: list[grpc.aio.Server] = []
+        self._aio_channels: list[grpc.aio.Channel] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ready = False
+
+    @property
+    def ready(self) -> bool:
+        return self.keys.loaded and self.keys.usable() is not None and self.revocations.synced
+
+    def _server(self) -> grpc.aio.Server:
+        return grpc.aio.server(options=[("grpc.so_reuseport", 1 if self._reuse_port else 0)])
+
+    async def start(self) -> None:
+        s = self.settings
+        for service in _HEALTH_SERVICES:
+            await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+        authz = self._server()
+        authz.add_generic_rpc_handlers((authorization.handler(self.authorizer, asynchronous=True),))
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, authz)
+        self.authz_port = _bind(authz, s.authz_listen, "NATIVE_IAM_AUTHZ_LISTEN")
+        self._servers.append(authz)
+
+        if s.oauth_listen:
+            token_channel = grpc.aio.insecure_channel(s.token_url, options=_CHANNEL_OPTIONS)
+            self._aio_channels.append(token_channel)
+            password_channel = None
+            if s.password_url and s.password_url != s.token_url:
+                password_channel = grpc.aio.insecure_channel(s.password_url, options=_CHANNEL_OPTIONS)
+                self._aio_channels.append(password_channel)
+            facade = OAuthFacade(
+                s, self.keys, self.revocations, token_channel=token_channel, password_channel=password_channel
+            )
+            oauth = self._server()
+            oauth_pb2_grpc.add_OAuthServicer_to_server(facade, oauth)
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, oauth)
+            reflection.enable_server_reflection(
+                (oauth_pb2.DESCRIPTOR.services_by_name["OAuth"].full_name, reflection.SERVICE_NAME), oauth
+            )
+            self.oauth_port = _bind(oauth, s.oauth_listen, "NATIVE_IAM_OAUTH_LISTEN")
+            self._servers.append(oauth)
+
+        for server in self._servers:
+            await server.start()
+        self.feed.start()
+        self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        log.info(
+            "sidecar started",
+            extra={"authz_port": self.authz_port, "oauth_port": self.oauth_port, "token_url": s.token_url},
+        )
+
+    async def stop(self, grace: float = 2.0) -> None:
+        await self.health.enter_graceful_shutdown()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await asyncio.gather(*(server.stop(grace) for server in self._servers))
+        await asyncio.to_thread(self.feed.stop)
+        self.keys.close()
+        for channel in self._aio_channels:
+            await channel.close()
+        self._channel.close()
+
+    async def _housekeeping(self) -> None:
+        """Key refresh, readiness, gauges, pruning and the feed watchdog, a few times a second."""
+        loop = asyncio.get_running_loop()
+        next_refresh = 0.0
+        backoff = 0.5
+        last_prune = time.monotonic()
+        refreshing: asyncio.Future[bool] | None = None
+        while True:
+            now = time.monotonic()
+            if refreshing is None and now >= next_refresh:
+                refreshing = loop.run_in_executor(None, self.keys.refresh)
+            if refreshing is not None and refreshing.done():
+                ok = refreshing.result()
+                refreshing = None
+                if ok:
+                    backoff = 0.5
+                    next_refresh = time.monotonic() + self.keys.refresh_after_s
+                else:
+                    next_refresh = time.monotonic() + backoff
+                    backoff = min(backoff * 2, 30.0)
+            ready = self.ready
+            if ready != self._ready:
+                self._ready = ready
+                status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+                for service in _HEALTH_SERVICES:
+                    await self.health.set(service, status)
+                log.info("readiness changed", extra={"ready": ready})
+            self._gauges()
+            if now - last_prune > _PRUNE_EVERY_S:
+                last_prune = now
+                await asyncio.to_thread(self.revocations.prune, time.time())
+            self.feed.watchdog()
+            await asyncio.sleep(_HOUSEKEEPING_S)
+
+    def _gauges(self) -> None:
+        m = self.metrics
+        m.ready.set(1 if self._ready else 0)
+        age = self.keys.age_s()
+        m.jwks_age.set(age if age != float("inf") else -1)
+        lag = self.revocations.lag_s()
+        m.feed_lag.set(lag if lag != float("inf") else -1)
+        for kind, count in self.revocations.size().items():
+            m.revocations.labels(kind).set(count)
+
+
+def _bind(server: grpc.aio.Server, address: str, variable: str) -> int:
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise OSError(f"{variable}={address}: cannot listen there ({exc})") from exc
+    if port == 0:
+        raise OSError(f"{variable}={address}: cannot listen there (address in use?)")
+    return port
+
+
+async def serve(settings: Settings, metrics: Metrics | None = None, *, reuse_port: bool = False) -> None:
+    """Run one worker until SIGTERM or SIGINT, then stop gracefully."""
+    sidecar = Sidecar(settings, metrics, reuse_port=reuse_port)
+    await sidecar.start()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    log.info("sidecar stopping")
+    await sidecar.stop()

@@ -1,0 +1,250 @@
+"""sidecar/revocations.py: the revocation cache and the WatchRevocations client."""
+
+from __future__ import annotations
+
+import grpc
+
+from native_iam.oauth.v1 import feed_pb2
+from sidecar.revocations import FeedClient, RevocationCache
+
+from ._feed import FeedServer, Kind, revocation
+from .conftest import synced_cache, wait_for
+
+T, R = feed_pb2.RevocationTarget, feed_pb2.RevocationReason
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 50.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _events(*revs: feed_pb2.Revocation, cursor: int | None = None) -> feed_pb2.WatchRevocationsResponse:
+    return feed_pb2.WatchRevocationsResponse(
+        kind=Kind.EVENTS, revocations=revs, cursor=cursor if cursor is not None else max(r.sequence for r in revs)
+    )
+
+
+def _lookup(
+    cache: RevocationCache,
+    jti: str = "j",
+    identity: str = "alice",
+    namespace: str = "shop",
+    kid: str = "k1",
+    iat: float = 100,
+) -> int | None:
+    return cache.lookup(jti=jti, identity=identity, namespace=namespace, kid=kid, iat=iat)
+
+
+def test_revoked_jti_is_found_with_its_reason() -> None:
+    """A TOKEN revocation kills that jti, with its reason."""
+    cache = synced_cache()
+    cache.apply(_events(revocation(1, T.TOKEN, R.TOKEN_DISABLED, jti="j", expires_unix=10**10)))
+    assert _lookup(cache) == R.TOKEN_DISABLED and _lookup(cache, jti="other") is None
+
+
+def test_identity_cutoff_kills_tokens_issued_before() -> None:
+    """An IDENTITY cut-off kills that identity's tokens with iat at or before it, not later ones."""
+    cache = synced_cache()
+    cache.apply(
+        _events(revocation(1, T.IDENTITY, R.IDENTITY_DISABLED, namespace="shop", identity="alice", cutoff_unix=100))
+    )
+    assert _lookup(cache, iat=100) == R.IDENTITY_DISABLED
+    assert _lookup(cache, iat=101) is None
+    assert _lookup(cache, identity="bob", iat=50) is None
+
+
+def test_namespace_cutoff() -> None:
+    """A NAMESPACE cut-off kills every token of the namespace issued before it."""
+    cache = synced_cache()
+    cache.apply(_events(revocation(1, T.NAMESPACE, R.NAMESPACE_CUT, namespace="shop", cutoff_unix=100)))
+    assert _lookup(cache, identity="anyone", iat=99) == R.NAMESPACE_CUT
+    assert _lookup(cache, namespace="other", iat=99) is None
+
+
+def test_key_cutoff() -> None:
+    """A KEY cut-off kills tokens signed by that kid before it."""
+    cache = synced_cache()
+    cache.apply(_events(revocation(1, T.KEY, R.KEY_RETIRED, kid="k1", cutoff_unix=100)))
+    assert _lookup(cache, iat=10) == R.KEY_RETIRED and _lookup(cache, kid="k2", iat=10) is None
+
+
+def test_lifted_identity_revives_tokens_but_not_revoked_jti() -> None:
+    """Lifting an identity cut-off keeps tokens revoked by their own event dead."""
+    cache = synced_cache()
+    cache.apply(
+        _events(revocation(1, T.IDENTITY, R.IDENTITY_DISABLED, namespace="shop", identity="alice", cutoff_unix=100))
+    )
+    cache.apply(_events(revocation(2, T.TOKEN, R.TOKEN_DISABLED, jti="dead")))
+    cache.apply(
+        _events(revocation(3, T.IDENTITY, R.IDENTITY_DISABLED, namespace="shop", identity="alice", lifted=True))
+    )
+    assert _lookup(cache, jti="j") is None and _lookup(cache, jti="dead") == R.TOKEN_DISABLED
+
+
+def test_events_are_idempotent() -> None:
+    """Applying the same events twice changes nothing and does not void cached decisions."""
+    cache = synced_cache()
+    message = _events(revocation(1, T.TOKEN, R.TOKEN_DISABLED, jti="j"))
+    cache.apply(message)
+    gen = cache.generation
+    cache.apply(message)
+    assert cache.generation == gen and cache.size()["token"] == 1
+
+
+def test_older_event_does_not_override_newer() -> None:
+    """An event older than the one that last touched a target is ignored."""
+    cache = synced_cache()
+    cache.apply(
+        _events(revocation(5, T.IDENTITY, R.IDENTITY_DISABLED, namespace="shop", identity="alice", lifted=True))
+    )
+    cache.apply(
+        _events(revocation(7, T.IDENTITY, R.POLICY_CHANGED, namespace="shop", identity="alice", cutoff_unix=100))
+    )
+    cache.apply(
+        feed_pb2.WatchRevocationsResponse(
+            kind=Kind.SNAPSHOT,
+            reset=True,
+            cursor=7,
+            revocations=[
+                revocation(7, T.IDENTITY, R.POLICY_CHANGED, namespace="shop", identity="alice", cutoff_unix=100),
+                revocation(6, T.IDENTITY, R.IDENTITY_DISABLED, namespace="shop", identity="alice", lifted=True),
+            ],
+            synced=True,
+        )
+    )
+    assert _lookup(cache, iat=50) == R.POLICY_CHANGED
+
+
+def test_each_change_moves_the_generation() -> None:
+    """Every applied revocation moves the generation so cached decisions are void at once."""
+    cache = synced_cache()
+    gen = cache.generation
+    cache.apply(_events(revocation(1, T.TOKEN, R.TOKEN_DISABLED, jti="j")))
+    assert cache.generation > gen
+
+
+def test_snapshot_is_swapped_in_only_when_synced() -> None:
+    """A reset snapshot is assembled aside: until `synced`, the old set stays in force."""
+    cache = synced_cache()
+    cache.apply(_events(revocation(1, T.TOKEN, R.TOKEN_DISABLED, jti="old")))
+    cache.apply(
+        feed_pb2.WatchRevocationsResponse(
+            kind=Kind.SNAPSHOT, reset=True, cursor=3, revocations=[revocation(2, T.TOKEN, R.TOKEN_DELETED, jti="new")]
+        )
+    )
+    assert _lookup(cache, jti="old") == R.TOKEN_DISABLED and _lookup(cache, jti="new") is None
+    cache.apply(
+        feed_pb2.WatchRevocationsResponse(
+            kind=Kind.SNAPSHOT, cursor=3, revocations=[revocation(3, T.TOKEN, R.TOKEN_DELETED, jti="new2")], synced=True
+        )
+    )
+    assert _lookup(cache, jti="old") is None
+    assert _lookup(cache, jti="new") == R.TOKEN_DELETED and _lookup(cache, jti="new2") == R.TOKEN_DELETED
+    assert cache.cursor == 3
+
+
+def test_unspecified_target_and_kind_are_ignored() -> None:
+    """Values feed.proto says to ignore are ignored."""
+    cache = synced_cache()
+    cache.apply(_events(revocation(1, T.REVOCATION_TARGET_UNSPECIFIED, R.TOKEN_DISABLED, jti="j")))
+    cache.apply(feed_pb2.WatchRevocationsResponse(kind=Kind.KIND_UNSPECIFIED, cursor=99))
+    assert _lookup(cache) is None and cache.cursor == 1
+
+
+def test_not_fresh_before_first_sync() -> None:
+    """A cache that never synced is not fresh (no decision on an empty set)."""
+    cache = RevocationCache(max_staleness_s=30)
+    cache.apply(feed_pb2.WatchRevocationsResponse(kind=Kind.HEARTBEAT, cursor=0))
+    assert not cache.fresh()
+
+
+def test_stale_after_silence() -> None:
+    """No message for max_staleness_s makes the feed stale; a heartbeat makes it fresh again."""
+    clock = Clock()
+    cache = RevocationCache(max_staleness_s=5, clock=clock)
+    cache.apply(feed_pb2.WatchRevocationsResponse(kind=Kind.SNAPSHOT, reset=True, synced=True))
+    clock.t += 6
+    assert not cache.fresh() and cache.lag_s() == 6
+    cache.apply(feed_pb2.WatchRevocationsResponse(kind=Kind.HEARTBEAT, cursor=0))
+    assert cache.fresh()
+
+
+def test_prune_forgets_expired_entries() -> None:
+    """Entries past expires_unix are dropped by prune."""
+    cache = synced_cache()
+    cache.apply(
+        _events(
+            revocation(1, T.TOKEN, R.TOKEN_DISABLED, jti="a", expires_unix=100),
+            revocation(2, T.TOKEN, R.TOKEN_DISABLED, jti="b", expires_unix=300),
+        )
+    )
+    assert cache.prune(200) == 1 and _lookup(cache, jti="a") is None and _lookup(cache, jti="b") is not None
+
+
+# ---- FeedClient against a real Feed server ----
+
+
+def test_client_syncs_from_snapshot(feed: FeedServer) -> None:
+    """The client receives the snapshot and reports synced with the server's cursor."""
+    feed.publish(T.TOKEN, R.TOKEN_DISABLED, jti="early")
+    cache = RevocationCache(max_staleness_s=5)
+    with grpc.insecure_channel(feed.address) as channel:
+        client = FeedClient(channel, cache, subscriber="test")
+        client.start()
+        try:
+            assert wait_for(lambda: cache.synced)
+            assert _lookup(cache, jti="early") == R.TOKEN_DISABLED and cache.cursor == 1
+        finally:
+            client.stop()
+
+
+def test_client_applies_live_events(feed: FeedServer) -> None:
+    """An event published after sync reaches the cache promptly."""
+    cache = RevocationCache(max_staleness_s=5)
+    with grpc.insecure_channel(feed.address) as channel:
+        client = FeedClient(channel, cache, subscriber="test")
+        client.start()
+        try:
+            assert wait_for(lambda: cache.synced)
+            feed.publish(T.TOKEN, R.TOKEN_DELETED, jti="live")
+            assert wait_for(lambda: _lookup(cache, jti="live") == R.TOKEN_DELETED, timeout=1)
+        finally:
+            client.stop()
+
+
+def test_client_reconnects_and_resumes_from_cursor(feed: FeedServer) -> None:
+    """After the feed restarts, the client reconnects with its cursor and gets the missed events."""
+    cache = RevocationCache(max_staleness_s=5)
+    with grpc.insecure_channel(feed.address) as channel:
+        client = FeedClient(channel, cache, subscriber="test")
+        client.start()
+        try:
+            feed.publish(T.TOKEN, R.TOKEN_DISABLED, jti="one")
+            assert wait_for(lambda: cache.cursor == 1)
+            feed.stop()
+            feed.publish(T.TOKEN, R.TOKEN_DISABLED, jti="missed")
+            feed.start()
+            assert wait_for(lambda: _lookup(cache, jti="missed") is not None, timeout=10)
+            assert feed.watch_requests[-1] == 1
+        finally:
+            client.stop()
+
+
+def test_watchdog_reconnects_a_silent_stream(feed: FeedServer) -> None:
+    """A stream that stays open but sends nothing is cancelled and reopened."""
+    cache = RevocationCache(max_staleness_s=5)
+    with grpc.insecure_channel(feed.address) as channel:
+        client = FeedClient(channel, cache, subscriber="test", idle_timeout_s=0.3)
+        client.start()
+        try:
+            assert wait_for(lambda: cache.synced)
+            feed.silent = True
+            assert wait_for(lambda: cache.lag_s() > 0.4, timeout=3)
+            client.watchdog()
+            feed.silent = False
+            assert wait_for(lambda: len(feed.watch_requests) >= 2, timeout=5)
+        finally:
+            client.stop()
