@@ -16,6 +16,7 @@ class Options:
     duration_s: float
     smoke: bool
     envoy_concurrency: int
+    canned_mode: str
     sidecar_workers: tuple[int, ...]
     revocations: int
     subscribers: int

@@ -3,6 +3,7 @@ time measured with ``wait4`` (they share the machine's cores with what they meas
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -40,6 +41,20 @@ def run_measured(argv: list[str], timeout: float) -> tuple[str, float, int]:
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         return out.read().decode(errors="replace"), usage.ru_utime + usage.ru_stime, process.returncode
+
+
+def run_measured_parallel(argvs: list[list[str]], timeout: float) -> list[tuple[str, float, int]]:
+    """Like :func:`run_measured` for several commands started together."""
+    with contextlib.ExitStack() as stack:
+        outs = [stack.enter_context(tempfile.TemporaryFile()) for _ in argvs]
+        processes = [subprocess.Popen(a, stdout=o, stderr=subprocess.STDOUT) for a, o in zip(argvs, outs, strict=True)]
+        results = []
+        for process, out in zip(processes, outs, strict=True):
+            _, status, usage = _wait4(process.pid, timeout)
+            process.returncode = os.waitstatus_to_exitcode(status)
+            out.seek(0)
+            results.append((out.read().decode(errors="replace"), usage.ru_utime + usage.ru_stime, process.returncode))
+        return results
 
 
 def _wait4(pid: int, timeout: float) -> tuple[int, int, os.struct_rusage]:  # type: ignore[name-defined]

@@ -66,10 +66,10 @@ def _variants(bench: Bench) -> list[Variant]:
     for n in bench.options.sidecar_workers:
         variants.append(
             Variant(
-                f"ext_authz canned ×{n}",
+                f"ext_authz canned {bench.options.canned_mode} ×{n}",
                 "ext_authz",
                 {"scope": _tokens.SCOPE},
-                backend=lambda n=n: _stack.start_canned(bench.workdir, processes=n),
+                backend=lambda n=n: _stack.start_canned(bench.workdir, processes=n, mode=bench.options.canned_mode),
                 processes=n,
                 kind="canned",
             )
