@@ -160,6 +160,8 @@ def test_dev_runs_one_sqlite_replica_without_autoscaler(renderings: dict[str, Re
     data = next(v for v in pod["volumes"] if v["name"] == "data")
     assert data == {"name": "data", "persistentVolumeClaim": {"claimName": "native-iam-token-data"}}
     assert dev.one("PersistentVolumeClaim", "native-iam-token-data")
+    # README's dev walkthrough reads the demo identity's password from the log.
+    assert pod["containers"][0]["args"] == ["token-service", "--demo"]
 
 
 def test_network_policy_admits_sidecars_ingress_and_prometheus_only(rendering: Rendering) -> None:
