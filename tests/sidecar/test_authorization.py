@@ -1,0 +1,302 @@
+"""sidecar/authorization.py: CheckRequest → CheckResponse, RFC 6750 denials, allow headers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from envoy.service.auth.v3 import external_auth_pb2
+from google.protobuf import struct_pb2
+from google.rpc import code_pb2
+from prometheus_client import CollectorRegistry
+
+from native_iam.oauth.v1 import feed_pb2
+from sidecar.authorization import Authorizer, parse_response
+from sidecar.keys import KeyStore
+from sidecar.metrics import Metrics
+from sidecar.revocations import RevocationCache
+from sidecar.settings import Settings
+
+from ._feed import AUDIENCE, ISSUER, Issuer, Kind, revocation
+from .conftest import loaded_store, synced_cache
+
+T, R = feed_pb2.RevocationTarget, feed_pb2.RevocationReason
+
+
+def _settings(**kw: Any) -> Settings:
+    return Settings(issuer=ISSUER, audiences=(AUDIENCE,), realm="test", **kw)
+
+
+class Rig:
+    def __init__(
+        self, issuer: Issuer, *, keys: KeyStore | None = None, revocations: RevocationCache | None = None, **kw: Any
+    ) -> None:
+        self.registry = CollectorRegistry()
+        self.metrics = Metrics(self.registry)
+        self.keys = keys or loaded_store(issuer)
+        self.revocations = revocations or synced_cache()
+        self.authorizer = Authorizer(_settings(**kw), self.keys, self.revocations, self.metrics)
+
+    def check(
+        self,
+        token: str | None = None,
+        *,
+        header: str | None = None,
+        method: str = "GET",
+        metadata: dict | None = None,
+        extensions: dict | None = None,
+        headers: dict | None = None,
+    ) -> Any:
+        request = external_auth_pb2.CheckRequest()
+        http = request.attributes.request.http
+        http.method = method
+        http.path = "/orders"
+        if token is not None:
+            http.headers["authorization"] = f"Bearer {token}"
+        if header is not None:
+            http.headers["authorization"] = header
+        for k, v in (headers or {}).items():
+            http.headers[k] = v
+        if metadata is not None:
+            s = struct_pb2.Struct()
+            s.update(metadata)
+            request.attributes.route_metadata_context.filter_metadata["native_iam"].CopyFrom(s)
+        for k, v in (extensions or {}).items():
+            request.attributes.context_extensions[k] = v
+        return parse_response(self.authorizer.check_sync(request))
+
+    def count(self, result: str, reason: str) -> float:
+        return (
+            self.registry.get_sample_value("native_iam_sidecar_decisions_total", {"result": result, "reason": reason})
+            or 0.0
+        )
+
+
+def _headers(options: Any) -> dict[str, str]:
+    return {o.header.key: o.header.value for o in options}
+
+
+def _denied(response: Any) -> tuple[int, dict[str, str], dict[str, str]]:
+    assert response.status.code != code_pb2.OK
+    d = response.denied_response
+    return d.status.code, _headers(d.headers), json.loads(d.body)
+
+
+@pytest.fixture
+def rig(issuer: Issuer) -> Rig:
+    return Rig(issuer)
+
+
+def test_allow_sets_identity_headers(rig: Rig, issuer: Issuer) -> None:
+    """An allowed request carries identity, namespace, scopes and jti headers to the upstream."""
+    response = rig.check(issuer.mint("alice", "orders:read b:x", namespace="shop", jti="j1"))
+    assert response.status.code == code_pb2.OK
+    assert _headers(response.ok_response.headers) == {
+        "x-native-iam-identity": "alice",
+        "x-native-iam-namespace": "shop",
+        "x-native-iam-scopes": "b:x orders:read",
+        "x-native-iam-jti": "j1",
+    }
+
+
+def test_allow_overwrites_client_sent_identity_headers(rig: Rig, issuer: Issuer) -> None:
+    """Identity headers replace any the client sent (OVERWRITE_IF_EXISTS_OR_ADD), so they cannot be forged."""
+    response = rig.check(issuer.mint())
+    assert all(o.append_action == o.OVERWRITE_IF_EXISTS_OR_ADD for o in response.ok_response.headers)
+
+
+def test_allow_sets_dynamic_metadata(rig: Rig, issuer: Issuer) -> None:
+    """Identity, namespace, scopes and jti are emitted as dynamic metadata for logs and RBAC."""
+    response = rig.check(issuer.mint("alice", "a:b", jti="j2"))
+    md = dict(response.dynamic_metadata)
+    assert md == {"identity": "alice", "namespace": "shop", "scopes": "a:b", "jti": "j2"}
+
+
+def test_global_identity_removes_namespace_header(rig: Rig, issuer: Issuer) -> None:
+    """A global identity has no namespace: the header is removed rather than forwarded from the client."""
+    response = rig.check(issuer.mint(namespace=None))
+    assert "x-native-iam-namespace" in response.ok_response.headers_to_remove
+
+
+def test_strip_token_removes_authorization(issuer: Issuer) -> None:
+    """With NATIVE_IAM_STRIP_TOKEN the Authorization header does not reach the upstream."""
+    rig = Rig(issuer, strip_token=True)
+    assert "authorization" in rig.check(issuer.mint()).ok_response.headers_to_remove
+
+
+def test_allow_is_counted(rig: Rig, issuer: Issuer) -> None:
+    """An allow increments decisions_total{result=allow,reason=token}."""
+    rig.check(issuer.mint())
+    assert rig.count("allow", "token") == 1
+
+
+def test_missing_token_is_401_without_error_code(rig: Rig) -> None:
+    """RFC 6750 §3.1: no token → 401 with WWW-Authenticate: Bearer realm and no error code."""
+    status, headers, body = _denied(rig.check())
+    assert status == 401 and headers["www-authenticate"] == 'Bearer realm="test"'
+    assert "error" not in body and rig.count("deny", "missing") == 1
+
+
+def test_malformed_header_is_400_invalid_request(rig: Rig) -> None:
+    """A malformed Authorization header → 400 invalid_request."""
+    status, headers, body = _denied(rig.check(header="Bearer a b"))
+    assert status == 400 and body["error"] == "invalid_request"
+    assert 'error="invalid_request"' in headers["www-authenticate"]
+
+
+def test_bad_token_is_401_invalid_token(rig: Rig) -> None:
+    """A bad token → 401 invalid_token with error_description in header and JSON body."""
+    status, headers, body = _denied(rig.check("not.a.token"))
+    assert status == 401 and body["error"] == "invalid_token" and body["error_description"]
+    assert headers["www-authenticate"].startswith('Bearer realm="test", error="invalid_token", error_description="')
+    assert headers["content-type"] == "application/json" and rig.count("deny", "malformed") == 1
+
+
+def test_expired_token_is_401_expired(rig: Rig, issuer: Issuer) -> None:
+    """An expired token → 401 invalid_token, reason expired."""
+    import time
+
+    status, _, body = _denied(rig.check(issuer.mint(now=time.time() - 3600, ttl=60)))
+    assert status == 401 and rig.count("deny", "expired") == 1 and "expired" in body["error_description"]
+
+
+def test_insufficient_scope_is_403_naming_scopes(rig: Rig, issuer: Issuer) -> None:
+    """Missing scopes → 403 insufficient_scope with scope="…" naming what the route needs."""
+    status, headers, body = _denied(rig.check(issuer.mint(scope="orders:read"), metadata={"scopes": "orders:write"}))
+    assert status == 403 and body["error"] == "insufficient_scope" and body["scope"] == "orders:write"
+    assert 'scope="orders:write"' in headers["www-authenticate"]
+
+
+def test_sufficient_scope_from_extensions_allows(rig: Rig, issuer: Issuer) -> None:
+    """context_extensions scopes held by the token → allow."""
+    assert rig.check(issuer.mint(scope="a b"), extensions={"scopes": "a b"}).status.code == code_pb2.OK
+
+
+def test_per_method_requirement_applies(rig: Rig, issuer: Issuer) -> None:
+    """A POST needs the POST rule's scopes while GET needs the route's."""
+    md = {"scopes": "r", "methods": {"POST": {"scopes": "w"}}}
+    token = issuer.mint(scope="r")
+    assert rig.check(token, metadata=md).status.code == code_pb2.OK
+    assert _denied(rig.check(token, metadata=md, method="POST"))[0] == 403
+
+
+def test_anonymous_route_allows_without_token_and_strips_identity_headers(rig: Rig) -> None:
+    """An anonymous route is allowed without a token, and client-sent identity headers are removed."""
+    response = rig.check(metadata={"anonymous": True}, headers={"x-native-iam-identity": "forged"})
+    assert response.status.code == code_pb2.OK
+    assert "x-native-iam-identity" in response.ok_response.headers_to_remove
+    assert rig.count("allow", "anonymous") == 1
+
+
+def test_invalid_route_is_500_route_invalid(rig: Rig, issuer: Issuer) -> None:
+    """A route with invalid requirement metadata is denied (500 route_invalid), never opened."""
+    status, _, body = _denied(rig.check(issuer.mint(), metadata={"scope": "typo"}))
+    assert status == 500 and body["error"] == "server_error" and rig.count("deny", "route_invalid") == 1
+
+
+def test_revoked_token_is_denied_even_after_a_cached_allow(rig: Rig, issuer: Issuer) -> None:
+    """A revocation voids the cached allow at once: the next check denies with reason revoked."""
+    token = issuer.mint(jti="rev-1")
+    assert rig.check(token).status.code == code_pb2.OK
+    assert rig.check(token).status.code == code_pb2.OK  # cached
+    rig.revocations.apply(
+        feed_pb2.WatchRevocationsResponse(
+            kind=Kind.EVENTS, cursor=1, revocations=[revocation(1, T.TOKEN, R.TOKEN_DISABLED, jti="rev-1")]
+        )
+    )
+    status, _, body = _denied(rig.check(token))
+    assert status == 401 and body["error"] == "invalid_token" and rig.count("deny", "revoked") == 1
+    assert dict(rig.check(token).dynamic_metadata)["jti"] == "rev-1"
+
+
+def test_second_check_is_a_cache_hit(rig: Rig, issuer: Issuer) -> None:
+    """The same token twice: one miss then one hit."""
+    token = issuer.mint()
+    rig.check(token)
+    rig.check(token)
+    hits = rig.registry.get_sample_value("native_iam_sidecar_decision_cache_lookups_total", {"result": "hit"})
+    misses = rig.registry.get_sample_value("native_iam_sidecar_decision_cache_lookups_total", {"result": "miss"})
+    assert (hits, misses) == (1, 1)
+
+
+def test_cached_token_still_checks_route_scopes(rig: Rig, issuer: Issuer) -> None:
+    """A cache hit still applies the route's requirement."""
+    token = issuer.mint(scope="a")
+    assert rig.check(token).status.code == code_pb2.OK
+    assert _denied(rig.check(token, metadata={"scopes": "b"}))[0] == 403
+
+
+def test_stale_feed_closed_policy_is_503(issuer: Issuer) -> None:
+    """Feed silent beyond the bound with policy closed → 503 feed_stale, even for a valid token."""
+    rig = Rig(issuer, revocations=synced_cache(max_staleness_s=0.0), feed_stale_policy="closed")
+    status, _, body = _denied(rig.check(issuer.mint()))
+    assert status == 503 and body["error"] == "temporarily_unavailable" and rig.count("deny", "feed_stale") == 1
+
+
+def test_stale_feed_open_policy_keeps_deciding(issuer: Issuer) -> None:
+    """Feed stale with policy open → valid tokens still pass."""
+    rig = Rig(issuer, revocations=synced_cache(max_staleness_s=0.0), feed_stale_policy="open")
+    assert rig.check(issuer.mint()).status.code == code_pb2.OK
+
+
+def test_never_synced_feed_denies_even_when_open(issuer: Issuer) -> None:
+    """Before the first sync nothing is decided from an empty revocation set, whatever the policy."""
+    rig = Rig(issuer, revocations=RevocationCache(max_staleness_s=30), feed_stale_policy="open")
+    assert _denied(rig.check(issuer.mint()))[0] == 503
+
+
+def test_keys_unavailable_is_503(issuer: Issuer) -> None:
+    """No keys loaded → 503 keys_unavailable."""
+    store = KeyStore(lambda: ("{}", 1.0), max_age_s=60, min_refetch_s=0)
+    rig = Rig(issuer, keys=store)
+    assert _denied(rig.check(issuer.mint()))[0] == 503 and rig.count("deny", "keys_unavailable") == 1
+
+
+def test_unknown_kid_triggers_a_refetch_and_then_allows(issuer: Issuer) -> None:
+    """A token with a new kid causes one JWKS refetch; when the key appears, the token passes."""
+    new = Issuer(kid="k2")
+    jwks = [issuer.jwks_json()]
+    store = KeyStore(lambda: (jwks[0], 300.0), max_age_s=60, min_refetch_s=0)
+    store.refresh()
+    rig = Rig(issuer, keys=store)
+    jwks[0] = issuer.jwks_json(new.jwk)
+    assert rig.check(new.mint()).status.code == code_pb2.OK
+    store.close()
+
+
+def test_unknown_kid_after_refetch_is_denied(rig: Rig) -> None:
+    """A kid the issuer does not have either → 401 unknown_kid."""
+    status, _, _ = _denied(rig.check(Issuer(kid="nope").mint()))
+    assert status == 401 and rig.count("deny", "unknown_kid") == 1
+
+
+def test_async_check_matches_sync(rig: Rig, issuer: Issuer) -> None:
+    """check_async (grpc.aio) decides like check_sync, including the unknown-kid refetch."""
+    request = external_auth_pb2.CheckRequest()
+    request.attributes.request.http.headers["authorization"] = f"Bearer {Issuer(kid='zz').mint()}"
+    response = parse_response(asyncio.run(rig.authorizer.check_async(request)))
+    assert response.denied_response.status.code == 401
+
+
+def test_internal_error_is_a_500_deny_not_an_allow(rig: Rig, issuer: Issuer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug inside the check is answered as a 500 deny with reason internal."""
+
+    def boom(*a: object, **k: object) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr("sidecar.decision.verify", boom)
+    status, _, body = _denied(rig.check(issuer.mint()))
+    assert status == 500 and rig.count("deny", "internal") == 1
+    assert "bug" not in json.dumps(body)
+
+
+def test_deny_logs_reason_and_jti_never_the_token(rig: Rig, issuer: Issuer, caplog: pytest.LogCaptureFixture) -> None:
+    """The deny log line names reason and jti; the token itself never appears."""
+    token = issuer.mint(iss="http://evil.test", jti="jti-log")
+    with caplog.at_level("INFO"):
+        rig.check(token)
+    record = next(r for r in caplog.records if r.getMessage() == "deny")
+    assert record.reason == "issuer" and record.jti == "jti-log"  # type: ignore[attr-defined]
+    assert token not in caplog.text and token.split(".")[2] not in caplog.text
