@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import signal
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,6 +20,12 @@ from native_iam.oauth.v1 import feed_pb2, feed_pb2_grpc
 
 CHUNK = 5000
 Response = feed_pb2.WatchRevocationsResponse
+
+
+def revoked_jti(index: int) -> str:
+    """The jti of the ``index``-th revoked token: 32 hex digits like a real (uuid4) jti, but
+    predictable, so that a benchmark can mint a token that must be denied."""
+    return f"{index:032x}"
 
 
 def snapshot(count: int, chunk: int = CHUNK) -> list[Response]:
@@ -33,7 +38,7 @@ def snapshot(count: int, chunk: int = CHUNK) -> list[Response]:
                 sequence=start + i + 1,
                 target=feed_pb2.TOKEN,
                 reason=feed_pb2.TOKEN_DISABLED,
-                jti=uuid.uuid4().hex,
+                jti=revoked_jti(start + i),
                 expires_unix=expires,
             )
             for i in range(min(chunk, count - start))
