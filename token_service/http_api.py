@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from prometheus_client import Counter
+from prometheus_client import CollectorRegistry, Counter
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -50,12 +50,6 @@ NO_STORE: Final[Mapping[str, str]] = {"Cache-Control": "no-store", "Pragma": "no
 #: The ``openid`` scope asks for an ID token and unlocks /oauth2/userinfo.
 OPENID: Final = "openid"
 
-HTTP_REQUESTS = Counter(
-    "native_iam_http_oauth_requests_total",
-    "OAuth HTTP endpoint requests by endpoint, outcome (ok or the RFC error code) and deny reason.",
-    ["endpoint", "outcome", "reason"],
-)
-
 
 @dataclass(frozen=True, slots=True)
 class IssuedTokens:
@@ -80,6 +74,7 @@ class OAuthBackend(Protocol):
         namespace: str,
         scopes: tuple[str, ...],
         metadata: str,
+        client_address: str | None,
     ) -> IssuedTokens: ...
 
     async def refresh_grant(
@@ -120,7 +115,7 @@ def oauth_error_response(request: Request, exc: Exception) -> Response:
         raise exc
     endpoint = request.scope.get("native_iam_endpoint", "unknown")
     reason = deny_reason(exc)
-    HTTP_REQUESTS.labels(endpoint, exc.error, reason).inc()
+    request.app.state.requests_total.labels(endpoint, exc.error, reason).inc()
     log.info("oauth request denied", extra={"endpoint": endpoint, "error": exc.error, "reason": reason})
     required = OPENID if isinstance(exc, InsufficientScope) else ""
     headers = {**NO_STORE, **challenge_headers(exc, required_scope=required)}
@@ -129,7 +124,7 @@ def oauth_error_response(request: Request, exc: Exception) -> Response:
 
 
 def _ok(request: Request, body: Mapping[str, Any], *, headers: Mapping[str, str] = NO_STORE) -> Response:
-    HTTP_REQUESTS.labels(request.scope.get("native_iam_endpoint", "unknown"), "ok", "").inc()
+    request.app.state.requests_total.labels(request.scope.get("native_iam_endpoint", "unknown"), "ok", "").inc()
     return JSONResponse(dict(body), headers=dict(headers))
 
 
@@ -205,6 +200,7 @@ class _Endpoints:
                 namespace=form.get("namespace") or "",
                 scopes=scopes or (),
                 metadata=_metadata(request),
+                client_address=request.client.host if request.client else None,
             )
         else:
             tokens = await self.backend.refresh_grant(
@@ -218,7 +214,7 @@ class _Endpoints:
         client = await self._client(request, form)
         # RFC 7009 §2.2: 200 whether or not the token was valid; an unknown hint is ignored.
         await self.backend.revoke(client, token=form.require("token"), token_type_hint=form.get("token_type_hint"))
-        HTTP_REQUESTS.labels("revoke", "ok", "").inc()
+        request.app.state.requests_total.labels("revoke", "ok", "").inc()
         return Response(status_code=200, headers=dict(NO_STORE))
 
     async def introspect(self, request: Request) -> Response:
@@ -242,7 +238,7 @@ class _Endpoints:
     async def jwks(self, request: Request) -> Response:
         _endpoint(request, "jwks")
         jwks_json, max_age = await self.backend.jwks()
-        HTTP_REQUESTS.labels("jwks", "ok", "").inc()
+        request.app.state.requests_total.labels("jwks", "ok", "").inc()
         return Response(
             jwks_json,
             media_type="application/jwk-set+json",
@@ -294,8 +290,10 @@ class _Endpoints:
         return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
 
 
-def create_app(config: HttpConfig, clients: ClientStore, backend: OAuthBackend) -> Starlette:
-    """The Starlette application serving every OAuth HTTP route."""
+def create_app(
+    config: HttpConfig, clients: ClientStore, backend: OAuthBackend, registry: CollectorRegistry
+) -> Starlette:
+    """The Starlette application serving every OAuth HTTP route; its metrics go into ``registry``."""
     if not config.issuer or not config.client_secret_key:
         raise ValueError("HttpConfig needs an issuer and a client secret key")
     endpoints = _Endpoints(config, clients, backend)
@@ -310,7 +308,14 @@ def create_app(config: HttpConfig, clients: ClientStore, backend: OAuthBackend) 
         Route("/healthz", endpoints.healthz, methods=["GET"]),
         Route("/readyz", endpoints.readyz, methods=["GET"]),
     ]
-    return Starlette(routes=routes, exception_handlers={TokenServiceError: oauth_error_response})
+    app = Starlette(routes=routes, exception_handlers={TokenServiceError: oauth_error_response})
+    app.state.requests_total = Counter(
+        "native_iam_http_oauth_requests_total",
+        "OAuth HTTP requests by endpoint, outcome (ok or RFC error code) and deny reason.",
+        ["endpoint", "outcome", "reason"],
+        registry=registry,
+    )
+    return app
 
 
 __all__ = ["NO_STORE", "HttpConfig", "IssuedTokens", "OAuthBackend", "create_app", "oauth_error_response"]

@@ -1,0 +1,43 @@
+"""token_service/http_server.py: uvicorn inside the token service's loop."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+
+from tests.token_service.http.conftest import OAuthService
+from token_service.http_server import HttpServer
+
+
+async def test_serves_on_an_ephemeral_port(oauth_service: OAuthService) -> None:
+    """Port 0 binds a free port and the server answers /healthz there."""
+    assert oauth_service.http.port > 0
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{oauth_service.url}/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+async def test_bind_error_names_the_variable(oauth_service: OAuthService) -> None:
+    """A port already in use fails start() with an OSError naming NATIVE_IAM_HTTP_LISTEN."""
+    from dataclasses import replace
+
+    core = oauth_service.core
+    busy = replace(core.settings, http_listen=f"127.0.0.1:{oauth_service.http.port}")
+    other = HttpServer(core, CollectorRegistry(), client_secret_key=None, refresh_grace_s=5)
+    original = core.settings
+    core.settings = busy
+    try:
+        with pytest.raises(OSError, match="NATIVE_IAM_HTTP_LISTEN"):
+            await other.start()
+    finally:
+        core.settings = original
+
+
+async def test_stop_closes_the_port(oauth_service: OAuthService) -> None:
+    """After stop(), new connections are refused."""
+    url = oauth_service.url
+    await oauth_service.http.stop()
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get(f"{url}/healthz")

@@ -1,0 +1,104 @@
+"""Serving the OAuth HTTP app with uvicorn inside the token service's own event loop.
+
+uvicorn's ``Server.serve()`` takes over SIGTERM/SIGINT and exits the process when it cannot
+bind; the token service owns both (one signal handler, one graceful shutdown for gRPC and HTTP).
+So we bind the socket ourselves (port 0 works, a bind error is an ``OSError`` naming the
+variable) and drive uvicorn's ``startup`` / ``main_loop`` / ``shutdown`` steps directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+
+import uvicorn
+from prometheus_client import CollectorRegistry
+
+from token_service.core import Core
+from token_service.http_api import HttpConfig, create_app
+from token_service.oauth_backend import CoreBackend
+from token_service.store.clients import ClientRepository, client_secret_key
+
+__all__ = ["HttpServer"]
+
+log = logging.getLogger(__name__)
+
+
+def _bind(address: str) -> socket.socket:
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, int(port)))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on NATIVE_IAM_HTTP_LISTEN={address}: {exc.strerror}") from exc
+    sock.setblocking(False)
+    return sock
+
+
+class HttpServer:
+    """The OAuth HTTP endpoints of one token-service process: ``await start()``, ``await stop()``."""
+
+    def __init__(
+        self, core: Core, registry: CollectorRegistry, *, client_secret_key: bytes | None, refresh_grace_s: float
+    ) -> None:
+        self.core = core
+        self.registry = registry
+        self.configured_secret_key = client_secret_key
+        self.refresh_grace_s = refresh_grace_s
+        self.port = 0
+        self.clients = ClientRepository(core.store)
+        self.client_secret_key = b""
+        self._server: uvicorn.Server | None = None
+        self._socket: socket.socket | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        settings = self.core.settings
+        self.client_secret_key = await client_secret_key(self.core.store, self.configured_secret_key)
+        app = create_app(
+            HttpConfig(
+                issuer=settings.issuer, signing_alg=settings.signing_alg, client_secret_key=self.client_secret_key
+            ),
+            self.clients,
+            CoreBackend(self.core, refresh_grace_s=self.refresh_grace_s),
+            self.registry,
+        )
+        config = uvicorn.Config(
+            app,
+            lifespan="off",
+            log_config=None,  # the token service configures logging once
+            access_log=False,  # an access log line would be one more place a token could leak
+            server_header=False,
+            timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_s)),
+        )
+        config.load()
+        server = uvicorn.Server(config)
+        server.lifespan = config.lifespan_class(config)
+        sock = _bind(settings.http_listen)
+        await server.startup(sockets=[sock])
+        self._server, self._socket = server, sock
+        self.port = int(sock.getsockname()[1])
+        self._task = asyncio.create_task(server.main_loop(), name="http-server")
+
+    @property
+    def url(self) -> str:
+        host = self.core.settings.http_listen.rpartition(":")[0].strip("[]")
+        host = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
+        return f"http://{host}:{self.port}"
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish (bounded by the shutdown grace), close."""
+        if self._server is None:
+            return
+        self._server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._server.shutdown(sockets=[self._socket] if self._socket else None)
+        self._server = None
