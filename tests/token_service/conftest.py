@@ -1,0 +1,110 @@
+"""Fixtures for the token service: databases (SQLite and a real PostgreSQL), a core, a server.
+
+PostgreSQL comes from the pgserver wheel, started once per session; each test that uses it gets
+a fresh database. ``db_url`` is parametrized over both backends for the store tests.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import grpc
+import pytest
+
+from native_iam.oauth.v1 import feed_pb2_grpc, oauth_pb2_grpc
+from token_service.admin import ensure_identity
+from token_service.app import TokenServiceApp
+from token_service.core import Core
+from token_service.testing import settings_for_tests
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """A PostgreSQL 16 server for the whole session (pgserver wheel)."""
+    pgserver = pytest.importorskip("pgserver")
+    directory = tempfile.mkdtemp(prefix="native-iam-pg-")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        server = pgserver.get_server(directory, cleanup_mode="stop")
+    yield server
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server.cleanup()
+
+
+async def _fresh_postgres_database(uri: str) -> str:
+    name = "t_" + secrets.token_hex(6)
+    conn = await asyncpg.connect(uri)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base, _, query = uri.partition("?")
+    return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture
+async def postgres_url(postgres_server: Any) -> str:
+    """A new, empty PostgreSQL database on the session server."""
+    return await _fresh_postgres_database(postgres_server.get_uri())
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'native-iam.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each store test runs on SQLite and on a real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'native-iam.db'}"
+    server = request.getfixturevalue("postgres_server")
+    return await _fresh_postgres_database(server.get_uri())
+
+
+@pytest.fixture
+async def core(db_url: str) -> AsyncIterator[Core]:
+    """A started core (migrated store, keys loaded) without any server."""
+    core = Core.build(settings_for_tests(db_url))
+    await core.start()
+    yield core
+    await core.close()
+
+
+@pytest.fixture
+async def service(sqlite_url: str) -> AsyncIterator[TokenServiceApp]:
+    """A running token service (gRPC on 127.0.0.1, SQLite)."""
+    app = TokenServiceApp(settings_for_tests(sqlite_url))
+    await app.start()
+    yield app
+    await app.stop(0)
+
+
+@pytest.fixture
+async def channel(service: TokenServiceApp) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(service.grpc_target) as channel:
+        yield channel
+
+
+@pytest.fixture
+def oauth(channel: grpc.aio.Channel) -> oauth_pb2_grpc.OAuthStub:
+    return oauth_pb2_grpc.OAuthStub(channel)
+
+
+@pytest.fixture
+def feed(channel: grpc.aio.Channel) -> feed_pb2_grpc.FeedStub:
+    return feed_pb2_grpc.FeedStub(channel)
+
+
+async def add_identity(
+    core: Core, name: str, password: str | None = "s3cret-pass", policy: tuple[str, ...] = (), namespace: str = ""
+) -> None:
+    """Create an identity with a password and a policy (test helper)."""
+    await ensure_identity(core, namespace, name, password, policy)

@@ -1,0 +1,79 @@
+"""`native-iam token-service`: starts, bootstraps, prints how to call it, stops on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+
+from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
+from token_service.cli import main
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "SYSTEM_DB_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "NATIVE_IAM_GRPC_LISTEN": "127.0.0.1:0",
+        "NATIVE_IAM_METRICS_LISTEN": "off",
+        "NATIVE_IAM_ARGON2_MEMORY_KIB": "256",
+        "NATIVE_IAM_ARGON2_TIME_COST": "1",
+        "NATIVE_IAM_LOG_FORMAT": "json",
+        **extra,
+    }
+
+
+def test_demo_prints_working_credentials_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """--demo prints a target and demo credentials that work; SIGTERM exits 0 within the grace."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "native_iam.cli", "token-service", "--demo"],
+        env=_env(tmp_path, NATIVE_IAM_BOOTSTRAP_ADMIN="root", NATIVE_IAM_BOOTSTRAP_ADMIN_PASSWORD="root-pass-123"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        banner = ""
+        deadline = time.monotonic() + 30
+        while "Stop with" not in banner and time.monotonic() < deadline:
+            line = process.stdout.readline()  # type: ignore[union-attr]
+            if not line:
+                break
+            banner += line
+        target = re.search(r"running on (\S+) ", banner)
+        password = re.search(r"demo identity : demo / (\S+)", banner)
+        assert target and password, banner + process.stderr.read()  # type: ignore[union-attr]
+        with grpc.insecure_channel(target.group(1)) as channel:
+            stub = oauth_pb2_grpc.OAuthStub(channel)
+            response = stub.CreateTokenWithPassword(
+                oauth_pb2.CreateTokenWithPasswordRequest(identity="demo", password=password.group(1)), timeout=10
+            )
+            assert response.status == oauth_pb2.CreateTokenWithPasswordResponse.OK
+            admin = stub.CreateTokenWithPassword(
+                oauth_pb2.CreateTokenWithPasswordRequest(
+                    identity="root", password="root-pass-123", scopes=["iam:admin"]
+                ),
+                timeout=10,
+            )
+            assert admin.status == oauth_pb2.CreateTokenWithPasswordResponse.OK
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+        logs = process.stderr.read()  # type: ignore[union-attr]
+        assert "root-pass-123" not in logs and response.access_token not in logs
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_bad_configuration_exits_2(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A bad env var exits with status 2 and a message naming it."""
+    monkeypatch.setenv("NATIVE_IAM_SIGNING_ALG", "none")
+    assert main([]) == 2
+    assert "NATIVE_IAM_SIGNING_ALG" in capsys.readouterr().err

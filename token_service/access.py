@@ -1,0 +1,67 @@
+"""CheckAccess: is this access token valid now, and does it carry the required scopes?
+
+The token service answers from its database (the record may be deleted or disabled, its
+identity deleted, disabled or cut off by a policy change); sidecars answer the same question
+locally from the JWKS and the revocation feed, with the same statuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from native_iam import claims as claim_names
+from native_iam import scopes as scope_rules
+from token_service.core import Core
+from token_service.errors import InsufficientScope, MalformedScope, TokenDisabled, TokenInvalid, TokenNotFound
+from token_service.store import queries
+from token_service.tokens import TokenClaims
+
+__all__ = ["AccessGranted", "check_access", "verify_access_token"]
+
+
+@dataclass(frozen=True, slots=True)
+class AccessGranted:
+    claims: TokenClaims
+    message: str = "access granted"
+
+
+async def verify_access_token(core: Core, access_token: str) -> TokenClaims:
+    """Verify an access token against keys and the store; raise the seed's token statuses.
+
+    Raises :class:`TokenInvalid`, :class:`~token_service.errors.TokenExpired`,
+    :class:`TokenNotFound`, :class:`TokenDisabled`.
+    """
+    claims = core.codec.verify(access_token, core.clock())
+    if claims.usage != claim_names.ACCESS_TOKEN:
+        raise TokenInvalid("a refresh token is not an access token")
+    async with core.store.read() as conn:
+        row = await queries.token_for_check(conn, claims.jti)
+    if row is None:
+        raise TokenNotFound()
+    if row.identity_row is None:
+        raise TokenNotFound("the token's identity was deleted")
+    if row.state != "active":
+        raise TokenDisabled()
+    if not row.active:
+        raise TokenDisabled("the token's identity is disabled")
+    if row.policy_cutoff_at is not None and claims.iat <= row.policy_cutoff_at:
+        raise TokenDisabled("the identity's policy changed after the token was issued")
+    return claims
+
+
+async def check_access(core: Core, *, access_token: str, scopes: Iterable[str] = ()) -> AccessGranted:
+    """Whether ``access_token`` is valid and grants every scope in ``scopes`` (all-of).
+
+    Raises as :func:`verify_access_token`, plus :class:`InsufficientScope` (with ``.claims`` set)
+    and :class:`MalformedScope`.
+    """
+    try:
+        required = scope_rules.normalize(scopes)
+    except scope_rules.ScopeError as exc:
+        raise MalformedScope(str(exc)) from None
+    claims = await verify_access_token(core, access_token)
+    missing = [s for s in required if s not in claims.scopes]
+    if missing:
+        raise InsufficientScope(f"missing scope: {' '.join(missing)}"[:300], claims=claims)
+    return AccessGranted(claims)

@@ -1,0 +1,464 @@
+"""Administration: identities, passwords, policies, issued tokens and keys.
+
+Transport-agnostic like the grants: the admin gRPC servicer (:mod:`token_service.admin_grpc`)
+and ``native-iam admin bootstrap`` call these. Every change that makes tokens unacceptable
+writes a revocation event in the same transaction (:mod:`token_service.events`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from native_iam import scopes as scope_rules
+from token_service import events
+from token_service.core import Core
+from token_service.errors import AlreadyExists, InvalidRequest, MalformedScope, NotFound
+from token_service.keys import SigningKey
+from token_service.store.tables import identities, passwords, policies, tokens
+
+__all__ = [
+    "ADMIN_SCOPE",
+    "IdentityInfo",
+    "TokenInfo",
+    "create_identity",
+    "delete_identity",
+    "delete_token",
+    "ensure_identity",
+    "get_identity",
+    "list_identities",
+    "list_keys",
+    "list_tokens",
+    "rotate_key",
+    "set_identity_active",
+    "set_password",
+    "set_password_enabled",
+    "set_policy",
+    "set_token_active",
+    "validate_name",
+]
+
+#: The scope an access token needs to call the admin API.
+ADMIN_SCOPE = "iam:admin"
+MAX_NAME_BYTES = 253
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityInfo:
+    namespace: str
+    name: str
+    active: bool
+    created_at: float
+    has_password: bool
+    password_enabled: bool
+    policy: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """What an admin may see of an issued token: never the token itself."""
+
+    jti: str
+    usage: str
+    namespace: str
+    identity: str
+    client_id: str
+    scopes: tuple[str, ...]
+    metadata: str
+    created_at: int
+    expires_at: int
+    state: str
+    family_id: str | None
+
+
+def validate_name(field: str, value: str, required: bool = True) -> str:
+    if required and not value:
+        raise InvalidRequest(f"{field} is required")
+    if len(value.encode("utf-8")) > MAX_NAME_BYTES:
+        raise InvalidRequest(f"{field} is longer than {MAX_NAME_BYTES} bytes")
+    if any(ord(c) < 0x20 or c == "\x7f" for c in value) or value != value.strip():
+        raise InvalidRequest(f"{field} contains control characters or surrounding spaces")
+    return value
+
+
+def validate_grants(grants: Iterable[str]) -> tuple[str, ...]:
+    result = set()
+    for grant in grants:
+        base = grant[:-2] if grant.endswith(":*") else grant
+        if grant != "*" and not scope_rules.is_valid_scope(base + ":x" if grant.endswith(":*") else base):
+            raise MalformedScope(f"invalid policy entry {grant[:40]!r}: use scope, prefix:* or *")
+        result.add(grant)
+    if len(result) > 1000:
+        raise MalformedScope("a policy holds at most 1000 entries")
+    return tuple(sorted(result))
+
+
+async def _identity_id(conn: AsyncConnection, namespace: str, name: str, lock: bool = False) -> int:
+    query = select(identities.c.id).where(identities.c.namespace == namespace, identities.c.name == name)
+    if lock:
+        query = query.with_for_update(of=identities)
+    found = (await conn.execute(query)).scalar()
+    if found is None:
+        raise NotFound(f"identity {_label(namespace, name)} not found")
+    return int(found)
+
+
+def _label(namespace: str, name: str) -> str:
+    return f"{namespace}/{name}" if namespace else name
+
+
+# --- identities ----------------------------------------------------------------------------
+
+
+async def create_identity(core: Core, namespace: str, name: str, active: bool = True) -> IdentityInfo:
+    validate_name("namespace", namespace, required=False)
+    validate_name("name", name)
+    now = core.clock()
+    try:
+        async with core.store.write() as conn:
+            result = await conn.execute(
+                identities.insert().values(
+                    namespace=namespace, name=name, active=active, created_at=now, updated_at=now
+                )
+            )
+            identity_id = result.inserted_primary_key[0]
+            await conn.execute(policies.insert().values(identity_id=identity_id, grants="", updated_at=now))
+    except IntegrityError:
+        raise AlreadyExists(f"identity {_label(namespace, name)} already exists") from None
+    return await get_identity(core, namespace, name)
+
+
+async def get_identity(core: Core, namespace: str, name: str) -> IdentityInfo:
+    async with core.store.read() as conn:
+        rows = await _identity_rows(conn, and_(identities.c.namespace == namespace, identities.c.name == name), 1)
+    if not rows:
+        raise NotFound(f"identity {_label(namespace, name)} not found")
+    return rows[0]
+
+
+async def list_identities(
+    core: Core, namespace: str | None = None, page_size: int = 100, page_token: str = ""
+) -> tuple[list[IdentityInfo], str]:
+    """Identities ordered by (namespace, name); ``namespace=None`` lists every namespace."""
+    page_size = max(1, min(page_size or 100, MAX_PAGE_SIZE))
+    condition = identities.c.namespace == namespace if namespace is not None else None
+    if page_token:
+        after_ns, after_name = _decode_token(page_token, 2)
+        after = or_(
+            identities.c.namespace > after_ns, and_(identities.c.namespace == after_ns, identities.c.name > after_name)
+        )
+        condition = after if condition is None else and_(condition, after)
+    async with core.store.read() as conn:
+        rows = await _identity_rows(conn, condition, page_size + 1)
+    next_token = _encode_token(rows[page_size - 1].namespace, rows[page_size - 1].name) if len(rows) > page_size else ""
+    return rows[:page_size], next_token
+
+
+async def _identity_rows(conn: AsyncConnection, condition: object, limit: int) -> list[IdentityInfo]:
+    query = (
+        select(
+            identities.c.namespace,
+            identities.c.name,
+            identities.c.active,
+            identities.c.created_at,
+            passwords.c.enabled,
+            passwords.c.identity_id.label("password_row"),
+            policies.c.grants,
+        )
+        .select_from(
+            identities.outerjoin(passwords, passwords.c.identity_id == identities.c.id).outerjoin(
+                policies, policies.c.identity_id == identities.c.id
+            )
+        )
+        .order_by(identities.c.namespace, identities.c.name)
+        .limit(limit)
+    )
+    if condition is not None:
+        query = query.where(condition)  # type: ignore[arg-type]
+    return [
+        IdentityInfo(
+            namespace=row.namespace,
+            name=row.name,
+            active=bool(row.active),
+            created_at=row.created_at,
+            has_password=row.password_row is not None,
+            password_enabled=bool(row.enabled),
+            policy=tuple((row.grants or "").split()),
+        )
+        for row in (await conn.execute(query)).all()
+    ]
+
+
+async def set_identity_active(core: Core, namespace: str, name: str, active: bool) -> IdentityInfo:
+    """Enable or disable; disabling cuts every token issued to the identity until now."""
+    now = core.clock()
+    async with core.store.write() as conn:
+        identity_id = await _identity_id(conn, namespace, name, lock=True)
+        current = (await conn.execute(select(identities.c.active).where(identities.c.id == identity_id))).scalar()
+        if bool(current) != active:
+            await conn.execute(
+                update(identities)
+                .where(identities.c.id == identity_id)
+                .values(active=active, updated_at=now, disabled_at=None if active else now)
+            )
+            await events.append(
+                conn,
+                [
+                    events.Event(
+                        target=events.Target.IDENTITY,
+                        reason=events.Reason.IDENTITY_DISABLED,
+                        namespace=namespace,
+                        identity=name,
+                        cutoff_unix=int(now),
+                        expires_unix=int(now) + core.settings.max_token_ttl_s,
+                        lifted=active,
+                    )
+                ],
+                now,
+            )
+    return await get_identity(core, namespace, name)
+
+
+async def delete_identity(core: Core, namespace: str, name: str) -> None:
+    """Delete an identity; its tokens become TOKEN_NOT_FOUND / IDENTITY_NOT_FOUND."""
+    now = core.clock()
+    async with core.store.write() as conn:
+        identity_id = await _identity_id(conn, namespace, name, lock=True)
+        await conn.execute(delete(identities).where(identities.c.id == identity_id))
+        await events.append(
+            conn,
+            [
+                events.Event(
+                    target=events.Target.IDENTITY,
+                    reason=events.Reason.IDENTITY_DELETED,
+                    namespace=namespace,
+                    identity=name,
+                    cutoff_unix=int(now),
+                    expires_unix=int(now) + core.settings.max_token_ttl_s,
+                )
+            ],
+            now,
+        )
+
+
+# --- passwords and policies ----------------------------------------------------------------
+
+
+async def set_password(core: Core, namespace: str, name: str, password: str, enabled: bool = True) -> None:
+    if not password:
+        raise InvalidRequest("password is required")
+    if len(password.encode("utf-8")) > 1024:
+        raise InvalidRequest("password is longer than 1024 bytes")
+    hashed = await core.passwords.hash_async(password)
+    now = core.clock()
+    async with core.store.write() as conn:
+        identity_id = await _identity_id(conn, namespace, name)
+        changed = await conn.execute(
+            update(passwords)
+            .where(passwords.c.identity_id == identity_id)
+            .values(hash=hashed, enabled=enabled, updated_at=now)
+        )
+        if changed.rowcount == 0:
+            await conn.execute(
+                passwords.insert().values(identity_id=identity_id, hash=hashed, enabled=enabled, updated_at=now)
+            )
+
+
+async def set_password_enabled(core: Core, namespace: str, name: str, enabled: bool) -> None:
+    async with core.store.write() as conn:
+        identity_id = await _identity_id(conn, namespace, name)
+        changed = await conn.execute(
+            update(passwords)
+            .where(passwords.c.identity_id == identity_id)
+            .values(enabled=enabled, updated_at=core.clock())
+        )
+        if changed.rowcount == 0:
+            raise NotFound(f"identity {_label(namespace, name)} has no password")
+
+
+async def set_policy(core: Core, namespace: str, name: str, grants: Iterable[str]) -> IdentityInfo:
+    """Replace the identity's policy. If it no longer grants something the old one did, every
+    token issued to the identity until now is cut (POLICY_CHANGED); refresh tokens whose scopes
+    are still granted keep working (the refresh grant re-checks the policy)."""
+    new = validate_grants(grants)
+    now = core.clock()
+    async with core.store.write() as conn:
+        identity_id = await _identity_id(conn, namespace, name, lock=True)
+        old_text = (await conn.execute(select(policies.c.grants).where(policies.c.identity_id == identity_id))).scalar()
+        old = tuple((old_text or "").split())
+        values = {"grants": " ".join(new), "updated_at": now}
+        if old_text is None:
+            await conn.execute(policies.insert().values(identity_id=identity_id, **values))
+        else:
+            await conn.execute(update(policies).where(policies.c.identity_id == identity_id).values(**values))
+        if not scope_rules.covered(old, new):
+            await conn.execute(
+                update(identities).where(identities.c.id == identity_id).values(policy_cutoff_at=int(now))
+            )
+            await events.append(
+                conn,
+                [
+                    events.Event(
+                        target=events.Target.IDENTITY,
+                        reason=events.Reason.POLICY_CHANGED,
+                        namespace=namespace,
+                        identity=name,
+                        cutoff_unix=int(now),
+                        expires_unix=int(now) + core.settings.max_token_ttl_s,
+                    )
+                ],
+                now,
+            )
+    return await get_identity(core, namespace, name)
+
+
+async def ensure_identity(
+    core: Core, namespace: str, name: str, password: str | None, grants: Iterable[str]
+) -> IdentityInfo:
+    """Create the identity if missing, set its password (when given) and add ``grants`` to its
+    policy. Idempotent: used by start-up bootstrap and ``native-iam admin bootstrap``."""
+    try:
+        info = await create_identity(core, namespace, name)
+    except AlreadyExists:
+        info = await get_identity(core, namespace, name)
+    if password:
+        await set_password(core, namespace, name, password)
+    wanted = set(info.policy) | set(grants)
+    if wanted != set(info.policy):
+        info = await set_policy(core, namespace, name, wanted)
+    return await get_identity(core, namespace, name)
+
+
+# --- tokens --------------------------------------------------------------------------------
+
+
+async def list_tokens(
+    core: Core,
+    namespace: str | None = None,
+    identity: str | None = None,
+    page_size: int = 100,
+    page_token: str = "",
+) -> tuple[list[TokenInfo], str]:
+    """Issued tokens, newest first, filtered by namespace and identity; keyset paging."""
+    page_size = max(1, min(page_size or 100, MAX_PAGE_SIZE))
+    query = select(tokens).order_by(tokens.c.created_at.desc(), tokens.c.jti.desc()).limit(page_size + 1)
+    if namespace is not None:
+        query = query.where(tokens.c.namespace == namespace)
+    if identity is not None:
+        query = query.where(tokens.c.identity == identity)
+    if page_token:
+        created, jti = _decode_token(page_token, 2)
+        try:
+            created_at = int(created)
+        except ValueError:
+            raise InvalidRequest("page_token is not valid") from None
+        query = query.where(
+            or_(tokens.c.created_at < created_at, and_(tokens.c.created_at == created_at, tokens.c.jti < jti))
+        )
+    async with core.store.read() as conn:
+        rows = (await conn.execute(query)).all()
+    infos = [
+        TokenInfo(
+            jti=row.jti,
+            usage=row.usage,
+            namespace=row.namespace,
+            identity=row.identity,
+            client_id=row.client_id,
+            scopes=tuple(row.scopes.split()),
+            metadata=row.metadata,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            state=row.state,
+            family_id=row.family_id,
+        )
+        for row in rows
+    ]
+    next_token = ""
+    if len(infos) > page_size:
+        last = infos[page_size - 1]
+        next_token = _encode_token(str(last.created_at), last.jti)
+    return infos[:page_size], next_token
+
+
+async def set_token_active(core: Core, jti: str, active: bool) -> None:
+    now = core.clock()
+    async with core.store.write() as conn:
+        row = (await conn.execute(select(tokens.c.state, tokens.c.expires_at).where(tokens.c.jti == jti))).first()
+        if row is None:
+            raise NotFound("token not found")
+        state = "active" if active else "disabled"
+        if row.state != state:
+            await conn.execute(update(tokens).where(tokens.c.jti == jti).values(state=state))
+            await events.append(
+                conn,
+                [
+                    events.Event(
+                        target=events.Target.TOKEN,
+                        reason=events.Reason.TOKEN_DISABLED,
+                        jti=jti,
+                        expires_unix=row.expires_at,
+                        lifted=active,
+                    )
+                ],
+                now,
+            )
+
+
+async def delete_token(core: Core, jti: str) -> None:
+    now = core.clock()
+    async with core.store.write() as conn:
+        row = (await conn.execute(select(tokens.c.expires_at).where(tokens.c.jti == jti))).first()
+        if row is None:
+            raise NotFound("token not found")
+        await conn.execute(delete(tokens).where(tokens.c.jti == jti))
+        await events.append(
+            conn,
+            [
+                events.Event(
+                    target=events.Target.TOKEN, reason=events.Reason.TOKEN_DELETED, jti=jti, expires_unix=row.expires_at
+                )
+            ],
+            now,
+        )
+
+
+async def count_tokens(core: Core) -> int:
+    async with core.store.read() as conn:
+        return int((await conn.execute(select(func.count()).select_from(tokens))).scalar_one())
+
+
+# --- keys ----------------------------------------------------------------------------------
+
+
+async def list_keys(core: Core) -> list[SigningKey]:
+    await core.keys.reload()
+    return core.keys.keys()
+
+
+async def rotate_key(core: Core, publish_delay_s: float | None = None) -> SigningKey:
+    return await core.keys.rotate(publish_delay_s, core.clock())
+
+
+# --- paging --------------------------------------------------------------------------------
+
+
+def _encode_token(*parts: str) -> str:
+    raw = "\x00".join(parts).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).decode("ascii")
+
+
+def _decode_token(token: str, count: int) -> list[str]:
+    try:
+        parts = base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8").split("\x00")
+    except (binascii.Error, UnicodeError, ValueError):
+        raise InvalidRequest("page_token is not valid") from None
+    if len(parts) != count:
+        raise InvalidRequest("page_token is not valid")
+    return parts

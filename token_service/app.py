@@ -1,0 +1,131 @@
+"""Wiring and signals: build the core, serve gRPC (+ health, reflection) and metrics, stop cleanly.
+
+On SIGTERM: health goes NOT_SERVING (``enter_graceful_shutdown``), in-flight RPCs get
+NATIVE_IAM_SHUTDOWN_GRACE_S to finish (``server.stop(grace)``), then the database is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from native_iam.oauth.v1 import feed_pb2, oauth_pb2  # noqa: F401 - registers descriptors for reflection
+from token_service.core import Core
+from token_service.grpc_api import FEED_SERVICE, OAUTH_SERVICE, rpc_handlers
+from token_service.metrics import Metrics
+from token_service.settings import Settings
+
+__all__ = ["TokenServiceApp"]
+
+log = logging.getLogger(__name__)
+
+
+class TokenServiceApp:
+    """One token-service process: ``await start()``, then ``await stop()`` (or ``run_until_signal``)."""
+
+    def __init__(self, settings: Settings, core: Core | None = None) -> None:
+        self.settings = settings
+        self.core = core or Core.build(settings)
+        self.metrics = Metrics()
+        self.server: grpc.aio.Server | None = None
+        self.health = health.aio.HealthServicer()
+        self.grpc_port = 0
+        self.metrics_port = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self.feed: object | None = None  # the revocation feed hub, set in start()
+
+    @property
+    def grpc_target(self) -> str:
+        host = self.settings.grpc_listen.rpartition(":")[0]
+        host = "127.0.0.1" if host in {"0.0.0.0", "[::]", "::"} else host
+        return f"{host}:{self.grpc_port}"
+
+    async def start(self) -> None:
+        await self.core.start()
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", 1024 * 1024),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ]
+        )
+        handlers = rpc_handlers(self.core, self.metrics)
+        server.add_generic_rpc_handlers(handlers)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        admin_services: list[str] = []
+        service_names = [
+            OAUTH_SERVICE,
+            FEED_SERVICE,
+            *admin_services,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ]
+        reflection.enable_server_reflection(service_names, server)
+        self.grpc_port = server.add_insecure_port(self.settings.grpc_listen)
+        if self.grpc_port == 0:
+            raise OSError(f"cannot listen on NATIVE_IAM_GRPC_LISTEN={self.settings.grpc_listen}")
+        await server.start()
+        self.server = server
+        for name in ("", OAUTH_SERVICE, FEED_SERVICE, *admin_services):
+            await _set_health(self.health, name, health_pb2.HealthCheckResponse.SERVING)
+        if self.settings.metrics_listen.lower() not in {"off", "none"}:
+            self.metrics_port = self.metrics.serve(self.settings.metrics_listen)
+        self._tasks.append(asyncio.create_task(self._reload_keys(), name="key-reload"))
+        log.info(
+            "token service started",
+            extra={"grpc": self.grpc_target, "metrics_port": self.metrics_port, "db": self.core.store.dialect},
+        )
+
+    async def _reload_keys(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.key_reload_s)
+            try:
+                await self.core.keys.reload()
+            except Exception:
+                log.warning("key reload failed", exc_info=True)
+
+    async def stop(self, grace: float | None = None) -> None:
+        grace = self.settings.shutdown_grace_s if grace is None else grace
+        await _enter_graceful_shutdown(self.health)
+        if self.server is not None:
+            await self.server.stop(grace)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        self.metrics.stop()
+        await self.core.close()
+        log.info("token service stopped")
+
+    async def run_until_signal(self) -> None:
+        """Serve until SIGTERM or SIGINT, then stop gracefully."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            await self.stop()
+
+
+async def _set_health(servicer: object, name: str, status: int) -> None:
+    result = servicer.set(name, status)  # type: ignore[attr-defined]
+    if asyncio.iscoroutine(result):
+        await result
+
+
+async def _enter_graceful_shutdown(servicer: object) -> None:
+    result = servicer.enter_graceful_shutdown()  # type: ignore[attr-defined]
+    if asyncio.iscoroutine(result):
+        await result

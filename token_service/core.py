@@ -1,0 +1,59 @@
+"""What every domain function needs, built once at start-up by :mod:`token_service.app`.
+
+Transports (gRPC now, HTTP in :mod:`token_service.http_api`) hold one :class:`Core` and call the
+domain functions in :mod:`token_service.grants` and :mod:`token_service.access` with it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from token_service.keys import KeyRing
+from token_service.lockout import Lockout
+from token_service.passwords import Passwords
+from token_service.settings import Settings
+from token_service.store import Store
+from token_service.tokens import TokenCodec
+
+__all__ = ["Core"]
+
+
+@dataclass
+class Core:
+    settings: Settings
+    store: Store
+    keys: KeyRing
+    codec: TokenCodec
+    passwords: Passwords
+    lockout: Lockout
+    clock: Callable[[], float] = field(default=time.time)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Core:
+        """Wire the parts together (nothing touches the database yet; see :meth:`start`)."""
+        store = Store(settings.db_url, settings.db_pool_size)
+        keys = KeyRing(settings, store)
+        return cls(
+            settings=settings,
+            store=store,
+            keys=keys,
+            codec=TokenCodec(keys, settings.issuer),
+            passwords=Passwords(
+                settings.argon2_memory_kib,
+                settings.argon2_time_cost,
+                settings.argon2_parallelism,
+                settings.password_workers,
+            ),
+            lockout=Lockout(settings, store),
+        )
+
+    async def start(self) -> None:
+        """Migrate the schema and load the signing keys."""
+        await self.store.migrate()
+        await self.keys.load()
+
+    async def close(self) -> None:
+        self.passwords.close()
+        await self.store.close()

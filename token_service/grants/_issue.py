@@ -1,0 +1,152 @@
+"""Issuing a token pair inside a grant's transaction: sign, then store the rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from native_iam import claims
+from token_service.core import Core
+from token_service.store import queries
+from token_service.tokens import new_jti, token_hash
+
+__all__ = ["ClientContext", "IssuedTokens", "issue"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientContext:
+    """What an OAuth client changes about issuance (issue 3). ``None`` everywhere = the gRPC API:
+    ``client_id`` NATIVE_IAM_GRPC_CLIENT_ID, ``aud`` NATIVE_IAM_AUDIENCE, configured TTLs, a
+    refresh token with every password grant, no rotation."""
+
+    client_id: str
+    #: ``aud`` of access tokens; empty = NATIVE_IAM_AUDIENCE.
+    audiences: tuple[str, ...] = ()
+    access_token_ttl_s: int | None = None
+    refresh_token_ttl_s: int | None = None
+    #: Whether the password grant also returns a refresh token ("allow refresh token").
+    issue_refresh_token: bool = True
+    #: Refresh-token rotation (RFC 9700 §2.2.2): each refresh spends the presented token.
+    rotate_refresh_tokens: bool = False
+    #: With rotation: a spent token presented again within this many seconds gets a fresh pair
+    #: (concurrent retries); later, the whole family is revoked.
+    reuse_grace_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    """The outcome of a successful grant."""
+
+    access_token: str
+    access_jti: str
+    expires_in: int
+    scopes: tuple[str, ...]
+    identity: str
+    namespace: str
+    client_id: str
+    #: ``None`` when no (new) refresh token was issued.
+    refresh_token: str | None = None
+    refresh_jti: str | None = None
+
+
+async def issue(
+    core: Core,
+    conn: AsyncConnection,
+    *,
+    identity_id: int,
+    namespace: str,
+    identity: str,
+    scopes: Sequence[str],
+    metadata: str,
+    client: ClientContext | None,
+    now: float,
+    with_refresh: bool,
+    family_id: str | None = None,
+    parent_jti: str | None = None,
+    refresh_exp: int | None = None,
+) -> IssuedTokens:
+    """Sign an access token (and a refresh token when ``with_refresh``) and store their rows."""
+    s = core.settings
+    client_id = client.client_id if client else s.grpc_client_id
+    audience = (client.audiences if client and client.audiences else None) or (s.audience,)
+    access_ttl = (client.access_token_ttl_s if client else None) or s.access_token_ttl_s
+    refresh_ttl = (client.refresh_token_ttl_s if client else None) or s.refresh_token_ttl_s
+    iat = int(now)
+    common = {
+        "identity_id": identity_id,
+        "namespace": namespace,
+        "identity": identity,
+        "client_id": client_id,
+        "scopes": " ".join(scopes),
+        "metadata": metadata,
+        "created_at": iat,
+        "state": "active",
+        "family_id": None,
+        "parent_jti": None,
+        "token_hash": None,
+    }
+    access_jti = new_jti()
+    access_token, kid = core.codec.sign(
+        usage=claims.ACCESS_TOKEN,
+        jti=access_jti,
+        sub=identity,
+        namespace=namespace,
+        scopes_=scopes,
+        client_id=client_id,
+        audience=audience,
+        iat=iat,
+        exp=iat + access_ttl,
+    )
+    refresh_jti = new_jti() if with_refresh else None
+    family = family_id or refresh_jti
+    rows = [
+        {
+            **common,
+            "family_id": family,
+            "jti": access_jti,
+            "usage": claims.ACCESS_TOKEN,
+            "kid": kid,
+            "expires_at": iat + access_ttl,
+        }
+    ]
+    refresh_token = None
+    if refresh_jti is not None:
+        exp = refresh_exp if refresh_exp is not None else iat + refresh_ttl
+        refresh_token, kid = core.codec.sign(
+            usage=claims.REFRESH_TOKEN,
+            jti=refresh_jti,
+            sub=identity,
+            namespace=namespace,
+            scopes_=scopes,
+            client_id=client_id,
+            audience=(s.issuer,),  # a refresh token is only ever presented back to this service
+            iat=iat,
+            exp=exp,
+            family=family,
+        )
+        rows.append(
+            {
+                **common,
+                "jti": refresh_jti,
+                "usage": claims.REFRESH_TOKEN,
+                "kid": kid,
+                "expires_at": exp,
+                "family_id": family,
+                "parent_jti": parent_jti,
+                "token_hash": token_hash(refresh_token),
+            }
+        )
+    await queries.insert_tokens(conn, rows)
+    return IssuedTokens(
+        access_token=access_token,
+        access_jti=access_jti,
+        expires_in=access_ttl,
+        scopes=tuple(scopes),
+        identity=identity,
+        namespace=namespace,
+        client_id=client_id,
+        refresh_token=refresh_token,
+        refresh_jti=refresh_jti,
+    )

@@ -1,0 +1,138 @@
+"""The refresh grant: RefreshToken (gRPC) and ``grant_type=refresh_token`` (HTTP).
+
+Checks, in the order the seed's statuses suggest: the token itself (signature, kind, expiry),
+its record (deleted, disabled, the stored hash), the identity (deleted, disabled), then whether
+the identity's policy still grants every scope of the token. All of it, and the new token's
+rows, in one write transaction.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from native_iam import claims as claim_names
+from native_iam import scopes as scope_rules
+from token_service import events
+from token_service.core import Core
+from token_service.errors import (
+    IdentityNotActive,
+    IdentityNotFound,
+    IdentityUnauthenticated,
+    MalformedScope,
+    NotARefreshToken,
+    ScopeNotGranted,
+    TokenDisabled,
+    TokenInvalid,
+    TokenNotFound,
+)
+from token_service.grants._issue import ClientContext, IssuedTokens, issue
+from token_service.store import queries
+from token_service.store.tables import tokens
+from token_service.tokens import token_hash
+
+__all__ = ["refresh_access_token"]
+
+
+async def refresh_access_token(
+    core: Core,
+    *,
+    refresh_token: str,
+    scopes: Iterable[str] | None = None,
+    client: ClientContext | None = None,
+) -> IssuedTokens:
+    """Issue a new access token with the refresh token's scopes (or a subset, ``scopes``).
+
+    With ``client.rotate_refresh_tokens`` the presented token is spent and a new refresh token
+    of the same family is returned; a spent token presented again after the grace window
+    revokes the whole family (RFC 9700 §4.14.2) and is refused as TOKEN_DISABLED.
+    Raises the :class:`~token_service.errors.GrantError` leaves of the seed's RefreshToken.
+    """
+    claims = core.codec.verify(refresh_token, core.clock())
+    if claims.usage != claim_names.REFRESH_TOKEN:
+        raise NotARefreshToken()
+    if client is not None and claims.client_id != client.client_id:
+        raise TokenInvalid("refresh token was issued to another client")  # RFC 6749 §6
+    narrowed: tuple[str, ...] | None = None
+    if scopes is not None:
+        try:
+            narrowed = scope_rules.normalize(scopes)
+        except scope_rules.ScopeError as exc:
+            raise MalformedScope(str(exc)) from None
+        if not set(narrowed) <= set(claims.scopes):
+            raise ScopeNotGranted("a refresh may not widen the token's scopes")  # RFC 6749 §6
+    rotate = bool(client and client.rotate_refresh_tokens)
+    async with core.store.write() as conn:
+        record = await queries.token_record(conn, claims.jti, lock=rotate)
+        if record is None:
+            raise TokenNotFound()
+        if record.token_hash is None or not hmac.compare_digest(record.token_hash, token_hash(refresh_token)):
+            raise TokenInvalid()
+        if record.state != "active":
+            raise TokenDisabled()
+        identity = await queries.identity_for_grant(conn, record.identity_id)
+        if identity is None:
+            raise IdentityNotFound()
+        if not identity.active:
+            raise IdentityNotActive()
+        if not scope_rules.covered(claims.scopes, (identity.grants or "").split()):
+            raise IdentityUnauthenticated()
+        now = core.clock()
+        if (
+            rotate
+            and client is not None
+            and record.spent_at is not None
+            and now - record.spent_at > client.reuse_grace_s
+        ):
+            # Reuse after the grace window: revoke the family and commit that before refusing.
+            await _revoke_family(conn, record.family_id or record.jti, now)
+            reused = True
+        else:
+            reused = False
+            if rotate and record.spent_at is None:
+                await queries.mark_spent(conn, record.jti, now)
+            result = await issue(
+                core,
+                conn,
+                identity_id=identity.id,
+                namespace=identity.namespace,
+                identity=identity.name,
+                scopes=narrowed if narrowed is not None else claims.scopes,
+                metadata=record.metadata,
+                client=client,
+                now=now,
+                with_refresh=rotate,
+                family_id=record.family_id,
+                parent_jti=record.jti,
+                refresh_exp=record.expires_at,  # rotation never extends the family's lifetime
+            )
+    if reused:
+        raise TokenDisabled("refresh token was already used; its family is revoked")
+    return result
+
+
+async def _revoke_family(conn: AsyncConnection, family_id: str, now: float) -> None:
+    rows = (
+        await conn.execute(
+            update(tokens)
+            .where(tokens.c.family_id == family_id, tokens.c.state == "active")
+            .values(state="disabled")
+            .returning(tokens.c.jti, tokens.c.expires_at)
+        )
+    ).all()
+    await events.append(
+        conn,
+        [
+            events.Event(
+                target=events.Target.TOKEN,
+                reason=events.Reason.REFRESH_TOKEN_REUSE,
+                jti=row.jti,
+                expires_unix=row.expires_at,
+            )
+            for row in rows
+        ],
+        now,
+    )

@@ -1,0 +1,321 @@
+"""The gRPC edge of the OAuth and Feed services: validate, call the domain, map the outcome.
+
+Requests arrive as raw bytes and are parsed here, so that a message the protobuf runtime refuses
+(a string field that is not valid UTF-8) is answered INVALID_ARGUMENT instead of the INTERNAL
+that grpcio gives for a failing deserializer. Business outcomes become the response's ``status``
+(the leaf's seed status name, looked up in each response's own enum); transport errors use the
+leaf's ``grpc_code``. Nothing else in the package knows about gRPC status codes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+from google.protobuf.message import DecodeError, Message
+
+from native_iam import scopes as scope_rules
+from native_iam.oauth.v1 import feed_pb2, oauth_pb2
+from token_service import grants
+from token_service.access import check_access
+from token_service.core import Core
+from token_service.errors import GrantError, InsufficientScope, InvalidRequest, TokenServiceError, Unavailable
+from token_service.metrics import Metrics
+from token_service.tokens import MAX_TOKEN_BYTES
+
+__all__ = ["business_status", "oauth_handler", "rpc_handlers", "scope_list", "text_field"]
+
+log = logging.getLogger(__name__)
+
+OAUTH_SERVICE = "native_iam.oauth.v1.OAuth"
+FEED_SERVICE = "native_iam.oauth.v1.Feed"
+
+Unary = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Message]]
+Streaming = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Message]]
+
+
+# --- validation ----------------------------------------------------------------------------
+
+
+def text_field(name: str, value: str, max_bytes: int, required: bool = False) -> str:
+    if required and not value:
+        raise InvalidRequest(f"{name} is required")
+    if len(value) > max_bytes or len(value.encode("utf-8")) > max_bytes:
+        raise InvalidRequest(f"{name} is longer than {max_bytes} bytes")
+    return value
+
+
+def scope_list(name: str, values: Sequence[str]) -> tuple[str, ...]:
+    if len(values) > scope_rules.MAX_SCOPES:
+        raise InvalidRequest(f"{name}: too many scopes ({len(values)}, at most {scope_rules.MAX_SCOPES})")
+    for value in values:
+        if not scope_rules.is_valid_scope(value):
+            raise InvalidRequest(
+                f"{name}: invalid scope {value[:40]!r} (printable ASCII without spaces, quotes or backslashes,"
+                f" at most {scope_rules.MAX_SCOPE_LENGTH} bytes)"
+            )
+    return tuple(values)
+
+
+def business_status(enum: Any, error: GrantError) -> int:
+    """The value of ``error.status`` in one response's ``Status`` enum (the seed's name)."""
+    return enum.Value(error.status)
+
+
+# --- the generic wrapper -------------------------------------------------------------------
+
+
+def _peer_label(context: grpc.aio.ServicerContext) -> str:
+    try:
+        return context.peer()
+    except Exception:
+        return "unknown"
+
+
+def _failure(method: str, exc: BaseException, metrics: Metrics | None) -> tuple[grpc.StatusCode, str]:
+    """Translate an exception that escaped a handler into a gRPC status, once, here."""
+    if isinstance(exc, TokenServiceError):
+        if isinstance(exc, Unavailable):
+            if metrics:
+                metrics.db_errors.labels("unavailable").inc()
+            log.warning("database unavailable", extra={"method": method, "cause": type(exc.__cause__).__name__})
+        return exc.grpc_code, exc.message
+    if metrics:
+        metrics.db_errors.labels("other").inc() if "sqlalchemy" in type(exc).__module__ else None
+    log.exception("unexpected error in %s", method)
+    return grpc.StatusCode.INTERNAL, "internal error"
+
+
+def unary(
+    service: str,
+    method: str,
+    request_cls: type[Message],
+    response_cls: type[Message],
+    fn: Unary,
+    metrics: Metrics | None,
+) -> grpc.RpcMethodHandler:
+    full = f"/{service}/{method}"
+
+    async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> Message:
+        started = time.perf_counter()
+        code, message = grpc.StatusCode.OK, ""
+        try:
+            try:
+                request = request_cls.FromString(raw)
+            except DecodeError:
+                raise InvalidRequest(
+                    "malformed request: a string field is not valid UTF-8 or the message is corrupt"
+                ) from None
+            return await fn(request, context)
+        except (TokenServiceError, Exception) as exc:
+            code, message = _failure(full, exc, metrics)
+        finally:
+            if metrics:
+                metrics.rpc_latency.labels(full, code.name).observe(time.perf_counter() - started)
+        await context.abort(code, message)
+        raise AssertionError("unreachable")  # context.abort always raises
+
+    return grpc.unary_unary_rpc_method_handler(handle, response_serializer=response_cls.SerializeToString)
+
+
+def stream(
+    service: str,
+    method: str,
+    request_cls: type[Message],
+    response_cls: type[Message],
+    fn: Streaming,
+    metrics: Metrics | None,
+) -> grpc.RpcMethodHandler:
+    full = f"/{service}/{method}"
+
+    async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Message]:
+        started = time.perf_counter()
+        code, message = grpc.StatusCode.OK, ""
+        try:
+            try:
+                request = request_cls.FromString(raw)
+            except DecodeError:
+                raise InvalidRequest(
+                    "malformed request: a string field is not valid UTF-8 or the message is corrupt"
+                ) from None
+            async for item in fn(request, context):
+                yield item
+            return
+        except (TokenServiceError, Exception) as exc:
+            code, message = _failure(full, exc, metrics)
+        finally:
+            if metrics:
+                metrics.rpc_latency.labels(full, code.name).observe(time.perf_counter() - started)
+        await context.abort(code, message)
+
+    return grpc.unary_stream_rpc_method_handler(handle, response_serializer=response_cls.SerializeToString)
+
+
+# --- OAuth ---------------------------------------------------------------------------------
+
+
+class OAuthServicer:
+    """native_iam.oauth.v1.OAuth on top of :mod:`token_service.grants` and :mod:`token_service.access`."""
+
+    def __init__(self, core: Core, metrics: Metrics | None = None) -> None:
+        self.core = core
+        self.metrics = metrics
+
+    def _count(self, grant: str, status: str) -> None:
+        if self.metrics:
+            self.metrics.grants.labels(grant, status).inc()
+
+    async def CreateTokenWithPassword(
+        self, request: oauth_pb2.CreateTokenWithPasswordRequest, context: grpc.aio.ServicerContext
+    ) -> oauth_pb2.CreateTokenWithPasswordResponse:
+        Response = oauth_pb2.CreateTokenWithPasswordResponse
+        text_field("namespace", request.namespace, 253)
+        text_field("identity", request.identity, 253, required=True)
+        text_field("password", request.password, 1024, required=True)
+        text_field("metadata", request.metadata, 4096)
+        requested = scope_list("scopes", request.scopes)
+        try:
+            issued = await grants.create_token_with_password(
+                self.core,
+                namespace=request.namespace,
+                identity=request.identity,
+                password=request.password,
+                metadata=request.metadata,
+                scopes=requested,
+            )
+        except GrantError as exc:
+            self._count("password", exc.status or "")
+            log.info(
+                "password grant refused",
+                extra={
+                    "status": exc.status,
+                    "reason": exc.message,
+                    "identity": request.identity,
+                    "namespace": request.namespace,
+                },
+            )
+            return Response(status=business_status(Response.Status, exc))
+        self._count("password", "OK")
+        return Response(
+            status=Response.OK,
+            access_token=issued.access_token,
+            refresh_token=issued.refresh_token or "",
+            expires_in=issued.expires_in,
+            scopes=issued.scopes,
+        )
+
+    async def RefreshToken(
+        self, request: oauth_pb2.RefreshTokenRequest, context: grpc.aio.ServicerContext
+    ) -> oauth_pb2.RefreshTokenResponse:
+        Response = oauth_pb2.RefreshTokenResponse
+        text_field("refresh_token", request.refresh_token, MAX_TOKEN_BYTES, required=True)
+        try:
+            issued = await grants.refresh_access_token(self.core, refresh_token=request.refresh_token)
+        except GrantError as exc:
+            self._count("refresh_token", exc.status or "")
+            log.info("refresh grant refused", extra={"status": exc.status, "reason": exc.message})
+            return Response(status=business_status(Response.Status, exc))
+        self._count("refresh_token", "OK")
+        return Response(
+            status=Response.OK,
+            access_token=issued.access_token,
+            expires_in=issued.expires_in,
+            scopes=issued.scopes,
+            refresh_token=issued.refresh_token or "",
+        )
+
+    async def CheckAccess(
+        self, request: oauth_pb2.CheckAccessRequest, context: grpc.aio.ServicerContext
+    ) -> oauth_pb2.CheckAccessResponse:
+        Response = oauth_pb2.CheckAccessResponse
+        text_field("access_token", request.access_token, MAX_TOKEN_BYTES, required=True)
+        required = scope_list("scopes", request.scopes)
+        try:
+            granted = await check_access(self.core, access_token=request.access_token, scopes=required)
+        except GrantError as exc:
+            if self.metrics:
+                self.metrics.checks.labels(exc.status or "").inc()
+            log.info("access check denied", extra={"status": exc.status, "reason": exc.message})
+            response = Response(status=business_status(Response.Status, exc), message=exc.message)
+            if isinstance(exc, InsufficientScope) and exc.claims is not None:
+                claims = exc.claims
+                response.identity, response.namespace = claims.sub, claims.namespace  # type: ignore[attr-defined]
+                response.scopes.extend(claims.scopes)  # type: ignore[attr-defined]
+            return response
+        if self.metrics:
+            self.metrics.checks.labels("OK").inc()
+        c = granted.claims
+        return Response(
+            status=Response.OK, message=granted.message, identity=c.sub, namespace=c.namespace, scopes=c.scopes
+        )
+
+
+class FeedServicer:
+    """native_iam.oauth.v1.Feed: the JWKS here; WatchRevocations in :mod:`token_service.feed`."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    async def GetJwks(
+        self, request: feed_pb2.GetJwksRequest, context: grpc.aio.ServicerContext
+    ) -> feed_pb2.GetJwksResponse:
+        return feed_pb2.GetJwksResponse(
+            jwks_json=self.core.keys.jwks_json(), max_age_s=self.core.settings.jwks_max_age_s
+        )
+
+
+def oauth_handler(core: Core, metrics: Metrics | None) -> grpc.GenericRpcHandler:
+    s = OAuthServicer(core, metrics)
+    return grpc.method_handlers_generic_handler(
+        OAUTH_SERVICE,
+        {
+            "CreateTokenWithPassword": unary(
+                OAUTH_SERVICE,
+                "CreateTokenWithPassword",
+                oauth_pb2.CreateTokenWithPasswordRequest,
+                oauth_pb2.CreateTokenWithPasswordResponse,
+                s.CreateTokenWithPassword,
+                metrics,
+            ),
+            "RefreshToken": unary(
+                OAUTH_SERVICE,
+                "RefreshToken",
+                oauth_pb2.RefreshTokenRequest,
+                oauth_pb2.RefreshTokenResponse,
+                s.RefreshToken,
+                metrics,
+            ),
+            "CheckAccess": unary(
+                OAUTH_SERVICE,
+                "CheckAccess",
+                oauth_pb2.CheckAccessRequest,
+                oauth_pb2.CheckAccessResponse,
+                s.CheckAccess,
+                metrics,
+            ),
+        },
+    )
+
+
+def feed_handlers(core: Core, metrics: Metrics | None, watch: Streaming | None) -> grpc.GenericRpcHandler:
+    s = FeedServicer(core)
+    handlers = {
+        "GetJwks": unary(FEED_SERVICE, "GetJwks", feed_pb2.GetJwksRequest, feed_pb2.GetJwksResponse, s.GetJwks, metrics)
+    }
+    if watch is not None:
+        handlers["WatchRevocations"] = stream(
+            FEED_SERVICE,
+            "WatchRevocations",
+            feed_pb2.WatchRevocationsRequest,
+            feed_pb2.WatchRevocationsResponse,
+            watch,
+            metrics,
+        )
+    return grpc.method_handlers_generic_handler(FEED_SERVICE, handlers)
+
+
+def rpc_handlers(core: Core, metrics: Metrics | None, watch: Streaming | None = None) -> list[grpc.GenericRpcHandler]:
+    return [oauth_handler(core, metrics), feed_handlers(core, metrics, watch)]

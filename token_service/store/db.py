@@ -1,0 +1,165 @@
+"""The database: engine from SYSTEM_DB_URL, migrations at start-up, transaction helpers.
+
+``sqlite:///path`` runs on aiosqlite (WAL, one writer at a time, serialized in-process so that
+writers never spin in SQLite's busy handler); ``postgresql://…`` runs on asyncpg. Write
+transactions on SQLite start with ``BEGIN IMMEDIATE`` so a read-then-write grant cannot race a
+concurrent disable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from token_service.errors import Unavailable
+
+__all__ = ["Store", "async_url"]
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+#: Key of the PostgreSQL advisory lock that serializes start-up work across replicas.
+_STARTUP_LOCK = 0x6E617469  # "nati"
+
+
+def async_url(url: str) -> str:
+    """Map SYSTEM_DB_URL to the async driver SQLAlchemy needs."""
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+    if url.startswith("postgres://"):
+        return "postgresql+asyncpg://" + url.removeprefix("postgres://")
+    if url.startswith("postgresql://"):
+        return "postgresql+asyncpg://" + url.removeprefix("postgresql://")
+    return url
+
+
+class Store:
+    """Owns the engine; hands out read and write transactions."""
+
+    def __init__(self, url: str, pool_size: int = 10) -> None:
+        self.url = async_url(url)
+        self.dialect = make_url(self.url).get_backend_name()
+        self.is_sqlite = self.dialect == "sqlite"
+        kwargs: dict[str, Any] = {}
+        if not self.is_sqlite:
+            kwargs = {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
+        self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        # SQLite allows one writer; queueing writers here is cheaper than SQLite's busy loop.
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        if self.is_sqlite:
+            _configure_sqlite(self.engine)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction (rolled back at the end)."""
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except (DBAPIError, OSError) as exc:
+            _reraise_unavailable(exc)
+            raise
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A read-write transaction, committed when the block exits without an exception."""
+        try:
+            if self._write_lock is not None:
+                async with self._write_lock, self.engine.connect() as conn:
+                    conn = await conn.execution_options(sqlite_begin="IMMEDIATE")
+                    async with conn.begin():
+                        yield conn
+            else:
+                async with self.engine.begin() as conn:
+                    yield conn
+        except (DBAPIError, OSError) as exc:
+            _reraise_unavailable(exc)
+            raise
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest migration (run at start-up, safe with several replicas)."""
+        if self.is_sqlite:
+            path = make_url(self.url).database
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        async with self.engine.begin() as conn:
+            if not self.is_sqlite:
+                # Replicas starting together: one migrates, the others wait (released at commit).
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _STARTUP_LOCK})
+            await conn.run_sync(_upgrade)
+
+    @asynccontextmanager
+    async def startup_lock(self) -> AsyncIterator[None]:
+        """Serialize start-up work (key generation, bootstrap) across replicas on PostgreSQL."""
+        if self.is_sqlite:
+            yield
+            return
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _STARTUP_LOCK})
+            await conn.commit()
+            try:
+                yield
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _STARTUP_LOCK})
+                await conn.commit()
+
+    async def ping(self) -> bool:
+        try:
+            async with self.read() as conn:
+                await conn.execute(text("SELECT 1"))
+            return True
+        except Unavailable:
+            return False
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _upgrade(sync_conn: Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = sync_conn
+    command.upgrade(config, "head")
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control away from the driver so that "begin" below decides.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _reraise_unavailable(exc: BaseException) -> None:
+    """Turn "the database is unreachable" into :class:`Unavailable`; leave real bugs alone."""
+    if isinstance(exc, OSError | OperationalError):
+        raise Unavailable() from exc
+    if isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated
+        or isinstance(exc.orig, OSError)
+        or "connection" in type(exc.orig).__name__.lower()
+        or "cannotconnect" in type(exc.orig).__name__.lower()
+    ):
+        raise Unavailable() from exc

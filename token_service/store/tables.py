@@ -1,0 +1,170 @@
+"""The token service's tables (SQLAlchemy Core): the schema the Alembic migrations create.
+
+Times are Unix seconds (floats for sub-second precision where it matters). Nothing secret is
+stored in the clear: passwords are argon2id hashes, refresh tokens appear only as ``jti`` plus
+the SHA-256 of the token, access tokens only as ``jti``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+    true,
+)
+
+__all__ = [
+    "feed_counter",
+    "identities",
+    "lockouts",
+    "metadata",
+    "passwords",
+    "policies",
+    "revocations",
+    "signing_keys",
+    "tokens",
+]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+#: An identity. namespace '' = global. Deleting removes the row; its tokens keep identity_id, so
+#: they can never come back to life under a re-created identity of the same name.
+identities = Table(
+    "identities",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("namespace", String(253), nullable=False, server_default=""),
+    Column("name", String(253), nullable=False),
+    Column("active", Boolean, nullable=False, server_default=true()),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    #: When the identity was last disabled (its tokens issued at or before this are dead).
+    Column("disabled_at", Float, nullable=True),
+    #: Tokens of this identity issued (iat) at or before this instant are dead: its policy was
+    #: narrowed then (the feed's POLICY_CHANGED cut-off). NULL: no cut-off.
+    Column("policy_cutoff_at", Integer, nullable=True),
+    UniqueConstraint("namespace", "name"),
+)
+
+#: Password authentication of an identity (argon2id PHC string).
+passwords = Table(
+    "passwords",
+    metadata,
+    Column("identity_id", Integer, ForeignKey("identities.id", ondelete="CASCADE"), primary_key=True),
+    Column("hash", String(255), nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default=true()),
+    Column("updated_at", Float, nullable=False),
+)
+
+#: Scope policy of an identity: space-separated grants (exact scopes, ``prefix:*``, ``*``).
+policies = Table(
+    "policies",
+    metadata,
+    Column("identity_id", Integer, ForeignKey("identities.id", ondelete="CASCADE"), primary_key=True),
+    Column("grants", Text, nullable=False, server_default=""),
+    Column("updated_at", Float, nullable=False),
+)
+
+#: Every issued token, by jti. ``token_hash`` (SHA-256, hex) only for refresh tokens.
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("usage", String(16), nullable=False),
+    Column("identity_id", Integer, nullable=False),
+    Column("namespace", String(253), nullable=False),
+    Column("identity", String(253), nullable=False),
+    Column("client_id", String(253), nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("metadata", Text, nullable=False, server_default=""),
+    Column("kid", String(128), nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("expires_at", Integer, nullable=False),
+    #: 'active' | 'disabled'
+    Column("state", String(16), nullable=False, server_default="active"),
+    Column("family_id", String(64), nullable=True),
+    Column("parent_jti", String(64), nullable=True),
+    #: When a rotated refresh token was used (spent); NULL while it is usable.
+    Column("spent_at", Float, nullable=True),
+    Column("token_hash", String(64), nullable=True),
+    Index(None, "namespace", "identity", "created_at"),
+    Index(None, "identity_id"),
+    Index(None, "family_id"),
+    Index(None, "expires_at"),
+)
+
+#: Signing keys. ``private_pem`` holds the private key (PEM; raw bytes hex for HS256); keys that
+#: came from NATIVE_IAM_SIGNING_KEYS_DIR are not stored here.
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(128), primary_key=True),
+    Column("alg", String(16), nullable=False),
+    Column("private_pem", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    #: In the JWKS from this instant.
+    Column("publish_at", Float, nullable=False),
+    #: Signs new tokens from this instant (publish_at + publish delay).
+    Column("activate_at", Float, nullable=False),
+    #: Stops signing at this instant (NULL: until replaced).
+    Column("retire_at", Float, nullable=True),
+    #: Leaves the JWKS at this instant (retire_at + the longest token lifetime).
+    Column("expire_at", Float, nullable=True),
+)
+
+#: The revocation feed: strictly increasing ``sequence``, committed in sequence order because
+#: every writer takes the next value from ``feed_counter`` (a row lock) in its own transaction.
+revocations = Table(
+    "revocations",
+    metadata,
+    Column("sequence", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("target", Integer, nullable=False),
+    Column("reason", Integer, nullable=False),
+    Column("jti", String(64), nullable=False, server_default=""),
+    Column("namespace", String(253), nullable=False, server_default=""),
+    Column("identity", String(253), nullable=False, server_default=""),
+    Column("kid", String(128), nullable=False, server_default=""),
+    Column("cutoff_unix", BigInteger, nullable=False, server_default="0"),
+    Column("expires_unix", BigInteger, nullable=False),
+    Column("lifted", Boolean, nullable=False, server_default=false()),
+    Column("created_at", Float, nullable=False),
+    Index(None, "expires_unix"),
+)
+
+#: One row (id=1): the last sequence handed out. Updating it serializes event writers.
+feed_counter = Table(
+    "feed_counter",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_sequence", BigInteger, nullable=False),
+    #: Events at or below this were compacted away; a cursor older than it needs a snapshot.
+    Column("compacted_through", BigInteger, nullable=False, server_default="0"),
+)
+
+#: Brute-force counters by key ('identity:<ns>/<name>' or 'address:<ip>').
+lockouts = Table(
+    "lockouts",
+    metadata,
+    Column("key", String(600), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_failure_at", Float, nullable=False),
+    Column("locked_until", Float, nullable=False),
+)
