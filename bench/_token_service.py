@@ -1,0 +1,110 @@
+"""The real token service for the benchmarks: a ``native-iam token-service`` process on SQLite or
+on PostgreSQL (pgserver wheel), with production argon2id parameters and a bootstrap admin whose
+password grants the benchmarks use."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench._stack import ROOT, Server, serving
+from native_iam._procs import Process, free_port, native_iam_command
+
+ISSUER = "http://token.bench.native-iam.local"
+AUDIENCE = "native-iam"
+IDENTITY = "bench-admin"  # the bootstrap admin: policy `iam:admin`
+SCOPE = "iam:admin"
+
+
+@dataclass
+class TokenService:
+    server: Server
+    grpc: str
+    http: str
+    password: str
+    db: str  # "sqlite" or "postgresql"
+
+    @property
+    def pid(self) -> int:
+        return self.server.pids[0]
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+class Postgres:
+    """One pgserver PostgreSQL for the run; :meth:`database` makes a fresh database on it."""
+
+    def __init__(self) -> None:
+        import pgserver
+
+        self._dir = tempfile.mkdtemp(prefix="native-iam-bench-pg-")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+            self._server: Any = pgserver.get_server(self._dir, cleanup_mode="delete")
+        self.uri: str = self._server.get_uri()
+
+    def database(self) -> str:
+        import asyncpg
+
+        name = "bench_" + secrets.token_hex(4)
+
+        async def create() -> None:
+            conn = await asyncpg.connect(self.uri)
+            try:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await conn.close()
+
+        asyncio.run(create())
+        base, _, query = self.uri.partition("?")
+        return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
+
+    def server_pids(self) -> list[int]:
+        """PIDs of the postmaster (its backends are its children)."""
+        pid_file = Path(self._dir) / "postmaster.pid"
+        try:
+            return [int(pid_file.read_text().split()[0])]
+        except (OSError, ValueError, IndexError):
+            return []
+
+    def close(self) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self._server.cleanup()
+
+
+def start(
+    workdir: Path, *, db_url: str, name: str = "token-service", env: dict[str, str] | None = None
+) -> TokenService:
+    grpc_address = f"127.0.0.1:{free_port()}"
+    http_address = f"127.0.0.1:{free_port()}"
+    password = secrets.token_urlsafe(16)
+    environment = {
+        "SYSTEM_DB_URL": db_url,
+        "NATIVE_IAM_GRPC_LISTEN": grpc_address,
+        "NATIVE_IAM_HTTP_LISTEN": http_address,
+        "NATIVE_IAM_METRICS_LISTEN": f"127.0.0.1:{free_port()}",
+        "NATIVE_IAM_ISSUER": ISSUER,
+        "NATIVE_IAM_AUDIENCE": AUDIENCE,
+        "NATIVE_IAM_BOOTSTRAP_ADMIN": IDENTITY,
+        "NATIVE_IAM_BOOTSTRAP_ADMIN_PASSWORD": password,
+        "NATIVE_IAM_LOG_LEVEL": "WARNING",
+        "NATIVE_IAM_LOG_FORMAT": "text",
+        **(env or {}),
+    }
+    process = Process(
+        name, native_iam_command("token-service"), log_path=workdir / f"{name}.log", env=environment, cwd=workdir
+    ).start()
+    process.wait_until(lambda: serving(grpc_address), timeout=60, what="SERVING")
+    server = Server(name, grpc_address, [process])
+    db = "postgresql" if db_url.startswith("postgres") else "sqlite"
+    return TokenService(server=server, grpc=grpc_address, http=http_address, password=password, db=db)
+
+
+__all__ = ["AUDIENCE", "IDENTITY", "ISSUER", "ROOT", "SCOPE", "Postgres", "TokenService", "start"]
