@@ -17,7 +17,9 @@ from grpc_reflection.v1alpha import reflection
 
 from native_iam.oauth.v1 import feed_pb2, oauth_pb2  # noqa: F401 - registers descriptors for reflection
 from token_service.core import Core
+from token_service.feed import FeedHub
 from token_service.grpc_api import FEED_SERVICE, OAUTH_SERVICE, rpc_handlers
+from token_service.http_server import HttpServer
 from token_service.metrics import Metrics
 from token_service.settings import Settings
 
@@ -38,7 +40,14 @@ class TokenServiceApp:
         self.grpc_port = 0
         self.metrics_port = 0
         self._tasks: list[asyncio.Task[None]] = []
-        self.feed: object | None = None  # the revocation feed hub, set in start()
+        self.feed: FeedHub | None = None  # the revocation feed hub, set in start()
+        # --- OAuth HTTP endpoints (issue 3): uvicorn on NATIVE_IAM_HTTP_LISTEN, same loop and core.
+        self.http = HttpServer(
+            self.core,
+            self.metrics.registry,
+            client_secret_key=settings.client_secret_key.encode("utf-8") if settings.client_secret_key else None,
+            refresh_grace_s=settings.refresh_grace_s,
+        )
 
     @property
     def grpc_target(self) -> str:
@@ -46,8 +55,14 @@ class TokenServiceApp:
         host = "127.0.0.1" if host in {"0.0.0.0", "[::]", "::"} else host
         return f"{host}:{self.grpc_port}"
 
+    @property
+    def http_url(self) -> str:
+        return self.http.url
+
     async def start(self) -> None:
         await self.core.start()
+        self.feed = FeedHub(self.core, self.metrics)
+        await self.feed.start()
         server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", 1024 * 1024),
@@ -55,7 +70,7 @@ class TokenServiceApp:
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
             ]
         )
-        handlers = rpc_handlers(self.core, self.metrics)
+        handlers = rpc_handlers(self.core, self.metrics, self.feed.watch)
         server.add_generic_rpc_handlers(handlers)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         admin_services: list[str] = []
@@ -74,12 +89,18 @@ class TokenServiceApp:
         self.server = server
         for name in ("", OAUTH_SERVICE, FEED_SERVICE, *admin_services):
             await _set_health(self.health, name, health_pb2.HealthCheckResponse.SERVING)
+        await self.http.start()  # OAuth HTTP endpoints (issue 3)
         if self.settings.metrics_listen.lower() not in {"off", "none"}:
             self.metrics_port = self.metrics.serve(self.settings.metrics_listen)
         self._tasks.append(asyncio.create_task(self._reload_keys(), name="key-reload"))
         log.info(
             "token service started",
-            extra={"grpc": self.grpc_target, "metrics_port": self.metrics_port, "db": self.core.store.dialect},
+            extra={
+                "grpc": self.grpc_target,
+                "http": self.http.url,
+                "metrics_port": self.metrics_port,
+                "db": self.core.store.dialect,
+            },
         )
 
     async def _reload_keys(self) -> None:
@@ -93,14 +114,21 @@ class TokenServiceApp:
     async def stop(self, grace: float | None = None) -> None:
         grace = self.settings.shutdown_grace_s if grace is None else grace
         await _enter_graceful_shutdown(self.health)
-        if self.server is not None:
-            await self.server.stop(grace)
+        if self.feed is not None:
+            await self.feed.stop_streams()  # feed streams never end by themselves
+        # gRPC and HTTP (issue 3) drain in parallel, each within the grace period.
+        await asyncio.gather(
+            self.server.stop(grace) if self.server is not None else asyncio.sleep(0),
+            self.http.stop(grace),
+        )
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.feed is not None:
+            await self.feed.stop()
         self.metrics.stop()
         await self.core.close()
         log.info("token service stopped")

@@ -92,10 +92,12 @@ class HttpServer:
         host = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
         return f"http://{host}:{self.port}"
 
-    async def stop(self) -> None:
-        """Stop accepting, let in-flight requests finish (bounded by the shutdown grace), close."""
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop accepting, let in-flight requests finish within ``grace`` seconds, close."""
         if self._server is None:
             return
+        if grace is not None:
+            self._server.config.timeout_graceful_shutdown = max(0, int(grace))
         self._server.should_exit = True
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):

@@ -84,6 +84,14 @@ class Settings:
     bootstrap_admin: str | None = None  # NATIVE_IAM_BOOTSTRAP_ADMIN: name of a global admin identity
     bootstrap_admin_password: str | None = None  # NATIVE_IAM_BOOTSTRAP_ADMIN_PASSWORD (or …_PASSWORD_FILE)
 
+    # --- OAuth HTTP endpoints (issue 3) ---
+    #: NATIVE_IAM_CLIENT_SECRET_KEY (or …_FILE): HMAC-SHA-256 key for stored client secrets, at
+    #: least 32 bytes; unset = generated once and stored in the database.
+    client_secret_key: str | None = None
+    #: NATIVE_IAM_REFRESH_GRACE_S: with rotation, a spent refresh token presented again within this
+    #: many seconds gets a fresh pair (concurrent retries); later, its whole family is revoked.
+    refresh_grace_s: float = 5.0
+
     # --- logs ---
     log_level: str = "INFO"  # NATIVE_IAM_LOG_LEVEL
     log_format: str = "json"  # NATIVE_IAM_LOG_FORMAT: json | text
@@ -93,6 +101,8 @@ class Settings:
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         if shown["bootstrap_admin_password"]:
             shown["bootstrap_admin_password"] = "***"
+        if shown["client_secret_key"]:
+            shown["client_secret_key"] = "***"
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     @property
@@ -139,11 +149,17 @@ class Settings:
             "feed_retention_s": r.int("NATIVE_IAM_FEED_RETENTION_S", d.feed_retention_s, low=60),
             "bootstrap_admin": r.str("NATIVE_IAM_BOOTSTRAP_ADMIN", None),
             "bootstrap_admin_password": r.secret("NATIVE_IAM_BOOTSTRAP_ADMIN_PASSWORD"),
+            "client_secret_key": r.secret("NATIVE_IAM_CLIENT_SECRET_KEY"),
+            "refresh_grace_s": r.float("NATIVE_IAM_REFRESH_GRACE_S", d.refresh_grace_s, low=0),
             "log_level": r.str("NATIVE_IAM_LOG_LEVEL", d.log_level, check=_log_level).upper(),
             "log_format": r.str("NATIVE_IAM_LOG_FORMAT", d.log_format, check=_log_format),
         }
         values.update(overrides)
         settings = cls(**values)
+        if settings.client_secret_key is not None and len(settings.client_secret_key.encode("utf-8")) < 32:
+            raise SettingsError(
+                "NATIVE_IAM_CLIENT_SECRET_KEY", "must be at least 32 bytes (e.g. `openssl rand -hex 32`)"
+            )
         if settings.bootstrap_admin and not settings.bootstrap_admin_password:
             raise SettingsError(
                 "NATIVE_IAM_BOOTSTRAP_ADMIN_PASSWORD",

@@ -1,6 +1,7 @@
-"""Fixtures for the OAuth HTTP endpoints: a running token service core with its HTTP server.
+"""Fixtures for the OAuth HTTP endpoints: a running token service (gRPC + HTTP) on SQLite.
 
-The server is real (uvicorn on 127.0.0.1:0, SQLite); tests talk to it over TCP with httpx.
+The servers are real (uvicorn and grpc.aio on 127.0.0.1:0, in the test's event loop); tests talk
+to them over TCP with httpx, Authlib and gRPC stubs.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from token_service import clients
 from token_service.admin import ensure_identity
+from token_service.app import TokenServiceApp
 from token_service.clients import OAuthClient
 from token_service.core import Core
 from token_service.http_server import HttpServer
@@ -30,10 +32,20 @@ GRACE_S = 5.0
 class OAuthService:
     """A running core + HTTP server, its registered clients and their secrets."""
 
-    core: Core
-    http: HttpServer
-    registry: CollectorRegistry
+    app: TokenServiceApp
     secrets: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def core(self) -> Core:
+        return self.app.core
+
+    @property
+    def http(self) -> HttpServer:
+        return self.app.http
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        return self.app.metrics.registry
 
     @property
     def url(self) -> str:
@@ -55,12 +67,10 @@ class OAuthService:
 
 
 async def start_oauth_service(db_url: str, **overrides: object) -> OAuthService:
-    core = Core.build(settings_for_tests(db_url, **overrides))
-    await core.start()
-    registry = CollectorRegistry()
-    http = HttpServer(core, registry, client_secret_key=None, refresh_grace_s=GRACE_S)
-    await http.start()
-    service = OAuthService(core, http, registry)
+    app = TokenServiceApp(settings_for_tests(db_url, **{"refresh_grace_s": GRACE_S, **overrides}))
+    await app.start()
+    service = OAuthService(app)
+    core = app.core
     await service.register("web", audiences=["https://api.example"])
     await service.register("post", auth_method="client_secret_post")
     await service.register("spa", auth_method="none")
@@ -75,8 +85,7 @@ async def start_oauth_service(db_url: str, **overrides: object) -> OAuthService:
 async def oauth_service(tmp_path: Path) -> AsyncIterator[OAuthService]:
     service = await start_oauth_service(f"sqlite:///{tmp_path / 'oauth.db'}")
     yield service
-    await service.http.stop()
-    await service.core.close()
+    await service.app.stop(0)
 
 
 @pytest.fixture
