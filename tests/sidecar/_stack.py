@@ -1,0 +1,151 @@
+"""Processes for the end-to-end tests: the sidecar (``native-iam sidecar``), Envoy, an echo upstream.
+
+Everything binds 127.0.0.1 ports picked at start; every process is stopped by the fixture that
+started it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "envoy" / "envoy.yaml"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        return True
+    return False
+
+
+class Echo(BaseHTTPRequestHandler):
+    """Answers 200 with a JSON echo of the headers that reached the workload."""
+
+    def _answer(self) -> None:
+        body = json.dumps({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_DELETE = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def echo_upstream() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class Proc:
+    def __init__(self, argv: list[str], log: Path, env: Mapping[str, str] | None = None) -> None:
+        self.log = log
+        self._file = log.open("wb")
+        self.popen = subprocess.Popen(
+            argv, stdout=self._file, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+
+    def tail(self) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
+
+    def wait(self, predicate, what: str, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"process exited before {what}:\n{self.tail()}")
+            if predicate():
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"not {what} after {timeout} s:\n{self.tail()}")
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        self._file.close()
+
+
+def serving(port: int) -> bool:
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=0.5)
+        return response.status == health_pb2.HealthCheckResponse.SERVING
+    except grpc.RpcError:
+        return False
+
+
+@contextlib.contextmanager
+def sidecar(tmp: Path, env: Mapping[str, str], *, wait_ready: bool = True) -> Iterator[dict[str, int]]:
+    """``native-iam sidecar`` as a subprocess; yields its ports once it reports SERVING."""
+    ports = {"authz": free_port(), "oauth": free_port(), "metrics": free_port()}
+    full_env = {
+        "NATIVE_IAM_AUTHZ_LISTEN": f"127.0.0.1:{ports['authz']}",
+        "NATIVE_IAM_OAUTH_LISTEN": f"127.0.0.1:{ports['oauth']}",
+        "NATIVE_IAM_METRICS_LISTEN": f"127.0.0.1:{ports['metrics']}",
+        "NATIVE_IAM_LOG_FORMAT": "text",
+        **env,
+    }
+    proc = Proc([sys.executable, "-m", "native_iam.cli", "sidecar"], tmp / f"sidecar-{ports['authz']}.log", full_env)
+    try:
+        if wait_ready:
+            proc.wait(lambda: serving(ports["authz"]), "serving")
+        yield ports
+    finally:
+        proc.stop()
+
+
+def envoy_config(tmp: Path, *, listen: int, authz: int, upstream: int, source: Path = EXAMPLE) -> Path:
+    """The example Envoy config with this test's ports."""
+    text = source.read_text()
+    text = text.replace("port_value: 10000", f"port_value: {listen}")
+    text = text.replace("port_value: 9191", f"port_value: {authz}")
+    text = text.replace("port_value: 8080", f"port_value: {upstream}")
+    text = re.sub(r"address: 0\.0\.0\.0", "address: 127.0.0.1", text)
+    path = tmp / f"envoy-{listen}.yaml"
+    path.write_text(text)
+    return path
+
+
+@contextlib.contextmanager
+def envoy(envoy_bin: str, config: Path, listen: int) -> Iterator[str]:
+    argv = [envoy_bin, "-c", str(config), "--concurrency", "1", "--disable-hot-restart", "-l", "warning"]
+    proc = Proc(argv, config.with_suffix(".log"))
+    try:
+        proc.wait(lambda: port_open(listen), "listening")
+        yield f"http://127.0.0.1:{listen}"
+    finally:
+        proc.stop()
