@@ -97,7 +97,8 @@ class HttpServer:
         if self._server is None:
             return
         if grace is not None:
-            self._server.config.timeout_graceful_shutdown = max(0, int(grace))
+            # uvicorn's wait_for(timeout=0) times out even with nothing in flight; 0.1 s is "now".
+            self._server.config.timeout_graceful_shutdown = max(0.1, grace)  # type: ignore[assignment]
         self._server.should_exit = True
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):

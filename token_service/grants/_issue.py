@@ -66,8 +66,13 @@ async def issue(
     family_id: str | None = None,
     parent_jti: str | None = None,
     refresh_exp: int | None = None,
+    refresh_scopes: Sequence[str] | None = None,
 ) -> IssuedTokens:
-    """Sign an access token (and a refresh token when ``with_refresh``) and store their rows."""
+    """Sign an access token (and a refresh token when ``with_refresh``) and store their rows.
+
+    ``refresh_scopes`` (default: ``scopes``) are the new refresh token's scopes: a rotation that
+    narrows the access token keeps the refresh token's old scopes (RFC 6749 §6).
+    """
     s = core.settings
     client_id = client.client_id if client else s.grpc_client_id
     audience = (client.audiences if client and client.audiences else None) or (s.audience,)
@@ -114,12 +119,13 @@ async def issue(
     refresh_token = None
     if refresh_jti is not None:
         exp = refresh_exp if refresh_exp is not None else iat + refresh_ttl
+        kept_scopes = scopes if refresh_scopes is None else refresh_scopes
         refresh_token, kid = core.codec.sign(
             usage=claims.REFRESH_TOKEN,
             jti=refresh_jti,
             sub=identity,
             namespace=namespace,
-            scopes_=scopes,
+            scopes_=kept_scopes,
             client_id=client_id,
             audience=(s.issuer,),  # a refresh token is only ever presented back to this service
             iat=iat,
@@ -136,6 +142,7 @@ async def issue(
                 "family_id": family,
                 "parent_jti": parent_jti,
                 "token_hash": token_hash(refresh_token),
+                "scopes": " ".join(kept_scopes),
             }
         )
     await queries.insert_tokens(conn, rows)

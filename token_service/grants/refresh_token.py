@@ -108,6 +108,7 @@ async def refresh_access_token(
                 family_id=record.family_id,
                 parent_jti=record.jti,
                 refresh_exp=record.expires_at,  # rotation never extends the family's lifetime
+                refresh_scopes=claims.scopes,  # a rotated refresh token keeps exactly the old scopes
             )
     if reused:
         raise TokenDisabled("refresh token was already used; its family is revoked")
