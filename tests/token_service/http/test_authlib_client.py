@@ -1,0 +1,85 @@
+"""A real OAuth client library, unchanged, against a running token service (Authlib's httpx client).
+
+Authlib's AsyncOAuth2Client is what an application would use; nothing here adapts it to us.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import pytest
+from authlib.deprecate import AuthlibDeprecationWarning
+
+with warnings.catch_warnings():
+    # Authlib 1.9 prefers the httpx2 package and warns once when it falls back to httpx (its
+    # own "always" filter is installed by the import above, so ours must come after it).
+    warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
+    from authlib.integrations.httpx_client import OAuthError as AuthlibOAuthError
+
+from tests.token_service.http.conftest import PASSWORD, OAuthService
+
+
+async def test_password_flow_with_client_secret_basic(oauth_service: OAuthService) -> None:
+    """fetch_token(username, password) with Basic client auth returns a usable bearer token."""
+    async with AsyncOAuth2Client("web", oauth_service.secrets["web"], scope="openid orders:read") as client:
+        token = await client.fetch_token(f"{oauth_service.url}/oauth2/token", username="alice", password=PASSWORD)
+        assert token["token_type"] == "Bearer" and token["scope"] == "openid orders:read"
+        assert token["expires_at"] > time.time() and token["refresh_token"] and token["id_token"]
+        userinfo = await client.get(f"{oauth_service.url}/oauth2/userinfo")
+    assert userinfo.status_code == 200 and userinfo.json()["sub"] == "alice"
+
+
+async def test_password_flow_with_client_secret_post(oauth_service: OAuthService) -> None:
+    """The same flow with client_secret_post."""
+    async with AsyncOAuth2Client(
+        "post", oauth_service.secrets["post"], token_endpoint_auth_method="client_secret_post"
+    ) as client:
+        token = await client.fetch_token(
+            f"{oauth_service.url}/oauth2/token", username="alice", password=PASSWORD, scope="orders:read"
+        )
+    assert token["scope"] == "orders:read"
+
+
+async def test_password_flow_public_client(oauth_service: OAuthService) -> None:
+    """A public client (token_endpoint_auth_method none) gets tokens with its client_id alone."""
+    async with AsyncOAuth2Client("spa", token_endpoint_auth_method="none") as client:
+        token = await client.fetch_token(f"{oauth_service.url}/oauth2/token", username="alice", password=PASSWORD)
+    assert token["access_token"] and token["refresh_token"]
+
+
+async def test_refresh_flow(oauth_service: OAuthService) -> None:
+    """refresh_token() returns a new access token with the same scope; with rotation a new refresh token."""
+    url = f"{oauth_service.url}/oauth2/token"
+    async with AsyncOAuth2Client("rotating", oauth_service.secrets["rotating"], scope="orders:read") as client:
+        first = await client.fetch_token(url, username="alice", password=PASSWORD)
+        second = await client.refresh_token(url, refresh_token=first["refresh_token"])
+    assert second["access_token"] != first["access_token"] and second["scope"] == "orders:read"
+    assert second["refresh_token"] != first["refresh_token"]
+
+
+async def test_automatic_refresh_of_an_expired_token(oauth_service: OAuthService) -> None:
+    """With token_endpoint set, Authlib refreshes an expired token by itself before a request."""
+    url = f"{oauth_service.url}/oauth2/token"
+    updated: list[dict[str, object]] = []
+
+    async def update_token(token: dict[str, object], refresh_token: str | None = None) -> None:
+        updated.append(token)
+
+    async with AsyncOAuth2Client(
+        "web", oauth_service.secrets["web"], scope="openid", token_endpoint=url, update_token=update_token
+    ) as client:
+        token = await client.fetch_token(url, username="alice", password=PASSWORD)
+        client.token = {**token, "expires_at": int(time.time()) - 10}
+        response = await client.get(f"{oauth_service.url}/oauth2/userinfo")
+    assert response.status_code == 200 and len(updated) == 1
+    assert updated[0]["access_token"] != token["access_token"]
+
+
+async def test_wrong_password_raises_invalid_grant(oauth_service: OAuthService) -> None:
+    """Authlib surfaces our RFC 6749 §5.2 error as OAuthError('invalid_grant')."""
+    async with AsyncOAuth2Client("web", oauth_service.secrets["web"]) as client:
+        with pytest.raises(AuthlibOAuthError) as caught:
+            await client.fetch_token(f"{oauth_service.url}/oauth2/token", username="alice", password="nope")
+    assert caught.value.error == "invalid_grant"

@@ -1,0 +1,78 @@
+"""One implementation, two transports: tokens from HTTP and from gRPC are interchangeable."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import httpx
+import pytest
+
+from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
+from tests.token_service.http.conftest import PASSWORD, OAuthService, password_grant
+
+
+@pytest.fixture
+async def grpc_oauth(oauth_service: OAuthService) -> AsyncIterator[oauth_pb2_grpc.OAuthStub]:
+    async with grpc.aio.insecure_channel(oauth_service.app.grpc_target) as channel:
+        yield oauth_pb2_grpc.OAuthStub(channel)
+
+
+async def test_http_access_token_passes_grpc_check_access(
+    http: httpx.AsyncClient, oauth_service: OAuthService, grpc_oauth: oauth_pb2_grpc.OAuthStub
+) -> None:
+    """An access token from POST /oauth2/token is OK for gRPC CheckAccess with its scope."""
+    token = (await password_grant(http, oauth_service, scope="orders:read")).json()["access_token"]
+    response = await grpc_oauth.CheckAccess(oauth_pb2.CheckAccessRequest(access_token=token, scopes=["orders:read"]))
+    assert response.status == oauth_pb2.CheckAccessResponse.OK and response.identity == "alice"
+
+
+async def test_http_revocation_is_seen_by_grpc(
+    http: httpx.AsyncClient, oauth_service: OAuthService, grpc_oauth: oauth_pb2_grpc.OAuthStub
+) -> None:
+    """A token revoked over HTTP is TOKEN_DISABLED for gRPC CheckAccess."""
+    token = (await password_grant(http, oauth_service, scope="orders:read")).json()["access_token"]
+    await http.post("/oauth2/revoke", data={"token": token}, headers=oauth_service.basic("web"))
+    response = await grpc_oauth.CheckAccess(oauth_pb2.CheckAccessRequest(access_token=token))
+    assert response.status == oauth_pb2.CheckAccessResponse.TOKEN_DISABLED
+
+
+async def test_grpc_access_token_works_over_http(
+    http: httpx.AsyncClient, oauth_service: OAuthService, grpc_oauth: oauth_pb2_grpc.OAuthStub
+) -> None:
+    """An access token from gRPC CreateTokenWithPassword introspects active and opens /oauth2/userinfo."""
+    created = await grpc_oauth.CreateTokenWithPassword(
+        oauth_pb2.CreateTokenWithPasswordRequest(identity="alice", password=PASSWORD, scopes=["openid", "orders:read"])
+    )
+    assert created.status == oauth_pb2.CreateTokenWithPasswordResponse.OK
+    introspected = await http.post(
+        "/oauth2/introspect", data={"token": created.access_token}, headers=oauth_service.basic("web")
+    )
+    assert introspected.json()["active"] is True and introspected.json()["client_id"] == "native-iam"
+    userinfo = await http.get("/oauth2/userinfo", headers={"Authorization": f"Bearer {created.access_token}"})
+    assert userinfo.status_code == 200 and userinfo.json()["sub"] == "alice"
+
+
+async def test_http_refresh_token_works_over_grpc(
+    http: httpx.AsyncClient, oauth_service: OAuthService, grpc_oauth: oauth_pb2_grpc.OAuthStub
+) -> None:
+    """A refresh token from HTTP refreshes over gRPC RefreshToken with the same scopes."""
+    refresh = (await password_grant(http, oauth_service, scope="orders:read")).json()["refresh_token"]
+    response = await grpc_oauth.RefreshToken(oauth_pb2.RefreshTokenRequest(refresh_token=refresh))
+    assert response.status == oauth_pb2.RefreshTokenResponse.OK and list(response.scopes) == ["orders:read"]
+
+
+async def test_same_refusal_over_both_transports(
+    http: httpx.AsyncClient, oauth_service: OAuthService, grpc_oauth: oauth_pb2_grpc.OAuthStub
+) -> None:
+    """A wrong password is CREDENTIALS_INVALID over gRPC and invalid_grant over HTTP (one table)."""
+    over_grpc = await grpc_oauth.CreateTokenWithPassword(
+        oauth_pb2.CreateTokenWithPasswordRequest(identity="alice", password="wrong")
+    )
+    over_http = await http.post(
+        "/oauth2/token",
+        data={"grant_type": "password", "username": "alice", "password": "wrong"},
+        headers=oauth_service.basic("web"),
+    )
+    assert over_grpc.status == oauth_pb2.CreateTokenWithPasswordResponse.CREDENTIALS_INVALID
+    assert over_http.json()["error"] == "invalid_grant"
