@@ -25,6 +25,8 @@ RUN python -m pip wheel --wheel-dir /wheels --only-binary=:all: --no-binary=nati
 # ---- runtime: python slim + a venv of wheels, no compilers, no build tools ----
 FROM ${PYTHON_IMAGE}
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# (an ARG from before the first FROM must be re-declared to be visible inside a stage)
+ARG PYTHON_IMAGE
 ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="native-iam-oauth" \
       org.opencontainers.image.description="OAuth 2.0 token service and Envoy ext_authz sidecar for Kubernetes service meshes" \

@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
+import shutil
 import subprocess
+import sys
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -136,13 +141,17 @@ def _dockerignore_excludes(path: str, patterns: list[str]) -> bool:
     return excluded
 
 
-def test_build_context_holds_what_the_dockerfile_copies(dockerfile: list[Instruction]) -> None:
-    """Every COPY source from the build context exists and is not excluded by .dockerignore; tests and the venv are."""
-    patterns = [
+def _dockerignore_patterns() -> list[str]:
+    return [
         line.strip()
         for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
         if line.strip() and not line.startswith("#")
     ]
+
+
+def test_build_context_holds_what_the_dockerfile_copies(dockerfile: list[Instruction]) -> None:
+    """Every COPY source from the build context exists and is not excluded by .dockerignore; tests and the venv are."""
+    patterns = _dockerignore_patterns()
     sources = [
         src
         for ins in dockerfile
@@ -161,3 +170,50 @@ def test_build_context_holds_what_the_dockerfile_copies(dockerfile: list[Instruc
         "native_iam/__pycache__/x.pyc",
     ):
         assert _dockerignore_excludes(outside, patterns), outside
+
+
+def test_wheel_built_from_the_build_context_holds_both_roles(tmp_path: Path) -> None:
+    """The builder stage's wheel, built from only what .dockerignore lets in, carries every module and data file of
+    native_iam, token_service (incl. Alembic migrations) and sidecar, and the native-iam console script."""
+    patterns = _dockerignore_patterns()
+    context = tmp_path / "context"
+    expected: set[str] = set()
+    for directory, dirs, files in os.walk(ROOT):
+        rel_dir = Path(directory).relative_to(ROOT).as_posix()
+        dirs[:] = [d for d in dirs if d not in {".git", ".venv", "build"} and not d.endswith(".egg-info")]
+        for name in files:
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            # What the image needs comes from the repository, not from the context: a package
+            # that .dockerignore left out must fail this test.
+            if rel.split("/")[0] in {"native_iam", "token_service", "sidecar"} and "__pycache__" not in rel:
+                expected.add(rel)
+            if not _dockerignore_excludes(rel, patterns):
+                (context / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / rel, context / rel)
+    assert "token_service/store/migrations/env.py" in expected
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            "out",
+            f"{context}/",  # a path, never a name looked up on an index
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    (wheel,) = (tmp_path / "out").glob("native_iam_oauth-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        entry_points = next(archive.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt"))
+    assert expected - names == set()
+    assert "native-iam = native_iam.cli:main" in entry_points
