@@ -201,28 +201,38 @@ async def set_identity_active(core: Core, namespace: str, name: str, active: boo
     now = core.clock()
     async with core.store.write() as conn:
         identity_id = await _identity_id(conn, namespace, name, lock=True)
-        current = (await conn.execute(select(identities.c.active).where(identities.c.id == identity_id))).scalar()
-        if bool(current) != active:
+        current = (
+            await conn.execute(
+                select(identities.c.active, identities.c.policy_cutoff_at).where(identities.c.id == identity_id)
+            )
+        ).first()
+        if current is not None and bool(current.active) != active:
             await conn.execute(
                 update(identities)
                 .where(identities.c.id == identity_id)
                 .values(active=active, updated_at=now, disabled_at=None if active else now)
             )
-            await events.append(
-                conn,
-                [
-                    events.Event(
-                        target=events.Target.IDENTITY,
-                        reason=events.Reason.IDENTITY_DISABLED,
-                        namespace=namespace,
-                        identity=name,
-                        cutoff_unix=int(now),
-                        expires_unix=int(now) + core.settings.max_token_ttl_s,
-                        lifted=active,
-                    )
-                ],
-                now,
+            event = events.Event(
+                target=events.Target.IDENTITY,
+                reason=events.Reason.IDENTITY_DISABLED,
+                namespace=namespace,
+                identity=name,
+                cutoff_unix=int(now),
+                expires_unix=int(now) + core.settings.max_token_ttl_s,
+                lifted=active,
             )
+            if active and current.policy_cutoff_at is not None:
+                # The newest event per identity decides at the sidecar, so lifting the disable
+                # must not lift an earlier policy cut-off with it: re-state that one instead.
+                event = events.Event(
+                    target=events.Target.IDENTITY,
+                    reason=events.Reason.POLICY_CHANGED,
+                    namespace=namespace,
+                    identity=name,
+                    cutoff_unix=current.policy_cutoff_at,
+                    expires_unix=current.policy_cutoff_at + core.settings.max_token_ttl_s,
+                )
+            await events.append(conn, [event], now)
     return await get_identity(core, namespace, name)
 
 

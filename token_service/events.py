@@ -18,6 +18,7 @@ from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from native_iam.oauth.v1 import feed_pb2
+from token_service.store.db import EVENTS_WRITTEN
 from token_service.store.tables import feed_counter, revocations
 
 __all__ = ["NOTIFY_CHANNEL", "Event", "append"]
@@ -73,6 +74,7 @@ async def append(conn: AsyncConnection, events: Sequence[Event], now: float | No
         for i, e in enumerate(events)
     ]
     await conn.execute(revocations.insert(), rows)
+    conn.info[EVENTS_WRITTEN] = True  # the store wakes this replica's feed after the commit
     if conn.dialect.name == "postgresql":
         await conn.execute(
             text("SELECT pg_notify(:channel, :payload)"), {"channel": NOTIFY_CHANNEL, "payload": str(last)}

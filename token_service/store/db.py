@@ -9,8 +9,9 @@ concurrent disable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from token_service.errors import Unavailable
 
-__all__ = ["Store", "async_url"]
+__all__ = ["EVENTS_WRITTEN", "Store", "async_url"]
+
+#: Key in a connection's ``info`` set by a transaction that appended revocation events.
+EVENTS_WRITTEN = "native_iam_events_written"
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,20 @@ class Store:
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         if self.is_sqlite:
             _configure_sqlite(self.engine)
+        self._commit_listeners: list[Callable[[], None]] = []
+
+    def add_commit_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after each committed write transaction that appended feed events."""
+        self._commit_listeners.append(listener)
+
+    def remove_commit_listener(self, listener: Callable[[], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._commit_listeners.remove(listener)
+
+    def _after_commit(self, conn: AsyncConnection) -> None:
+        if conn.info.pop(EVENTS_WRITTEN, False):
+            for listener in self._commit_listeners:
+                listener()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -77,11 +95,22 @@ class Store:
             if self._write_lock is not None:
                 async with self._write_lock, self.engine.connect() as conn:
                     conn = await conn.execution_options(sqlite_begin="IMMEDIATE")
-                    async with conn.begin():
-                        yield conn
+                    try:
+                        async with conn.begin():
+                            yield conn
+                    except BaseException:
+                        conn.info.pop(EVENTS_WRITTEN, None)
+                        raise
+                    self._after_commit(conn)
             else:
-                async with self.engine.begin() as conn:
-                    yield conn
+                async with self.engine.connect() as conn:
+                    try:
+                        async with conn.begin():
+                            yield conn
+                    except BaseException:
+                        conn.info.pop(EVENTS_WRITTEN, None)
+                        raise
+                    self._after_commit(conn)
         except (DBAPIError, OSError) as exc:
             _reraise_unavailable(exc)
             raise
