@@ -3,8 +3,9 @@ report to add to."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench._report import Report
 from bench._tokens import SigningKey
@@ -32,5 +33,26 @@ class Bench:
     key: SigningKey
     report: Report
 
+    _postgres: Any = field(default=None, repr=False)
+
     def wants(self, scenario: int) -> bool:
         return scenario in self.options.scenarios
+
+    def database_url(self, db: str, name: str) -> str:
+        """A fresh, empty database: a SQLite file in the work directory, or a new database on the
+        run's one PostgreSQL (pgserver), started on first use."""
+        if db == "sqlite":
+            return f"sqlite:///{self.workdir / f'{name}.db'}"
+        if self._postgres is None:
+            from bench._token_service import Postgres
+
+            self._postgres = Postgres()
+        return str(self._postgres.database())
+
+    def postgres_pids(self) -> list[int]:
+        return self._postgres.server_pids() if self._postgres is not None else []
+
+    def close(self) -> None:
+        if self._postgres is not None:
+            self._postgres.close()
+            self._postgres = None

@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(f"scenario {number}: {exc}")
             traceback.print_exc()
             report.not_measured.append(f"Scenario {number} failed: {str(exc).splitlines()[0]}")
+    bench.close()
     chart_path = options.out.with_name("latency.png")
     has_chart = _report.chart(report, chart_path)
     options.out.write_text(_report.render(report, chart_path.name if has_chart else None))

@@ -1,9 +1,242 @@
-"""Placeholder until the scenario is written."""
+"""Scenario 4: how fast a revocation reaches enforcement.
+
+A. Through Envoy: a token in use (its decision cached by the sidecar) is revoked; the harness
+   polls through Envoy until it gets 401 and records revoke → first 401.
+B. Fan-out: N simulated sidecars (``bench/feed_subscribers.py``, one connection each) watch the
+   token service's feed; for each revocation, revoke → the last subscriber to receive it.
+
+Both on PostgreSQL (replicas wake on NOTIFY) and on SQLite (the feed tails the table every
+NATIVE_IAM_FEED_POLL_S, default 0.5 s).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import http.client
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from types import SimpleNamespace
+
+import grpc
+import jwt
+
+from bench import _envoy, _load, _stack, _token_service
 from bench._context import Bench
+from bench._report import ms
+from bench._system import cpu_seconds
+from bench.scenario_token_service import _wait_for_grant
+from native_iam._procs import Process
+from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
+
+SUBSCRIBER_PROCESSES = 2
+
+
+class Revoker:
+    """Disables tokens the way an admin call does (``token_service.admin.set_token_active``), from
+    the harness's own connection to the service's database: the token service learns of it as a
+    second replica would (PostgreSQL NOTIFY, or SQLite tailing)."""
+
+    label = "admin domain call (`set_token_active`) on a second connection to the same database"
+
+    def __init__(self, db_url: str) -> None:
+        from token_service.store import Store
+
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="revoker", daemon=True)
+        self._thread.start()
+        self._core = SimpleNamespace(store=self._call_sync(lambda: Store(db_url, 2)), clock=time.time)
+
+    def _call_sync(self, make: Callable[[], object]) -> object:
+        async def wrap() -> object:
+            return make()
+
+        return asyncio.run_coroutine_threadsafe(wrap(), self._loop).result()
+
+    def revoke(self, jti: str) -> None:
+        from token_service.admin import set_token_active
+
+        asyncio.run_coroutine_threadsafe(set_token_active(self._core, jti, False), self._loop).result(30)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._core.store.close(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+
+def _access_tokens(service: _token_service.TokenService, refresh_token: str, count: int) -> list[str]:
+    with grpc.insecure_channel(service.grpc) as channel:
+        stub = oauth_pb2_grpc.OAuthStub(channel)
+        tokens = []
+        for _ in range(count):
+            answer = stub.RefreshToken(oauth_pb2.RefreshTokenRequest(refresh_token=refresh_token), timeout=10)
+            if answer.status != answer.OK:
+                raise RuntimeError(f"refresh grant answered {answer.status}")
+            tokens.append(answer.access_token)
+    return tokens
+
+
+def _jti(token: str) -> str:
+    return str(jwt.decode(token, options={"verify_signature": False})["jti"])
+
+
+def _get(conn: http.client.HTTPConnection, token: str) -> int:
+    conn.request("GET", "/", headers={"authorization": f"Bearer {token}"})
+    response = conn.getresponse()
+    response.read()
+    return response.status
+
+
+def _through_envoy(
+    bench: Bench, service: _token_service.TokenService, tokens: list[str], revoker: Revoker
+) -> list[float]:
+    workers = bench.options.sidecar_workers[-1]
+    sidecar, _ = _stack.start_sidecar(
+        bench.workdir,
+        token_url=service.grpc,
+        workers=workers,
+        issuer=_token_service.ISSUER,
+        audience=_token_service.AUDIENCE,
+        name=f"sidecar-s4-{service.db}",
+    )
+    try:
+        envoy, port = _envoy.start_envoy(
+            "ext_authz",
+            bench.workdir,
+            concurrency=bench.options.envoy_concurrency,
+            scope=_token_service.SCOPE,
+            authz_port=sidecar.address.rsplit(":", 1)[1],
+            authz_streams=16,
+        )
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            delays = []
+            for token in tokens:
+                for _ in range(2):  # in use: the sidecar has decided (and cached) it
+                    if (status := _get(conn, token)) != 200:
+                        raise RuntimeError(f"a fresh token got HTTP {status} through Envoy")
+                started = time.time()
+                revoker.revoke(_jti(token))
+                deadline = started + 10
+                while _get(conn, token) != 401:
+                    if time.time() > deadline:
+                        raise RuntimeError("a revoked token still passed after 10 s")
+                    time.sleep(0.0005)
+                delays.append(time.time() - started)
+            conn.close()
+            return sorted(delays)
+        finally:
+            envoy.stop()
+    finally:
+        sidecar.stop()
+
+
+def _fan_out(
+    bench: Bench, service: _token_service.TokenService, tokens: list[str], revoker: Revoker
+) -> tuple[list[float], int, float]:
+    """Per revocation: seconds from revoke to its last subscriber; plus how many got it, and the
+    subscribers' CPU."""
+    n = bench.options.subscribers
+    shares = [n // SUBSCRIBER_PROCESSES + (i < n % SUBSCRIBER_PROCESSES) for i in range(SUBSCRIBER_PROCESSES)]
+    processes = []
+    outputs = []
+    for i, share in enumerate(shares):
+        ready, out = bench.workdir / f"subs-{service.db}-{i}.ready", bench.workdir / f"subs-{service.db}-{i}.json"
+        ready.unlink(missing_ok=True)
+        argv = [sys.executable, "-m", "bench.feed_subscribers", "--target", service.grpc, "--subscribers", str(share)]
+        argv += ["--ready-file", str(ready), "--out", str(out), "--seconds", "300"]
+        process = Process(f"subscribers-{i}", argv, log_path=bench.workdir / f"subs-{i}.log", cwd=_stack.ROOT).start()
+        processes.append((process, ready))
+        outputs.append(out)
+    try:
+        for process, ready in processes:
+            process.wait_until(ready.exists, timeout=180, what="synced on every stream")
+        cpu_before = sum(cpu_seconds(p.pid or 0) for p, _ in processes)
+        revoked: dict[str, float] = {}
+        for token in tokens:
+            jti = _jti(token)
+            revoked[jti] = time.time()
+            revoker.revoke(jti)
+            time.sleep(0.25)
+        time.sleep(2.0)
+        cpu = sum(cpu_seconds(p.pid or 0) for p, _ in processes) - cpu_before
+        for process, _ in processes:
+            process.signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while any(p.running() for p, _ in processes) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        for process, _ in processes:
+            process.stop()
+    seen: dict[str, list[float]] = {}
+    for out in outputs:
+        for jti, times in json.loads(out.read_text()).items():
+            seen.setdefault(jti, []).extend(times)
+    lasts, complete = [], 0
+    for jti, started in revoked.items():
+        times = seen.get(jti, [])
+        if len(times) >= n:
+            complete += 1
+            lasts.append(max(times) - started)
+    return sorted(lasts), complete, cpu
 
 
 def run(bench: Bench) -> None:
-    bench.report.not_measured.append("scenario_revocation: not written yet")
+    if not (_stack.sidecar_available() and _stack.token_service_available()):
+        bench.report.not_measured.append("Scenario 4: needs both the sidecar and the token service.")
+        return
+    through = bench.report.section(
+        "4. Revocation propagation",
+        "A: revoke a token in use, then poll through Envoy (ext_authz → sidecar fed by the real token "
+        f"service) until 401. B: {bench.options.subscribers:,} simulated sidecars (one gRPC connection and "
+        f"`WatchRevocations` stream each, in {SUBSCRIBER_PROCESSES} Python processes) on the token service; "
+        "revoke → the last subscriber to receive the event. Revocations are made with the token "
+        f"service's {Revoker.label}.",
+        ["db", "what", "revocations", "p50 ms", "p90 ms", "p99 ms", "max ms", "notes"],
+    )
+    results: dict[str, tuple[list[float], list[float]]] = {}
+    # The smoke run proves the path once; PostgreSQL is the multi-replica configuration.
+    for db in ("postgresql",) if bench.options.smoke else ("postgresql", "sqlite"):
+        try:
+            url = bench.database_url(db, "bench-s4")
+        except Exception as exc:
+            bench.report.not_measured.append(f"Scenario 4 on {db}: {str(exc).splitlines()[0]}")
+            continue
+        print(f"bench:   revocations on {db}", file=sys.stderr, flush=True)
+        service = _token_service.start(bench.workdir, db_url=url, name=f"token-service-s4-{db}")
+        revoker = Revoker(url)
+        try:
+            grant = _wait_for_grant(service)
+            tokens = _access_tokens(service, grant.refresh_token, bench.options.revocations)
+            delays = _through_envoy(bench, service, tokens, revoker)
+            _row(through, db, "A: revoke → 401 through Envoy", delays, "")
+            fan_tokens = _access_tokens(service, grant.refresh_token, 5 if bench.options.smoke else 20)
+            print(f"bench:   {bench.options.subscribers} subscribers on {db}", file=sys.stderr, flush=True)
+            lasts, complete, cpu = _fan_out(bench, service, fan_tokens, revoker)
+            note = f"{complete}/{len(fan_tokens)} reached every subscriber; subscribers' CPU {cpu:.1f} s"
+            _row(through, db, f"B: revoke → last of {bench.options.subscribers:,} subscribers", lasts, note)
+            results[db] = (delays, lasts)
+        finally:
+            revoker.close()
+            service.stop()
+    for db, (delays, lasts) in results.items():
+        p99 = _load.percentile(delays, 99)
+        bench.report.target(f"revoke → 401 through Envoy, p99 ({db})", "≤ 50 ms", f"{p99 * 1000:.1f} ms", p99 <= 0.050)
+        if lasts:
+            p99 = _load.percentile(lasts, 99)
+            bench.report.target(
+                f"revoke → last of {bench.options.subscribers:,} feed subscribers, p99 ({db})",
+                "≤ 250 ms",
+                f"{p99 * 1000:.1f} ms",
+                p99 <= 0.250,
+            )
+
+
+def _row(section: object, db: str, what: str, values: list[float], note: str) -> None:
+    p = {q: _load.percentile(values, q) for q in (50, 90, 99)}
+    section.rows.append(  # type: ignore[attr-defined]
+        [db, what, str(len(values)), ms(p[50]), ms(p[90]), ms(p[99]), ms(values[-1]) if values else "–", note]
+    )

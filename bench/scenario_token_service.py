@@ -166,49 +166,39 @@ def run(bench: Bench) -> None:
         ],
     )
     figures: dict[tuple[str, str], float] = {}
-    postgres = None
-    databases = ["sqlite", "postgresql"]
-    try:
-        for db in databases:
-            try:
-                if db == "sqlite":
-                    url = f"sqlite:///{bench.workdir / 'bench-token-service.db'}"
-                else:
-                    postgres = _token_service.Postgres()
-                    url = postgres.database()
-            except Exception as exc:
-                bench.report.not_measured.append(f"Scenario 5 on {db}: {str(exc).splitlines()[0]}")
-                continue
-            print(f"bench:   token service on {db}", file=sys.stderr, flush=True)
-            service = _token_service.start(bench.workdir, db_url=url, name=f"token-service-s5-{db}")
-            try:
-                pids = [service.pid, *(postgres.server_pids() if postgres and db == "postgresql" else [])]
-                tokens = _wait_for_grant(service)
-                for name, method, body, usable in _grpc_cases(service, tokens):
-                    why = usable()
-                    if why:
-                        bench.report.not_measured.append(f"Scenario 5, gRPC {name} on {db}: {why}")
-                        continue
-                    print(f"bench:     gRPC {name}", file=sys.stderr, flush=True)
-                    result, cpu = _measure(
-                        bench, pids, f"http://{service.grpc}{OAuth}{method}", _load.grpc_frame(body), _load.GRPC_HEADERS
-                    )
-                    _row(section, db, "gRPC", name, result, cpu, ceiling)
-                    figures[(db, f"gRPC {name}")] = result.rps
-                http = _http_cases(service)
-                if isinstance(http, str):
-                    bench.report.not_measured.append(f"Scenario 5, HTTP grants on {db}: {http}")
-                else:
-                    for name, body, headers in http:
-                        print(f"bench:     HTTP {name}", file=sys.stderr, flush=True)
-                        result, cpu = _measure(bench, pids, f"http://{service.http}/oauth2/token", body, headers)
-                        _row(section, db, "HTTP", name, result, cpu, ceiling)
-                        figures[(db, f"HTTP {name}")] = result.rps
-            finally:
-                service.stop()
-    finally:
-        if postgres is not None:
-            postgres.close()
+    for db in ("sqlite", "postgresql"):
+        try:
+            url = bench.database_url(db, "bench-s5")
+        except Exception as exc:
+            bench.report.not_measured.append(f"Scenario 5 on {db}: {str(exc).splitlines()[0]}")
+            continue
+        print(f"bench:   token service on {db}", file=sys.stderr, flush=True)
+        service = _token_service.start(bench.workdir, db_url=url, name=f"token-service-s5-{db}")
+        try:
+            pids = [service.pid, *(bench.postgres_pids() if db == "postgresql" else [])]
+            tokens = _wait_for_grant(service)
+            for name, method, body, usable in _grpc_cases(service, tokens):
+                why = usable()
+                if why:
+                    bench.report.not_measured.append(f"Scenario 5, gRPC {name} on {db}: {why}")
+                    continue
+                print(f"bench:     gRPC {name}", file=sys.stderr, flush=True)
+                result, cpu = _measure(
+                    bench, pids, f"http://{service.grpc}{OAuth}{method}", _load.grpc_frame(body), _load.GRPC_HEADERS
+                )
+                _row(section, db, "gRPC", name, result, cpu, ceiling)
+                figures[(db, f"gRPC {name}")] = result.rps
+            http = _http_cases(service)
+            if isinstance(http, str):
+                bench.report.not_measured.append(f"Scenario 5, HTTP grants on {db}: {http}")
+            else:
+                for name, body, headers in http:
+                    print(f"bench:     HTTP {name}", file=sys.stderr, flush=True)
+                    result, cpu = _measure(bench, pids, f"http://{service.http}/oauth2/token", body, headers)
+                    _row(section, db, "HTTP", name, result, cpu, ceiling)
+                    figures[(db, f"HTTP {name}")] = result.rps
+        finally:
+            service.stop()
     _targets(bench, figures, ceiling)
 
 
