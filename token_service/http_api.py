@@ -74,7 +74,6 @@ class OAuthBackend(Protocol):
         namespace: str,
         scopes: tuple[str, ...],
         metadata: str,
-        client_address: str | None,
     ) -> IssuedTokens: ...
 
     async def refresh_grant(
@@ -200,7 +199,6 @@ class _Endpoints:
                 namespace=form.get("namespace") or "",
                 scopes=scopes or (),
                 metadata=_metadata(request),
-                client_address=request.client.host if request.client else None,
             )
         else:
             tokens = await self.backend.refresh_grant(

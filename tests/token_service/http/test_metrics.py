@@ -1,0 +1,42 @@
+"""OAuth HTTP metrics: outcomes and deny reasons, valid Prometheus exposition."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+
+import httpx
+
+from tests.conftest import require_tool
+from tests.token_service.http.conftest import OAuthService, password_grant
+
+
+async def test_outcomes_and_deny_reasons_are_counted(http: httpx.AsyncClient, oauth_service: OAuthService) -> None:
+    """A grant and a refusal show up with endpoint, outcome and reason labels."""
+    await password_grant(http, oauth_service, scope="orders:read")
+    await http.post(
+        "/oauth2/token",
+        data={"grant_type": "password", "username": "alice", "password": "wrong"},
+        headers=oauth_service.basic("web"),
+    )
+    registry = oauth_service.registry
+    ok = registry.get_sample_value(
+        "native_iam_http_oauth_requests_total", {"endpoint": "token", "outcome": "ok", "reason": ""}
+    )
+    denied = registry.get_sample_value(
+        "native_iam_http_oauth_requests_total",
+        {"endpoint": "token", "outcome": "invalid_grant", "reason": "credentials_invalid"},
+    )
+    assert ok == 1 and denied == 1
+
+
+async def test_exposition_passes_promtool(http: httpx.AsyncClient, oauth_service: OAuthService) -> None:
+    """The service's /metrics text, with the HTTP counters in it, passes `promtool check metrics`."""
+    promtool = require_tool("promtool")
+    await password_grant(http, oauth_service, scope="orders:read")
+    text = oauth_service.app.metrics.exposition()
+    assert b"native_iam_http_oauth_requests_total" in text
+    result = await asyncio.to_thread(
+        subprocess.run, [promtool, "check", "metrics"], input=text, capture_output=True, check=False
+    )
+    assert result.returncode == 0, result.stderr.decode() + result.stdout.decode()
