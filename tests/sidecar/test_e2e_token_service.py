@@ -1,0 +1,220 @@
+"""End to end with the REAL token service: `native-iam token-service` → sidecar → Envoy → echo app.
+
+Tokens are issued by the token service's OAuth API, identities created and tokens revoked through
+its admin API; the sidecar gets keys and revocations from its Feed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+
+from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
+
+from ..conftest import require_tool
+from . import _stack
+
+admin_pb2 = pytest.importorskip("native_iam.admin.v1.admin_pb2")
+admin_pb2_grpc = pytest.importorskip("native_iam.admin.v1.admin_pb2_grpc")
+
+pytestmark = pytest.mark.envoy
+ISSUER = "http://token-service.test"
+ADMIN_PASSWORD = "admin-password-for-tests"
+ALICE_PASSWORD = "alice-password-for-tests"
+OK = oauth_pb2.CreateTokenWithPasswordResponse.OK
+
+
+@contextlib.contextmanager
+def token_service(tmp: Path) -> Iterator[tuple[str, _stack.Proc]]:
+    """`native-iam token-service` on SQLite, fast settings; yields its gRPC target once SERVING."""
+    port = _stack.free_port()
+    env = {
+        "SYSTEM_DB_URL": f"sqlite:///{tmp}/native-iam-{port}.db",
+        "NATIVE_IAM_GRPC_LISTEN": f"127.0.0.1:{port}",
+        "NATIVE_IAM_HTTP_LISTEN": f"127.0.0.1:{_stack.free_port()}",
+        "NATIVE_IAM_METRICS_LISTEN": "off",
+        "NATIVE_IAM_ISSUER": ISSUER,
+        "NATIVE_IAM_BOOTSTRAP_ADMIN": "admin",
+        "NATIVE_IAM_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "NATIVE_IAM_FEED_HEARTBEAT_S": "0.5",
+        "NATIVE_IAM_FEED_POLL_S": "0.05",
+        "NATIVE_IAM_KEY_PUBLISH_DELAY_S": "0",
+        "NATIVE_IAM_ARGON2_MEMORY_KIB": "256",
+        "NATIVE_IAM_ARGON2_TIME_COST": "1",
+        "NATIVE_IAM_LOG_FORMAT": "text",
+    }
+    proc = _stack.Proc(
+        [sys.executable, "-m", "native_iam.cli", "token-service"], tmp / f"token-service-{port}.log", env
+    )
+    try:
+        proc.wait(lambda: _stack.serving(port), "serving", timeout=60)
+        yield f"127.0.0.1:{port}", proc
+    finally:
+        proc.stop()
+
+
+def password_token(
+    target: str, identity: str, password: str, *, namespace: str = "", scopes: tuple[str, ...] = ()
+) -> str:
+    with grpc.insecure_channel(target) as channel:
+        response = oauth_pb2_grpc.OAuthStub(channel).CreateTokenWithPassword(
+            oauth_pb2.CreateTokenWithPasswordRequest(
+                namespace=namespace, identity=identity, password=password, scopes=scopes
+            ),
+            timeout=10,
+        )
+    assert response.status == OK, response
+    return response.access_token
+
+
+def _admin_token(target: str) -> str:
+    """The bootstrap admin is created just after the server starts serving: retry briefly."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return password_token(target, "admin", ADMIN_PASSWORD, scopes=("iam:admin",))
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@dataclass
+class Stack:
+    target: str  # token service gRPC
+    url: str  # Envoy
+    oauth_port: int  # the sidecar's OAuth facade
+    admin_token: str
+    token_service: _stack.Proc
+
+    def admin(self, service: str):  # type: ignore[no-untyped-def]
+        channel = grpc.insecure_channel(self.target)
+        return getattr(admin_pb2_grpc, f"{service}Stub")(channel), (("authorization", f"Bearer {self.admin_token}"),)
+
+
+@contextlib.contextmanager
+def stack(tmp: Path, **sidecar_env: str) -> Iterator[Stack]:
+    envoy_bin = require_tool("envoy")
+    with token_service(tmp) as (target, proc):
+        admin_token = _admin_token(target)
+        with grpc.insecure_channel(target) as channel:
+            admin_pb2_grpc.IdentitiesStub(channel).CreateIdentity(
+                admin_pb2.CreateIdentityRequest(
+                    namespace="shop", name="alice", password=ALICE_PASSWORD, policy=["orders:read", "orders:write"]
+                ),
+                metadata=(("authorization", f"Bearer {admin_token}"),),
+                timeout=10,
+            )
+        env = {"NATIVE_IAM_TOKEN_URL": target, "NATIVE_IAM_ISSUER": ISSUER, **sidecar_env}
+        with _stack.echo_upstream() as upstream, _stack.sidecar(tmp, env) as ports:
+            listen = _stack.free_port()
+            config = _stack.envoy_config(tmp, listen=listen, authz=ports["authz"], upstream=upstream)
+            with _stack.envoy(envoy_bin, config, listen) as url:
+                yield Stack(target, url, ports["oauth"], admin_token, proc)
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with stack(tmp_path_factory.mktemp("real")) as s:
+        yield s
+
+
+@pytest.fixture
+def http(real: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=real.url, timeout=5) as client:
+        yield client
+
+
+def alice(s: Stack, *scopes: str) -> str:
+    return password_token(s.target, "alice", ALICE_PASSWORD, namespace="shop", scopes=scopes)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+def test_issued_token_reaches_upstream_with_identity(real: Stack, http: httpx.Client) -> None:
+    """A token issued by the token service passes Envoy; the app sees alice in namespace shop."""
+    r = http.get("/orders/7", headers=bearer(alice(real, "orders:read")))
+    assert r.status_code == 200, r.text
+    headers = r.json()["headers"]
+    assert (headers["x-native-iam-identity"], headers["x-native-iam-namespace"]) == ("alice", "shop")
+    assert headers["x-native-iam-scopes"] == "orders:read"
+
+
+def test_without_token_and_with_bad_token_401(http: httpx.Client) -> None:
+    """No token → 401 challenge without error; a garbage token → 401 invalid_token."""
+    assert http.get("/orders/7").status_code == 401
+    r = http.get("/orders/7", headers=bearer("a.b.c"))
+    assert r.status_code == 401 and r.json()["error"] == "invalid_token"
+
+
+def test_read_token_cannot_post_403(real: Stack, http: httpx.Client) -> None:
+    """A token with orders:read only gets 403 insufficient_scope on POST /orders."""
+    r = http.post("/orders", headers=bearer(alice(real, "orders:read")))
+    assert r.status_code == 403 and 'scope="orders:write"' in r.headers["www-authenticate"]
+
+
+def test_anonymous_route(http: httpx.Client) -> None:
+    """/healthz needs no token."""
+    assert http.get("/healthz").status_code == 200
+
+
+def test_token_disabled_through_admin_api_is_denied_within_one_second(real: Stack, http: httpx.Client) -> None:
+    """Tokens.SetTokenEnabled(false) through the admin API → the token is denied through Envoy within 1 s."""
+    token = alice(real, "orders:read")
+    assert http.get("/orders/7", headers=bearer(token)).status_code == 200
+    jti = http.get("/orders/7", headers=bearer(token)).json()["headers"]["x-native-iam-jti"]
+    stub, metadata = real.admin("Tokens")
+    stub.SetTokenEnabled(admin_pb2.SetTokenEnabledRequest(jti=jti, enabled=False), metadata=metadata, timeout=10)
+    started = time.monotonic()
+    while http.get("/orders/7", headers=bearer(token)).status_code == 200:
+        assert time.monotonic() - started < 1.0, "still allowed 1 s after the admin disabled the token"
+        time.sleep(0.01)
+    assert http.get("/orders/7", headers=bearer(token)).json()["error"] == "invalid_token"
+
+
+def test_facade_check_access_and_forwarded_password_grant(real: Stack) -> None:
+    """The sidecar's OAuth API: a forwarded password grant, then CheckAccess answered locally."""
+    with grpc.insecure_channel(f"127.0.0.1:{real.oauth_port}") as channel:
+        stub = oauth_pb2_grpc.OAuthStub(channel)
+        issued = stub.CreateTokenWithPassword(
+            oauth_pb2.CreateTokenWithPasswordRequest(
+                namespace="shop", identity="alice", password=ALICE_PASSWORD, scopes=["orders:read"]
+            ),
+            timeout=10,
+        )
+        assert issued.status == OK
+        ok = stub.CheckAccess(
+            oauth_pb2.CheckAccessRequest(access_token=issued.access_token, scopes=["orders:read"]), timeout=5
+        )
+        no = stub.CheckAccess(
+            oauth_pb2.CheckAccessRequest(access_token=issued.access_token, scopes=["orders:write"]), timeout=5
+        )
+    assert ok.status == oauth_pb2.CheckAccessResponse.OK and ok.identity == "alice"
+    assert no.status == oauth_pb2.CheckAccessResponse.UNAUTHORIZED
+
+
+def test_token_service_stopped_valid_tokens_pass_until_bound_then_503(tmp_path: Path) -> None:
+    """Token service killed: valid tokens pass on cached keys until the staleness bound, then 503 (closed)."""
+    bound = 2.0
+    with stack(tmp_path, NATIVE_IAM_FEED_MAX_STALENESS_S=str(bound)) as s:
+        token = alice(s, "orders:read")
+        with httpx.Client(base_url=s.url, timeout=5) as http:
+            assert http.get("/orders/1", headers=bearer(token)).status_code == 200
+            s.token_service.popen.kill()
+            s.token_service.popen.wait(5)
+            stopped = time.monotonic()
+            assert http.get("/orders/1", headers=bearer(token)).status_code == 200
+            assert time.monotonic() - stopped < bound
+            time.sleep(bound + 0.7)
+            late = http.get("/orders/1", headers=bearer(token))
+            assert late.status_code == 503 and late.json()["error"] == "temporarily_unavailable"
