@@ -163,6 +163,24 @@ def test_readiness_requires_both_sidecar_and_app_healthy(config: dict[str, Any])
     assert "http_health_check" in clusters["app"]["health_checks"][0]
 
 
+def _seconds(duration: str) -> float:
+    assert duration.endswith("s"), duration
+    return float(duration[:-1])
+
+
+def test_health_checks_do_not_wait_for_traffic(config: dict[str, Any]) -> None:
+    """Every active health check re-checks a not-yet-used or unhealthy host within its interval.
+
+    Envoy's default no_traffic_interval is 60 s: without an explicit one the pod would stay unready for a
+    minute after the sidecar became ready (found by test_example_workload)."""
+    checks = [hc for c in config["static_resources"]["clusters"] for hc in c.get("health_checks", [])]
+    assert len(checks) == 2
+    for check in checks:
+        interval = _seconds(check["interval"])
+        assert _seconds(check["no_traffic_interval"]) <= interval
+        assert _seconds(check["unhealthy_interval"]) <= interval
+
+
 def test_pod_probes_and_ports_match_the_envoy_config(renderings: dict[str, Rendering], config: dict[str, Any]) -> None:
     """The kubelet probes Envoy's /ready on the ops listener, the Service targets the ingress listener, and the app
     listens where the app cluster points."""

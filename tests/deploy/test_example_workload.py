@@ -25,7 +25,7 @@ import grpc
 import pytest
 import yaml
 
-from native_iam._procs import Process, Supervisor, free_port, native_iam_command
+from native_iam._procs import Process, ProcessFailed, Supervisor, free_port, native_iam_command
 from native_iam._upstream import serve_in_thread
 from native_iam.oauth.v1 import feed_pb2, feed_pb2_grpc, oauth_pb2, oauth_pb2_grpc
 from tests.conftest import require_tool
@@ -155,11 +155,18 @@ def stack(renderings: dict[str, Rendering], tmp_path_factory: pytest.TempPathFac
             )
         )
         ops = f"http://127.0.0.1:{envoy_ports['ops']}"
-        proxy.wait_until(
-            lambda: request(f"{ops}/ready").status == 200 if _port_open(envoy_ports["ops"]) else False,
-            timeout=STARTUP_TIMEOUT_S,
-            what="ready (sidecar and app healthy)",
-        )
+        try:
+            proxy.wait_until(
+                lambda: request(f"{ops}/ready").status == 200 if _port_open(envoy_ports["ops"]) else False,
+                timeout=STARTUP_TIMEOUT_S,
+                what="ready (sidecar and app healthy)",
+            )
+        except ProcessFailed as exc:
+            # Envoy's own view of the two health-checked clusters says which one is not healthy.
+            clusters = request(f"http://127.0.0.1:{envoy_ports['admin']}/clusters").body.decode(errors="replace")
+            stats = request(f"http://127.0.0.1:{envoy_ports['admin']}/stats?filter=health_check").body.decode()
+            health = "\n".join(line for line in clusters.splitlines() if "health_flags" in line) + "\n" + stats
+            raise ProcessFailed(f"{exc}\nEnvoy cluster health:\n{health}") from None
         yield Stack(
             ingress=f"http://127.0.0.1:{envoy_ports['ingress']}",
             ops=ops,
