@@ -158,7 +158,9 @@ def _upgrade(sync_conn: Connection) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = sync_conn
-    command.upgrade(config, "head")
+    # "heads": the OAuth clients migration (0100) is its own branch off the core's sequence, so a
+    # later core migration never has to know about it (and two heads never block start-up).
+    command.upgrade(config, "heads")
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
