@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from native_iam import scopes as scope_rules
 from token_service import events
 from token_service.core import Core
-from token_service.errors import AlreadyExists, InvalidRequest, MalformedScope, NotFound
+from token_service.errors import AlreadyExists, FailedPrecondition, InvalidRequest, MalformedScope, NotFound
 from token_service.keys import SigningKey
 from token_service.store.tables import identities, passwords, policies, tokens
 
@@ -35,6 +35,7 @@ __all__ = [
     "list_identities",
     "list_keys",
     "list_tokens",
+    "retire_key",
     "rotate_key",
     "set_identity_active",
     "set_password",
@@ -453,7 +454,23 @@ async def list_keys(core: Core) -> list[SigningKey]:
 
 
 async def rotate_key(core: Core, publish_delay_s: float | None = None) -> SigningKey:
+    _stored_keys_only(core)
+    if publish_delay_s is not None and not 0 <= publish_delay_s <= 30 * 24 * 3600:
+        raise InvalidRequest("publish_delay_s must be between 0 and 30 days")
     return await core.keys.rotate(publish_delay_s, core.clock())
+
+
+async def retire_key(core: Core, kid: str) -> SigningKey:
+    _stored_keys_only(core)
+    try:
+        return await core.keys.retire(kid, core.clock())
+    except KeyError:
+        raise NotFound(f"key {kid[:80]!r} not found") from None
+
+
+def _stored_keys_only(core: Core) -> None:
+    if core.settings.signing_keys_dir is not None:
+        raise FailedPrecondition("keys come from NATIVE_IAM_SIGNING_KEYS_DIR; change the files instead")
 
 
 # --- paging --------------------------------------------------------------------------------

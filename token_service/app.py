@@ -16,6 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from native_iam.oauth.v1 import feed_pb2, oauth_pb2  # noqa: F401 - registers descriptors for reflection
+from token_service.admin_grpc import ADMIN_SERVICES, admin_handlers
 from token_service.core import Core
 from token_service.feed import FeedHub
 from token_service.grpc_api import FEED_SERVICE, OAUTH_SERVICE, rpc_handlers
@@ -70,10 +71,10 @@ class TokenServiceApp:
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
             ]
         )
-        handlers = rpc_handlers(self.core, self.metrics, self.feed.watch)
+        handlers = rpc_handlers(self.core, self.metrics, self.feed.watch) + admin_handlers(self.core, self.metrics)
         server.add_generic_rpc_handlers(handlers)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        admin_services: list[str] = []
+        admin_services = list(ADMIN_SERVICES)
         service_names = [
             OAUTH_SERVICE,
             FEED_SERVICE,

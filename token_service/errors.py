@@ -29,6 +29,7 @@ Tree::
     ├── AdminError                      admin API outcomes
     │   ├── NotFound                    NOT_FOUND
     │   ├── AlreadyExists               ALREADY_EXISTS
+    │   ├── FailedPrecondition          FAILED_PRECONDITION
     │   ├── Unauthenticated             UNAUTHENTICATED / invalid_token
     │   └── PermissionDenied            PERMISSION_DENIED / insufficient_scope
     └── Unavailable                     temporarily_unavailable / UNAVAILABLE
@@ -46,6 +47,7 @@ __all__ = [
     "AdminError",
     "AlreadyExists",
     "CredentialsInvalid",
+    "FailedPrecondition",
     "GrantError",
     "IdentityNotActive",
     "IdentityNotFound",
@@ -244,6 +246,16 @@ class AlreadyExists(AdminError):
     http_status = 409
     grpc_code = grpc.StatusCode.ALREADY_EXISTS
     default_message = "already exists"
+
+
+class FailedPrecondition(AdminError):
+    """The operation does not apply to this deployment (e.g. rotating keys that come from files)."""
+
+    status = None
+    error = "failed_precondition"
+    http_status = 409
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+    default_message = "the operation does not apply in this configuration"
 
 
 class Unauthenticated(AdminError):

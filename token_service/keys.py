@@ -281,6 +281,46 @@ class KeyRing:
         log.info("rotated signing key", extra={"kid": new.kid, "activate_at": new.activate_at})
         return new
 
+    async def retire(self, kid: str, now: float | None = None) -> SigningKey:
+        """Retire ``kid`` at once (compromise): out of the JWKS, its tokens dead (a KEY_RETIRED
+        event); a signing key is replaced by a new one that signs immediately. Returns the signer."""
+        from token_service import events
+
+        if self.settings.signing_keys_dir is not None:
+            raise SettingsError("NATIVE_IAM_SIGNING_KEYS_DIR", "keys come from files; remove the file instead")
+        now = time.time() if now is None else now
+        await self.reload()
+        key = self._keys.get(kid)
+        if key is None:
+            raise KeyError(kid)
+        replacement = None
+        if key.signs_at(now) or not any(
+            k.kid != kid and k.alg == self.settings.signing_alg and k.signs_at(now) for k in self._keys.values()
+        ):
+            replacement = generate_key(self.settings.signing_alg, self.settings.hmac_key_bytes, now)
+        async with self.store.write() as conn:
+            if replacement is not None:
+                await self._insert(replacement, conn)
+            await conn.execute(
+                update(signing_keys).where(signing_keys.c.kid == kid).values(retire_at=now, expire_at=now)
+            )
+            await events.append(
+                conn,
+                [
+                    events.Event(
+                        target=events.Target.KEY,
+                        reason=events.Reason.KEY_RETIRED,
+                        kid=kid,
+                        cutoff_unix=int(now) + 1,  # every token it ever signed, this second included
+                        expires_unix=int(now) + self.settings.max_token_ttl_s + 1,
+                    )
+                ],
+                now,
+            )
+        await self.reload()
+        log.warning("retired signing key", extra={"kid": kid})
+        return self.signing_key(now)
+
     async def _insert(self, key: SigningKey, conn: Any = None) -> None:
         values = {
             "kid": key.kid,

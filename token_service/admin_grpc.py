@@ -1,0 +1,263 @@
+"""The gRPC edge of the admin API (proto/native_iam/admin/v1/admin.proto).
+
+Every call first authorizes the bearer access token in the ``authorization`` metadata: it must
+be valid now (signature, expiry, not disabled or deleted, identity enabled) and carry
+``iam:admin``. Then it validates, calls :mod:`token_service.admin` and maps the result.
+Errors are translated by the shared wrapper in :mod:`token_service.grpc_api`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf.message import Message
+
+from native_iam.admin.v1 import admin_pb2 as pb
+from token_service import admin
+from token_service.access import verify_access_token
+from token_service.core import Core
+from token_service.errors import GrantError, InvalidRequest, PermissionDenied, Unauthenticated
+from token_service.grpc_api import text_field, unary
+from token_service.keys import SigningKey
+from token_service.metrics import Metrics
+from token_service.tokens import MAX_TOKEN_BYTES, TokenClaims
+
+__all__ = ["ADMIN_SERVICES", "admin_handlers", "authorize"]
+
+log = logging.getLogger(__name__)
+
+ADMIN_SERVICES = tuple(s.full_name for s in pb.DESCRIPTOR.services_by_name.values())
+
+
+async def authorize(core: Core, context: grpc.aio.ServicerContext, metrics: Metrics | None = None) -> TokenClaims:
+    """The verified claims of the caller's admin token, or Unauthenticated / PermissionDenied."""
+    values = [v for k, v in (context.invocation_metadata() or ()) if k == "authorization"]
+    try:
+        if len(values) != 1 or not isinstance(values[0], str):
+            raise Unauthenticated("send exactly one 'authorization: Bearer <access token>' metadata entry")
+        scheme, _, token = values[0].partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_BYTES:
+            raise Unauthenticated("the authorization metadata must be 'Bearer <access token>'")
+        try:
+            claims = await verify_access_token(core, token)
+        except GrantError as exc:
+            raise Unauthenticated(f"bearer token refused: {exc.status}") from None
+        if admin.ADMIN_SCOPE not in claims.scopes:
+            raise PermissionDenied()
+    except (Unauthenticated, PermissionDenied) as exc:
+        reason = "unauthenticated" if isinstance(exc, Unauthenticated) else "permission_denied"
+        if metrics:
+            metrics.admin_denials.labels(reason).inc()
+        log.warning("admin call refused", extra={"reason": reason, "detail": exc.message})
+        raise
+    return claims
+
+
+def _identity(info: admin.IdentityInfo) -> pb.Identity:
+    return pb.Identity(
+        namespace=info.namespace,
+        name=info.name,
+        enabled=info.active,
+        created_unix=int(info.created_at),
+        has_password=info.has_password,
+        password_enabled=info.has_password and info.password_enabled,
+        policy=sorted(info.policy),
+    )
+
+
+def _key(key: SigningKey, signing_kid: str) -> pb.KeyInfo:
+    return pb.KeyInfo(
+        kid=key.kid,
+        alg=key.alg,
+        publish_unix=int(key.publish_at),
+        activate_unix=int(key.activate_at),
+        retire_unix=int(key.retire_at or 0),
+        expire_unix=int(key.expire_at or 0),
+        signing=key.kid == signing_kid,
+        source=key.source,
+    )
+
+
+def _ref(ref: pb.IdentityRef) -> tuple[str, str]:
+    return (
+        admin.validate_name("namespace", text_field("namespace", ref.namespace, 253), required=False),
+        admin.validate_name("name", text_field("name", ref.name, 253)),
+    )
+
+
+def _page_size(value: int) -> int:
+    if value < 0:
+        raise InvalidRequest("page_size must not be negative")
+    return value
+
+
+class AdminServicer:
+    def __init__(self, core: Core, metrics: Metrics | None) -> None:
+        self.core = core
+        self.metrics = metrics
+
+    async def _caller(self, context: grpc.aio.ServicerContext, action: str, **details: Any) -> None:
+        claims = await authorize(self.core, context, self.metrics)
+        log.info(
+            "admin action",
+            extra={"action": action, "actor": claims.sub, "actor_namespace": claims.namespace, **details},
+        )
+
+    # --- Identities -------------------------------------------------------------------------
+
+    async def CreateIdentity(self, request: pb.CreateIdentityRequest, context: Any) -> pb.Identity:
+        await self._caller(context, "create_identity", namespace=request.namespace, identity=request.name)
+        namespace, name = _ref(pb.IdentityRef(namespace=request.namespace, name=request.name))
+        text_field("password", request.password, 1024)
+        policy = admin.validate_grants(request.policy)
+        await admin.create_identity(self.core, namespace, name, active=not request.disabled)
+        if request.password:
+            await admin.set_password(self.core, namespace, name, request.password)
+        if policy:
+            await admin.set_policy(self.core, namespace, name, policy)
+        return _identity(await admin.get_identity(self.core, namespace, name))
+
+    async def GetIdentity(self, request: pb.IdentityRef, context: Any) -> pb.Identity:
+        await authorize(self.core, context, self.metrics)
+        return _identity(await admin.get_identity(self.core, *_ref(request)))
+
+    async def ListIdentities(self, request: pb.ListIdentitiesRequest, context: Any) -> pb.ListIdentitiesResponse:
+        await authorize(self.core, context, self.metrics)
+        namespace = text_field("namespace", request.namespace, 253) if request.HasField("namespace") else None
+        infos, next_token = await admin.list_identities(
+            self.core, namespace, _page_size(request.page_size), text_field("page_token", request.page_token, 2048)
+        )
+        return pb.ListIdentitiesResponse(identities=[_identity(i) for i in infos], next_page_token=next_token)
+
+    async def SetIdentityEnabled(self, request: pb.SetIdentityEnabledRequest, context: Any) -> pb.Identity:
+        namespace, name = _ref(request.identity)
+        await self._caller(context, "set_identity_enabled", namespace=namespace, identity=name, enabled=request.enabled)
+        return _identity(await admin.set_identity_active(self.core, namespace, name, request.enabled))
+
+    async def DeleteIdentity(self, request: pb.IdentityRef, context: Any) -> pb.DeleteIdentityResponse:
+        namespace, name = _ref(request)
+        await self._caller(context, "delete_identity", namespace=namespace, identity=name)
+        await admin.delete_identity(self.core, namespace, name)
+        return pb.DeleteIdentityResponse()
+
+    async def SetPassword(self, request: pb.SetPasswordRequest, context: Any) -> pb.SetPasswordResponse:
+        namespace, name = _ref(request.identity)
+        await self._caller(context, "set_password", namespace=namespace, identity=name)
+        text_field("password", request.password, 1024, required=True)
+        await admin.set_password(self.core, namespace, name, request.password, enabled=not request.disabled)
+        return pb.SetPasswordResponse()
+
+    async def SetPasswordEnabled(self, request: pb.SetPasswordEnabledRequest, context: Any) -> pb.SetPasswordResponse:
+        namespace, name = _ref(request.identity)
+        await self._caller(context, "set_password_enabled", namespace=namespace, identity=name, enabled=request.enabled)
+        await admin.set_password_enabled(self.core, namespace, name, request.enabled)
+        return pb.SetPasswordResponse()
+
+    async def SetPolicy(self, request: pb.SetPolicyRequest, context: Any) -> pb.Identity:
+        namespace, name = _ref(request.identity)
+        await self._caller(
+            context, "set_policy", namespace=namespace, identity=name, policy=" ".join(request.policy)[:500]
+        )
+        return _identity(await admin.set_policy(self.core, namespace, name, request.policy))
+
+    # --- Tokens -----------------------------------------------------------------------------
+
+    async def ListTokens(self, request: pb.ListTokensRequest, context: Any) -> pb.ListTokensResponse:
+        await authorize(self.core, context, self.metrics)
+        namespace = text_field("namespace", request.namespace, 253) if request.HasField("namespace") else None
+        identity = text_field("identity", request.identity, 253) if request.HasField("identity") else None
+        infos, next_token = await admin.list_tokens(
+            self.core,
+            namespace,
+            identity,
+            _page_size(request.page_size),
+            text_field("page_token", request.page_token, 2048),
+        )
+        return pb.ListTokensResponse(
+            tokens=[
+                pb.TokenInfo(
+                    jti=t.jti,
+                    usage=t.usage,
+                    namespace=t.namespace,
+                    identity=t.identity,
+                    client_id=t.client_id,
+                    scopes=t.scopes,
+                    metadata=t.metadata,
+                    created_unix=t.created_at,
+                    expires_unix=t.expires_at,
+                    state=t.state,
+                    family_id=t.family_id or "",
+                )
+                for t in infos
+            ],
+            next_page_token=next_token,
+        )
+
+    async def SetTokenEnabled(self, request: pb.SetTokenEnabledRequest, context: Any) -> pb.SetTokenEnabledResponse:
+        await self._caller(context, "set_token_enabled", jti=request.jti, enabled=request.enabled)
+        await admin.set_token_active(self.core, text_field("jti", request.jti, 64, required=True), request.enabled)
+        return pb.SetTokenEnabledResponse()
+
+    async def DeleteToken(self, request: pb.DeleteTokenRequest, context: Any) -> pb.DeleteTokenResponse:
+        await self._caller(context, "delete_token", jti=request.jti)
+        await admin.delete_token(self.core, text_field("jti", request.jti, 64, required=True))
+        return pb.DeleteTokenResponse()
+
+    # --- Keys -------------------------------------------------------------------------------
+
+    async def ListKeys(self, request: pb.ListKeysRequest, context: Any) -> pb.ListKeysResponse:
+        await authorize(self.core, context, self.metrics)
+        keys = await admin.list_keys(self.core)
+        signing = self.core.keys.signing_key(self.core.clock()).kid
+        return pb.ListKeysResponse(keys=[_key(k, signing) for k in keys])
+
+    async def RotateKey(self, request: pb.RotateKeyRequest, context: Any) -> pb.RotateKeyResponse:
+        await self._caller(context, "rotate_key")
+        delay = request.publish_delay_s if request.HasField("publish_delay_s") else None
+        key = await admin.rotate_key(self.core, delay)
+        return pb.RotateKeyResponse(key=_key(key, self.core.keys.signing_key(self.core.clock()).kid))
+
+    async def RetireKey(self, request: pb.RetireKeyRequest, context: Any) -> pb.RetireKeyResponse:
+        await self._caller(context, "retire_key", kid=request.kid)
+        signer = await admin.retire_key(self.core, text_field("kid", request.kid, 128, required=True))
+        return pb.RetireKeyResponse(signing_key=_key(signer, signer.kid))
+
+
+_METHODS: dict[str, dict[str, tuple[type[Message], type[Message]]]] = {
+    "native_iam.admin.v1.Identities": {
+        "CreateIdentity": (pb.CreateIdentityRequest, pb.Identity),
+        "GetIdentity": (pb.IdentityRef, pb.Identity),
+        "ListIdentities": (pb.ListIdentitiesRequest, pb.ListIdentitiesResponse),
+        "SetIdentityEnabled": (pb.SetIdentityEnabledRequest, pb.Identity),
+        "DeleteIdentity": (pb.IdentityRef, pb.DeleteIdentityResponse),
+        "SetPassword": (pb.SetPasswordRequest, pb.SetPasswordResponse),
+        "SetPasswordEnabled": (pb.SetPasswordEnabledRequest, pb.SetPasswordResponse),
+        "SetPolicy": (pb.SetPolicyRequest, pb.Identity),
+    },
+    "native_iam.admin.v1.Tokens": {
+        "ListTokens": (pb.ListTokensRequest, pb.ListTokensResponse),
+        "SetTokenEnabled": (pb.SetTokenEnabledRequest, pb.SetTokenEnabledResponse),
+        "DeleteToken": (pb.DeleteTokenRequest, pb.DeleteTokenResponse),
+    },
+    "native_iam.admin.v1.Keys": {
+        "ListKeys": (pb.ListKeysRequest, pb.ListKeysResponse),
+        "RotateKey": (pb.RotateKeyRequest, pb.RotateKeyResponse),
+        "RetireKey": (pb.RetireKeyRequest, pb.RetireKeyResponse),
+    },
+}
+
+
+def admin_handlers(core: Core, metrics: Metrics | None) -> list[grpc.GenericRpcHandler]:
+    servicer = AdminServicer(core, metrics)
+    handlers = []
+    for service, methods in _METHODS.items():
+        table = {}
+        for method, (request_cls, response_cls) in methods.items():
+            fn: Callable[[Any, Any], Awaitable[Message]] = getattr(servicer, method)
+            table[method] = unary(service, method, request_cls, response_cls, fn, metrics)
+        handlers.append(grpc.method_handlers_generic_handler(service, table))
+    return handlers
