@@ -15,7 +15,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -45,6 +45,7 @@ class Stack:
     token_metrics: str
     sidecar_metrics: str
     demo_password: str
+    sidecar: Process
 
     def token(self, scopes: list[str]) -> str:
         with grpc.insecure_channel(self.token_grpc) as channel:
@@ -144,7 +145,7 @@ def stack(renderings: dict[str, Rendering], tmp_path_factory: pytest.TempPathFac
         )
         password = _demo_password(token)
         _require_feed(f"127.0.0.1:{ports['token_grpc']}")
-        supervisor.start(
+        sidecar = supervisor.start(
             Process("sidecar", native_iam_command("sidecar"), log_path=work / "sidecar.log", env=sidecar_env, cwd=ROOT)
         )
         proxy = supervisor.start(
@@ -174,6 +175,7 @@ def stack(renderings: dict[str, Rendering], tmp_path_factory: pytest.TempPathFac
             token_metrics=f"http://127.0.0.1:{ports['token_metrics']}/metrics",
             sidecar_metrics=f"http://127.0.0.1:{ports['sidecar_metrics']}/metrics",
             demo_password=password,
+            sidecar=sidecar,
         )
 
 
@@ -287,9 +289,28 @@ def test_component_metrics_pass_promtool(stack: Stack, component: str, tmp_path:
     assert result.returncode == 0, (result.stdout + result.stderr).decode()
 
 
-def test_ready_reflects_the_sidecar(stack: Stack) -> None:
-    """/ready on the ops listener is 200 while the sidecar is healthy (checked at start-up too)."""
-    deadline = time.monotonic() + 5
-    while request(f"{stack.ops}/ready").status != 200 and time.monotonic() < deadline:
+def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
         time.sleep(0.2)
-    assert request(f"{stack.ops}/ready").status == 200
+    return condition()
+
+
+def test_without_the_sidecar_requests_fail_closed_and_the_pod_turns_unready(stack: Stack) -> None:
+    """Sidecar down: protected routes answer 503 at once (status_on_error), /ready turns 503; back once it restarts.
+
+    Restarts the sidecar before returning, so the tests around it are unaffected."""
+    token = stack.token(["orders:read"])
+    auth = {"Authorization": f"Bearer {token}"}
+    stack.sidecar.stop()
+    try:
+        assert request(f"{stack.ingress}/orders", headers=auth).status == 503
+        assert request(f"{stack.ingress}/public").status == 200  # no ext_authz on the public route
+        # Two failed checks 2 s apart (unhealthy_threshold: 2, unhealthy_interval: 2s) after the next interval.
+        assert _wait_for(lambda: request(f"{stack.ops}/ready").status == 503, timeout=20)
+    finally:
+        stack.sidecar.start()
+    assert _wait_for(lambda: request(f"{stack.ops}/ready").status == 200, timeout=STARTUP_TIMEOUT_S)
+    assert request(f"{stack.ingress}/orders", headers=auth).status == 200
