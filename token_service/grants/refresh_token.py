@@ -81,12 +81,10 @@ async def refresh_access_token(
         if not scope_rules.covered(claims.scopes, (identity.grants or "").split()):
             raise IdentityUnauthenticated()
         now = core.clock()
-        if (
-            rotate
-            and client is not None
-            and record.spent_at is not None
-            and now - record.spent_at > client.reuse_grace_s
-        ):
+        grace = client.reuse_grace_s if client is not None else core.settings.refresh_grace_s
+        # A spent (rotated) token is checked for reuse whichever transport presents it: the gRPC
+        # API, which knows no client, must not become a way to replay a rotated refresh token.
+        if record.spent_at is not None and now - record.spent_at > grace:
             # Reuse after the grace window: revoke the family and commit that before refusing.
             await _revoke_family(conn, record.family_id or record.jti, now)
             reused = True

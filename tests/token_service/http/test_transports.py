@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
-from tests.token_service.http.conftest import PASSWORD, OAuthService, password_grant
+from tests.token_service.http.conftest import GRACE_S, PASSWORD, OAuthService, password_grant
 
 
 @pytest.fixture
@@ -76,3 +76,22 @@ async def test_same_refusal_over_both_transports(
     )
     assert over_grpc.status == oauth_pb2.CreateTokenWithPasswordResponse.CREDENTIALS_INVALID
     assert over_http.json()["error"] == "invalid_grant"
+
+
+async def test_rotated_token_replayed_over_grpc_revokes_family(
+    http: httpx.AsyncClient, oauth_service: OAuthService, grpc_oauth: oauth_pb2_grpc.OAuthStub
+) -> None:
+    """A refresh token rotated over HTTP and replayed over gRPC after the grace window is a reuse:
+    TOKEN_DISABLED, and the family's newer refresh token stops working too."""
+    first = (await password_grant(http, oauth_service, "rotating", scope="orders:read")).json()
+    rotated = await http.post(
+        "/oauth2/token",
+        data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+        headers=oauth_service.basic("rotating"),
+    )
+    later = oauth_service.core.clock() + GRACE_S + 1
+    oauth_service.core.clock = lambda: later
+    replay = await grpc_oauth.RefreshToken(oauth_pb2.RefreshTokenRequest(refresh_token=first["refresh_token"]))
+    assert replay.status == oauth_pb2.RefreshTokenResponse.TOKEN_DISABLED
+    child = await grpc_oauth.RefreshToken(oauth_pb2.RefreshTokenRequest(refresh_token=rotated.json()["refresh_token"]))
+    assert child.status == oauth_pb2.RefreshTokenResponse.TOKEN_DISABLED
