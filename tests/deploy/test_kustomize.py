@@ -265,3 +265,23 @@ def test_sidecars_expect_the_issuer_the_token_service_signs_with(renderings: dic
     service = dev.one("Service", TOKEN)
     assert host == service["metadata"]["name"]
     assert int(port) == next(p["port"] for p in service["spec"]["ports"] if p["name"] == "grpc")
+
+
+def _quantity(value: str) -> float:
+    """A Kubernetes CPU (cores) or memory (bytes) quantity as a number."""
+    units = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+    for suffix, factor in units.items():
+        if value.endswith(suffix):
+            return float(value[: -len(suffix)]) * factor
+    return float(value)
+
+
+def test_password_hashing_fits_the_token_service_limits(rendering: Rendering) -> None:
+    """NATIVE_IAM_PASSWORD_WORKERS is set (the default counts the node's CPUs), at most the CPU limit, and
+    that many concurrent argon2id hashes use under half the memory limit."""
+    settings = rendering.one("ConfigMap", "native-iam-token-config")["data"]
+    limits = rendering.one("Deployment", TOKEN)["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    workers = int(settings["NATIVE_IAM_PASSWORD_WORKERS"])
+    assert 1 <= workers <= _quantity(limits["cpu"])
+    argon2_kib = int(settings.get("NATIVE_IAM_ARGON2_MEMORY_KIB", "19456"))
+    assert workers * argon2_kib * 1024 < _quantity(limits["memory"]) / 2
