@@ -283,5 +283,7 @@ def test_password_hashing_fits_the_token_service_limits(rendering: Rendering) ->
     limits = rendering.one("Deployment", TOKEN)["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
     workers = int(settings["NATIVE_IAM_PASSWORD_WORKERS"])
     assert 1 <= workers <= _quantity(limits["cpu"])
-    argon2_kib = int(settings.get("NATIVE_IAM_ARGON2_MEMORY_KIB", "19456"))
+    token_settings = pytest.importorskip("token_service.settings")
+    default_kib = token_settings.Settings().argon2_memory_kib
+    argon2_kib = int(settings.get("NATIVE_IAM_ARGON2_MEMORY_KIB", default_kib))
     assert workers * argon2_kib * 1024 < _quantity(limits["memory"]) / 2
