@@ -9,6 +9,8 @@ import time
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from native_iam.oauth.v1 import feed_pb2, oauth_pb2
 from sidecar import decision
@@ -304,3 +306,39 @@ def test_every_revocation_reason_has_a_seed_status() -> None:
     assert set(REVOCATION_STATUS) == set(feed_pb2.RevocationReason.values())
     assert REVOCATION_STATUS[feed_pb2.KEY_RETIRED] == CheckStatus.TOKEN_INVALID
     assert REVOCATION_STATUS[feed_pb2.IDENTITY_DELETED] == CheckStatus.TOKEN_NOT_FOUND
+
+
+# ---- properties: nothing escapes, nothing unsigned passes ----
+
+_SHARED = Issuer()
+_POLICY = Policy(issuer="http://issuer.test", audiences=("native-iam",), leeway_s=30, max_token_bytes=8192)
+
+
+_segment = st.one_of(
+    st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/.", max_size=80),
+    st.binary(max_size=60).map(_b64),
+    st.dictionaries(
+        st.sampled_from(["alg", "kid", "typ", "sub", "exp", "jti", "aud", "iss"]),
+        st.one_of(st.text(max_size=10), st.integers(), st.none(), st.lists(st.integers(), max_size=3)),
+        max_size=6,
+    ).map(lambda d: _b64(json.dumps(d).encode())),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(header=_segment, payload=_segment, signature=_segment)
+def test_no_forged_token_is_ever_accepted(header: str, payload: str, signature: str) -> None:
+    """Random three-part tokens never raise and are never accepted."""
+    from sidecar.keys import parse_jwks
+
+    keys = parse_jwks(_SHARED.jwks_json())
+    result = decision.verify(f"{header}.{payload}.{signature}", keys, _POLICY, time.time())
+    assert isinstance(result, Deny)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.text(max_size=120))
+def test_extract_token_never_raises(value: str) -> None:
+    """Any header value yields a token, None or a Deny, never an exception."""
+    result = decision.extract_token(value, require_scheme=True, max_bytes=100)
+    assert result is None or isinstance(result, Deny | str)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from envoy.service.auth.v3 import external_auth_pb2
 from google.protobuf import struct_pb2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sidecar.requirements import DEFAULT, RequirementError, Resolver, Rule, parse
+from sidecar.requirements import DEFAULT, Requirement, RequirementError, Resolver, Rule, parse
 
 
 def test_nothing_said_is_the_default_rule() -> None:
@@ -148,3 +150,29 @@ def test_resolver_caches_invalid_routes_as_errors() -> None:
     for _ in range(2):
         with pytest.raises(RequirementError):
             resolver.resolve(attributes)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    metadata=st.recursive(
+        st.one_of(st.none(), st.booleans(), st.text(max_size=12), st.floats(allow_nan=False)),
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3),
+            st.dictionaries(
+                st.sampled_from(["scopes", "any_of", "anonymous", "methods", "GET", "x"]), inner, max_size=3
+            ),
+        ),
+        max_leaves=8,
+    ),
+    extensions=st.dictionaries(
+        st.sampled_from(["scopes", "any_of", "anonymous", "scopes.POST", "x"]), st.text(max_size=12), max_size=3
+    ),
+)
+def test_parse_never_raises_anything_but_requirement_error(metadata: object, extensions: dict[str, str]) -> None:
+    """Arbitrary metadata either parses or raises RequirementError; nothing else escapes."""
+    spec = metadata if isinstance(metadata, dict) else {"scopes": metadata}
+    try:
+        result: object = parse(spec, extensions)
+    except RequirementError as exc:
+        result = exc
+    assert isinstance(result, Requirement | RequirementError)
