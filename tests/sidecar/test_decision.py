@@ -342,3 +342,17 @@ def test_extract_token_never_raises(value: str) -> None:
     """Any header value yields a token, None or a Deny, never an exception."""
     result = decision.extract_token(value, require_scheme=True, max_bytes=100)
     assert result is None or isinstance(result, Deny | str)
+
+
+def test_jku_header_is_ignored(keys, policy: Policy) -> None:
+    """A token signed by an attacker's key that points `jku` at the attacker's JWKS is not trusted."""
+    attacker = Issuer(kid="k1")
+    token = attacker.mint(headers={"jku": "http://evil.test/jwks.json", "x5u": "http://evil.test/cert"})
+    assert _deny(decision.verify(token, keys, policy, time.time())).reason is Reason.SIGNATURE
+
+
+@pytest.mark.parametrize("kid", ["../../etc/passwd", "", " ", "k1\x00"])
+def test_odd_kids_are_unknown(kid: str, issuer: Issuer, keys, policy: Policy) -> None:
+    """Empty, path-like or control-character kids match no key."""
+    token = issuer.mint(headers={"kid": kid})
+    assert _deny(decision.verify(token, keys, policy, time.time())).reason is Reason.UNKNOWN_KID
