@@ -206,8 +206,10 @@ class Authorizer:
         # Read the epoch before verifying: a revocation applied meanwhile moves it, so the entry
         # stored below can never outlive that revocation. The cache is keyed by the header value
         # itself (it holds nothing but the token), so a hit skips even the header parsing.
-        epoch = self._keys.generation + revocations.generation
-        entry = self._cache.get(header, epoch)
+        keys = self._keys
+        epoch = keys.generation + revocations.generation
+        # Keys past their maximum age void cached allows too (verification then says why).
+        entry = self._cache.get(header, epoch) if keys.usable() is not None else None
         if entry is not None:
             self._metrics.hit.inc()
             principal = entry.principal
@@ -222,7 +224,7 @@ class Authorizer:
             if isinstance(token, Deny):
                 return self._deny(token)
             now = self._now()
-            verified = decision.verify(token, self._keys.usable(), self._policy, now)
+            verified = decision.verify(token, keys.usable(), self._policy, now)
             if isinstance(verified, Deny):
                 if verified.reason is Reason.UNKNOWN_KID and not refetched:
                     return _NEED_REFETCH

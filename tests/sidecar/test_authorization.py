@@ -300,3 +300,15 @@ def test_deny_logs_reason_and_jti_never_the_token(rig: Rig, issuer: Issuer, capl
     record = next(r for r in caplog.records if r.getMessage() == "deny")
     assert record.reason == "issuer" and record.jti == "jti-log"  # type: ignore[attr-defined]
     assert token not in caplog.text and token.split(".")[2] not in caplog.text
+
+
+def test_keys_past_max_age_void_cached_allows(issuer: Issuer) -> None:
+    """When the keys outlive NATIVE_IAM_JWKS_MAX_AGE_S, even a cached token is denied keys_unavailable."""
+    now = [1000.0]
+    store = KeyStore(lambda: (issuer.jwks_json(), 300.0), max_age_s=60, min_refetch_s=0, clock=lambda: now[0])
+    store.refresh()
+    rig = Rig(issuer, keys=store)
+    token = issuer.mint()
+    assert rig.check(token).status.code == code_pb2.OK
+    now[0] += 61
+    assert _denied(rig.check(token))[0] == 503 and rig.count("deny", "keys_unavailable") == 1
