@@ -287,3 +287,15 @@ def test_password_hashing_fits_the_token_service_limits(rendering: Rendering) ->
     default_kib = token_settings.Settings().argon2_memory_kib
     argon2_kib = int(settings.get("NATIVE_IAM_ARGON2_MEMORY_KIB", default_kib))
     assert workers * argon2_kib * 1024 < _quantity(limits["memory"]) / 2
+
+
+def test_token_service_and_sidecars_run_the_same_image(renderings: dict[str, Rendering]) -> None:
+    """In the dev overlay the token service and the sidecar container run one image, retagged by the overlay."""
+    dev = renderings["overlays/dev"]
+    images = {
+        container["image"]
+        for deployment in dev.of_kind("Deployment")
+        for container in containers(deployment)
+        if container["name"] in {"token-service", "native-iam"}
+    }
+    assert images == {"native-iam-oauth:dev"}
