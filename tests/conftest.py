@@ -23,3 +23,17 @@ def require_tool(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` (soak and long fuzz runs) only run when ``-m`` selects them.
+
+    A plain ``pytest`` (and ``.ci/run``) skips them, so the suite stays within its time budget;
+    ``pytest -m slow`` runs exactly them.
+    """
+    if "slow" in (config.getoption("markexpr", "") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -1,0 +1,8 @@
+"""Fixtures for the reliability tests: the sidecar's and the token service's own, reused as they are."""
+
+from __future__ import annotations
+
+from tests.sidecar.conftest import issuer
+from tests.token_service.conftest import channel, oauth, postgres_server, postgres_url, service, sqlite_url
+
+__all__ = ["channel", "issuer", "oauth", "postgres_server", "postgres_url", "service", "sqlite_url"]
