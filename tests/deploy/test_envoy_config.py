@@ -72,6 +72,7 @@ def _cluster_address(config: dict[str, Any], name: str) -> tuple[str, int]:
     return address["address"], address["port_value"]
 
 
+@pytest.mark.envoy
 def test_envoy_accepts_the_deployed_config(envoy_yaml: str, tmp_path: Path) -> None:
     """`envoy --mode validate` accepts the Envoy config the dev overlay deploys."""
     path = tmp_path / "envoy.yaml"
@@ -80,6 +81,7 @@ def test_envoy_accepts_the_deployed_config(envoy_yaml: str, tmp_path: Path) -> N
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.envoy
 def test_envoy_validate_rejects_a_route_to_a_missing_cluster(envoy_yaml: str, tmp_path: Path) -> None:
     """The validation can fail: the same config with a route to an unknown cluster is rejected."""
     path = tmp_path / "envoy.yaml"
