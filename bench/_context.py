@@ -24,6 +24,7 @@ class Options:
     revoked_jti: int
     out: Path
     keep: bool
+    profile: bool = False
 
 
 @dataclass
@@ -34,6 +35,14 @@ class Bench:
     report: Report
 
     _postgres: Any = field(default=None, repr=False)
+
+    def settle(self) -> None:
+        """Before a measurement: wait a little for other people's CPU use on the shared cores to
+        calm down (skipped in smoke runs)."""
+        if not self.options.smoke:
+            from bench._system import wait_for_quiet
+
+            wait_for_quiet(max_wait_s=20.0)
 
     def wants(self, scenario: int) -> bool:
         return scenario in self.options.scenarios

@@ -26,6 +26,8 @@ class LoadResult:
     latencies_s: list[float] = field(default_factory=list)  # per request, when the tool logs them
     percentiles_s: dict[float, float] = field(default_factory=dict)
     output: str = ""
+    #: CPU the rest of the machine used meanwhile (set by the scenario that measured it)
+    other_cpu_s: float = 0.0
 
 
 def run_measured(argv: list[str], timeout: float) -> tuple[str, float, int]:

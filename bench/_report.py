@@ -18,6 +18,8 @@ class Section:
     columns: list[str]
     rows: list[list[str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: further markdown (profiles) after the notes
+    extra: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -105,6 +107,7 @@ def render(report: Report, chart_name: str | None) -> str:
         lines += [f"- {note}" for note in section.notes]
         if section.notes:
             lines.append("")
+        lines += section.extra
     if chart_name and report.latencies:
         lines += ["## Latency distributions", "", f"![latency distributions]({chart_name})", ""]
     return "\n".join(lines)

@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,18 +109,42 @@ def rss_bytes(pid: int) -> int:
     return total
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores have spent busy since boot (everything but idle and iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
+def wait_for_quiet(*, max_wait_s: float = 30.0, window_s: float = 1.0, busy_cores: float = 0.4) -> float:
+    """Wait (at most ``max_wait_s``) for a ``window_s`` in which the machine is busy for less than
+    ``busy_cores`` cores: other people's test runs share the cores. Returns the busy cores seen last."""
+    deadline = time.monotonic() + max_wait_s
+    while True:
+        before = machine_busy_seconds()
+        time.sleep(window_s)
+        busy = (machine_busy_seconds() - before) / window_s
+        if busy < busy_cores or time.monotonic() > deadline:
+            return busy
+
+
 class CpuMeter:
-    """CPU seconds used by several process trees between ``start()`` and ``stop()``."""
+    """CPU seconds used by several process trees between ``start()`` and ``stop()``, and by the
+    whole machine (``machine_s``), so that what the measured processes did not use is visible."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
         self._before: dict[str, float] = {}
+        self._machine_before = 0.0
         self.used: dict[str, float] = {}
+        self.machine_s = 0.0
 
     def start(self) -> CpuMeter:
         self._before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._machine_before = machine_busy_seconds()
         return self
 
     def stop(self) -> dict[str, float]:
+        self.machine_s = machine_busy_seconds() - self._machine_before
         self.used = {name: cpu_seconds(pid) - self._before[name] for name, pid in self.pids.items()}
         return self.used

@@ -61,6 +61,9 @@ def parse_args(argv: list[str]) -> Options:
     parser.add_argument("--subscribers", type=int, default=1000, help="scenario 4: simulated feed subscribers")
     parser.add_argument("--revoked-jti", type=int, default=1_000_000, help="scenario 6: size of the revocation set")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md", help="report path")
+    parser.add_argument(
+        "--profile", action="store_true", help="also sample the servers with py-spy under load (separate pass)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, configs)")
     args = parser.parse_args(argv)
     options = Options(
@@ -75,6 +78,7 @@ def parse_args(argv: list[str]) -> Options:
         revoked_jti=args.revoked_jti,
         out=args.out,
         keep=args.keep,
+        profile=args.profile,
     )
     if args.smoke:
         # Seconds, not minutes: proves every scenario still runs, measures nothing worth quoting.

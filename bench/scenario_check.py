@@ -12,9 +12,9 @@ import json
 import sys
 from dataclasses import dataclass
 
-from bench import _load, _stack, _tokens
+from bench import _load, _profile, _stack, _tokens
 from bench._context import Bench
-from bench._report import cores, ms, rate
+from bench._report import Section, cores, ms, rate
 from bench._system import CpuMeter
 
 CLIENTS = 8  # HTTP/2 connections: several, so SO_REUSEPORT spreads them over worker processes
@@ -59,7 +59,10 @@ def run(bench: Bench) -> None:
         f"{bench.options.duration_s:.0f} s per row; unique tokens need a body per call, so that row uses "
         f"{PY_CLIENTS} Python grpc.aio client processes instead (far more CPU per call than h2load). "
         "h2load counts HTTP 200 (a gRPC answer of either kind): each case's answer is checked once beforehand.",
-        ["case", "workers", "Check/s", "errors", "p50 ms", "p99 ms", "CPU client", "CPU sidecar", "sidecar µs/Check"],
+        [
+            *("case", "workers", "Check/s", "errors", "p50 ms", "p99 ms"),
+            *("CPU client", "CPU sidecar", "CPU other", "sidecar µs/Check"),
+        ],
     )
     best_cached = 0.0
     for workers in bench.options.sidecar_workers:
@@ -84,6 +87,8 @@ def run(bench: Bench) -> None:
                     _row(section, case.name, workers, result, cpu)
                     if case.allowed:
                         best_cached = max(best_cached, result.rps)
+                        if bench.options.profile:
+                            _profile_case(bench, section, sidecar, case, workers)
                 print(f"bench:   sidecar ×{workers}: unique tokens", file=sys.stderr, flush=True)
                 result, cpu = _unique_tokens(bench, sidecar)
                 _row(section, "allow, unique tokens (uncached)", workers, result, cpu)
@@ -108,6 +113,7 @@ def _row(section: object, name: str, workers: int, result: _load.LoadResult, cpu
             ms(p.get(99, float("nan"))),
             cores(result.cpu_s, result.seconds),
             cores(cpu, result.seconds),
+            cores(result.other_cpu_s, result.seconds),
             f"{cpu / result.requests * 1e6:.0f}" if result.requests else "–",
         ]
     )
@@ -116,6 +122,7 @@ def _row(section: object, name: str, workers: int, result: _load.LoadResult, cpu
 def _fixed_body(bench: Bench, sidecar: _stack.Server, case: Case) -> tuple[_load.LoadResult, float]:
     body = bench.workdir / "check-body.bin"
     body.write_bytes(_load.grpc_frame(_stack.check_request(case.token, scope=case.scope).SerializeToString()))
+    bench.settle()
     meter = CpuMeter({f"p{i}": pid for i, pid in enumerate(sidecar.pids)}).start()
     result = _load.h2load(
         f"http://{sidecar.address}{METHOD}",
@@ -126,7 +133,23 @@ def _fixed_body(bench: Bench, sidecar: _stack.Server, case: Case) -> tuple[_load
         body=body,
         log_file=bench.workdir / "h2load-check.log",
     )
-    return result, sum(meter.stop().values())
+    cpu = sum(meter.stop().values())
+    result.other_cpu_s = max(0.0, meter.machine_s - cpu - result.cpu_s)
+    return result, cpu
+
+
+def _profile_case(bench: Bench, section: Section, sidecar: _stack.Server, case: Case, workers: int) -> None:
+    """A second pass of the same load with py-spy sampling the sidecar (kept out of the figures)."""
+    if not _profile.available():
+        section.notes.append("py-spy is not installed (pip install py-spy): no profile.")
+        return
+    raw = bench.workdir / f"profile-s3-{workers}.txt"
+    sampler = _profile.start(sidecar.pids[0], bench.options.duration_s, raw)
+    _fixed_body(bench, sidecar, case)
+    sampler.wait(60)
+    if raw.exists():
+        title = f"Profile: sidecar ×{workers}, {case.name}, under the same h2load load"
+        section.extra += _profile.markdown(title, _profile.summarize(raw))
 
 
 def _unique_tokens(bench: Bench, sidecar: _stack.Server) -> tuple[_load.LoadResult, float]:
@@ -152,6 +175,7 @@ def _unique_tokens(bench: Bench, sidecar: _stack.Server) -> tuple[_load.LoadResu
         ]
         for f in files
     ]
+    bench.settle()
     meter = CpuMeter({"sidecar": sidecar.pids[0]}).start()
     outputs = _load.run_measured_parallel(argvs, timeout=seconds + 60)
     cpu = meter.stop()["sidecar"]
@@ -170,4 +194,5 @@ def _unique_tokens(bench: Bench, sidecar: _stack.Server) -> tuple[_load.LoadResu
     if allowed != done:
         raise RuntimeError(f"unique tokens: {done - allowed} of {done} valid tokens were denied")
     result = _load.LoadResult(requests=done, seconds=wall, rps=done / wall, errors=errors, cpu_s=client_cpu)
+    result.other_cpu_s = max(0.0, meter.machine_s - cpu - client_cpu)
     return result, cpu

@@ -152,10 +152,12 @@ def _measure(bench: Bench, variant: Variant, token: str) -> Measured:
             if bench.wants(1):
                 if not bench.options.smoke:  # warm caches, connections and Envoy's pools
                     _load.wrk(url, seconds=1, connections=CONNECTIONS, threads=1, headers=headers)
+                bench.settle()
                 meter = _TreeMeter(pids, authz).start()
                 result.saturation = _load.wrk(url, seconds=seconds, connections=CONNECTIONS, threads=1, headers=headers)
                 result.saturation_cpu = meter.stop()
             if bench.wants(2):
+                bench.settle()
                 meter = _TreeMeter(pids, authz).start()
                 result.fixed = _load.h2load(
                     url,
@@ -191,6 +193,8 @@ class _TreeMeter:
         parts = [v for k, v in used.items() if k.startswith("authz")]
         if parts:
             out["authz"] = sum(parts)
+        # Everything else the machine did meanwhile, load generator included (subtracted later).
+        out["machine"] = self.meter.machine_s
         return out
 
 
@@ -210,6 +214,11 @@ def run(bench: Bench) -> None:
         _report_fixed(bench, measured)
 
 
+def _other(cpu: dict[str, float], loadgen_s: float) -> float:
+    """CPU the machine spent on anything but the measured processes and the load generator."""
+    return max(0.0, cpu.get("machine", 0.0) - loadgen_s - sum(v for k, v in cpu.items() if k != "machine"))
+
+
 def _by_name(measured: list[Measured], name: str) -> Measured | None:
     return next((m for m in measured if m.variant.name == name), None)
 
@@ -222,10 +231,11 @@ def _report_saturation(bench: Bench, measured: list[Measured]) -> None:
         f"wrk, 1 thread, {CONNECTIONS} keep-alive connections, HTTP/1.1, {bench.options.duration_s:.0f} s per row; "
         f"Envoy `--concurrency {bench.options.envoy_concurrency}`; the route answers with `direct_response`. "
         "The same ES256 access token on every request (the decision and JWT caches are warm). "
-        "CPU in cores (CPU s ÷ wall s); *authz µs/req* is the authorization server's CPU time per request.",
+        "CPU in cores (CPU s ÷ wall s); *CPU other* is what the rest of the machine used meanwhile (other "
+        "people's work on the shared cores); *authz µs/req* is the authorization server's CPU time per request.",
         [
             *("scenario", "req/s", "× jwt_authn", "errors", "p50 ms", "p99 ms"),
-            *("CPU wrk", "CPU Envoy", "CPU authz", "authz µs/req"),
+            *("CPU wrk", "CPU Envoy", "CPU authz", "CPU other", "authz µs/req"),
         ],
     )
     for m in measured:
@@ -244,6 +254,7 @@ def _report_saturation(bench: Bench, measured: list[Measured]) -> None:
                 cores(s.cpu_s, s.seconds),
                 cores(m.saturation_cpu.get("envoy", 0.0), s.seconds),
                 cores(m.saturation_cpu["authz"], s.seconds) if "authz" in m.saturation_cpu else "–",
+                cores(_other(m.saturation_cpu, s.cpu_s), s.seconds),
                 f"{us:.0f}" if us is not None else "–",
             ]
         )
@@ -285,7 +296,7 @@ def _report_fixed(bench: Bench, measured: list[Measured]) -> None:
         f"{bench.options.duration_s:.0f} s per row, latency of every request from h2load's per-request log.",
         [
             *("scenario", "req/s", "errors", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "added p99 ms"),
-            *("CPU h2load", "CPU Envoy", "CPU authz"),
+            *("CPU h2load", "CPU Envoy", "CPU authz", "CPU other"),
         ],
     )
     base = _by_name(measured, "no auth")
@@ -311,6 +322,7 @@ def _report_fixed(bench: Bench, measured: list[Measured]) -> None:
                 cores(f.cpu_s, f.seconds),
                 cores(m.fixed_cpu.get("envoy", 0.0), f.seconds),
                 cores(m.fixed_cpu["authz"], f.seconds) if "authz" in m.fixed_cpu else "–",
+                cores(_other(m.fixed_cpu, f.cpu_s), f.seconds),
             ]
         )
         panel[m.variant.name] = f.latencies_s
