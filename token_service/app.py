@@ -16,6 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from native_iam.oauth.v1 import feed_pb2, oauth_pb2  # noqa: F401 - registers descriptors for reflection
+from token_service.admin_clients import client_admin_handlers
 from token_service.admin_grpc import ADMIN_SERVICES, admin_handlers
 from token_service.core import Core
 from token_service.feed import FeedHub
@@ -73,6 +74,8 @@ class TokenServiceApp:
         )
         handlers = rpc_handlers(self.core, self.metrics, self.feed.watch) + admin_handlers(self.core, self.metrics)
         server.add_generic_rpc_handlers(handlers)
+        # OAuth clients admin (issue 3): uses the HTTP server's client store and secret key.
+        server.add_generic_rpc_handlers(client_admin_handlers(self.core, self.http, self.metrics))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         admin_services = list(ADMIN_SERVICES)
         service_names = [

@@ -227,3 +227,73 @@ class RetireKeyResponse(_message.Message):
     SIGNING_KEY_FIELD_NUMBER: _ClassVar[int]
     signing_key: KeyInfo
     def __init__(self, signing_key: _Optional[_Union[KeyInfo, _Mapping]] = ...) -> None: ...
+
+class ClientRef(_message.Message):
+    __slots__ = ("client_id",)
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    def __init__(self, client_id: _Optional[str] = ...) -> None: ...
+
+class OAuthClient(_message.Message):
+    __slots__ = ("client_id", "name", "token_endpoint_auth_method", "grant_types", "audiences", "access_token_ttl_s", "refresh_token_ttl_s", "rotate_refresh_tokens", "created_unix")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_ENDPOINT_AUTH_METHOD_FIELD_NUMBER: _ClassVar[int]
+    GRANT_TYPES_FIELD_NUMBER: _ClassVar[int]
+    AUDIENCES_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_TOKEN_TTL_S_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_TOKEN_TTL_S_FIELD_NUMBER: _ClassVar[int]
+    ROTATE_REFRESH_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    name: str
+    token_endpoint_auth_method: str
+    grant_types: _containers.RepeatedScalarFieldContainer[str]
+    audiences: _containers.RepeatedScalarFieldContainer[str]
+    access_token_ttl_s: int
+    refresh_token_ttl_s: int
+    rotate_refresh_tokens: bool
+    created_unix: int
+    def __init__(self, client_id: _Optional[str] = ..., name: _Optional[str] = ..., token_endpoint_auth_method: _Optional[str] = ..., grant_types: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., access_token_ttl_s: _Optional[int] = ..., refresh_token_ttl_s: _Optional[int] = ..., rotate_refresh_tokens: _Optional[bool] = ..., created_unix: _Optional[int] = ...) -> None: ...
+
+class CreateClientRequest(_message.Message):
+    __slots__ = ("client_id", "name", "token_endpoint_auth_method", "grant_types", "audiences", "access_token_ttl_s", "refresh_token_ttl_s", "rotate_refresh_tokens")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_ENDPOINT_AUTH_METHOD_FIELD_NUMBER: _ClassVar[int]
+    GRANT_TYPES_FIELD_NUMBER: _ClassVar[int]
+    AUDIENCES_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_TOKEN_TTL_S_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_TOKEN_TTL_S_FIELD_NUMBER: _ClassVar[int]
+    ROTATE_REFRESH_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    name: str
+    token_endpoint_auth_method: str
+    grant_types: _containers.RepeatedScalarFieldContainer[str]
+    audiences: _containers.RepeatedScalarFieldContainer[str]
+    access_token_ttl_s: int
+    refresh_token_ttl_s: int
+    rotate_refresh_tokens: bool
+    def __init__(self, client_id: _Optional[str] = ..., name: _Optional[str] = ..., token_endpoint_auth_method: _Optional[str] = ..., grant_types: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., access_token_ttl_s: _Optional[int] = ..., refresh_token_ttl_s: _Optional[int] = ..., rotate_refresh_tokens: _Optional[bool] = ...) -> None: ...
+
+class CreateClientResponse(_message.Message):
+    __slots__ = ("client", "client_secret")
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_SECRET_FIELD_NUMBER: _ClassVar[int]
+    client: OAuthClient
+    client_secret: str
+    def __init__(self, client: _Optional[_Union[OAuthClient, _Mapping]] = ..., client_secret: _Optional[str] = ...) -> None: ...
+
+class ListClientsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListClientsResponse(_message.Message):
+    __slots__ = ("clients",)
+    CLIENTS_FIELD_NUMBER: _ClassVar[int]
+    clients: _containers.RepeatedCompositeFieldContainer[OAuthClient]
+    def __init__(self, clients: _Optional[_Iterable[_Union[OAuthClient, _Mapping]]] = ...) -> None: ...
+
+class DeleteClientResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -751,3 +751,227 @@ class Keys:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class ClientsStub:
+    """--- OAuth clients (issue 3) ------------------------------------------------------------------
+
+    The OAuth 2.0 clients of the HTTP token endpoint (POST /oauth2/token, /revoke, /introspect).
+    Deleting a client does not revoke the tokens issued to it (revoke them through Tokens); it
+    stops further grants, refreshes and revocations by that client at once on the replica that
+    served the call and within 5 seconds on the others.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateClient = channel.unary_unary(
+                '/native_iam.admin.v1.Clients/CreateClient',
+                request_serializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.CreateClientRequest.SerializeToString,
+                response_deserializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.CreateClientResponse.FromString,
+                _registered_method=True)
+        self.GetClient = channel.unary_unary(
+                '/native_iam.admin.v1.Clients/GetClient',
+                request_serializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.ClientRef.SerializeToString,
+                response_deserializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.OAuthClient.FromString,
+                _registered_method=True)
+        self.ListClients = channel.unary_unary(
+                '/native_iam.admin.v1.Clients/ListClients',
+                request_serializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.ListClientsRequest.SerializeToString,
+                response_deserializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.ListClientsResponse.FromString,
+                _registered_method=True)
+        self.DeleteClient = channel.unary_unary(
+                '/native_iam.admin.v1.Clients/DeleteClient',
+                request_serializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.ClientRef.SerializeToString,
+                response_deserializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.DeleteClientResponse.FromString,
+                _registered_method=True)
+
+
+class ClientsServicer:
+    """--- OAuth clients (issue 3) ------------------------------------------------------------------
+
+    The OAuth 2.0 clients of the HTTP token endpoint (POST /oauth2/token, /revoke, /introspect).
+    Deleting a client does not revoke the tokens issued to it (revoke them through Tokens); it
+    stops further grants, refreshes and revocations by that client at once on the replica that
+    served the call and within 5 seconds on the others.
+    """
+
+    def CreateClient(self, request, context):
+        """Registers a client. The response carries the generated secret, the only time it is ever
+        returned (only its HMAC-SHA-256 is stored). ALREADY_EXISTS when client_id is taken.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetClient(self, request, context):
+        """Returns one client (without any secret). NOT_FOUND when it does not exist.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListClients(self, request, context):
+        """Returns every client, ordered by client_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteClient(self, request, context):
+        """Deletes a client. NOT_FOUND when it does not exist.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ClientsServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateClient': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateClient,
+                    request_deserializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.CreateClientRequest.FromString,
+                    response_serializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.CreateClientResponse.SerializeToString,
+            ),
+            'GetClient': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetClient,
+                    request_deserializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.ClientRef.FromString,
+                    response_serializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.OAuthClient.SerializeToString,
+            ),
+            'ListClients': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListClients,
+                    request_deserializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.ListClientsRequest.FromString,
+                    response_serializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.ListClientsResponse.SerializeToString,
+            ),
+            'DeleteClient': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteClient,
+                    request_deserializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.ClientRef.FromString,
+                    response_serializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.DeleteClientResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'native_iam.admin.v1.Clients', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('native_iam.admin.v1.Clients', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Clients:
+    """--- OAuth clients (issue 3) ------------------------------------------------------------------
+
+    The OAuth 2.0 clients of the HTTP token endpoint (POST /oauth2/token, /revoke, /introspect).
+    Deleting a client does not revoke the tokens issued to it (revoke them through Tokens); it
+    stops further grants, refreshes and revocations by that client at once on the replica that
+    served the call and within 5 seconds on the others.
+    """
+
+    @staticmethod
+    def CreateClient(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/native_iam.admin.v1.Clients/CreateClient',
+            native__iam_dot_admin_dot_v1_dot_admin__pb2.CreateClientRequest.SerializeToString,
+            native__iam_dot_admin_dot_v1_dot_admin__pb2.CreateClientResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetClient(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/native_iam.admin.v1.Clients/GetClient',
+            native__iam_dot_admin_dot_v1_dot_admin__pb2.ClientRef.SerializeToString,
+            native__iam_dot_admin_dot_v1_dot_admin__pb2.OAuthClient.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListClients(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/native_iam.admin.v1.Clients/ListClients',
+            native__iam_dot_admin_dot_v1_dot_admin__pb2.ListClientsRequest.SerializeToString,
+            native__iam_dot_admin_dot_v1_dot_admin__pb2.ListClientsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteClient(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/native_iam.admin.v1.Clients/DeleteClient',
+            native__iam_dot_admin_dot_v1_dot_admin__pb2.ClientRef.SerializeToString,
+            native__iam_dot_admin_dot_v1_dot_admin__pb2.DeleteClientResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -1,0 +1,143 @@
+"""The admin gRPC ``Clients`` service: register, read, list and delete OAuth clients.
+
+Same edge as the rest of the admin API (:mod:`token_service.admin_grpc`): every call is
+authorized with an ``iam:admin`` bearer token first, errors are translated by the shared
+:func:`token_service.grpc_api.unary` wrapper, and every change is logged with its actor.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import grpc
+from google.protobuf.message import Message
+from opentelemetry import trace
+
+from native_iam.admin.v1 import admin_pb2 as pb
+from token_service import clients
+from token_service.admin_grpc import authorize
+from token_service.clients import GrantType, OAuthClient
+from token_service.core import Core
+from token_service.errors import InvalidRequest, Unavailable
+from token_service.grpc_api import text_field, unary
+from token_service.metrics import Metrics
+from token_service.store.clients import ClientRepository
+
+__all__ = ["CLIENTS_SERVICE", "client_admin_handlers"]
+
+log = logging.getLogger(__name__)
+
+CLIENTS_SERVICE = pb.DESCRIPTOR.services_by_name["Clients"].full_name
+#: Bounds on what one client definition may hold.
+MAX_AUDIENCES = 20
+MAX_AUDIENCE_BYTES = 255
+
+
+class ClientRegistry(Protocol):
+    """Where the clients and the secret key live (the token service's HttpServer)."""
+
+    clients: ClientRepository
+    client_secret_key: bytes
+
+
+def _client(client: OAuthClient) -> pb.OAuthClient:
+    return pb.OAuthClient(
+        client_id=client.client_id,
+        name=client.name,
+        token_endpoint_auth_method=client.auth_method.value,
+        grant_types=sorted(g.value for g in client.grant_types),
+        audiences=list(client.audiences),
+        access_token_ttl_s=client.access_token_ttl_s or 0,
+        refresh_token_ttl_s=client.refresh_token_ttl_s or 0,
+        rotate_refresh_tokens=client.rotate_refresh_tokens,
+        created_unix=client.created_at,
+    )
+
+
+def _client_id(value: str) -> str:
+    try:
+        return clients.validate_client_id(text_field("client_id", value, clients.MAX_CLIENT_ID_LENGTH, required=True))
+    except clients.ClientError as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+def _ttl(name: str, value: int) -> int | None:
+    if value < 0:
+        raise InvalidRequest(f"{name} must not be negative")
+    return value or None
+
+
+class ClientsServicer:
+    def __init__(self, core: Core, registry: ClientRegistry, metrics: Metrics | None) -> None:
+        self.core = core
+        self.registry = registry
+        self.metrics = metrics
+
+    async def _caller(self, context: grpc.aio.ServicerContext, action: str, client_id: str) -> None:
+        claims = await authorize(self.core, context, self.metrics)
+        log.info(
+            "admin action",
+            extra={"action": action, "actor": claims.sub, "actor_namespace": claims.namespace, "client_id": client_id},
+        )
+
+    async def CreateClient(self, request: pb.CreateClientRequest, context: Any) -> pb.CreateClientResponse:
+        await self._caller(context, "create_client", request.client_id[:255])
+        if len(request.audiences) > MAX_AUDIENCES:
+            raise InvalidRequest(f"audiences: at most {MAX_AUDIENCES}")
+        for audience in request.audiences:
+            text_field("audiences", audience, MAX_AUDIENCE_BYTES)
+        if not self.registry.client_secret_key:  # the HTTP side has not loaded the key yet
+            raise Unavailable("the client secret key is not loaded yet; retry")
+        try:
+            client, secret = clients.new_client(
+                _client_id(request.client_id),
+                auth_method=request.token_endpoint_auth_method or clients.AuthMethod.CLIENT_SECRET_BASIC,
+                server_key=self.registry.client_secret_key,
+                name=text_field("name", request.name, 200),
+                grant_types=request.grant_types or (GrantType.PASSWORD, GrantType.REFRESH_TOKEN),
+                audiences=request.audiences,
+                access_token_ttl_s=_ttl("access_token_ttl_s", request.access_token_ttl_s),
+                refresh_token_ttl_s=_ttl("refresh_token_ttl_s", request.refresh_token_ttl_s),
+                rotate_refresh_tokens=(
+                    request.rotate_refresh_tokens if request.HasField("rotate_refresh_tokens") else None
+                ),
+            )
+        except clients.ClientError as exc:
+            raise InvalidRequest(str(exc)) from None
+        created = await self.registry.clients.create(client)
+        return pb.CreateClientResponse(client=_client(created), client_secret=secret or "")
+
+    async def GetClient(self, request: pb.ClientRef, context: Any) -> pb.OAuthClient:
+        await authorize(self.core, context, self.metrics)
+        return _client(await self.registry.clients.get(_client_id(request.client_id)))
+
+    async def ListClients(self, request: pb.ListClientsRequest, context: Any) -> pb.ListClientsResponse:
+        await authorize(self.core, context, self.metrics)
+        return pb.ListClientsResponse(clients=[_client(c) for c in await self.registry.clients.list()])
+
+    async def DeleteClient(self, request: pb.ClientRef, context: Any) -> pb.DeleteClientResponse:
+        await self._caller(context, "delete_client", request.client_id[:255])
+        await self.registry.clients.delete(_client_id(request.client_id))
+        return pb.DeleteClientResponse()
+
+
+_METHODS: dict[str, tuple[type[Message], type[Message]]] = {
+    "CreateClient": (pb.CreateClientRequest, pb.CreateClientResponse),
+    "GetClient": (pb.ClientRef, pb.OAuthClient),
+    "ListClients": (pb.ListClientsRequest, pb.ListClientsResponse),
+    "DeleteClient": (pb.ClientRef, pb.DeleteClientResponse),
+}
+
+
+def client_admin_handlers(
+    core: Core, registry: ClientRegistry, metrics: Metrics | None, tracer: trace.Tracer | None = None
+) -> list[grpc.GenericRpcHandler]:
+    """The generic handler of ``native_iam.admin.v1.Clients``."""
+    servicer = ClientsServicer(core, registry, metrics)
+    table = {}
+    for method, (request_cls, response_cls) in _METHODS.items():
+        fn: Callable[[Any, Any], Awaitable[Message]] = getattr(servicer, method)
+        table[method] = unary(CLIENTS_SERVICE, method, request_cls, response_cls, fn, metrics, tracer)
+    return [grpc.method_handlers_generic_handler(CLIENTS_SERVICE, table)]
