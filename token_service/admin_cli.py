@@ -24,6 +24,7 @@ from google.protobuf.message import Message
 from native_iam.admin.v1 import admin_pb2 as pb
 from native_iam.admin.v1 import admin_pb2_grpc
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
+from token_service import clients_cli
 
 __all__ = ["main"]
 
@@ -94,6 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     rotate = keys.add_parser("rotate")
     rotate.add_argument("--delay", type=int, default=None, help="publish delay, seconds (default: the server's)")
     keys.add_parser("retire").add_argument("kid")
+
+    clients_cli.add_parser(sub)  # OAuth clients (issue 3)
     return p
 
 
@@ -137,11 +140,14 @@ class _Caller:
         self.identities = admin_pb2_grpc.IdentitiesStub(channel)
         self.tokens = admin_pb2_grpc.TokensStub(channel)
         self.keys = admin_pb2_grpc.KeysStub(channel)
+        self.clients = admin_pb2_grpc.ClientsStub(channel)  # OAuth clients (issue 3)
         self.kw = {"metadata": metadata, "timeout": timeout}
 
 
 def _dispatch(call: _Caller, args: argparse.Namespace, stdin: TextIO) -> tuple[Message, Callable[[Any, TextIO], None]]:
     kw = call.kw
+    if args.group == "clients":  # OAuth clients (issue 3)
+        return clients_cli.dispatch(call.clients, kw, args)
     if args.group in {"identities", "passwords", "policies"} and hasattr(args, "name"):
         ref = pb.IdentityRef(namespace=args.namespace, name=args.name)
     if args.group == "identities":

@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import Message
+from opentelemetry import trace
 
 from native_iam.admin.v1 import admin_pb2 as pb
 from token_service import admin
@@ -251,13 +252,15 @@ _METHODS: dict[str, dict[str, tuple[type[Message], type[Message]]]] = {
 }
 
 
-def admin_handlers(core: Core, metrics: Metrics | None) -> list[grpc.GenericRpcHandler]:
+def admin_handlers(
+    core: Core, metrics: Metrics | None, tracer: trace.Tracer | None = None
+) -> list[grpc.GenericRpcHandler]:
     servicer = AdminServicer(core, metrics)
     handlers = []
     for service, methods in _METHODS.items():
         table = {}
         for method, (request_cls, response_cls) in methods.items():
             fn: Callable[[Any, Any], Awaitable[Message]] = getattr(servicer, method)
-            table[method] = unary(service, method, request_cls, response_cls, fn, metrics)
+            table[method] = unary(service, method, request_cls, response_cls, fn, metrics, tracer)
         handlers.append(grpc.method_handlers_generic_handler(service, table))
     return handlers

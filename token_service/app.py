@@ -24,6 +24,7 @@ from token_service.grpc_api import FEED_SERVICE, OAUTH_SERVICE, rpc_handlers
 from token_service.http_server import HttpServer
 from token_service.metrics import Metrics
 from token_service.settings import Settings
+from token_service.telemetry import Telemetry
 
 __all__ = ["TokenServiceApp"]
 
@@ -37,6 +38,7 @@ class TokenServiceApp:
         self.settings = settings
         self.core = core or Core.build(settings)
         self.metrics = Metrics()
+        self.telemetry = Telemetry(settings.telemetry_endpoint)
         self.server: grpc.aio.Server | None = None
         self.health = health.aio.HealthServicer()
         self.grpc_port = 0
@@ -72,7 +74,9 @@ class TokenServiceApp:
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
             ]
         )
-        handlers = rpc_handlers(self.core, self.metrics, self.feed.watch) + admin_handlers(self.core, self.metrics)
+        tracer = self.telemetry.tracer
+        handlers = rpc_handlers(self.core, self.metrics, self.feed.watch, tracer)
+        handlers += admin_handlers(self.core, self.metrics, tracer)
         server.add_generic_rpc_handlers(handlers)
         # OAuth clients admin (issue 3): uses the HTTP server's client store and secret key.
         server.add_generic_rpc_handlers(client_admin_handlers(self.core, self.http, self.metrics))
@@ -134,6 +138,7 @@ class TokenServiceApp:
         if self.feed is not None:
             await self.feed.stop()
         self.metrics.stop()
+        await asyncio.to_thread(self.telemetry.shutdown)  # flushes queued spans
         await self.core.close()
         log.info("token service stopped")
 

@@ -86,7 +86,16 @@ class TokenServiceError(Exception):
 
 
 class GrantError(TokenServiceError):
-    """A grant or check was refused; the caller gets a seed status, not a transport error."""
+    """A grant or check was refused; the caller gets a seed status, not a transport error.
+
+    ``reason`` says why in more detail than the status, for metrics and logs only (never sent
+    to the caller): CREDENTIALS_INVALID may be ``unknown_identity``, ``password_disabled``,
+    ``wrong_password`` or ``locked_out``.
+    """
+
+    def __init__(self, message: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or (self.status or "refused").lower()
 
 
 class CredentialsInvalid(GrantError):
@@ -149,7 +158,7 @@ class InsufficientScope(GrantError):
     default_message = "missing scope"
 
     def __init__(self, message: str | None = None, claims: object | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, reason="missing_scope")
         #: The verified claims of the token (a :class:`token_service.tokens.TokenClaims`).
         self.claims = claims
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError, Message
+from opentelemetry import trace
 
 from native_iam import scopes as scope_rules
 from native_iam.oauth.v1 import feed_pb2, oauth_pb2
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 OAUTH_SERVICE = "native_iam.oauth.v1.OAuth"
 FEED_SERVICE = "native_iam.oauth.v1.Feed"
+
+_NO_TRACER = trace.NoOpTracer()
 
 Unary = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Message]]
 Streaming = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Message]]
@@ -96,25 +99,31 @@ def unary(
     response_cls: type[Message],
     fn: Unary,
     metrics: Metrics | None,
+    tracer: trace.Tracer | None = None,
 ) -> grpc.RpcMethodHandler:
     full = f"/{service}/{method}"
+    tracer = tracer or _NO_TRACER
 
     async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> Message:
         started = time.perf_counter()
         code, message = grpc.StatusCode.OK, ""
-        try:
+        with tracer.start_as_current_span(
+            full, kind=trace.SpanKind.SERVER, attributes=_span_attributes(service, method)
+        ) as span:
             try:
-                request = request_cls.FromString(raw)
-            except DecodeError:
-                raise InvalidRequest(
-                    "malformed request: a string field is not valid UTF-8 or the message is corrupt"
-                ) from None
-            return await fn(request, context)
-        except (TokenServiceError, Exception) as exc:
-            code, message = _failure(full, exc, metrics)
-        finally:
-            if metrics:
-                metrics.rpc_latency.labels(full, code.name).observe(time.perf_counter() - started)
+                try:
+                    request = request_cls.FromString(raw)
+                except DecodeError:
+                    raise InvalidRequest(
+                        "malformed request: a string field is not valid UTF-8 or the message is corrupt"
+                    ) from None
+                return await fn(request, context)
+            except (TokenServiceError, Exception) as exc:
+                code, message = _failure(full, exc, metrics)
+            finally:
+                span.set_attribute("rpc.grpc.status_code", code.value[0])
+                if metrics:
+                    metrics.rpc_latency.labels(full, code.name).observe(time.perf_counter() - started)
         await context.abort(code, message)
         raise AssertionError("unreachable")  # context.abort always raises
 
@@ -128,30 +137,40 @@ def stream(
     response_cls: type[Message],
     fn: Streaming,
     metrics: Metrics | None,
+    tracer: trace.Tracer | None = None,
 ) -> grpc.RpcMethodHandler:
     full = f"/{service}/{method}"
+    tracer = tracer or _NO_TRACER
 
     async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Message]:
         started = time.perf_counter()
         code, message = grpc.StatusCode.OK, ""
-        try:
+        with tracer.start_as_current_span(
+            full, kind=trace.SpanKind.SERVER, attributes=_span_attributes(service, method)
+        ) as span:
             try:
-                request = request_cls.FromString(raw)
-            except DecodeError:
-                raise InvalidRequest(
-                    "malformed request: a string field is not valid UTF-8 or the message is corrupt"
-                ) from None
-            async for item in fn(request, context):
-                yield item
-            return
-        except (TokenServiceError, Exception) as exc:
-            code, message = _failure(full, exc, metrics)
-        finally:
-            if metrics:
-                metrics.rpc_latency.labels(full, code.name).observe(time.perf_counter() - started)
+                try:
+                    request = request_cls.FromString(raw)
+                except DecodeError:
+                    raise InvalidRequest(
+                        "malformed request: a string field is not valid UTF-8 or the message is corrupt"
+                    ) from None
+                async for item in fn(request, context):
+                    yield item
+                return
+            except (TokenServiceError, Exception) as exc:
+                code, message = _failure(full, exc, metrics)
+            finally:
+                span.set_attribute("rpc.grpc.status_code", code.value[0])
+                if metrics:
+                    metrics.rpc_latency.labels(full, code.name).observe(time.perf_counter() - started)
         await context.abort(code, message)
 
     return grpc.unary_stream_rpc_method_handler(handle, response_serializer=response_cls.SerializeToString)
+
+
+def _span_attributes(service: str, method: str) -> dict[str, str]:
+    return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
 
 
 # --- OAuth ---------------------------------------------------------------------------------
@@ -164,9 +183,11 @@ class OAuthServicer:
         self.core = core
         self.metrics = metrics
 
-    def _count(self, grant: str, status: str) -> None:
+    def _count(self, grant: str, status: str, reason: str = "") -> None:
         if self.metrics:
             self.metrics.grants.labels(grant, status).inc()
+            if reason:
+                self.metrics.grant_denials.labels(grant, reason).inc()
 
     async def CreateTokenWithPassword(
         self, request: oauth_pb2.CreateTokenWithPasswordRequest, context: grpc.aio.ServicerContext
@@ -187,12 +208,12 @@ class OAuthServicer:
                 scopes=requested,
             )
         except GrantError as exc:
-            self._count("password", exc.status or "")
+            self._count("password", exc.status or "", exc.reason)
             log.info(
                 "password grant refused",
                 extra={
                     "status": exc.status,
-                    "reason": exc.message,
+                    "reason": exc.reason,
                     "identity": request.identity,
                     "namespace": request.namespace,
                 },
@@ -215,8 +236,8 @@ class OAuthServicer:
         try:
             issued = await grants.refresh_access_token(self.core, refresh_token=request.refresh_token)
         except GrantError as exc:
-            self._count("refresh_token", exc.status or "")
-            log.info("refresh grant refused", extra={"status": exc.status, "reason": exc.message})
+            self._count("refresh_token", exc.status or "", exc.reason)
+            log.info("refresh grant refused", extra={"status": exc.status, "reason": exc.reason, "detail": exc.message})
             return Response(status=business_status(Response.Status, exc))
         self._count("refresh_token", "OK")
         return Response(
@@ -238,7 +259,7 @@ class OAuthServicer:
         except GrantError as exc:
             if self.metrics:
                 self.metrics.checks.labels(exc.status or "").inc()
-            log.info("access check denied", extra={"status": exc.status, "reason": exc.message})
+            log.info("access check denied", extra={"status": exc.status, "reason": exc.reason, "detail": exc.message})
             response = Response(status=business_status(Response.Status, exc), message=exc.message)
             if isinstance(exc, InsufficientScope) and exc.claims is not None:
                 claims = exc.claims
@@ -267,7 +288,7 @@ class FeedServicer:
         )
 
 
-def oauth_handler(core: Core, metrics: Metrics | None) -> grpc.GenericRpcHandler:
+def oauth_handler(core: Core, metrics: Metrics | None, tracer: trace.Tracer | None = None) -> grpc.GenericRpcHandler:
     s = OAuthServicer(core, metrics)
     return grpc.method_handlers_generic_handler(
         OAUTH_SERVICE,
@@ -279,6 +300,7 @@ def oauth_handler(core: Core, metrics: Metrics | None) -> grpc.GenericRpcHandler
                 oauth_pb2.CreateTokenWithPasswordResponse,
                 s.CreateTokenWithPassword,
                 metrics,
+                tracer,
             ),
             "RefreshToken": unary(
                 OAUTH_SERVICE,
@@ -287,6 +309,7 @@ def oauth_handler(core: Core, metrics: Metrics | None) -> grpc.GenericRpcHandler
                 oauth_pb2.RefreshTokenResponse,
                 s.RefreshToken,
                 metrics,
+                tracer,
             ),
             "CheckAccess": unary(
                 OAUTH_SERVICE,
@@ -295,15 +318,20 @@ def oauth_handler(core: Core, metrics: Metrics | None) -> grpc.GenericRpcHandler
                 oauth_pb2.CheckAccessResponse,
                 s.CheckAccess,
                 metrics,
+                tracer,
             ),
         },
     )
 
 
-def feed_handlers(core: Core, metrics: Metrics | None, watch: Streaming | None) -> grpc.GenericRpcHandler:
+def feed_handlers(
+    core: Core, metrics: Metrics | None, watch: Streaming | None, tracer: trace.Tracer | None = None
+) -> grpc.GenericRpcHandler:
     s = FeedServicer(core)
     handlers = {
-        "GetJwks": unary(FEED_SERVICE, "GetJwks", feed_pb2.GetJwksRequest, feed_pb2.GetJwksResponse, s.GetJwks, metrics)
+        "GetJwks": unary(
+            FEED_SERVICE, "GetJwks", feed_pb2.GetJwksRequest, feed_pb2.GetJwksResponse, s.GetJwks, metrics, tracer
+        )
     }
     if watch is not None:
         handlers["WatchRevocations"] = stream(
@@ -313,9 +341,12 @@ def feed_handlers(core: Core, metrics: Metrics | None, watch: Streaming | None) 
             feed_pb2.WatchRevocationsResponse,
             watch,
             metrics,
+            tracer,
         )
     return grpc.method_handlers_generic_handler(FEED_SERVICE, handlers)
 
 
-def rpc_handlers(core: Core, metrics: Metrics | None, watch: Streaming | None = None) -> list[grpc.GenericRpcHandler]:
-    return [oauth_handler(core, metrics), feed_handlers(core, metrics, watch)]
+def rpc_handlers(
+    core: Core, metrics: Metrics | None, watch: Streaming | None = None, tracer: trace.Tracer | None = None
+) -> list[grpc.GenericRpcHandler]:
+    return [oauth_handler(core, metrics, tracer), feed_handlers(core, metrics, watch, tracer)]

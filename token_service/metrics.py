@@ -27,6 +27,12 @@ class Metrics:
             ["grant", "status"],
             registry=r,
         )
+        self.grant_denials = Counter(
+            "native_iam_grant_denials_total",
+            "Refused grants by grant and internal reason (unknown_identity, wrong_password, locked_out, ...).",
+            ["grant", "reason"],
+            registry=r,
+        )
         self.checks = Counter(
             "native_iam_access_checks_total", "CheckAccess outcomes by seed status.", ["status"], registry=r
         )
@@ -56,11 +62,6 @@ class Metrics:
             "native_iam_admin_denials_total",
             "Admin API calls refused, by reason (unauthenticated, permission_denied).",
             ["reason"],
-            registry=r,
-        )
-        self.lockouts = Counter(
-            "native_iam_lockout_refusals_total",
-            "Password attempts refused because the identity or address was locked out.",
             registry=r,
         )
         self._server: WSGIServer | None = None

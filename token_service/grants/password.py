@@ -45,17 +45,24 @@ async def create_token_with_password(
     locked = await core.lockout.locked(lock_keys, now)
     async with core.store.read() as conn:
         record = await queries.login_record(conn, namespace, identity)
-    usable = record is not None and record.hash is not None and record.enabled and locked is None
+    if locked is not None:
+        reason = "locked_out"
+    elif record is None:
+        reason = "unknown_identity"
+    elif record.hash is None or not record.enabled:
+        reason = "password_disabled"
+    else:
+        reason = ""
     # Always one argon2 verification, so every refusal below costs the same time.
-    if not await core.passwords.verify(record.hash if usable and record else None, password):
+    if not await core.passwords.verify(record.hash if record and not reason else None, password):
         await core.lockout.record_failure(lock_keys, now)
-        raise CredentialsInvalid()
-    if record is None:  # unreachable: verify() returned False without a record
-        raise CredentialsInvalid()
+        raise CredentialsInvalid(reason=reason or "wrong_password")
+    if record is None:  # unreachable: verify() returns False without a record
+        raise CredentialsInvalid(reason="unknown_identity")
     async with core.store.write() as conn:
         current = await queries.identity_for_grant(conn, record.id)
         if current is None:  # deleted while we verified
-            raise CredentialsInvalid()
+            raise CredentialsInvalid(reason="unknown_identity")
         if not current.active:
             raise IdentityNotActive()
         grants = (current.grants or "").split()

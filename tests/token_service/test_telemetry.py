@@ -1,0 +1,62 @@
+"""OTLP traces: with SYSTEM_TELEMETRY_EXPORTER_ENDPOINT set, each gRPC call is a server span."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
+from token_service.telemetry import _SPANS_FIELD
+from token_service.testing import running_token_service
+
+
+class Collector(trace_service_pb2_grpc.TraceServiceServicer):
+    def __init__(self) -> None:
+        self.requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
+
+    async def Export(self, request, context):  # type: ignore[no-untyped-def]
+        self.requests.append(request)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+    def spans(self) -> list[object]:
+        return [
+            span
+            for request in self.requests
+            for resource in request.resource_spans
+            for scope in getattr(resource, _SPANS_FIELD)
+            for span in scope.spans
+        ]
+
+
+@pytest.fixture
+async def collector() -> AsyncIterator[tuple[Collector, str]]:
+    server = grpc.aio.server()
+    servicer = Collector()
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield servicer, f"127.0.0.1:{port}"
+    await server.stop(0)
+
+
+async def test_grpc_calls_are_exported_as_spans(sqlite_url: str, collector: tuple[Collector, str]) -> None:
+    """A CheckAccess call reaches the OTLP collector as a span named for the method, status attribute set."""
+    servicer, endpoint = collector
+    async with (
+        running_token_service(sqlite_url, telemetry_endpoint=endpoint) as app,
+        grpc.aio.insecure_channel(app.grpc_target) as channel,
+    ):
+        request = oauth_pb2.CheckAccessRequest(access_token="x.y.z")
+        response = await oauth_pb2_grpc.OAuthStub(channel).CheckAccess(request)
+        assert response.status == oauth_pb2.CheckAccessResponse.TOKEN_INVALID
+    # stop() shut the provider down, which flushed the batch
+    (span,) = [s for s in servicer.spans() if s.name == "/native_iam.oauth.v1.OAuth/CheckAccess"]  # type: ignore[attr-defined]
+    status = {kv.key: kv.value.int_value for kv in span.attributes}["rpc.grpc.status_code"]
+    assert status == grpc.StatusCode.OK.value[0]
+    resource = servicer.requests[0].resource_spans[0].resource
+    assert any(
+        kv.key == "service.name" and kv.value.string_value == "native-iam-token-service" for kv in resource.attributes
+    )
