@@ -24,6 +24,8 @@ from typing import Any
 
 from native_iam.oauth.v1 import feed_pb2
 
+from ._jti_table import JtiTable
+
 log = logging.getLogger("sidecar.revocations")
 
 Kind = feed_pb2.WatchRevocationsResponse.Kind
@@ -55,7 +57,8 @@ class Entry:
 
 @dataclass(slots=True)
 class _Sets:
-    tokens: dict[str, Entry] = field(default_factory=dict)
+    # Revoked jti can number millions: a compact table rather than a dict of objects.
+    tokens: JtiTable = field(default_factory=JtiTable)
     identities: dict[tuple[str, str], Entry] = field(default_factory=dict)
     namespaces: dict[str, Entry] = field(default_factory=dict)
     keys: dict[str, Entry] = field(default_factory=dict)
@@ -93,9 +96,9 @@ class RevocationCache:
     def lookup(self, *, jti: str, identity: str, namespace: str, kid: str, iat: float) -> int | None:
         """The revocation reason that kills this token, or None when it is alive."""
         sets = self._sets
-        entry = sets.tokens.get(jti)
-        if entry is not None:
-            return entry.reason
+        reason = sets.tokens.get(jti)
+        if reason is not None:
+            return reason
         for entry in (
             sets.identities.get((namespace, identity)),
             sets.namespaces.get(namespace),
@@ -154,7 +157,8 @@ class RevocationCache:
         removed = 0
         with self._lock:
             sets = self._sets
-            for table in (sets.tokens, sets.identities, sets.namespaces, sets.keys):
+            removed += sets.tokens.prune(now_unix)
+            for table in (sets.identities, sets.namespaces, sets.keys):
                 dead = [k for k, e in table.items() if 0 < e.expires_unix < now_unix]
                 for k in dead:
                     del table[k]
@@ -166,9 +170,17 @@ def _apply_one(sets: _Sets, r: Any) -> bool:
     """Apply one Revocation to ``sets``; True when it changed them."""
     target = r.target
     if target == Target.TOKEN:
-        table: dict[Any, Entry] = sets.tokens
-        key: Any = r.jti
-    elif target == Target.IDENTITY:
+        # Events arrive in order on one stream (and the cursor skips replays), so the newest
+        # event for a jti is the last one applied.
+        jti = r.jti
+        if not jti:
+            return False
+        if r.lifted:
+            return sets.tokens.pop(jti)
+        return sets.tokens.set(jti, r.reason, r.expires_unix)
+    table: dict[Any, Entry]
+    key: Any
+    if target == Target.IDENTITY:
         table, key = sets.identities, (r.namespace, r.identity)
     elif target == Target.NAMESPACE:
         table, key = sets.namespaces, r.namespace
