@@ -1,36 +1,33 @@
-"""``native-iam admin clients create|list|get|delete``: manage OAuth clients.
+"""``native-iam admin clients create|list|get|delete``: OAuth clients through the admin gRPC API.
 
-Talks to the database named by ``SYSTEM_DB_URL`` directly (like bootstrapping the first admin),
-with the same client-secret key as the service (``NATIVE_IAM_CLIENT_SECRET_KEY``, or the key the
-service generated and stored). A new client's secret is printed once and never again: only its
-HMAC is stored. Tables by default, ``--json`` for scripts.
+Plugged into :mod:`token_service.admin_cli` (same ``--url``, ``--token``, ``--json``): this module
+only defines the ``clients`` sub-commands, builds their requests and renders their tables. A new
+client's secret is printed once, by ``create``; nothing else ever shows it (only its HMAC is
+stored).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TextIO
 
-from token_service import clients
-from token_service.clients import AuthMethod, ClientError, GrantType, OAuthClient
-from token_service.errors import TokenServiceError
-from token_service.settings import Settings, SettingsError
-from token_service.store import Store
-from token_service.store.clients import ClientRepository, client_secret_key
+from google.protobuf.message import Message
 
-__all__ = ["main"]
+from native_iam.admin.v1 import admin_pb2 as pb
+from native_iam.admin.v1 import admin_pb2_grpc
+from token_service.clients import AuthMethod, GrantType
+
+__all__ = ["add_parser", "dispatch"]
+
+Render = Callable[[Any, TextIO], None]
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="native-iam admin clients", description="Manage OAuth clients.")
-    parser.add_argument("--db-url", help="override SYSTEM_DB_URL")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    sub = parser.add_subparsers(dest="command", required=True)
-    create = sub.add_parser("create", help="register a client; prints its secret once")
+def add_parser(sub: Any) -> None:
+    """Add the ``clients`` group to ``native-iam admin``'s sub-parsers."""
+    group = sub.add_parser("clients", help="OAuth clients of the HTTP token endpoint")
+    commands = group.add_subparsers(dest="command", required=True)
+    create = commands.add_parser("create", help="register a client; prints its secret once")
     create.add_argument("client_id")
     create.add_argument("--name", default="", help="display name")
     create.add_argument(
@@ -48,103 +45,68 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--audience", action="append", default=[], help="`aud` of its tokens, repeatable (default: NATIVE_IAM_AUDIENCE)"
     )
-    create.add_argument("--access-token-ttl", type=int, help="access token lifetime, seconds (default: service's)")
-    create.add_argument("--refresh-token-ttl", type=int, help="refresh token lifetime, seconds (default: service's)")
+    create.add_argument("--access-token-ttl", type=int, default=0, help="seconds (default: the service's)")
+    create.add_argument("--refresh-token-ttl", type=int, default=0, help="seconds (default: the service's)")
     rotation = create.add_mutually_exclusive_group()
     rotation.add_argument("--rotate", dest="rotate", action="store_true", default=None, help="rotate refresh tokens")
     rotation.add_argument("--no-rotate", dest="rotate", action="store_false", help="do not rotate refresh tokens")
-    sub.add_parser("list", help="list clients")
-    get = sub.add_parser("get", help="show one client")
-    get.add_argument("client_id")
-    delete = sub.add_parser("delete", help="delete a client (its tokens stay valid until they expire or are revoked)")
-    delete.add_argument("client_id")
-    return parser
+    commands.add_parser("list", help="list clients")
+    commands.add_parser("get", help="show one client").add_argument("client_id")
+    commands.add_parser("delete", help="delete a client (its tokens stay valid until revoked or expired)").add_argument(
+        "client_id"
+    )
 
 
-def client_dict(client: OAuthClient) -> dict[str, Any]:
-    """The public view of a client: everything but the secret hash."""
-    return {
-        "client_id": client.client_id,
-        "name": client.name,
-        "auth_method": client.auth_method.value,
-        "grant_types": sorted(g.value for g in client.grant_types),
-        "audiences": list(client.audiences),
-        "access_token_ttl_s": client.access_token_ttl_s,
-        "refresh_token_ttl_s": client.refresh_token_ttl_s,
-        "rotate_refresh_tokens": client.rotate_refresh_tokens,
-        "created_unix": client.created_at,
-    }
+def dispatch(stub: admin_pb2_grpc.ClientsStub, kw: dict[str, Any], args: argparse.Namespace) -> tuple[Message, Render]:
+    """Call the RPC for ``args`` and return its response and how to print it as a table."""
+    if args.command == "create":
+        request = pb.CreateClientRequest(
+            client_id=args.client_id,
+            name=args.name,
+            token_endpoint_auth_method=args.auth_method,
+            grant_types=args.grant or [],
+            audiences=args.audience,
+            access_token_ttl_s=args.access_token_ttl,
+            refresh_token_ttl_s=args.refresh_token_ttl,
+        )
+        if args.rotate is not None:
+            request.rotate_refresh_tokens = args.rotate
+        return stub.CreateClient(request, **kw), _created
+    if args.command == "list":
+        return stub.ListClients(pb.ListClientsRequest(), **kw), lambda r, out: _table(list(r.clients), out)
+    if args.command == "get":
+        return stub.GetClient(pb.ClientRef(client_id=args.client_id), **kw), lambda r, out: _table([r], out)
+    return stub.DeleteClient(pb.ClientRef(client_id=args.client_id), **kw), _deleted
 
 
-def _table(rows: Sequence[dict[str, Any]]) -> str:
-    columns = ["client_id", "auth_method", "grant_types", "audiences", "rotate_refresh_tokens", "name"]
-    cells = [[_cell(row[c]) for c in columns] for row in rows]
-    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    return "\n".join(lines)
+_COLUMNS = ("CLIENT_ID", "AUTH_METHOD", "GRANTS", "AUDIENCES", "ACCESS_TTL", "REFRESH_TTL", "ROTATE", "NAME")
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, list):
-        return ",".join(value) or "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value) if value not in (None, "") else "-"
+def _row(client: pb.OAuthClient) -> list[str]:
+    return [
+        client.client_id,
+        client.token_endpoint_auth_method,
+        ",".join(client.grant_types) or "-",
+        ",".join(client.audiences) or "(default)",
+        str(client.access_token_ttl_s or "(default)"),
+        str(client.refresh_token_ttl_s or "(default)"),
+        "yes" if client.rotate_refresh_tokens else "no",
+        client.name or "-",
+    ]
 
 
-async def _run(args: argparse.Namespace, settings: Settings) -> int:
-    store = Store(settings.db_url, settings.db_pool_size)
-    try:
-        await store.migrate()
-        repo = ClientRepository(store, cache_ttl_s=0.001)
-        if args.command == "create":
-            configured = settings.client_secret_key.encode("utf-8") if settings.client_secret_key else None
-            key = await client_secret_key(store, configured)
-            client, secret = clients.new_client(
-                args.client_id,
-                auth_method=args.auth_method,
-                server_key=key,
-                name=args.name,
-                grant_types=args.grant or (GrantType.PASSWORD, GrantType.REFRESH_TOKEN),
-                audiences=args.audience,
-                access_token_ttl_s=args.access_token_ttl,
-                refresh_token_ttl_s=args.refresh_token_ttl,
-                rotate_refresh_tokens=args.rotate,
-            )
-            created = client_dict(await repo.create(client))
-            if args.json:
-                print(json.dumps({**created, "client_secret": secret}))
-            else:
-                print(_table([created]))
-                if secret is not None:
-                    print(f"\nclient_secret: {secret}\n(shown once; only its HMAC is stored)")
-        elif args.command == "list":
-            rows = [client_dict(c) for c in await repo.list()]
-            print(json.dumps(rows) if args.json else _table(rows))
-        elif args.command == "get":
-            row = client_dict(await repo.get(args.client_id))
-            print(json.dumps(row) if args.json else _table([row]))
-        else:
-            await repo.delete(args.client_id)
-            print(json.dumps({"deleted": args.client_id}) if args.json else f"deleted client {args.client_id}")
-        return 0
-    finally:
-        await store.close()
+def _table(clients: list[pb.OAuthClient], out: TextIO) -> None:
+    rows = [list(_COLUMNS), *(_row(c) for c in clients)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(), file=out)
 
 
-def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        settings = Settings.from_env(**({"db_url": args.db_url} if args.db_url else {}))
-        return asyncio.run(_run(args, settings))
-    except SettingsError as exc:
-        print(f"native-iam admin clients: configuration error: {exc}", file=sys.stderr)
-        return 2
-    except (ClientError, TokenServiceError) as exc:
-        print(f"native-iam admin clients: {exc}", file=sys.stderr)
-        return 1
+def _created(response: pb.CreateClientResponse, out: TextIO) -> None:
+    _table([response.client], out)
+    if response.client_secret:
+        print(f"\nclient_secret: {response.client_secret}\n(shown only now; store it safely)", file=out)
 
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+def _deleted(_: Message, out: TextIO) -> None:
+    print("deleted", file=out)

@@ -1,85 +1,84 @@
-"""token_service/clients_cli.py: `native-iam admin clients create|list|get|delete`."""
+"""token_service/clients_cli.py: `native-iam admin clients create|list|get|delete` over the admin gRPC API."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
-from pathlib import Path
 
 import httpx
 import pytest
 
+from native_iam import cli
 from tests.token_service.http.conftest import PASSWORD, OAuthService
-from token_service import clients_cli
+from token_service.admin import ensure_identity
+from token_service.admin_cli import main
 
 
-@pytest.fixture(autouse=True)
-def _no_configured_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("NATIVE_IAM_CLIENT_SECRET_KEY", raising=False)
+async def _run(argv: list[str]) -> tuple[int, str]:
+    out = io.StringIO()
+    code = await asyncio.to_thread(main, argv, io.StringIO(""), out)
+    return code, out.getvalue()
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = clients_cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_create_prints_secret_once_and_get_never(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """create --json prints the secret; get and list show everything but the secret."""
-    db = f"sqlite:///{tmp_path / 'c.db'}"
-    code, out, _ = run(capsys, "--db-url", db, "--json", "create", "web", "--audience", "https://api", "--rotate")
-    created = json.loads(out)
-    assert code == 0 and len(created["client_secret"]) >= 43
-    assert created["audiences"] == ["https://api"] and created["rotate_refresh_tokens"] is True
-    _, out, _ = run(capsys, "--db-url", db, "--json", "get", "web")
-    assert "client_secret" not in json.loads(out) and created["client_secret"] not in out
-    _, out, _ = run(capsys, "--db-url", db, "list")
-    assert out.splitlines()[0].startswith("CLIENT_ID") and "web" in out
-
-
-def test_public_client_has_no_secret(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A public client (--auth-method none) gets no secret and rotation by default."""
-    code, out, _ = run(
-        capsys, "--db-url", f"sqlite:///{tmp_path / 'c.db'}", "--json", "create", "spa", "--auth-method", "none"
+@pytest.fixture
+async def admin_argv(oauth_service: OAuthService) -> list[str]:
+    """`--url … --token …` of an iam:admin identity."""
+    await ensure_identity(oauth_service.core, "", "root", PASSWORD, ["iam:admin"])
+    url = oauth_service.app.grpc_target
+    out = io.StringIO()
+    code = await asyncio.to_thread(
+        main, ["--url", url, "token", "root", "--password-stdin"], io.StringIO(PASSWORD), out
     )
-    body = json.loads(out)
-    assert code == 0 and body["client_secret"] is None and body["rotate_refresh_tokens"] is True
+    assert code == 0
+    return ["--url", url, "--token", out.getvalue().strip()]
 
 
-def test_delete_then_get_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """delete removes the client; a second delete or a get exits 1 saying it is not found."""
-    db = f"sqlite:///{tmp_path / 'c.db'}"
-    run(capsys, "--db-url", db, "create", "web")
-    assert run(capsys, "--db-url", db, "delete", "web")[0] == 0
-    code, _, err = run(capsys, "--db-url", db, "get", "web")
-    assert code == 1 and "not found" in err
-
-
-def test_invalid_client_id_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A client_id with a space is refused with exit code 1 and a message."""
-    code, _, err = run(capsys, "--db-url", f"sqlite:///{tmp_path / 'c.db'}", "create", "bad id")
-    assert code == 1 and "client_id" in err
-
-
-async def test_created_client_works_against_the_running_service(oauth_service: OAuthService) -> None:
-    """A client created by the CLI on the service's database authenticates at once (same secret key)."""
-    argv = ["--db-url", oauth_service.core.settings.db_url, "--json", "create", "cli-made"]
-    loop_free = await asyncio.to_thread(_capture_main, argv)
-    secret = json.loads(loop_free)["client_secret"]
+async def test_create_prints_the_secret_once(oauth_service: OAuthService, admin_argv: list[str]) -> None:
+    """create prints a table and the secret; that secret gets tokens; get and list never show it."""
+    code, out = await _run([*admin_argv, "clients", "create", "cli-app", "--audience", "https://api", "--rotate"])
+    assert code == 0 and out.split("\n")[0].split()[:3] == ["CLIENT_ID", "AUTH_METHOD", "GRANTS"]
+    secret = out.split("client_secret: ")[1].split()[0]
     async with httpx.AsyncClient(base_url=oauth_service.url) as http:
         response = await http.post(
             "/oauth2/token",
             data={"grant_type": "password", "username": "alice", "password": PASSWORD},
-            auth=("cli-made", secret),
+            auth=("cli-app", secret),
         )
-    assert response.status_code == 200, response.text
+    assert response.status_code == 200 and "refresh_token" in response.json()
+    for argv in (["clients", "get", "cli-app"], ["clients", "list"], ["--json", "clients", "list"]):
+        code, out = await _run([*admin_argv, *argv])
+        assert code == 0 and "cli-app" in out and secret not in out
 
 
-def _capture_main(argv: list[str]) -> str:
-    import contextlib
-    import io
+async def test_json_create_of_a_public_client(admin_argv: list[str]) -> None:
+    """--json create of a public client: no secret, rotation on, only the chosen grant."""
+    code, out = await _run(
+        [*admin_argv, "--json", "clients", "create", "spa2", "--auth-method", "none", "--grant", "password"]
+    )
+    body = json.loads(out)
+    assert code == 0 and "client_secret" not in body  # empty proto3 field: omitted from JSON
+    assert body["client"]["rotate_refresh_tokens"] is True and body["client"]["grant_types"] == ["password"]
 
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        assert clients_cli.main(argv) == 0
-    return buffer.getvalue()
+
+async def test_delete_then_get_fails(admin_argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """delete removes the client; get then exits 1 with NOT_FOUND."""
+    await _run([*admin_argv, "clients", "create", "tmp"])
+    assert (await _run([*admin_argv, "clients", "delete", "tmp"]))[0] == 0
+    code, _ = await _run([*admin_argv, "clients", "get", "tmp"])
+    assert code == 1 and "NOT_FOUND" in capsys.readouterr().err
+
+
+async def test_invalid_client_id_is_invalid_argument(admin_argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """A client_id with a space exits 1 with INVALID_ARGUMENT."""
+    code, _ = await _run([*admin_argv, "clients", "create", "bad id"])
+    assert code == 1 and "INVALID_ARGUMENT" in capsys.readouterr().err
+
+
+def test_reachable_from_the_native_iam_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """`native-iam admin clients --help` lists the four commands."""
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["admin", "clients", "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert all(word in out for word in ("create", "list", "get", "delete")), out
