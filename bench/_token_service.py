@@ -79,6 +79,54 @@ class Postgres:
             self._server.cleanup()
 
 
+class Admin:
+    """The token service's admin gRPC API, called as the bootstrap admin (scope ``iam:admin``)."""
+
+    def __init__(self, service: TokenService) -> None:
+        import grpc
+
+        from native_iam.admin.v1 import admin_pb2_grpc
+        from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
+
+        self._channel = grpc.insecure_channel(service.grpc)
+        grant = oauth_pb2_grpc.OAuthStub(self._channel).CreateTokenWithPassword(
+            oauth_pb2.CreateTokenWithPasswordRequest(identity=IDENTITY, password=service.password), timeout=30
+        )
+        if grant.status != grant.OK:
+            raise RuntimeError(f"the bootstrap admin could not get a token: status {grant.status}")
+        self._metadata = (("authorization", f"Bearer {grant.access_token}"),)
+        self.tokens = admin_pb2_grpc.TokensStub(self._channel)
+        self.clients = admin_pb2_grpc.ClientsStub(self._channel)
+
+    def disable_token(self, jti: str) -> None:
+        from native_iam.admin.v1 import admin_pb2
+
+        self.tokens.SetTokenEnabled(
+            admin_pb2.SetTokenEnabledRequest(jti=jti, enabled=False), metadata=self._metadata, timeout=30
+        )
+
+    def create_client(self, client_id: str) -> str:
+        """A confidential client (client_secret_basic, password + refresh grants, no rotation, so
+        that one refresh token can be replayed by the load generator); returns its secret."""
+        from native_iam.admin.v1 import admin_pb2
+
+        answer = self.clients.CreateClient(
+            admin_pb2.CreateClientRequest(
+                client_id=client_id,
+                name="benchmark",
+                token_endpoint_auth_method="client_secret_basic",
+                grant_types=["password", "refresh_token"],
+                rotate_refresh_tokens=False,
+            ),
+            metadata=self._metadata,
+            timeout=30,
+        )
+        return str(answer.client_secret)
+
+    def close(self) -> None:
+        self._channel.close()
+
+
 def start(
     workdir: Path, *, db_url: str, name: str = "token-service", env: dict[str, str] | None = None
 ) -> TokenService:
@@ -107,4 +155,4 @@ def start(
     return TokenService(server=server, grpc=grpc_address, http=http_address, password=password, db=db)
 
 
-__all__ = ["AUDIENCE", "IDENTITY", "ISSUER", "ROOT", "SCOPE", "Postgres", "TokenService", "start"]
+__all__ = ["AUDIENCE", "IDENTITY", "ISSUER", "ROOT", "SCOPE", "Admin", "Postgres", "TokenService", "start"]

@@ -11,15 +11,11 @@ NATIVE_IAM_FEED_POLL_S, default 0.5 s).
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import json
 import signal
 import sys
-import threading
 import time
-from collections.abc import Callable
-from types import SimpleNamespace
 
 import grpc
 import jwt
@@ -36,35 +32,18 @@ SUBSCRIBER_PROCESSES = 2
 
 
 class Revoker:
-    """Disables tokens the way an admin call does (``token_service.admin.set_token_active``), from
-    the harness's own connection to the service's database: the token service learns of it as a
-    second replica would (PostgreSQL NOTIFY, or SQLite tailing)."""
+    """Disables tokens through the token service's admin gRPC API (Tokens.SetTokenEnabled)."""
 
-    label = "admin domain call (`set_token_active`) on a second connection to the same database"
+    label = "admin gRPC API (`native_iam.admin.v1.Tokens/SetTokenEnabled`, enabled=false)"
 
-    def __init__(self, db_url: str) -> None:
-        from token_service.store import Store
-
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="revoker", daemon=True)
-        self._thread.start()
-        self._core = SimpleNamespace(store=self._call_sync(lambda: Store(db_url, 2)), clock=time.time)
-
-    def _call_sync(self, make: Callable[[], object]) -> object:
-        async def wrap() -> object:
-            return make()
-
-        return asyncio.run_coroutine_threadsafe(wrap(), self._loop).result()
+    def __init__(self, service: _token_service.TokenService) -> None:
+        self._admin = _token_service.Admin(service)
 
     def revoke(self, jti: str) -> None:
-        from token_service.admin import set_token_active
-
-        asyncio.run_coroutine_threadsafe(set_token_active(self._core, jti, False), self._loop).result(30)  # type: ignore[arg-type]
+        self._admin.disable_token(jti)
 
     def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._core.store.close(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
+        self._admin.close()
 
 
 def _access_tokens(service: _token_service.TokenService, refresh_token: str, count: int) -> list[str]:
@@ -207,9 +186,10 @@ def run(bench: Bench) -> None:
             continue
         print(f"bench:   revocations on {db}", file=sys.stderr, flush=True)
         service = _token_service.start(bench.workdir, db_url=url, name=f"token-service-s4-{db}")
-        revoker = Revoker(url)
+        revoker = None
         try:
-            grant = _wait_for_grant(service)
+            grant = _wait_for_grant(service)  # also: the bootstrap admin exists now
+            revoker = Revoker(service)
             tokens = _access_tokens(service, grant.refresh_token, bench.options.revocations)
             delays = _through_envoy(bench, service, tokens, revoker)
             _row(through, db, "A: revoke → 401 through Envoy", delays, "")
@@ -220,7 +200,8 @@ def run(bench: Bench) -> None:
             _row(through, db, f"B: revoke → last of {bench.options.subscribers:,} subscribers", lasts, note)
             results[db] = (delays, lasts)
         finally:
-            revoker.close()
+            if revoker is not None:
+                revoker.close()
             service.stop()
     for db, (delays, lasts) in results.items():
         p99 = _load.percentile(delays, 99)

@@ -55,6 +55,26 @@ def test_report_has_a_section_per_envoy_scenario(smoke_run: tuple[subprocess.Com
     assert "| no auth |" in text
 
 
+@pytest.mark.parametrize(
+    "title",
+    [
+        "## 3. Check RPC straight at the sidecar",
+        "## 4. Revocation propagation",
+        "## 5. Token service: grants and central CheckAccess",
+        "## 6. Sidecar memory and snapshot sync",
+    ],
+)
+def test_report_has_a_section_per_server_scenario(
+    smoke_run: tuple[subprocess.CompletedProcess[str], Path], title: str
+) -> None:
+    """Each scenario against the sidecar and the token service wrote its section with measured rows."""
+    _, out = smoke_run
+    text = out.read_text()
+    assert title in text
+    section = text.split(title, 1)[1].split("\n## ", 1)[0]
+    assert "|---|" in section
+
+
 def test_chart_is_a_png(smoke_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     """The latency chart is written beside the report as a PNG image."""
     _, out = smoke_run
