@@ -299,3 +299,19 @@ def test_token_service_and_sidecars_run_the_same_image(renderings: dict[str, Ren
         if container["name"] in {"token-service", "native-iam"}
     }
     assert images == {"native-iam-oauth:dev"}
+
+
+def _pre_stop_sleep_s(container: dict[str, Any]) -> int:
+    command = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep", command
+    return int(command[1])
+
+
+def test_sidecar_outlives_envoy_on_shutdown(renderings: dict[str, Rendering]) -> None:
+    """The sidecar's preStop pause is longer than Envoy's, and both fit in the grace period.
+
+    Otherwise requests Envoy still accepts while endpoints update would meet a stopped sidecar (503)."""
+    pod = renderings["overlays/dev"].one("Deployment", "orders")["spec"]["template"]["spec"]
+    by_name = {c["name"]: c for c in pod["containers"]}
+    envoy, sidecar = _pre_stop_sleep_s(by_name["envoy"]), _pre_stop_sleep_s(by_name["native-iam"])
+    assert 0 < envoy < sidecar < pod["terminationGracePeriodSeconds"]
