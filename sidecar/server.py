@@ -1,8 +1,9 @@
 """Wiring of one sidecar worker: caches, feed, servers, health, housekeeping. No decisions here.
 
-The ext_authz and OAuth servers are ``grpc.aio`` servers (chosen by measurement:
-``bench/sidecar_servers.py``). The revocation feed and JWKS fetches run on their own threads
-with a blocking gRPC channel, so the event loop only ever decides requests.
+The ext_authz server is ``grpc.aio`` with one worker process and the grpcio sync (thread-pool)
+server with several, as measured by ``bench/sidecar_servers.py`` (settings.authz_server_kind).
+The OAuth facade is always ``grpc.aio``. The revocation feed and JWKS fetches run on their own
+threads with a blocking gRPC channel, so the request path only ever decides requests.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import contextlib
 import logging
 import signal
 import time
+from concurrent import futures
+from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
@@ -68,10 +71,14 @@ class Sidecar:
             on_connected=lambda up: self.metrics.feed_connected.set(1 if up else 0),
         )
         self.authorizer = Authorizer(settings, self.keys, self.revocations, self.metrics)
-        self.health = health_aio.HealthServicer()
+        self.kind = settings.authz_server_kind
+        # Health lives on the ext_authz port (what Envoy and the kubelet ask); a sync server
+        # needs the sync servicer, whose set() is thread-safe.
+        self.health: Any = health.HealthServicer() if self.kind == "sync" else health_aio.HealthServicer()
         self.authz_port = 0
         self.oauth_port = 0
         self._servers: list[grpc.aio.Server] = []
+        self._sync_server: grpc.Server | None = None
         self._aio_channels: list[grpc.aio.Channel] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = False
@@ -80,19 +87,36 @@ class Sidecar:
     def ready(self) -> bool:
         return self.keys.loaded and self.keys.usable() is not None and self.revocations.synced
 
+    def _options(self) -> list[tuple[str, int]]:
+        return [("grpc.so_reuseport", 1 if self._reuse_port else 0)]
+
     def _server(self) -> grpc.aio.Server:
-        return grpc.aio.server(options=[("grpc.so_reuseport", 1 if self._reuse_port else 0)])
+        return grpc.aio.server(options=self._options())
+
+    async def _set_health(self, status: int) -> None:
+        for service in _HEALTH_SERVICES:
+            result = self.health.set(service, status)
+            if asyncio.iscoroutine(result):
+                await result
 
     async def start(self) -> None:
         s = self.settings
-        for service in _HEALTH_SERVICES:
-            await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
 
-        authz = self._server()
-        authz.add_generic_rpc_handlers((authorization.handler(self.authorizer, asynchronous=True),))
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, authz)
-        self.authz_port = _bind(authz, s.authz_listen, "NATIVE_IAM_AUTHZ_LISTEN")
-        self._servers.append(authz)
+        handler = authorization.handler(self.authorizer, asynchronous=self.kind == "aio")
+        if self.kind == "sync":
+            # Few threads: decisions hold the GIL, more threads only add contention.
+            sync = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=self._options())
+            sync.add_generic_rpc_handlers((handler,))
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, sync)
+            self.authz_port = _bind(sync, s.authz_listen, "NATIVE_IAM_AUTHZ_LISTEN")
+            self._sync_server = sync
+        else:
+            authz = self._server()
+            authz.add_generic_rpc_handlers((handler,))
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, authz)
+            self.authz_port = _bind(authz, s.authz_listen, "NATIVE_IAM_AUTHZ_LISTEN")
+            self._servers.append(authz)
 
         if s.oauth_listen:
             token_channel = grpc.aio.insecure_channel(s.token_url, options=_CHANNEL_OPTIONS)
@@ -106,30 +130,41 @@ class Sidecar:
             )
             oauth = self._server()
             oauth_pb2_grpc.add_OAuthServicer_to_server(facade, oauth)
-            health_pb2_grpc.add_HealthServicer_to_server(self.health, oauth)
             reflection.enable_server_reflection(
                 (oauth_pb2.DESCRIPTOR.services_by_name["OAuth"].full_name, reflection.SERVICE_NAME), oauth
             )
             self.oauth_port = _bind(oauth, s.oauth_listen, "NATIVE_IAM_OAUTH_LISTEN")
             self._servers.append(oauth)
 
+        if self._sync_server is not None:
+            self._sync_server.start()
         for server in self._servers:
             await server.start()
         self.feed.start()
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
         log.info(
             "sidecar started",
-            extra={"authz_port": self.authz_port, "oauth_port": self.oauth_port, "token_url": s.token_url},
+            extra={
+                "authz_port": self.authz_port,
+                "oauth_port": self.oauth_port,
+                "token_url": s.token_url,
+                "server": self.kind,
+            },
         )
 
     async def stop(self, grace: float = 2.0) -> None:
-        await self.health.enter_graceful_shutdown()
+        result = self.health.enter_graceful_shutdown()
+        if asyncio.iscoroutine(result):
+            await result
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await asyncio.gather(*(server.stop(grace) for server in self._servers))
+        if self._sync_server is not None:
+            stopped = self._sync_server.stop(grace)
+            await asyncio.to_thread(stopped.wait, grace + 5)
         await asyncio.to_thread(self.feed.stop)
         self.keys.close()
         for channel in self._aio_channels:
@@ -160,8 +195,7 @@ class Sidecar:
             if ready != self._ready:
                 self._ready = ready
                 status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
-                for service in _HEALTH_SERVICES:
-                    await self.health.set(service, status)
+                await self._set_health(status)
                 log.info("readiness changed", extra={"ready": ready})
             self._gauges()
             if now - last_prune > _PRUNE_EVERY_S:
@@ -181,7 +215,7 @@ class Sidecar:
             m.revocations.labels(kind).set(count)
 
 
-def _bind(server: grpc.aio.Server, address: str, variable: str) -> int:
+def _bind(server: grpc.aio.Server | grpc.Server, address: str, variable: str) -> int:
     try:
         port = server.add_insecure_port(address)
     except RuntimeError as exc:

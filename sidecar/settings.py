@@ -35,6 +35,9 @@ class Settings:
     # Empty string: no metrics endpoint.
     metrics_listen: str = "0.0.0.0:9465"
     workers: int = 1
+    # ext_authz server: "aio", "sync" (grpcio thread pool), or "auto" (aio for one worker, sync
+    # for several: what bench/sidecar_servers.py measured cheapest per Check).
+    authz_server: Literal["auto", "aio", "sync"] = "auto"
     feed_max_staleness_s: float = 30.0
     feed_stale_policy: StalePolicy = "closed"
     leeway_s: float = 30.0
@@ -67,6 +70,12 @@ class Settings:
     @property
     def forward_password_url(self) -> str:
         return self.password_url or self.token_url
+
+    @property
+    def authz_server_kind(self) -> Literal["aio", "sync"]:
+        if self.authz_server == "auto":
+            return "aio" if self.workers == 1 else "sync"
+        return self.authz_server
 
 
 def _str(env: Mapping[str, str], name: str, default: str) -> str:
@@ -156,6 +165,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         oauth_listen=_listen(env, "NATIVE_IAM_OAUTH_LISTEN", d.oauth_listen, optional=True),
         metrics_listen=_listen(env, "NATIVE_IAM_METRICS_LISTEN", d.metrics_listen, optional=True),
         workers=int(_number(env, "NATIVE_IAM_WORKERS", d.workers, minimum=1, integer=True)),
+        authz_server=_choice(env, "NATIVE_IAM_AUTHZ_SERVER", d.authz_server, ("auto", "aio", "sync")),  # type: ignore[arg-type]
         feed_max_staleness_s=_number(env, "NATIVE_IAM_FEED_MAX_STALENESS_S", d.feed_max_staleness_s, minimum=0.1),
         feed_stale_policy=_choice(env, "NATIVE_IAM_FEED_STALE_POLICY", d.feed_stale_policy, ("closed", "open")),  # type: ignore[arg-type]
         leeway_s=_number(env, "NATIVE_IAM_LEEWAY_S", d.leeway_s, minimum=0),

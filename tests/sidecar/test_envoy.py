@@ -18,6 +18,7 @@ from native_iam.oauth.v1 import feed_pb2
 from ..conftest import require_tool
 from . import _stack
 from ._feed import AUDIENCE, ISSUER, FeedServer, Issuer
+from .conftest import wait_for
 
 pytestmark = pytest.mark.envoy
 T, R = feed_pb2.RevocationTarget, feed_pb2.RevocationReason
@@ -161,5 +162,30 @@ def test_feed_gone_valid_tokens_pass_until_staleness_bound_then_policy(
                     assert late.status_code == 503 and late.json()["error"] == "temporarily_unavailable"
                 else:
                     assert late.status_code == 200
+    finally:
+        feed.stop()
+
+
+def test_two_sync_workers_through_envoy(envoy_bin: str, issuer: Issuer, tmp_path: Path) -> None:
+    """NATIVE_IAM_WORKERS=2 (sync ext_authz servers sharing the port): allows, denies and revokes alike."""
+    feed = FeedServer(issuer).start()
+    try:
+        with (
+            _stack.echo_upstream() as upstream,
+            _stack.sidecar(tmp_path, sidecar_env(feed, NATIVE_IAM_WORKERS="2")) as ports,
+        ):
+            assert wait_for(lambda: len(feed.watch_requests) >= 2)
+            time.sleep(0.3)  # both workers synced
+            listen = _stack.free_port()
+            config = _stack.envoy_config(tmp_path, listen=listen, authz=ports["authz"], upstream=upstream)
+            with _stack.envoy(envoy_bin, config, listen) as url, httpx.Client(base_url=url, timeout=5) as http:
+                token = issuer.mint(scope="orders:read", jti="two-workers")
+                assert http.get("/orders/1", headers=bearer(token)).status_code == 200
+                assert http.post("/orders", headers=bearer(token)).status_code == 403
+                feed.publish(T.TOKEN, R.TOKEN_DISABLED, jti="two-workers")
+                started = time.monotonic()
+                while http.get("/orders/1", headers=bearer(token)).status_code == 200:
+                    assert time.monotonic() - started < 1.0
+                    time.sleep(0.01)
     finally:
         feed.stop()

@@ -45,9 +45,10 @@ async def until(predicate, within: float = 5.0) -> bool:  # type: ignore[no-unty
     return bool(predicate())
 
 
-@pytest.fixture
-async def sidecar(feed: FeedServer) -> AsyncIterator[Sidecar]:
-    s = Sidecar(settings_for(feed), Metrics(CollectorRegistry()))
+@pytest.fixture(params=["aio", "sync"])
+async def sidecar(feed: FeedServer, request: pytest.FixtureRequest) -> AsyncIterator[Sidecar]:
+    """A running worker, once with each ext_authz server kind."""
+    s = Sidecar(settings_for(feed, authz_server=request.param), Metrics(CollectorRegistry()))
     await s.start()
     yield s
     await s.stop(0)
@@ -116,5 +117,7 @@ async def test_revocation_pushed_by_feed_denies_within_a_second(
 
 async def test_stop_reports_not_serving_first(sidecar: Sidecar) -> None:
     """On shutdown, health goes NOT_SERVING before the servers stop."""
-    await sidecar.health.enter_graceful_shutdown()
+    result = sidecar.health.enter_graceful_shutdown()
+    if asyncio.iscoroutine(result):
+        await result
     assert await _health(sidecar.authz_port) == health_pb2.HealthCheckResponse.NOT_SERVING

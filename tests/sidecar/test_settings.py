@@ -52,6 +52,7 @@ def test_password_url_defaults_to_token_url() -> None:
         ("NATIVE_IAM_LOG_LEVEL", "LOUD"),
         ("NATIVE_IAM_STRIP_TOKEN", "perhaps"),
         ("NATIVE_IAM_AUDIENCE", " "),
+        ("NATIVE_IAM_AUTHZ_SERVER", "threads"),
     ],
 )
 def test_bad_value_names_the_variable(name: str, value: str) -> None:
@@ -64,3 +65,17 @@ def test_settings_are_frozen() -> None:
     """Settings cannot be changed after start-up."""
     with pytest.raises(AttributeError):
         Settings().workers = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("env", "kind"),
+    [
+        ({}, "aio"),
+        ({"NATIVE_IAM_WORKERS": "2"}, "sync"),
+        ({"NATIVE_IAM_WORKERS": "2", "NATIVE_IAM_AUTHZ_SERVER": "aio"}, "aio"),
+        ({"NATIVE_IAM_AUTHZ_SERVER": "sync"}, "sync"),
+    ],
+)
+def test_authz_server_kind(env: dict[str, str], kind: str) -> None:
+    """auto picks grpc.aio for one worker and the sync server for several; an explicit choice wins."""
+    assert from_env(env).authz_server_kind == kind
