@@ -132,12 +132,12 @@ def _handler(mode: str, kind: str, jwks_path: str):
     return grpc.method_handlers_generic_handler(SERVICE, {"Check": handler})
 
 
-def serve(kind: str, mode: str, port: int, jwks_path: str) -> None:
+def serve(kind: str, mode: str, port: int, jwks_path: str, threads: int) -> None:
     import grpc
 
     options = [("grpc.so_reuseport", 1)]
     if kind == "sync":
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=options)
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads), options=options)
         server.add_generic_rpc_handlers((_handler(mode, kind, jwks_path),))
         server.add_insecure_port(f"127.0.0.1:{port}")
         server.start()
@@ -184,6 +184,8 @@ def run_case(
                 str(port),
                 "--jwks",
                 jwks_path,
+                "--threads",
+                str(args.threads),
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -234,6 +236,7 @@ def main(argv: list[str]) -> int:
     sub = parser.add_subparsers(dest="cmd")
     s = sub.add_parser("serve")
     s.add_argument("--kind", choices=["sync", "aio"], required=True)
+    s.add_argument("--threads", type=int, default=4, help="sync server thread pool (the sidecar uses 4)")
     s.add_argument("--mode", choices=["canned", "sidecar"], required=True)
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--jwks", required=True)
@@ -243,10 +246,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--modes", default="canned,sidecar")
     parser.add_argument("--kinds", default="sync,aio")
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--threads", type=int, default=4, help="sync server thread pool size")
     parser.add_argument("--repeat", type=int, default=3, help="runs per case, interleaved; the median is reported")
     args = parser.parse_args(argv)
     if args.cmd == "serve":
-        serve(args.kind, args.mode, args.port, args.jwks)
+        serve(args.kind, args.mode, args.port, args.jwks, args.threads)
         return 0
     if shutil.which("h2load") is None:
         print("h2load is not on PATH (apt-get install nghttp2-client)", file=sys.stderr)
