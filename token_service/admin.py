@@ -199,9 +199,11 @@ async def _identity_rows(conn: AsyncConnection, condition: object, limit: int) -
 
 async def set_identity_active(core: Core, namespace: str, name: str, active: bool) -> IdentityInfo:
     """Enable or disable; disabling cuts every token issued to the identity until now."""
-    now = core.clock()
     async with core.store.write() as conn:
         identity_id = await _identity_id(conn, namespace, name, lock=True)
+        # The cut-off instant is read only now, holding the identity's lock: every grant that
+        # committed first read its clock (its tokens' iat) before this, so the cut-off covers them.
+        now = core.clock()
         current = (
             await conn.execute(
                 select(identities.c.active, identities.c.policy_cutoff_at).where(identities.c.id == identity_id)
@@ -239,9 +241,11 @@ async def set_identity_active(core: Core, namespace: str, name: str, active: boo
 
 async def delete_identity(core: Core, namespace: str, name: str) -> None:
     """Delete an identity; its tokens become TOKEN_NOT_FOUND / IDENTITY_NOT_FOUND."""
-    now = core.clock()
     async with core.store.write() as conn:
         identity_id = await _identity_id(conn, namespace, name, lock=True)
+        # The cut-off instant is read only now, holding the identity's lock: every grant that
+        # committed first read its clock (its tokens' iat) before this, so the cut-off covers them.
+        now = core.clock()
         await conn.execute(delete(identities).where(identities.c.id == identity_id))
         await events.append(
             conn,
@@ -299,9 +303,11 @@ async def set_policy(core: Core, namespace: str, name: str, grants: Iterable[str
     token issued to the identity until now is cut (POLICY_CHANGED); refresh tokens whose scopes
     are still granted keep working (the refresh grant re-checks the policy)."""
     new = validate_grants(grants)
-    now = core.clock()
     async with core.store.write() as conn:
         identity_id = await _identity_id(conn, namespace, name, lock=True)
+        # The cut-off instant is read only now, holding the identity's lock: every grant that
+        # committed first read its clock (its tokens' iat) before this, so the cut-off covers them.
+        now = core.clock()
         old_text = (await conn.execute(select(policies.c.grants).where(policies.c.identity_id == identity_id))).scalar()
         old = tuple((old_text or "").split())
         values = {"grants": " ".join(new), "updated_at": now}
