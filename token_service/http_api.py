@@ -115,7 +115,15 @@ def oauth_error_response(request: Request, exc: Exception) -> Response:
     endpoint = request.scope.get("native_iam_endpoint", "unknown")
     reason = deny_reason(exc)
     request.app.state.requests_total.labels(endpoint, exc.error, reason).inc()
-    log.info("oauth request denied", extra={"endpoint": endpoint, "error": exc.error, "reason": reason})
+    log.info(
+        "oauth request denied",
+        extra={
+            "endpoint": endpoint,
+            "error": exc.error,
+            "reason": reason,
+            "client_id": request.scope.get("native_iam_client", ""),
+        },
+    )
     required = OPENID if isinstance(exc, InsufficientScope) else ""
     headers = {**NO_STORE, **challenge_headers(exc, required_scope=required)}
     body = {"error": exc.error, "error_description": exc.message}
@@ -175,9 +183,11 @@ class _Endpoints:
         self.backend = backend
 
     async def _client(self, request: Request, form: Form) -> OAuthClient:
-        return await authenticate_client(
+        client = await authenticate_client(
             request.headers.get("authorization"), form, self.clients, self.config.client_secret_key
         )
+        request.scope["native_iam_client"] = client.client_id  # names the client in deny logs
+        return client
 
     async def token(self, request: Request) -> Response:
         _endpoint(request, "token")

@@ -71,6 +71,16 @@ async def test_json_body(http: httpx.AsyncClient, oauth_service: OAuthService) -
     assert_error(response, 400, "invalid_request")
 
 
+async def test_non_utf8_charset(http: httpx.AsyncClient, oauth_service: OAuthService) -> None:
+    """A form declared in another charset: 400 invalid_request (only UTF-8 is read)."""
+    response = await http.post(
+        "/oauth2/token",
+        content=b"grant_type=password&username=alice&password=x",
+        headers={**oauth_service.basic("web"), "Content-Type": "application/x-www-form-urlencoded; charset=ISO-8859-1"},
+    )
+    assert_error(response, 400, "invalid_request")
+
+
 async def test_invalid_utf8(http: httpx.AsyncClient, oauth_service: OAuthService) -> None:
     """A body that is not UTF-8: 400 invalid_request."""
     response = await http.post(

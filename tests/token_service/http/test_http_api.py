@@ -254,3 +254,23 @@ async def test_readyz_503_without_database(http: httpx.AsyncClient, oauth_servic
 async def test_token_endpoint_rejects_get(http: httpx.AsyncClient) -> None:
     """The token endpoint only accepts POST (405 otherwise)."""
     assert (await http.get("/oauth2/token")).status_code == 405
+
+
+async def test_denial_is_logged_with_reason_and_client(
+    http: httpx.AsyncClient, oauth_service: OAuthService, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refusal is logged with endpoint, RFC error, reason and client_id, and never the password."""
+    with caplog.at_level("INFO", logger="token_service.http_api"):
+        await http.post(
+            "/oauth2/token",
+            data={"grant_type": "password", "username": "alice", "password": "wrong-Pa55"},
+            headers=oauth_service.basic("web"),
+        )
+    (record,) = [r for r in caplog.records if r.getMessage() == "oauth request denied"]
+    assert (record.endpoint, record.error, record.reason, record.client_id) == (  # type: ignore[attr-defined]
+        "token",
+        "invalid_grant",
+        "credentials_invalid",
+        "web",
+    )
+    assert "wrong-Pa55" not in caplog.text
