@@ -25,9 +25,9 @@ import grpc
 import pytest
 import yaml
 
-from native_iam._procs import Process, ProcessFailed, Supervisor, free_port, native_iam_command
+from native_iam._procs import Process, ProcessFailed, Supervisor, free_port, native_iam_command, port_open
 from native_iam._upstream import serve_in_thread
-from native_iam.oauth.v1 import feed_pb2, feed_pb2_grpc, oauth_pb2, oauth_pb2_grpc
+from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
 from tests.conftest import require_tool
 
 from .conftest import ROOT, Rendering
@@ -144,7 +144,6 @@ def stack(renderings: dict[str, Rendering], tmp_path_factory: pytest.TempPathFac
             )
         )
         password = _demo_password(token)
-        _require_feed(f"127.0.0.1:{ports['token_grpc']}")
         sidecar = supervisor.start(
             Process("sidecar", native_iam_command("sidecar"), log_path=work / "sidecar.log", env=sidecar_env, cwd=ROOT)
         )
@@ -158,7 +157,7 @@ def stack(renderings: dict[str, Rendering], tmp_path_factory: pytest.TempPathFac
         ops = f"http://127.0.0.1:{envoy_ports['ops']}"
         try:
             proxy.wait_until(
-                lambda: request(f"{ops}/ready").status == 200 if _port_open(envoy_ports["ops"]) else False,
+                lambda: port_open("127.0.0.1", envoy_ports["ops"]) and request(f"{ops}/ready").status == 200,
                 timeout=STARTUP_TIMEOUT_S,
                 what="ready (sidecar and app healthy)",
             )
@@ -186,24 +185,6 @@ def _shutting_down(server: ThreadingHTTPServer) -> Iterator[None]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def _require_feed(target: str) -> None:
-    """Skip while the token service does not serve WatchRevocations yet: the sidecar never gets ready without it."""
-    with grpc.insecure_channel(target) as channel:
-        stream = feed_pb2_grpc.FeedStub(channel).WatchRevocations(feed_pb2.WatchRevocationsRequest(), timeout=5)
-        try:
-            next(iter(stream))
-        except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
-                pytest.skip("the token service does not implement Feed.WatchRevocations yet")
-            raise
-
-
-def _port_open(port: int) -> bool:
-    from native_iam._procs import port_open
-
-    return port_open("127.0.0.1", port)
 
 
 def test_public_route_needs_no_token(stack: Stack) -> None:
