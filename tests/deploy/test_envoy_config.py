@@ -3,7 +3,9 @@ ConfigMap): Envoy accepts it, and it wires ext_authz to the sidecar the way the 
 
 from __future__ import annotations
 
+import re
 import subprocess
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ import yaml
 
 from tests.conftest import require_tool
 
-from .conftest import Rendering
+from .conftest import ROOT, Rendering
 
 EXT_AUTHZ = "envoy.filters.http.ext_authz"
 PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute"
@@ -201,3 +203,15 @@ def test_pod_probes_and_ports_match_the_envoy_config(renderings: dict[str, Rende
     assert f"-listen={host}:{port}" in by_name["app"]["args"]
     sidecar_env = dev.one("ConfigMap", "orders-native-iam-sidecar")["data"]
     assert sidecar_env["NATIVE_IAM_AUTHZ_LISTEN"] == "{}:{}".format(*_cluster_address(config, "native_iam_authz"))
+
+
+def test_readme_route_forms_are_the_deployed_ones(config: dict[str, Any]) -> None:
+    """The route-scope YAML in README's Kubernetes section is exactly what the deployed routes carry."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Kubernetes") :]
+    section = section[: section.find("\n## ", 1)]
+    (block,) = re.findall(r"```yaml\n(.*?)```", section, flags=re.DOTALL)
+    documented = yaml.safe_load(textwrap.dedent(block))
+    routes = _routes(config)
+    assert documented["metadata"] == routes["orders-read"]["metadata"]
+    assert documented["typed_per_filter_config"] == routes["orders-write"]["typed_per_filter_config"]
