@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1.7
 # One image, both roles:
 #   docker run IMAGE                      -> native-iam token-service (the default CMD)
 #   docker run IMAGE sidecar              -> native-iam sidecar
@@ -6,6 +5,8 @@
 # Runs as UID/GID 10001 with a read-only root filesystem: the only writable paths are
 # /var/lib/native-iam (the working directory: the SQLite default lives there) and /tmp, both
 # meant to be volumes (`docker run --read-only -v data:/var/lib/native-iam --tmpfs /tmp ...`).
+# Needs BuildKit (the default builder since Docker 23) for RUN --mount; no `# syntax=` line, so
+# the build does not have to pull a Dockerfile frontend image.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---- builder: resolve and build every wheel once; nothing from here but /wheels is kept ----
