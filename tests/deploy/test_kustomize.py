@@ -315,3 +315,22 @@ def test_sidecar_outlives_envoy_on_shutdown(renderings: dict[str, Rendering]) ->
     by_name = {c["name"]: c for c in pod["containers"]}
     envoy, sidecar = _pre_stop_sleep_s(by_name["envoy"]), _pre_stop_sleep_s(by_name["native-iam"])
     assert 0 < envoy < sidecar < pod["terminationGracePeriodSeconds"]
+
+
+def test_every_variable_the_manifests_set_is_documented(renderings: dict[str, Rendering]) -> None:
+    """Each NATIVE_IAM_*/SYSTEM_* variable a ConfigMap or container env sets appears in README's Configuration section."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Configuration") :]
+    section = section[: section.find("\n## ", 1)]
+    documented = set(re.findall(r"`((?:NATIVE_IAM|SYSTEM)_[A-Z0-9_]+)`", section))
+    used: set[str] = set()
+    for rendering in renderings.values():
+        for configmap in rendering.of_kind("ConfigMap"):
+            used |= {k for k in configmap.get("data", {}) if k.startswith(("NATIVE_IAM_", "SYSTEM_"))}
+        for deployment in rendering.of_kind("Deployment"):
+            for container in containers(deployment):
+                used |= {
+                    e["name"] for e in container.get("env", []) if e["name"].startswith(("NATIVE_IAM_", "SYSTEM_"))
+                }
+    assert "SYSTEM_DB_URL" in used
+    assert used - documented == set()
