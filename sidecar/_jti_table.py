@@ -4,6 +4,11 @@ A dict of str → object costs about 200 bytes per entry; a sidecar may hold a m
 tokens. This table keeps two flat ``array('q')`` columns (open addressing, linear probing, load
 at most 1/2): about 32 bytes per entry, no Python object per entry.
 
+Readers run on other threads than the writer (the feed thread) without a lock: the arrays and
+their mask are published together as one tuple, a rehash builds new arrays aside and swaps the
+tuple in one assignment, and an insert writes the value before the key. A reader therefore sees
+the table before or after a change, never a half-built one.
+
 Keys are the process's 64-bit ``hash()`` of the jti (SipHash with a per-process random key, so
 collisions cannot be crafted). A collision between a revoked jti and another one has probability
 about n / 2**64 per lookup and could only deny a token, never allow one.
@@ -27,9 +32,7 @@ class JtiTable:
         self._alloc(max(capacity, _MIN_CAPACITY))
 
     def _alloc(self, capacity: int) -> None:
-        self._keys = array("q", bytes(8 * capacity))
-        self._values = array("q", bytes(8 * capacity))
-        self._mask = capacity - 1
+        self._table = (array("q", bytes(8 * capacity)), array("q", bytes(8 * capacity)), capacity - 1)
         self._live = 0
         self._used = 0  # live + tombstones
 
@@ -39,12 +42,12 @@ class JtiTable:
     def get(self, jti: str) -> int | None:
         """The revocation reason of ``jti``, or None."""
         k = _key(jti)
-        keys, mask = self._keys, self._mask
+        keys, values, mask = self._table
         i = k & mask
         while True:
             slot = keys[i]
             if slot == k:
-                return self._values[i] & 0xFF
+                return values[i] & 0xFF
             if slot == _EMPTY:
                 return None
             i = (i + 1) & mask
@@ -54,11 +57,11 @@ class JtiTable:
         i = self._find(_key(jti))
         if i < 0:
             return None
-        value = self._values[i]
+        value = self._table[1][i]
         return value & 0xFF, value >> 8
 
     def _find(self, k: int) -> int:
-        keys, mask = self._keys, self._mask
+        keys, _, mask = self._table
         i = k & mask
         while True:
             slot = keys[i]
@@ -72,15 +75,15 @@ class JtiTable:
         """Store ``jti``; True when this changed the table."""
         k = _key(jti)
         value = (max(expires_unix, 0) << 8) | (reason & 0xFF)
-        keys, mask = self._keys, self._mask
+        keys, values, mask = self._table
         i = k & mask
         free = -1
         while True:
             slot = keys[i]
             if slot == k:
-                if self._values[i] == value:
+                if values[i] == value:
                     return False
-                self._values[i] = value
+                values[i] = value
                 return True
             if slot == _EMPTY:
                 break
@@ -90,8 +93,8 @@ class JtiTable:
         if free < 0:
             free = i
             self._used += 1
+        values[free] = value  # value first: a reader that finds the key finds its value
         keys[free] = k
-        self._values[free] = value
         self._live += 1
         if self._used * 2 > len(keys):
             self._rehash(len(keys) * 2 if self._live * 4 > len(keys) else len(keys))
@@ -102,13 +105,13 @@ class JtiTable:
         i = self._find(_key(jti))
         if i < 0:
             return False
-        self._keys[i] = _TOMBSTONE
+        self._table[0][i] = _TOMBSTONE
         self._live -= 1
         return True
 
     def prune(self, now_unix: float) -> int:
         """Forget entries whose expiry (when set) has passed; returns how many."""
-        keys, values = self._keys, self._values
+        keys, values, _ = self._table
         removed = 0
         for i in range(len(keys)):
             if keys[i] > _TOMBSTONE or keys[i] < _EMPTY:
@@ -122,9 +125,8 @@ class JtiTable:
         return removed
 
     def _rehash(self, capacity: int) -> None:
-        old_keys, old_values = self._keys, self._values
-        self._alloc(capacity)
-        keys, values, mask = self._keys, self._values, self._mask
+        old_keys, old_values, _ = self._table
+        keys, values, mask = array("q", bytes(8 * capacity)), array("q", bytes(8 * capacity)), capacity - 1
         live = 0
         for j in range(len(old_keys)):
             k = old_keys[j]
@@ -136,4 +138,5 @@ class JtiTable:
             keys[i] = k
             values[i] = old_values[j]
             live += 1
+        self._table = (keys, values, mask)  # one assignment: readers see the old or the new table
         self._live = self._used = live

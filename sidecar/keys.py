@@ -151,6 +151,7 @@ class KeyStore:
         self.refresh_after_s = DEFAULT_MAX_AGE_S
         self.generation = 0
         self._lock = threading.Lock()
+        self._install_lock = threading.Lock()
         self._inflight: futures.Future[bool] | None = None
         self._last_attempt = float("-inf")
         self._executor = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="jwks")
@@ -167,15 +168,16 @@ class KeyStore:
             log.warning("jwks fetch failed", extra={"error": str(exc)})
             return False
         self._on_fetch(True)
-        if {k: (v.alg, _fingerprint(v)) for k, v in keys.items()} != {
-            k: (v.alg, _fingerprint(v)) for k, v in self.keys.items()
-        }:
-            self.keys = keys
-            self.generation += 1
-            log.info("jwks installed", extra={"kids": sorted(keys)})
-        self.fetched_at = self._clock()
-        self.refresh_after_s = min(max(max_age, _MIN_REFRESH_S), _MAX_REFRESH_S)
-        self.loaded = True
+        with self._install_lock:  # background refresh and unknown-kid refetch may finish together
+            if {k: (v.alg, _fingerprint(v)) for k, v in keys.items()} != {
+                k: (v.alg, _fingerprint(v)) for k, v in self.keys.items()
+            }:
+                self.keys = keys
+                self.generation += 1
+                log.info("jwks installed", extra={"kids": sorted(keys)})
+            self.fetched_at = self._clock()
+            self.refresh_after_s = min(max(max_age, _MIN_REFRESH_S), _MAX_REFRESH_S)
+            self.loaded = True
         return True
 
     def age_s(self) -> float:

@@ -52,3 +52,30 @@ def test_behaves_like_a_dict(ops: list[tuple[str, str, int]]) -> None:
         else:
             assert t.pop(jti) == (model.pop(jti, None) is not None)
     assert len(t) == len(model) and all(t.get(j) == r for j, r in model.items())
+
+
+def test_reader_never_misses_an_entry_while_the_writer_rehashes() -> None:
+    """A lookup on another thread finds a revoked jti throughout growth and rehashing (no lock)."""
+    import threading
+
+    t = JtiTable()
+    t.set("revoked", 1, 0)
+    misses = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            if t.get("revoked") != 1:
+                misses.append(1)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for i in range(60_000):
+            t.set(f"j{i}", 2, 0)
+            if i % 7 == 0:
+                t.pop(f"j{i}")
+    finally:
+        done.set()
+        reader.join()
+    assert not misses and t.get("revoked") == 1
