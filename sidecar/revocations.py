@@ -73,6 +73,7 @@ class RevocationCache:
     def __init__(self, *, max_staleness_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._sets = _Sets()
         self._staging: _Sets | None = None
+        self._staging_cursor = 0
         self._clock = clock
         self.max_staleness_s = max_staleness_s
         self.cursor = 0
@@ -119,6 +120,12 @@ class RevocationCache:
 
     # ---- writing (feed thread) ----
 
+    def stream_started(self) -> None:
+        """A new stream begins: a snapshot left half-received by the last one is discarded."""
+        with self._lock:
+            self._staging = None
+            self._staging_cursor = 0
+
     def apply(self, message: Any) -> None:
         """Apply one ``WatchRevocationsResponse``."""
         with self._lock:
@@ -128,6 +135,9 @@ class RevocationCache:
             if kind == Kind.SNAPSHOT:
                 if message.reset or self._staging is None:
                     self._staging = _Sets()
+                # The cursor moves only when the whole snapshot is in: a stream that breaks
+                # mid-snapshot must resume from the old cursor and get the snapshot again.
+                self._staging_cursor = message.cursor
                 for revocation in message.revocations:
                     _apply_one(self._staging, revocation)
             elif kind == Kind.EVENTS:
@@ -139,14 +149,18 @@ class RevocationCache:
                     changed |= _apply_one(target, revocation)
                 if changed and target is self._sets:
                     self.generation += 1
+                if self._staging is not None:
+                    self._staging_cursor = max(self._staging_cursor, message.cursor)
             elif kind != Kind.HEARTBEAT:
                 return  # KIND_UNSPECIFIED: ignore, as feed.proto says
-            if message.cursor > self.cursor or kind == Kind.SNAPSHOT:
+            if self._staging is None and message.cursor > self.cursor:
                 self.cursor = message.cursor
             if message.synced:
                 if self._staging is not None:
                     self._sets = self._staging
                     self._staging = None
+                    # A snapshot replaces everything, its cursor included (even a lower one).
+                    self.cursor = self._staging_cursor
                     self.generation += 1
                 if not self.synced:
                     log.info("revocation feed synced", extra={"cursor": self.cursor, "entries": self._sets.size()})
@@ -247,6 +261,7 @@ class FeedClient:
     def _run(self) -> None:
         backoff = 0.1
         while not self._stop.is_set():
+            self._cache.stream_started()
             request = feed_pb2.WatchRevocationsRequest(cursor=self._cache.cursor, subscriber=self._subscriber)
             try:
                 self._call = self._stub.WatchRevocations(request)

@@ -248,3 +248,18 @@ def test_watchdog_reconnects_a_silent_stream(feed: FeedServer) -> None:
             assert wait_for(lambda: len(feed.watch_requests) >= 2, timeout=5)
         finally:
             client.stop()
+
+
+def test_cursor_waits_for_the_whole_snapshot() -> None:
+    """A half-received snapshot does not move the cursor, so a reconnect asks for the snapshot again."""
+    cache = synced_cache()
+    cache.apply(_events(revocation(1, T.TOKEN, R.TOKEN_DISABLED, jti="a")))
+    cache.apply(
+        feed_pb2.WatchRevocationsResponse(
+            kind=Kind.SNAPSHOT, reset=True, cursor=9, revocations=[revocation(9, T.TOKEN, R.TOKEN_DISABLED, jti="b")]
+        )
+    )
+    assert cache.cursor == 1
+    cache.stream_started()  # the stream broke mid-snapshot
+    cache.apply(feed_pb2.WatchRevocationsResponse(kind=Kind.EVENTS, cursor=1, synced=True))
+    assert cache.cursor == 1 and _lookup(cache, jti="a") == R.TOKEN_DISABLED and _lookup(cache, jti="b") is None
