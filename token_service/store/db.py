@@ -183,6 +183,12 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+#: SQLSTATEs meaning "the server cannot serve now" (PostgreSQL, Appendix A): class 08 connection
+#: exceptions; 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now (the server
+#: is stopping or starting).
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
 def _reraise_unavailable(exc: BaseException) -> None:
     """Turn "the database is unreachable" into :class:`Unavailable`; leave real bugs alone."""
     if isinstance(exc, OSError | OperationalError):
@@ -192,5 +198,7 @@ def _reraise_unavailable(exc: BaseException) -> None:
         or isinstance(exc.orig, OSError)
         or "connection" in type(exc.orig).__name__.lower()
         or "cannotconnect" in type(exc.orig).__name__.lower()
+        # SQLAlchemy's asyncpg adapter wraps every server error in one generic class: go by SQLSTATE.
+        or str(getattr(exc.orig, "sqlstate", None) or "").startswith(_UNAVAILABLE_SQLSTATES)
     ):
         raise Unavailable() from exc
