@@ -44,16 +44,19 @@ async def test_stop_closes_the_port(oauth_service: OAuthService) -> None:
 
 
 async def test_listening_socket_is_tcp_so_responses_are_not_delayed(oauth_service: OAuthService) -> None:
-    """The socket says IPPROTO_TCP, so asyncio sets TCP_NODELAY on each connection: 10 requests on
-    one keep-alive connection take far less than the ~40 ms each that Nagle + delayed ACK cost."""
+    """The socket says IPPROTO_TCP, so asyncio sets TCP_NODELAY on each connection: requests on one
+    keep-alive connection take far less than the ~40 ms each that Nagle + delayed ACK cost."""
     import socket
+    import statistics
     import time
 
     assert oauth_service.http._socket is not None and oauth_service.http._socket.proto == socket.IPPROTO_TCP
+    timings = []
     async with httpx.AsyncClient(base_url=oauth_service.url) as client:
         await client.get("/healthz")
-        started = time.perf_counter()
-        for _ in range(10):
+        for _ in range(20):
+            started = time.perf_counter()
             await client.get("/healthz")
-        elapsed = time.perf_counter() - started
-    assert elapsed < 0.3, f"10 keep-alive requests took {elapsed:.3f} s"
+            timings.append(time.perf_counter() - started)
+    # The median ignores scheduling hiccups on a busy machine; the bug makes every request >= 40 ms.
+    assert statistics.median(timings) < 0.02, timings
