@@ -35,8 +35,7 @@ async def verify_access_token(core: Core, access_token: str) -> TokenClaims:
     claims = core.codec.verify(access_token, core.clock())
     if claims.usage != claim_names.ACCESS_TOKEN:
         raise TokenInvalid("a refresh token is not an access token")
-    async with core.store.read() as conn:
-        row = await queries.token_for_check(conn, claims.jti)
+    row = await core.store.run_read(queries.token_for_check_sync, claims.jti)
     if row is None:
         raise TokenNotFound()
     if row.identity_row is None:

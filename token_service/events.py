@@ -15,13 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import text, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from native_iam.oauth.v1 import feed_pb2
 from token_service.store.db import EVENTS_WRITTEN
 from token_service.store.tables import feed_counter, revocations
 
-__all__ = ["NOTIFY_CHANNEL", "Event", "append"]
+__all__ = ["NOTIFY_CHANNEL", "Event", "append", "append_sync"]
 
 NOTIFY_CHANNEL = "native_iam_feed"
 
@@ -46,10 +47,15 @@ class Event:
 
 async def append(conn: AsyncConnection, events: Sequence[Event], now: float | None = None) -> list[int]:
     """Store ``events`` in the current transaction; return their sequence numbers."""
+    return await conn.run_sync(append_sync, events, now)
+
+
+def append_sync(conn: Connection, events: Sequence[Event], now: float | None = None) -> list[int]:
+    """:func:`append` for code that runs on a sync connection (``Store.run_write``)."""
     if not events:
         return []
     now = time.time() if now is None else now
-    result = await conn.execute(
+    result = conn.execute(
         update(feed_counter)
         .where(feed_counter.c.id == 1)
         .values(last_sequence=feed_counter.c.last_sequence + len(events))
@@ -73,10 +79,8 @@ async def append(conn: AsyncConnection, events: Sequence[Event], now: float | No
         }
         for i, e in enumerate(events)
     ]
-    await conn.execute(revocations.insert(), rows)
+    conn.execute(revocations.insert(), rows)
     conn.info[EVENTS_WRITTEN] = True  # the store wakes this replica's feed after the commit
     if conn.dialect.name == "postgresql":
-        await conn.execute(
-            text("SELECT pg_notify(:channel, :payload)"), {"channel": NOTIFY_CHANNEL, "payload": str(last)}
-        )
+        conn.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": NOTIFY_CHANNEL, "payload": str(last)})
     return [row["sequence"] for row in rows]

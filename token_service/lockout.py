@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from token_service.settings import Settings
 from token_service.store import Store
@@ -50,13 +50,13 @@ class Lockout:
         """The first key that is locked now, or ``None``."""
         if not self.enabled:
             return None
-        now = time.time() if now is None else now
-        async with self.store.read() as conn:
-            rows = await conn.execute(
-                select(lockouts.c.key).where(lockouts.c.key.in_(keys), lockouts.c.locked_until > now)
-            )
-            found = rows.scalars().first()
-        return found
+        return await self.store.run_read(self.locked_sync, keys, time.time() if now is None else now)
+
+    def locked_sync(self, conn: Connection, keys: Sequence[str], now: float) -> str | None:
+        if not self.enabled:
+            return None
+        rows = conn.execute(select(lockouts.c.key).where(lockouts.c.key.in_(keys), lockouts.c.locked_until > now))
+        return rows.scalars().first()
 
     def backoff_s(self, failures: int) -> float:
         if failures < self.free_attempts:
@@ -64,22 +64,21 @@ class Lockout:
         return min(self.max_s, self.base_s * 2 ** min(failures - self.free_attempts, 62))
 
     async def record_failure(self, keys: Sequence[str], now: float | None = None) -> None:
-        if not self.enabled:
-            return
-        now = time.time() if now is None else now
-        async with self.store.write() as conn:
-            rows = await conn.execute(select(lockouts).where(lockouts.c.key.in_(keys)))
-            existing = {row.key: row for row in rows}
-            for key in keys:
-                row = existing.get(key)
-                failures = 1 if row is None or now - row.last_failure_at > self.reset_s else row.failures + 1
-                values = {"failures": failures, "last_failure_at": now, "locked_until": now + self.backoff_s(failures)}
-                if row is None:
-                    await conn.execute(lockouts.insert().values(key=key, **values))
-                else:
-                    await conn.execute(update(lockouts).where(lockouts.c.key == key).values(**values))
+        if self.enabled:
+            await self.store.run_write(self._record_failure, keys, time.time() if now is None else now)
 
-    async def clear(self, conn: AsyncConnection, key: str) -> None:
+    def _record_failure(self, conn: Connection, keys: Sequence[str], now: float) -> None:
+        existing = {row.key: row for row in conn.execute(select(lockouts).where(lockouts.c.key.in_(keys)))}
+        for key in keys:
+            row = existing.get(key)
+            failures = 1 if row is None or now - row.last_failure_at > self.reset_s else row.failures + 1
+            values = {"failures": failures, "last_failure_at": now, "locked_until": now + self.backoff_s(failures)}
+            if row is None:
+                conn.execute(lockouts.insert().values(key=key, **values))
+            else:
+                conn.execute(update(lockouts).where(lockouts.c.key == key).values(**values))
+
+    def clear_sync(self, conn: Connection, key: str) -> None:
         """Forget the failures of ``key`` (after a successful login), inside the grant's transaction."""
         if self.enabled:
-            await conn.execute(delete(lockouts).where(lockouts.c.key == key))
+            conn.execute(delete(lockouts).where(lockouts.c.key == key))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from native_iam import claims
 from token_service.core import Core
@@ -51,9 +51,9 @@ class IssuedTokens:
     refresh_jti: str | None = None
 
 
-async def issue(
+def issue(
     core: Core,
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     identity_id: int,
     namespace: str,
@@ -145,7 +145,7 @@ async def issue(
                 "scopes": " ".join(kept_scopes),
             }
         )
-    await queries.insert_tokens(conn, rows)
+    queries.insert_tokens_sync(conn, rows)
     return IssuedTokens(
         access_token=access_token,
         access_jti=access_jti,

@@ -8,6 +8,9 @@ share lock, checks it is active and that its policy grants the scopes, and store
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy.engine import Connection
 
 from native_iam import scopes as scope_rules
 from token_service.core import Core
@@ -42,9 +45,7 @@ async def create_token_with_password(
         raise MalformedScope(str(exc)) from None
     now = core.clock()
     lock_keys = core.lockout.keys(namespace, identity, client_address)
-    locked = await core.lockout.locked(lock_keys, now)
-    async with core.store.read() as conn:
-        record = await queries.login_record(conn, namespace, identity)
+    locked, record = await core.store.run_read(_login, core, lock_keys, namespace, identity, now)
     if locked is not None:
         reason = "locked_out"
     elif record is None:
@@ -59,31 +60,52 @@ async def create_token_with_password(
         raise CredentialsInvalid(reason=reason or "wrong_password")
     if record is None:  # unreachable: verify() returns False without a record
         raise CredentialsInvalid(reason="unknown_identity")
-    async with core.store.write() as conn:
-        current = await queries.identity_for_grant(conn, record.id)
-        if current is None:  # deleted while we verified
-            raise CredentialsInvalid(reason="unknown_identity")
-        if not current.active:
-            raise IdentityNotActive()
-        grants = (current.grants or "").split()
-        if requested:
-            missing = scope_rules.not_covered(requested, grants)
-            if missing:
-                raise ScopeNotGranted(f"scope not granted: {' '.join(missing)}"[:300])
-            granted = requested
-        else:
-            granted = scope_rules.concrete(grants)
-        result = await issue(
-            core,
-            conn,
-            identity_id=current.id,
-            namespace=namespace,
-            identity=identity,
-            scopes=granted,
-            metadata=metadata,
-            client=client,
-            now=core.clock(),  # after the lock: an identity cut-off taken later covers this iat
-            with_refresh=client.issue_refresh_token if client else True,
-        )
-        await core.lockout.clear(conn, identity_key(namespace, identity))
+    return await core.store.run_write(
+        _issue_in_transaction, core, record.id, namespace, identity, requested, metadata, client
+    )
+
+
+def _login(
+    conn: Connection, core: Core, lock_keys: list[str], namespace: str, identity: str, now: float
+) -> tuple[str | None, Any]:
+    """The lockout state and the identity's login record, in one read transaction."""
+    return core.lockout.locked_sync(conn, lock_keys, now), queries.login_record_sync(conn, namespace, identity)
+
+
+def _issue_in_transaction(
+    conn: Connection,
+    core: Core,
+    identity_id: int,
+    namespace: str,
+    identity: str,
+    requested: tuple[str, ...],
+    metadata: str,
+    client: ClientContext | None,
+) -> IssuedTokens:
+    current = queries.identity_for_grant_sync(conn, identity_id)
+    if current is None:  # deleted while we verified
+        raise CredentialsInvalid(reason="unknown_identity")
+    if not current.active:
+        raise IdentityNotActive()
+    grants = (current.grants or "").split()
+    if requested:
+        missing = scope_rules.not_covered(requested, grants)
+        if missing:
+            raise ScopeNotGranted(f"scope not granted: {' '.join(missing)}"[:300])
+        granted = requested
+    else:
+        granted = scope_rules.concrete(grants)
+    result = issue(
+        core,
+        conn,
+        identity_id=current.id,
+        namespace=namespace,
+        identity=identity,
+        scopes=granted,
+        metadata=metadata,
+        client=client,
+        now=core.clock(),  # after the lock: an identity cut-off taken later covers this iat
+        with_refresh=client.issue_refresh_token if client else True,
+    )
+    core.lockout.clear_sync(conn, identity_key(namespace, identity))
     return result

@@ -12,7 +12,7 @@ import hmac
 from collections.abc import Iterable
 
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from native_iam import claims as claim_names
 from native_iam import scopes as scope_rules
@@ -32,7 +32,7 @@ from token_service.errors import (
 from token_service.grants._issue import ClientContext, IssuedTokens, issue
 from token_service.store import queries
 from token_service.store.tables import tokens
-from token_service.tokens import token_hash
+from token_service.tokens import TokenClaims, token_hash
 
 __all__ = ["refresh_access_token"]
 
@@ -65,64 +65,82 @@ async def refresh_access_token(
         if not set(narrowed) <= set(claims.scopes):
             raise ScopeNotGranted("a refresh may not widen the token's scopes")  # RFC 6749 §6
     rotate = bool(client and client.rotate_refresh_tokens)
-    async with core.store.write() as conn:
-        record = await queries.token_record(conn, claims.jti, lock=rotate)
-        if record is None:
-            raise TokenNotFound()
-        if record.token_hash is None or not hmac.compare_digest(record.token_hash, token_hash(refresh_token)):
-            raise TokenInvalid()
-        if record.state != "active":
-            raise TokenDisabled()
-        identity = await queries.identity_for_grant(conn, record.identity_id)
-        if identity is None:
-            raise IdentityNotFound()
-        if not identity.active:
-            raise IdentityNotActive()
-        if not scope_rules.covered(claims.scopes, (identity.grants or "").split()):
-            raise IdentityUnauthenticated()
-        now = core.clock()
-        grace = client.reuse_grace_s if client is not None else core.settings.refresh_grace_s
-        # A spent (rotated) token is checked for reuse whichever transport presents it: the gRPC
-        # API, which knows no client, must not become a way to replay a rotated refresh token.
-        if record.spent_at is not None and now - record.spent_at > grace:
-            # Reuse after the grace window: revoke the family and commit that before refusing.
-            await _revoke_family(conn, record.family_id or record.jti, now)
-            reused = True
-        else:
-            reused = False
-            if rotate and record.spent_at is None:
-                await queries.mark_spent(conn, record.jti, now)
-            result = await issue(
-                core,
-                conn,
-                identity_id=identity.id,
-                namespace=identity.namespace,
-                identity=identity.name,
-                scopes=narrowed if narrowed is not None else claims.scopes,
-                metadata=record.metadata,
-                client=client,
-                now=now,
-                with_refresh=rotate,
-                family_id=record.family_id,
-                parent_jti=record.jti,
-                refresh_exp=record.expires_at,  # rotation never extends the family's lifetime
-                refresh_scopes=claims.scopes,  # a rotated refresh token keeps exactly the old scopes
-            )
-    if reused:
-        raise TokenDisabled("refresh token was already used; its family is revoked")
-    return result
+    outcome = await core.store.run_write(_refresh_in_transaction, core, claims, refresh_token, narrowed, client, rotate)
+    if outcome is _REUSED:
+        raise TokenDisabled("refresh token was already used; its family is revoked", reason="refresh_token_reuse")
+    return outcome  # type: ignore[return-value]
 
 
-async def _revoke_family(conn: AsyncConnection, family_id: str, now: float) -> None:
-    rows = (
-        await conn.execute(
-            update(tokens)
-            .where(tokens.c.family_id == family_id, tokens.c.state == "active")
-            .values(state="disabled")
-            .returning(tokens.c.jti, tokens.c.expires_at)
-        )
+#: Returned (not raised) when reuse was detected, so that the family revocation commits.
+_REUSED = object()
+
+
+def _refresh_in_transaction(
+    conn: Connection,
+    core: Core,
+    claims: TokenClaims,
+    refresh_token: str,
+    narrowed: tuple[str, ...] | None,
+    client: ClientContext | None,
+    rotate: bool,
+) -> IssuedTokens | object:
+    postgres = conn.dialect.name == "postgresql"
+    if rotate and postgres:
+        queries.token_record_sync(conn, claims.jti, lock=True)  # concurrent uses of one token queue here
+    record = queries.refresh_record_sync(conn, claims.jti)
+    if record is None:
+        raise TokenNotFound()
+    if record.token_hash is None or not hmac.compare_digest(record.token_hash, token_hash(refresh_token)):
+        raise TokenInvalid(reason="hash_mismatch")
+    if record.state != "active":
+        raise TokenDisabled()
+    identity = record
+    if postgres:
+        # Share-lock the identity row (see queries.identity_for_grant) and read it again under it.
+        identity = queries.identity_for_grant_sync(conn, record.identity_id)
+    if identity is None or (identity is record and record.identity_row is None):
+        raise IdentityNotFound()
+    if not identity.active:
+        raise IdentityNotActive()
+    if not scope_rules.covered(claims.scopes, (identity.grants or "").split()):
+        raise IdentityUnauthenticated()
+    now = core.clock()
+    grace = client.reuse_grace_s if client is not None else core.settings.refresh_grace_s
+    # A spent (rotated) token is checked for reuse whichever transport presents it: the gRPC
+    # API, which knows no client, must not become a way to replay a rotated refresh token.
+    if record.spent_at is not None and now - record.spent_at > grace:
+        _revoke_family(conn, record.family_id or record.jti, now)
+        return _REUSED
+    if rotate and record.spent_at is None:
+        queries.mark_spent_sync(conn, record.jti, now)
+    namespace = identity.identity_namespace if identity is record else identity.namespace
+    name = identity.identity_name if identity is record else identity.name
+    return issue(
+        core,
+        conn,
+        identity_id=record.identity_id,
+        namespace=namespace,
+        identity=name,
+        scopes=narrowed if narrowed is not None else claims.scopes,
+        metadata=record.metadata,
+        client=client,
+        now=now,
+        with_refresh=rotate,
+        family_id=record.family_id,
+        parent_jti=record.jti,
+        refresh_exp=record.expires_at,  # rotation never extends the family's lifetime
+        refresh_scopes=claims.scopes,  # a rotated refresh token keeps exactly the old scopes
+    )
+
+
+def _revoke_family(conn: Connection, family_id: str, now: float) -> None:
+    rows = conn.execute(
+        update(tokens)
+        .where(tokens.c.family_id == family_id, tokens.c.state == "active")
+        .values(state="disabled")
+        .returning(tokens.c.jti, tokens.c.expires_at)
     ).all()
-    await events.append(
+    events.append_sync(
         conn,
         [
             events.Event(

@@ -1,9 +1,19 @@
 """The database: engine from SYSTEM_DB_URL, migrations at start-up, transaction helpers.
 
-``sqlite:///path`` runs on aiosqlite (WAL, one writer at a time, serialized in-process so that
-writers never spin in SQLite's busy handler); ``postgresql://…`` runs on asyncpg. Write
-transactions on SQLite start with ``BEGIN IMMEDIATE`` so a read-then-write grant cannot race a
-concurrent disable.
+``sqlite:///path`` runs embedded (WAL; one writer at a time, queued in-process so that writers
+never spin in SQLite's busy handler; write transactions ``BEGIN IMMEDIATE`` so a read-then-write
+grant cannot race a concurrent disable). ``postgresql://…`` runs on asyncpg.
+
+Two ways in:
+
+* :meth:`Store.run_write` / :meth:`Store.run_read` run a plain function on a sync connection as
+  one transaction: on SQLite one hop to a dedicated thread using sqlite3 directly, on PostgreSQL
+  ``run_sync`` on asyncpg. The hot paths (grants, CheckAccess, lockout) use these: on SQLite an
+  aiosqlite transaction costs one thread hop per call, ten or more per grant.
+* :meth:`Store.write` / :meth:`Store.read` hand out an ``AsyncConnection`` (admin, feed, clients).
+
+Both paths share one in-process writer queue on SQLite. Connection failures become
+:class:`~token_service.errors.Unavailable`.
 """
 
 from __future__ import annotations
@@ -12,14 +22,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -31,6 +42,8 @@ __all__ = ["EVENTS_WRITTEN", "Store", "async_url"]
 EVENTS_WRITTEN = "native_iam_events_written"
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: Key of the PostgreSQL advisory lock that serializes start-up work across replicas.
@@ -61,9 +74,75 @@ class Store:
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         # SQLite allows one writer; queueing writers here is cheaper than SQLite's busy loop.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._sync_engine: Engine | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._readers: ThreadPoolExecutor | None = None
         if self.is_sqlite:
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine.sync_engine)
+            # The hot paths (grants, checks) run whole transactions as one call in a thread on
+            # plain sqlite3: one thread hop per transaction instead of one per aiosqlite call.
+            self._sync_engine = create_engine("sqlite:///" + (make_url(self.url).database or ""), pool_size=4)
+            _configure_sqlite(self._sync_engine)
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+            self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-reader")
         self._commit_listeners: list[Callable[[], None]] = []
+
+    async def run_write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` (a plain function on a sync Connection) in one read-write
+        transaction, committed when it returns. On SQLite that is one hop to the writer thread;
+        on PostgreSQL it runs on asyncpg through ``run_sync``."""
+        try:
+            if self._writer is not None and self._write_lock is not None:
+                loop = asyncio.get_running_loop()
+                async with self._write_lock:
+                    result, events = await loop.run_in_executor(self._writer, self._sqlite_write, fn, args)
+                if events:
+                    self._notify()
+                return result
+            async with self.engine.connect() as conn:
+                try:
+                    async with conn.begin():
+                        result = await conn.run_sync(fn, *args)
+                except BaseException:
+                    _forget_events(conn)
+                    raise
+                self._after_commit(conn)
+                return result
+        except (DBAPIError, OSError) as exc:
+            _reraise_unavailable(exc)
+            raise
+
+    async def run_read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` in a read-only transaction (see :meth:`run_write`)."""
+        try:
+            if self._readers is not None:
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(self._readers, self._sqlite_read, fn, args)
+            async with self.engine.connect() as conn:
+                return await conn.run_sync(fn, *args)
+        except (DBAPIError, OSError) as exc:
+            _reraise_unavailable(exc)
+            raise
+
+    def _sqlite_write(self, fn: Callable[..., T], args: tuple[Any, ...]) -> tuple[T, bool]:
+        assert self._sync_engine is not None
+        with self._sync_engine.connect() as raw:
+            conn = raw.execution_options(sqlite_begin="IMMEDIATE")
+            try:
+                with conn.begin():
+                    result = fn(conn, *args)
+            finally:
+                events = bool(conn.info.pop(EVENTS_WRITTEN, False))
+        return result, events
+
+    def _sqlite_read(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        assert self._sync_engine is not None
+        with self._sync_engine.connect() as conn:
+            return fn(conn, *args)
+
+    def _notify(self) -> None:
+        for listener in self._commit_listeners:
+            listener()
 
     def add_commit_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after each committed write transaction that appended feed events."""
@@ -75,8 +154,7 @@ class Store:
 
     def _after_commit(self, conn: AsyncConnection) -> None:
         if conn.info.pop(EVENTS_WRITTEN, False):
-            for listener in self._commit_listeners:
-                listener()
+            self._notify()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -99,7 +177,7 @@ class Store:
                         async with conn.begin():
                             yield conn
                     except BaseException:
-                        conn.info.pop(EVENTS_WRITTEN, None)
+                        _forget_events(conn)
                         raise
                     self._after_commit(conn)
             else:
@@ -108,7 +186,7 @@ class Store:
                         async with conn.begin():
                             yield conn
                     except BaseException:
-                        conn.info.pop(EVENTS_WRITTEN, None)
+                        _forget_events(conn)
                         raise
                     self._after_commit(conn)
         except (DBAPIError, OSError) as exc:
@@ -152,6 +230,11 @@ class Store:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        for executor in (self._writer, self._readers):
+            if executor is not None:
+                executor.shutdown(wait=True)
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
 
 
 def _upgrade(sync_conn: Connection) -> None:
@@ -163,8 +246,7 @@ def _upgrade(sync_conn: Connection) -> None:
     command.upgrade(config, "heads")
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    sync_engine = engine.sync_engine
+def _configure_sqlite(sync_engine: Engine) -> None:
 
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -187,6 +269,14 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 #: exceptions; 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now (the server
 #: is stopping or starting).
 _UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+def _forget_events(conn: AsyncConnection) -> None:
+    """Drop the "events written" mark of a rolled-back transaction. An invalidated connection
+    (the database went away) is left alone: touching its ``info`` would try to reconnect."""
+    if not conn.invalidated:
+        with contextlib.suppress(Exception):
+            conn.info.pop(EVENTS_WRITTEN, None)
 
 
 def _reraise_unavailable(exc: BaseException) -> None:
