@@ -86,8 +86,8 @@ def _failure(method: str, exc: BaseException, metrics: Metrics | None) -> tuple[
                 metrics.db_errors.labels("unavailable").inc()
             log.warning("database unavailable", extra={"method": method, "cause": type(exc.__cause__).__name__})
         return exc.grpc_code, exc.message
-    if metrics:
-        metrics.db_errors.labels("other").inc() if "sqlalchemy" in type(exc).__module__ else None
+    if metrics and "sqlalchemy" in type(exc).__module__:
+        metrics.db_errors.labels("other").inc()
     log.exception("unexpected error in %s", method)
     return grpc.StatusCode.INTERNAL, "internal error"
 

@@ -338,3 +338,28 @@ async def test_check_oversized_token_is_invalid_argument(oauth: oauth_pb2_grpc.O
 
 def _jti(token: str) -> str:
     return jwt.decode(token, options={"verify_signature": False})["jti"]
+
+
+async def test_check_after_policy_narrowing_is_token_disabled(
+    oauth: oauth_pb2_grpc.OAuthStub, service: TokenServiceApp, alice: str
+) -> None:
+    """A token issued before its identity's policy was narrowed is TOKEN_DISABLED (the feed's
+    POLICY_CHANGED cut-off); a token issued after the change (a later second) is OK."""
+    created = await login(oauth, "orders:read")
+    await admin.set_policy(service.core, "", "alice", ["orders:read"])
+    response = await oauth.CheckAccess(Check(access_token=created.access_token))
+    assert response.status == CheckStatus.TOKEN_DISABLED
+    later = time.time() + 2
+    service.core.clock = lambda: later
+    fresh = await login(oauth, "orders:read")
+    assert (await oauth.CheckAccess(Check(access_token=fresh.access_token))).status == CheckStatus.OK
+
+
+async def test_check_after_identity_deleted_is_token_not_found(
+    oauth: oauth_pb2_grpc.OAuthStub, service: TokenServiceApp, alice: str
+) -> None:
+    """Deleting the identity makes its access tokens TOKEN_NOT_FOUND."""
+    created = await login(oauth)
+    await admin.delete_identity(service.core, "", "alice")
+    response = await oauth.CheckAccess(Check(access_token=created.access_token))
+    assert response.status == CheckStatus.TOKEN_NOT_FOUND
