@@ -8,7 +8,7 @@ not parse is ``invalid_request`` — never a 500, never a silently dropped value
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import parse_qsl
 
@@ -37,6 +37,8 @@ MAX_LENGTHS: Final[Mapping[str, int]] = {
 }
 #: Any other parameter (ignored by the endpoints, RFC 6749 §3.1) still gets a bound.
 DEFAULT_MAX_LENGTH: Final = 1024
+#: Parameters that may legitimately repeat: RFC 8707 §2 allows several ``resource`` values.
+MULTI_VALUED: Final = frozenset({"resource"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,12 @@ class Form:
     """The parameters of one request body; each name appears once and has a non-empty value."""
 
     params: Mapping[str, str]
+    #: Values of the :data:`MULTI_VALUED` parameters, in request order.
+    multi: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def get_all(self, name: str) -> tuple[str, ...]:
+        """Every value of a multi-valued parameter (empty when absent)."""
+        return self.multi.get(name, ())
 
     def get(self, name: str) -> str | None:
         """The value of ``name``, or None when it was absent (or sent empty, RFC 6749 §3.1)."""
@@ -102,8 +110,15 @@ def parse_body(body: bytes) -> Form:
     except ValueError as exc:  # max_num_fields exceeded
         raise InvalidRequest(f"too many parameters (at most {MAX_FIELDS})") from exc
     params: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
     seen: set[str] = set()
     for name, value in pairs:
+        if name in MULTI_VALUED:
+            if "\x00" in value or len(value.encode("utf-8")) > DEFAULT_MAX_LENGTH:
+                raise InvalidRequest(f"parameter {name} has a NUL character or exceeds {DEFAULT_MAX_LENGTH} bytes")
+            if value:
+                multi.setdefault(name, []).append(value)
+            continue
         if name in seen:
             # RFC 6749 §3.2: "Request and response parameters MUST NOT be included more than once."
             raise InvalidRequest(f"parameter sent more than once: {name[:40]}")
@@ -115,7 +130,7 @@ def parse_body(body: bytes) -> Form:
             raise InvalidRequest(f"parameter {name[:40]} exceeds {limit} bytes")
         if value:
             params[name] = value
-    return Form(params)
+    return Form(params, {name: tuple(values) for name, values in multi.items()})
 
 
 async def read_form(request: Request, *, limit: int = MAX_BODY_BYTES) -> Form:

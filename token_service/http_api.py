@@ -18,6 +18,7 @@ the way and rendered by the one exception handler, :func:`oauth_error_response`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Mapping
@@ -36,6 +37,7 @@ from token_service.client_auth import authenticate_client
 from token_service.clients import AuthMethod, ClientStore, GrantType, OAuthClient
 from token_service.errors import InsufficientScope, MalformedScope, TokenServiceError
 from token_service.oauth_errors import (
+    InvalidTarget,
     MissingBearerToken,
     UnauthorizedClient,
     UnsupportedGrantType,
@@ -102,6 +104,8 @@ class HttpConfig:
     issuer: str
     signing_alg: str
     client_secret_key: bytes
+    #: NATIVE_IAM_AUDIENCE: the audience of clients that configure none.
+    audience: str = "native-iam"
     scopes_supported: tuple[str, ...] = (OPENID,)
 
 
@@ -152,6 +156,21 @@ def _requested_scopes(form: Form) -> tuple[str, ...] | None:
         raise MalformedScope(str(exc)) from exc
 
 
+def _for_resources(client: OAuthClient, resources: tuple[str, ...], default_audience: str) -> OAuthClient:
+    """``client`` with its tokens' audience narrowed to the requested ``resource`` values (RFC 8707).
+
+    Without ``resource`` a token carries every configured audience (as Identify does); each
+    requested one must be among them, else invalid_target.
+    """
+    if not resources:
+        return client
+    allowed = client.audiences or (default_audience,)
+    unknown = [r for r in resources if r not in allowed]
+    if unknown:
+        raise InvalidTarget(f"resource not allowed for this client: {unknown[0][:100]}")
+    return dataclasses.replace(client, audiences=tuple(dict.fromkeys(resources)))
+
+
 def _metadata(request: Request) -> str:
     """Seed 000's ``metadata`` for HTTP callers: who asked (stored with the tokens, never in them)."""
     client = request.client.host if request.client else ""
@@ -200,6 +219,7 @@ class _Endpoints:
             raise UnsupportedGrantType(f"unsupported grant_type: {grant_type[:40]}") from None
         if not client.allows(grant):
             raise UnauthorizedClient(f"the client may not use the {grant.value} grant")
+        client = _for_resources(client, form.get_all("resource"), self.config.audience)
         scopes = _requested_scopes(form)
         if grant is GrantType.PASSWORD:
             tokens = await self.backend.password_grant(

@@ -65,7 +65,10 @@ class HttpServer:
         self.client_secret_key = await client_secret_key(self.core.store, self.configured_secret_key)
         app = create_app(
             HttpConfig(
-                issuer=settings.issuer, signing_alg=settings.signing_alg, client_secret_key=self.client_secret_key
+                issuer=settings.issuer,
+                signing_alg=settings.signing_alg,
+                client_secret_key=self.client_secret_key,
+                audience=settings.audience,
             ),
             self.clients,
             CoreBackend(self.core, refresh_grace_s=self.refresh_grace_s),

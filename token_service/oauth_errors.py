@@ -12,6 +12,7 @@ place that knows which response headers go with which RFC error code::
     ├── InvalidClient             401 invalid_client           RFC 6749 §5.2
     ├── UnauthorizedClient        400 unauthorized_client      RFC 6749 §5.2
     ├── UnsupportedGrantType      400 unsupported_grant_type   RFC 6749 §5.2
+    ├── InvalidTarget             400 invalid_target           RFC 8707 §2 (``resource``)
     └── InvalidBearerToken        401 invalid_token            RFC 6750 §3.1
         └── MissingBearerToken    401 invalid_token            no token at all (challenge without error)
 """
@@ -28,6 +29,7 @@ __all__ = [
     "REALM",
     "InvalidBearerToken",
     "InvalidClient",
+    "InvalidTarget",
     "MissingBearerToken",
     "RequestTooLarge",
     "UnauthorizedClient",
@@ -82,6 +84,16 @@ class UnsupportedGrantType(TokenServiceError):
     http_status = 400
     grpc_code = grpc.StatusCode.INVALID_ARGUMENT
     default_message = "unsupported grant_type"
+
+
+class InvalidTarget(TokenServiceError):
+    """A requested ``resource`` is not an audience of the client (RFC 8707 §2)."""
+
+    status = None
+    error = "invalid_target"
+    http_status = 400
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+    default_message = "the requested resource is not an audience of this client"
 
 
 class InvalidBearerToken(TokenServiceError):

@@ -307,6 +307,11 @@ async def test_refresh_may_not_widen_scope(http: httpx.AsyncClient, oauth_servic
     assert_error(await token(http, oauth_service, data), 400, "invalid_scope")
 
 
+async def test_resource_not_an_audience_of_the_client(http: httpx.AsyncClient, oauth_service: OAuthService) -> None:
+    """A `resource` the client is not configured for: 400 invalid_target (RFC 8707 §2)."""
+    assert_error(await password_grant(http, oauth_service, resource="https://elsewhere"), 400, "invalid_target")
+
+
 # --- bearer token errors at /oauth2/userinfo (RFC 6750 §3.1) ---------------------------------
 
 

@@ -63,3 +63,9 @@ def test_require_names_missing_parameter() -> None:
     """Form.require raises invalid_request naming the missing parameter."""
     with pytest.raises(InvalidRequest, match="missing parameter: username"):
         _forms.parse_body(b"grant_type=password").require("username")
+
+
+def test_resource_may_repeat() -> None:
+    """`resource` may be sent several times (RFC 8707 §2); the values keep their order."""
+    form = _forms.parse_body(b"resource=https%3A%2F%2Fa&grant_type=password&resource=b")
+    assert form.get_all("resource") == ("https://a", "b") and form.get("resource") is None

@@ -55,6 +55,27 @@ async def test_client_audiences_become_aud(http: httpx.AsyncClient, oauth_servic
     assert _verify(oauth_service, post.json()["access_token"])["aud"] == "native-iam"
 
 
+async def test_resource_narrows_the_audience(http: httpx.AsyncClient, oauth_service: OAuthService) -> None:
+    """With `resource` (RFC 8707) the access token's aud is the requested configured audience only."""
+    await oauth_service.register("multi", audiences=["https://a.example", "https://b.example"])
+    everything = (await password_grant(http, oauth_service, "multi", scope="orders:read")).json()
+    narrowed = (
+        await password_grant(http, oauth_service, "multi", scope="orders:read", resource="https://b.example")
+    ).json()
+    assert _verify(oauth_service, everything["access_token"])["aud"] == ["https://a.example", "https://b.example"]
+    assert _verify(oauth_service, narrowed["access_token"])["aud"] == "https://b.example"
+    refreshed = await http.post(
+        "/oauth2/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": everything["refresh_token"],
+            "resource": "https://a.example",
+        },
+        headers=oauth_service.basic("multi"),
+    )
+    assert _verify(oauth_service, refreshed.json()["access_token"])["aud"] == "https://a.example"
+
+
 async def test_no_scope_gets_concrete_policy_scopes(http: httpx.AsyncClient, oauth_service: OAuthService) -> None:
     """Without `scope` the token carries every concrete scope of the policy (wildcards excluded)."""
     body = (await password_grant(http, oauth_service)).json()

@@ -17,6 +17,7 @@ _HTTP_LEAVES = [
     oauth_errors.InvalidClient,
     oauth_errors.UnauthorizedClient,
     oauth_errors.UnsupportedGrantType,
+    oauth_errors.InvalidTarget,
     oauth_errors.MissingBearerToken,
 ]
 ALL_LEAVES = sorted({*errors.leaves(), *_HTTP_LEAVES, oauth_errors.InvalidBearerToken}, key=lambda c: c.__name__)
