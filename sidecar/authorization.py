@@ -104,9 +104,7 @@ class Responses:
                 body["scope"] = " ".join(d.needed)
         else:
             body = {"error_description": d.description}
-        response = external_auth_pb2.CheckResponse(
-            status=status_pb2.Status(code=code_pb2.UNAUTHENTICATED if status == 401 else code_pb2.PERMISSION_DENIED)
-        )
+        response = external_auth_pb2.CheckResponse(status=status_pb2.Status(code=outcome.rpc_code))
         denied = response.denied_response
         denied.status.code = status
         denied.body = json.dumps(body, separators=(",", ":"))

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from google.rpc import code_pb2
+
 from native_iam import claims, scopes
 from native_iam.oauth.v1 import oauth_pb2
 
@@ -49,32 +51,35 @@ class Reason(enum.StrEnum):
 
 
 class Outcome(NamedTuple):
-    """How a deny reason is answered: HTTP status, RFC 6750 error code (None: no code), seed status."""
+    """How a deny reason is answered: HTTP status, RFC 6750 error code (None: no code), the seed's
+    CheckAccess status, and the ``google.rpc.Code`` put in ``CheckResponse.status`` (Envoy treats
+    any non-OK code as a deny and answers with the DeniedHttpResponse)."""
 
     http_status: int
     error: str | None
     check_status: int
+    rpc_code: int
 
 
 OUTCOMES: Mapping[Reason, Outcome] = {
     # RFC 6750 §3.1: a request without credentials gets no error code.
-    Reason.MISSING: Outcome(401, None, CheckStatus.TOKEN_INVALID),
-    Reason.MALFORMED: Outcome(401, "invalid_token", CheckStatus.TOKEN_INVALID),
-    Reason.SIGNATURE: Outcome(401, "invalid_token", CheckStatus.TOKEN_INVALID),
-    Reason.EXPIRED: Outcome(401, "invalid_token", CheckStatus.TOKEN_EXPIRED),
-    Reason.NOT_YET_VALID: Outcome(401, "invalid_token", CheckStatus.TOKEN_EXPIRED),
-    Reason.ISSUER: Outcome(401, "invalid_token", CheckStatus.TOKEN_INVALID),
-    Reason.AUDIENCE: Outcome(401, "invalid_token", CheckStatus.TOKEN_INVALID),
-    Reason.TOKEN_TYPE: Outcome(401, "invalid_token", CheckStatus.TOKEN_INVALID),
-    Reason.UNKNOWN_KID: Outcome(401, "invalid_token", CheckStatus.TOKEN_INVALID),
-    Reason.REVOKED: Outcome(401, "invalid_token", CheckStatus.TOKEN_DISABLED),
+    Reason.MISSING: Outcome(401, None, CheckStatus.TOKEN_INVALID, code_pb2.UNAUTHENTICATED),
+    Reason.MALFORMED: Outcome(401, "invalid_token", CheckStatus.TOKEN_INVALID, code_pb2.UNAUTHENTICATED),
+    Reason.SIGNATURE: Outcome(401, "invalid_token", CheckStatus.TOKEN_INVALID, code_pb2.UNAUTHENTICATED),
+    Reason.EXPIRED: Outcome(401, "invalid_token", CheckStatus.TOKEN_EXPIRED, code_pb2.UNAUTHENTICATED),
+    Reason.NOT_YET_VALID: Outcome(401, "invalid_token", CheckStatus.TOKEN_EXPIRED, code_pb2.UNAUTHENTICATED),
+    Reason.ISSUER: Outcome(401, "invalid_token", CheckStatus.TOKEN_INVALID, code_pb2.UNAUTHENTICATED),
+    Reason.AUDIENCE: Outcome(401, "invalid_token", CheckStatus.TOKEN_INVALID, code_pb2.UNAUTHENTICATED),
+    Reason.TOKEN_TYPE: Outcome(401, "invalid_token", CheckStatus.TOKEN_INVALID, code_pb2.UNAUTHENTICATED),
+    Reason.UNKNOWN_KID: Outcome(401, "invalid_token", CheckStatus.TOKEN_INVALID, code_pb2.UNAUTHENTICATED),
+    Reason.REVOKED: Outcome(401, "invalid_token", CheckStatus.TOKEN_DISABLED, code_pb2.UNAUTHENTICATED),
     # RFC 6750 §3.1: insufficient_scope is 403 and may name the needed scope.
-    Reason.INSUFFICIENT_SCOPE: Outcome(403, "insufficient_scope", CheckStatus.UNAUTHORIZED),
+    Reason.INSUFFICIENT_SCOPE: Outcome(403, "insufficient_scope", CheckStatus.UNAUTHORIZED, code_pb2.PERMISSION_DENIED),
     # The sidecar cannot decide safely: fail closed with 503 so clients retry.
-    Reason.KEYS_UNAVAILABLE: Outcome(503, "temporarily_unavailable", CheckStatus.TOKEN_INVALID),
-    Reason.FEED_STALE: Outcome(503, "temporarily_unavailable", CheckStatus.TOKEN_INVALID),
-    Reason.ROUTE_INVALID: Outcome(500, "server_error", CheckStatus.TOKEN_INVALID),
-    Reason.INTERNAL: Outcome(500, "server_error", CheckStatus.TOKEN_INVALID),
+    Reason.KEYS_UNAVAILABLE: Outcome(503, "temporarily_unavailable", CheckStatus.TOKEN_INVALID, code_pb2.UNAVAILABLE),
+    Reason.FEED_STALE: Outcome(503, "temporarily_unavailable", CheckStatus.TOKEN_INVALID, code_pb2.UNAVAILABLE),
+    Reason.ROUTE_INVALID: Outcome(500, "server_error", CheckStatus.TOKEN_INVALID, code_pb2.INTERNAL),
+    Reason.INTERNAL: Outcome(500, "server_error", CheckStatus.TOKEN_INVALID, code_pb2.INTERNAL),
 }
 
 #: Seed CheckAccess status for each revocation reason (feed.proto documents the mapping).
@@ -121,7 +126,7 @@ class Deny:
     @property
     def outcome(self) -> Outcome:
         if self.bad_request:
-            return Outcome(400, "invalid_request", CheckStatus.TOKEN_INVALID)
+            return Outcome(400, "invalid_request", CheckStatus.TOKEN_INVALID, code_pb2.INVALID_ARGUMENT)
         return OUTCOMES[self.reason]
 
     @property

@@ -9,6 +9,7 @@ import time
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from google.rpc import code_pb2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -283,7 +284,8 @@ def test_insufficient_scope_names_the_needed_scopes() -> None:
     rule = Rule(alternatives=(frozenset({"a", "b"}),))
     deny = decision.insufficient(_principal(scopes=frozenset({"a"})), rule)
     assert deny is not None and deny.reason is Reason.INSUFFICIENT_SCOPE
-    assert deny.needed == ("a", "b") and deny.outcome == (403, "insufficient_scope", CheckStatus.UNAUTHORIZED)
+    assert deny.needed == ("a", "b")
+    assert deny.outcome == (403, "insufficient_scope", CheckStatus.UNAUTHORIZED, code_pb2.PERMISSION_DENIED)
 
 
 def test_sufficient_scope_is_none() -> None:
@@ -294,10 +296,18 @@ def test_sufficient_scope_is_none() -> None:
 
 
 def test_every_reason_has_an_outcome() -> None:
-    """The outcome table covers every reason, with 4xx/5xx statuses and RFC error codes."""
+    """The outcome table covers every reason: 4xx/5xx status, RFC error code, and a non-OK gRPC code
+    that matches the HTTP status (an OK code would let Envoy allow the request)."""
+    expected_code = {
+        401: code_pb2.UNAUTHENTICATED,
+        403: code_pb2.PERMISSION_DENIED,
+        500: code_pb2.INTERNAL,
+        503: code_pb2.UNAVAILABLE,
+    }
     assert set(OUTCOMES) == set(Reason)
     for reason, outcome in OUTCOMES.items():
-        assert outcome.http_status in {401, 403, 500, 503}, reason
+        assert outcome.http_status in expected_code, reason
+        assert outcome.rpc_code == expected_code[outcome.http_status] != code_pb2.OK, reason
         assert (outcome.error is None) == (reason is Reason.MISSING), reason
 
 
