@@ -121,3 +121,15 @@ async def test_stop_reports_not_serving_first(sidecar: Sidecar) -> None:
     if asyncio.iscoroutine(result):
         await result
     assert await _health(sidecar.authz_port) == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+async def test_oauth_facade_is_served_beside_ext_authz(sidecar: Sidecar, issuer: Issuer) -> None:
+    """The worker also serves the OAuth API on NATIVE_IAM_OAUTH_LISTEN (CheckAccess answered locally)."""
+    from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
+
+    assert await until(lambda: sidecar.ready)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{sidecar.oauth_port}") as channel:
+        response = await oauth_pb2_grpc.OAuthStub(channel).CheckAccess(
+            oauth_pb2.CheckAccessRequest(access_token=issuer.mint(scope="a"), scopes=["a"])
+        )
+    assert response.status == oauth_pb2.CheckAccessResponse.OK
