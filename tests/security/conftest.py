@@ -1,0 +1,7 @@
+"""Fixtures for the security tests: the token service's own, reused as they are."""
+
+from __future__ import annotations
+
+from tests.token_service.conftest import postgres_server
+
+__all__ = ["postgres_server"]
