@@ -130,3 +130,30 @@ def test_garbage_is_invalid(token: str) -> None:
 def test_token_hash_is_sha256_hex() -> None:
     """The stored form of a refresh token is its SHA-256 in hex, not the token."""
     assert token_hash("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda t: t + "=",  # base64 padding is not allowed in JWS compact form
+        lambda t: t.replace(".", "..", 1),  # four segments
+        lambda t: t[: t.rindex(".") + 1],  # empty signature
+        lambda t: t[:-3],  # truncated signature
+        lambda t: t.rsplit(".", 1)[0] + ".!!!!",  # signature outside the alphabet
+    ],
+    ids=["padded", "extra-segment", "no-signature", "truncated", "bad-alphabet"],
+)
+def test_mangled_token_is_invalid(mutate) -> None:  # type: ignore[no-untyped-def]
+    """Structural damage to a valid token makes it TOKEN_INVALID, never another exception."""
+    codec = _codec()
+    with pytest.raises(TokenInvalid):
+        codec.verify(mutate(_sign(codec)))
+
+
+def test_header_that_is_not_an_object_is_invalid() -> None:
+    """A header segment holding JSON that is not an object is TOKEN_INVALID."""
+    codec = _codec()
+    token = _sign(codec)
+    bad_header = base64.urlsafe_b64encode(b"[1,2]").rstrip(b"=").decode()
+    with pytest.raises(TokenInvalid):
+        codec.verify(bad_header + token[token.index(".") :])
