@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tests.token_service.conftest import postgres_server
+from tests.token_service.conftest import channel, postgres_server, service, sqlite_url
 
-__all__ = ["postgres_server"]
+__all__ = ["channel", "postgres_server", "service", "sqlite_url"]
