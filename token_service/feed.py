@@ -138,6 +138,8 @@ class FeedHub:
                 return
             # Committed in sequence order, so the rows are a gap-free continuation of head.
             fresh = [_message(row) for row in rows]
+            if any(r.target == feed_pb2.KEY for r in fresh):
+                await self.core.keys.reload()  # a key retired through another replica: stop trusting it now
             self._recent.extend(fresh)
             self.head = fresh[-1].sequence
         async with self._changed:

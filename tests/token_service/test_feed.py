@@ -17,7 +17,9 @@ import pytest
 from native_iam.oauth.v1 import feed_pb2, feed_pb2_grpc
 from tests.token_service.conftest import add_identity
 from token_service import admin
+from token_service.access import check_access
 from token_service.app import TokenServiceApp
+from token_service.errors import TokenInvalid
 from token_service.feed import effective_set
 from token_service.grants import create_token_with_password
 from token_service.testing import running_token_service
@@ -223,3 +225,26 @@ async def _read_target(process: asyncio.subprocess.Process) -> str:
         if match:
             return match.group(1)
     raise AssertionError("the second token service did not start")
+
+
+@pytest.mark.postgres
+async def test_key_retired_through_one_replica_is_refused_by_the_other(postgres_url: str) -> None:
+    """A key retired through replica A stops verifying at replica B as soon as B sees the
+    KEY_RETIRED event (not only at B's next periodic key reload)."""
+    async with (
+        running_token_service(postgres_url, key_reload_s=3600) as a,
+        running_token_service(postgres_url, key_reload_s=3600) as b,
+    ):
+        await _tokens(a)
+        issued = await create_token_with_password(a.core, namespace="", identity="alice", password="pw-123456")
+        assert (await check_access(b.core, access_token=issued.access_token)).claims.sub == "alice"
+        await a.core.keys.retire(a.core.keys.signing_key().kid)
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            try:
+                await check_access(b.core, access_token=issued.access_token)
+            except TokenInvalid:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("replica B still accepts a token of the retired key")
