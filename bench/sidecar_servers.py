@@ -166,8 +166,9 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def run_case(
-    kind: str, mode: str, workers: int, args: argparse.Namespace, body_path: str, jwks_path: str
+    kind_spec: str, mode: str, workers: int, args: argparse.Namespace, body_path: str, jwks_path: str
 ) -> dict[str, float]:
+    kind, _, threads = kind_spec.partition(":")  # "sync:2" = sync server with 2 threads
     port = _free_port()
     procs = []
     for _ in range(workers):
@@ -185,7 +186,7 @@ def run_case(
                 "--jwks",
                 jwks_path,
                 "--threads",
-                str(args.threads),
+                threads or str(args.threads),
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -236,7 +237,7 @@ def main(argv: list[str]) -> int:
     sub = parser.add_subparsers(dest="cmd")
     s = sub.add_parser("serve")
     s.add_argument("--kind", choices=["sync", "aio"], required=True)
-    s.add_argument("--threads", type=int, default=4, help="sync server thread pool (the sidecar uses 4)")
+    s.add_argument("--threads", type=int, default=3, help="sync server thread pool (the sidecar's default: 3)")
     s.add_argument("--mode", choices=["canned", "sidecar"], required=True)
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--jwks", required=True)
@@ -244,9 +245,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--streams", type=int, default=32)
     parser.add_argument("--modes", default="canned,sidecar")
-    parser.add_argument("--kinds", default="sync,aio")
+    parser.add_argument("--kinds", default="sync,aio", help='server kinds; "sync:N" sets the thread count')
     parser.add_argument("--workers", default="1,2")
-    parser.add_argument("--threads", type=int, default=4, help="sync server thread pool size")
+    parser.add_argument("--threads", type=int, default=3, help="sync server thread pool size")
     parser.add_argument("--repeat", type=int, default=3, help="runs per case, interleaved; the median is reported")
     args = parser.parse_args(argv)
     if args.cmd == "serve":
@@ -272,13 +273,13 @@ def main(argv: list[str]) -> int:
         for _ in range(args.repeat):
             for case in cases:
                 results[case].append(run_case(case[1], case[0], case[2], args, body_path, jwks_path))
-        print(f"{'mode':<8} {'server':<6} {'workers':>7} {'Check/s':>9} {'CPU µs/Check':>13}  runs (Check/s)")
+        print(f"{'mode':<8} {'server':<7} {'workers':>7} {'Check/s':>9} {'CPU µs/Check':>13}  runs (Check/s)")
         for (mode, kind, workers), runs in results.items():
             rps = sorted(r["rps"] for r in runs)
             cpu = sorted(r["cpu_us_per_check"] for r in runs)
             median_rps, median_cpu = rps[len(rps) // 2], cpu[len(cpu) // 2]
             spread = " ".join(f"{r:.0f}" for r in rps)
-            print(f"{mode:<8} {kind:<6} {workers:>7} {median_rps:>9.0f} {median_cpu:>13.0f}  {spread}", flush=True)
+            print(f"{mode:<8} {kind:<7} {workers:>7} {median_rps:>9.0f} {median_cpu:>13.0f}  {spread}", flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0

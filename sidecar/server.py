@@ -1,9 +1,10 @@
 """Wiring of one sidecar worker: caches, feed, servers, health, housekeeping. No decisions here.
 
-The ext_authz server is ``grpc.aio`` with one worker process and the grpcio sync (thread-pool)
-server with several, as measured by ``bench/sidecar_servers.py`` (settings.authz_server_kind).
-The OAuth facade is always ``grpc.aio``. The revocation feed and JWKS fetches run on their own
-threads with a blocking gRPC channel, so the request path only ever decides requests.
+The ext_authz server is the grpcio sync server with a small thread pool (or ``grpc.aio``,
+NATIVE_IAM_AUTHZ_SERVER), as measured by ``bench/sidecar_servers.py``: with 2-3 threads it used
+less CPU per Check than grpc.aio. The OAuth facade is always ``grpc.aio``. The revocation feed and
+JWKS fetches run on their own threads with a blocking gRPC channel, so the request path only ever
+decides requests.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class Sidecar:
             on_connected=lambda up: self.metrics.feed_connected.set(1 if up else 0),
         )
         self.authorizer = Authorizer(settings, self.keys, self.revocations, self.metrics)
-        self.kind = settings.authz_server_kind
+        self.kind = settings.authz_server
         # Health lives on the ext_authz port (what Envoy and the kubelet ask); a sync server
         # needs the sync servicer, whose set() is thread-safe.
         self.health: Any = health.HealthServicer() if self.kind == "sync" else health_aio.HealthServicer()
@@ -106,7 +107,8 @@ class Sidecar:
         handler = authorization.handler(self.authorizer, asynchronous=self.kind == "aio")
         if self.kind == "sync":
             # Few threads: decisions hold the GIL, more threads only add contention.
-            sync = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=self._options())
+            pool = futures.ThreadPoolExecutor(max_workers=s.authz_threads, thread_name_prefix="authz")
+            sync = grpc.server(pool, options=self._options())
             sync.add_generic_rpc_handlers((handler,))
             health_pb2_grpc.add_HealthServicer_to_server(self.health, sync)
             self.authz_port = _bind(sync, s.authz_listen, "NATIVE_IAM_AUTHZ_LISTEN")

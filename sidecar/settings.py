@@ -35,9 +35,11 @@ class Settings:
     # Empty string: no metrics endpoint.
     metrics_listen: str = "0.0.0.0:9465"
     workers: int = 1
-    # ext_authz server: "aio", "sync" (grpcio thread pool), or "auto" (aio for one worker, sync
-    # for several: what bench/sidecar_servers.py measured cheapest per Check).
-    authz_server: Literal["auto", "aio", "sync"] = "auto"
+    # ext_authz server: "sync" (grpcio with a small thread pool) or "aio" (grpc.aio);
+    # bench/sidecar_servers.py measured sync with 2-3 threads cheapest per Check.
+    authz_server: Literal["sync", "aio"] = "sync"
+    # Threads of the sync server: decisions hold the GIL, so more threads only add contention.
+    authz_threads: int = 3
     feed_max_staleness_s: float = 30.0
     feed_stale_policy: StalePolicy = "closed"
     leeway_s: float = 30.0
@@ -70,12 +72,6 @@ class Settings:
     @property
     def forward_password_url(self) -> str:
         return self.password_url or self.token_url
-
-    @property
-    def authz_server_kind(self) -> Literal["aio", "sync"]:
-        if self.authz_server == "auto":
-            return "aio" if self.workers == 1 else "sync"
-        return self.authz_server
 
 
 def _str(env: Mapping[str, str], name: str, default: str) -> str:
@@ -165,7 +161,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         oauth_listen=_listen(env, "NATIVE_IAM_OAUTH_LISTEN", d.oauth_listen, optional=True),
         metrics_listen=_listen(env, "NATIVE_IAM_METRICS_LISTEN", d.metrics_listen, optional=True),
         workers=int(_number(env, "NATIVE_IAM_WORKERS", d.workers, minimum=1, integer=True)),
-        authz_server=_choice(env, "NATIVE_IAM_AUTHZ_SERVER", d.authz_server, ("auto", "aio", "sync")),  # type: ignore[arg-type]
+        authz_server=_choice(env, "NATIVE_IAM_AUTHZ_SERVER", d.authz_server, ("sync", "aio")),  # type: ignore[arg-type]
+        authz_threads=int(_number(env, "NATIVE_IAM_AUTHZ_THREADS", d.authz_threads, minimum=1, integer=True)),
         feed_max_staleness_s=_number(env, "NATIVE_IAM_FEED_MAX_STALENESS_S", d.feed_max_staleness_s, minimum=0.1),
         feed_stale_policy=_choice(env, "NATIVE_IAM_FEED_STALE_POLICY", d.feed_stale_policy, ("closed", "open")),  # type: ignore[arg-type]
         leeway_s=_number(env, "NATIVE_IAM_LEEWAY_S", d.leeway_s, minimum=0),

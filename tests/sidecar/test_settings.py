@@ -53,6 +53,7 @@ def test_password_url_defaults_to_token_url() -> None:
         ("NATIVE_IAM_STRIP_TOKEN", "perhaps"),
         ("NATIVE_IAM_AUDIENCE", " "),
         ("NATIVE_IAM_AUTHZ_SERVER", "threads"),
+        ("NATIVE_IAM_AUTHZ_THREADS", "0"),
     ],
 )
 def test_bad_value_names_the_variable(name: str, value: str) -> None:
@@ -67,15 +68,12 @@ def test_settings_are_frozen() -> None:
         Settings().workers = 3  # type: ignore[misc]
 
 
-@pytest.mark.parametrize(
-    ("env", "kind"),
-    [
-        ({}, "aio"),
-        ({"NATIVE_IAM_WORKERS": "2"}, "sync"),
-        ({"NATIVE_IAM_WORKERS": "2", "NATIVE_IAM_AUTHZ_SERVER": "aio"}, "aio"),
-        ({"NATIVE_IAM_AUTHZ_SERVER": "sync"}, "sync"),
-    ],
-)
-def test_authz_server_kind(env: dict[str, str], kind: str) -> None:
-    """auto picks grpc.aio for one worker and the sync server for several; an explicit choice wins."""
-    assert from_env(env).authz_server_kind == kind
+def test_authz_server_defaults_to_sync_with_three_threads() -> None:
+    """The measured choice is the default: the sync server with 3 threads."""
+    s = from_env({})
+    assert (s.authz_server, s.authz_threads) == ("sync", 3)
+
+
+def test_authz_server_can_be_aio() -> None:
+    """NATIVE_IAM_AUTHZ_SERVER=aio selects grpc.aio."""
+    assert from_env({"NATIVE_IAM_AUTHZ_SERVER": "aio"}).authz_server == "aio"
