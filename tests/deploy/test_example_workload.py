@@ -8,6 +8,7 @@ This is the README's dev walkthrough as a test: public route, 401, 200 with iden
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import re
@@ -42,6 +43,7 @@ class Stack:
     ingress: str  # http://127.0.0.1:PORT of Envoy's ingress listener
     ops: str  # http://127.0.0.1:PORT of Envoy's ops listener
     token_grpc: str
+    token_http: str
     token_metrics: str
     sidecar_metrics: str
     demo_password: str
@@ -171,6 +173,7 @@ def stack(renderings: dict[str, Rendering], tmp_path_factory: pytest.TempPathFac
             ingress=f"http://127.0.0.1:{envoy_ports['ingress']}",
             ops=ops,
             token_grpc=f"127.0.0.1:{ports['token_grpc']}",
+            token_http=f"http://127.0.0.1:{ports['token_http']}",
             token_metrics=f"http://127.0.0.1:{ports['token_metrics']}/metrics",
             sidecar_metrics=f"http://127.0.0.1:{ports['sidecar_metrics']}/metrics",
             demo_password=password,
@@ -251,6 +254,15 @@ def test_bad_token_is_401_invalid_token(stack: Stack) -> None:
     reply = request(f"{stack.ingress}/anything", headers={"Authorization": "Bearer not.a.jwt"})
     assert reply.status == 401
     assert 'error="invalid_token"' in reply.headers["www-authenticate"]
+
+
+def test_token_service_http_port_publishes_the_signing_key(stack: Stack) -> None:
+    """The token service's HTTP listener (the Service's port 8080) serves a JWKS holding the key that signs tokens."""
+    header_b64 = stack.token(["orders:read"]).split(".")[0]
+    header = json.loads(base64.urlsafe_b64decode(header_b64 + "=" * (-len(header_b64) % 4)))
+    reply = request(f"{stack.token_http}/.well-known/jwks.json")
+    assert reply.status == 200
+    assert header["kid"] in {key["kid"] for key in reply.json()["keys"]}
 
 
 def test_envoy_metrics_are_served_on_the_ops_listener(stack: Stack) -> None:
