@@ -19,6 +19,8 @@ from token_service.clients import AuthMethod, ClientStore, OAuthClient, verify_s
 from token_service.errors import InvalidRequest
 from token_service.oauth_errors import InvalidClient
 
+__all__ = ["Credentials", "authenticate_client", "presented_credentials"]
+
 
 @dataclass(frozen=True, slots=True)
 class Credentials:

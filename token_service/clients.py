@@ -17,6 +17,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
+__all__ = [
+    "AuthMethod",
+    "ClientError",
+    "ClientStore",
+    "GrantType",
+    "OAuthClient",
+    "generate_secret",
+    "generate_server_key",
+    "hash_secret",
+    "new_client",
+    "validate_client_id",
+    "verify_secret",
+]
+
 #: Hash scheme tag stored in front of each secret hash, so the scheme can change later.
 _SCHEME: Final = "hmac-sha256"
 #: Bytes of randomness in a generated client secret (RFC 6749 §10.10: high entropy).
