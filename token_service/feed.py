@@ -247,6 +247,8 @@ class FeedHub:
         log.info("feed subscriber connected", extra={"subscriber": request.subscriber, "cursor": request.cursor})
         try:
             cursor = request.cursor
+            if cursor > self.head:
+                await self._read_new()  # the cursor may come from a replica that tailed further
             if cursor == 0 or cursor > self.head or cursor < await self._compacted_through():
                 cursor, entries = await self._snapshot()
                 chunks = [entries[i : i + CHUNK] for i in range(0, len(entries), CHUNK)] or [[]]

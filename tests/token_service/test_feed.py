@@ -248,3 +248,16 @@ async def test_key_retired_through_one_replica_is_refused_by_the_other(postgres_
             await asyncio.sleep(0.01)
         else:
             raise AssertionError("replica B still accepts a token of the retired key")
+
+
+async def test_cursor_ahead_of_the_database_gets_snapshot(
+    service: TokenServiceApp, feed: feed_pb2_grpc.FeedStub
+) -> None:
+    """A cursor the database never reached (another database, a restored backup) gets a reset
+    snapshot rather than silence."""
+    (jti,) = await _tokens(service)
+    await admin.set_token_active(service.core, jti, False)
+    stream = feed.WatchRevocations(feed_pb2.WatchRevocationsRequest(cursor=10**9)).__aiter__()
+    message = await _next(stream)
+    assert message.kind == Kind.SNAPSHOT and message.reset and message.synced
+    assert [r.jti for r in message.revocations] == [jti] and message.cursor == 1
