@@ -54,8 +54,8 @@ OPENID: Final = "openid"
 
 
 @dataclass(frozen=True, slots=True)
-class IssuedTokens:
-    """What a successful grant produced (RFC 6749 §5.1 plus the OpenID Connect ``id_token``)."""
+class TokenResponse:
+    """The body of a successful token response (RFC 6749 §5.1 plus the OpenID Connect ``id_token``)."""
 
     access_token: str
     expires_in: int
@@ -76,11 +76,11 @@ class OAuthBackend(Protocol):
         namespace: str,
         scopes: tuple[str, ...],
         metadata: str,
-    ) -> IssuedTokens: ...
+    ) -> TokenResponse: ...
 
     async def refresh_grant(
         self, client: OAuthClient, *, refresh_token: str, scopes: tuple[str, ...] | None, metadata: str
-    ) -> IssuedTokens: ...
+    ) -> TokenResponse: ...
 
     async def revoke(self, client: OAuthClient, *, token: str, token_type_hint: str | None) -> None: ...
 
@@ -178,7 +178,7 @@ def _metadata(request: Request) -> str:
     return json.dumps({"transport": "http", "ip": client, "user_agent": agent}, separators=(",", ":"))
 
 
-def _token_response(tokens: IssuedTokens) -> dict[str, Any]:
+def _token_response(tokens: TokenResponse) -> dict[str, Any]:
     body: dict[str, Any] = {
         "access_token": tokens.access_token,
         "token_type": "Bearer",
@@ -346,4 +346,4 @@ def create_app(
     return app
 
 
-__all__ = ["NO_STORE", "HttpConfig", "IssuedTokens", "OAuthBackend", "create_app", "oauth_error_response"]
+__all__ = ["NO_STORE", "HttpConfig", "OAuthBackend", "TokenResponse", "create_app", "oauth_error_response"]

@@ -22,9 +22,8 @@ from token_service.access import verify_access_token
 from token_service.clients import GrantType, OAuthClient
 from token_service.core import Core
 from token_service.errors import GrantError, InsufficientScope, TokenServiceError
-from token_service.grants import ClientContext, create_token_with_password, refresh_access_token
-from token_service.grants import IssuedTokens as DomainTokens
-from token_service.http_api import OPENID, IssuedTokens
+from token_service.grants import ClientContext, IssuedTokens, create_token_with_password, refresh_access_token
+from token_service.http_api import OPENID, TokenResponse
 from token_service.id_tokens import sign_id_token
 from token_service.oauth_errors import InvalidBearerToken, InvalidClient
 from token_service.store import queries
@@ -65,7 +64,7 @@ class CoreBackend:
         namespace: str,
         scopes: tuple[str, ...],
         metadata: str,
-    ) -> IssuedTokens:
+    ) -> TokenResponse:
         result = await create_token_with_password(
             self.core,
             namespace=namespace,
@@ -81,7 +80,7 @@ class CoreBackend:
 
     async def refresh_grant(
         self, client: OAuthClient, *, refresh_token: str, scopes: tuple[str, ...] | None, metadata: str
-    ) -> IssuedTokens:
+    ) -> TokenResponse:
         result = await refresh_access_token(
             self.core,
             refresh_token=refresh_token,
@@ -90,7 +89,7 @@ class CoreBackend:
         )
         return self._response(result, auth_time=None)
 
-    def _response(self, result: DomainTokens, *, auth_time: int | None) -> IssuedTokens:
+    def _response(self, result: IssuedTokens, *, auth_time: int | None) -> TokenResponse:
         id_token = None
         if OPENID in result.scopes:
             id_token = sign_id_token(
@@ -104,7 +103,7 @@ class CoreBackend:
                 auth_time=auth_time,
                 access_token=result.access_token,
             )
-        return IssuedTokens(
+        return TokenResponse(
             access_token=result.access_token,
             expires_in=result.expires_in,
             scopes=result.scopes,
