@@ -1,0 +1,178 @@
+"""Feed failover between two token-service replicas, and sidecar (re)start readiness.
+
+Replicas: two ``native-iam token-service`` processes on one PostgreSQL database; the sidecar's
+``NATIVE_IAM_TOKEN_URL`` is a gRPC target that resolves to both
+(``ipv4:127.0.0.1:P1,127.0.0.1:P2``, what a Kubernetes Service name gives in production). The
+replica serving the sidecar's feed is SIGKILLed and a token revoked through the other one: the
+sidecar reconnects there, resumes from its cursor (no new snapshot) and denies the token.
+
+Restart: a sidecar started while the token service is unreachable stays NOT_SERVING and denies
+(503) — it never decides on an empty revocation set; once the token service is back it becomes
+ready and a token revoked earlier is denied from its very first decision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import jwt
+import pytest
+from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
+
+from native_iam.admin.v1 import admin_pb2
+from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
+
+from ._services import Sidecar, TokenService, json_lines
+
+ALICE_PASSWORD = "alice-password-for-failover"
+Check = oauth_pb2.CheckAccessResponse
+
+
+def _jti(token: str) -> str:
+    return str(jwt.decode(token, options={"verify_signature": False})["jti"])
+
+
+def _alice(service: TokenService) -> str:
+    response = service.password_grant("alice", ALICE_PASSWORD, namespace="shop", scopes=("orders:read",))
+    assert response.status == oauth_pb2.CreateTokenWithPasswordResponse.OK, response
+    return response.access_token
+
+
+def _disable(service: TokenService, admin_token: str, token: str) -> None:
+    stub, md = service.admin("Tokens", admin_token)
+    stub.SetTokenEnabled(admin_pb2.SetTokenEnabledRequest(jti=_jti(token), enabled=False), metadata=md, timeout=10)
+
+
+def _facade_status(sidecar: Sidecar, token: str) -> int:
+    with grpc.insecure_channel(f"127.0.0.1:{sidecar.oauth_port}") as channel:
+        request = oauth_pb2.CheckAccessRequest(access_token=token, scopes=["orders:read"])
+        return oauth_pb2_grpc.OAuthStub(channel).CheckAccess(request, timeout=5).status
+
+
+def _subscriptions(service: TokenService, subscriber: str) -> list[int]:
+    """Cursors with which ``subscriber`` opened feed streams at this replica (from its JSON log)."""
+    return [
+        int(r.get("cursor", -1))  # type: ignore[arg-type]
+        for r in json_lines(service.log())
+        if r.get("msg") == "feed subscriber connected" and r.get("subscriber") == subscriber
+    ]
+
+
+@pytest.mark.postgres
+def test_feed_fails_over_to_the_other_replica_and_resumes_from_its_cursor(postgres_url: str, tmp_path: Path) -> None:
+    """Kill the replica serving the feed: the sidecar reconnects to the other, from its cursor, and
+    a token revoked there is denied within the reconnect back-off; other decisions are unchanged."""
+    replicas = [TokenService(tmp_path, postgres_url, name=f"replica-{i}") for i in (1, 2)]
+    with contextlib.ExitStack() as stack:
+        for replica in replicas:
+            replica.start()
+            stack.callback(replica.stop)
+        admin_token = replicas[0].admin_token()
+        replicas[0].create_identity(admin_token, "shop", "alice", ALICE_PASSWORD, ("orders:read",))
+        revoked_before, revoked_during, valid = _alice(replicas[0]), _alice(replicas[0]), _alice(replicas[1])
+        _disable(replicas[0], admin_token, revoked_before)
+
+        target = "ipv4:" + ",".join(r.grpc_address for r in replicas)
+        sidecar = Sidecar(tmp_path, target, {"NATIVE_IAM_SUBSCRIBER": "failover-sidecar"}).start()
+        stack.callback(sidecar.stop)
+        assert _facade_status(sidecar, revoked_before) == Check.TOKEN_DISABLED
+        assert _facade_status(sidecar, revoked_during) == Check.OK
+
+        serving = [r for r in replicas if _subscriptions(r, "failover-sidecar")]
+        hints = [line for r in replicas for line in r.log().splitlines() if "subscriber" in line]
+        assert len(serving) == 1, f"the sidecar's feed should be served by exactly one replica: {hints[-4:]}"
+        victim, survivor = serving[0], next(r for r in replicas if r is not serving[0])
+        victim.kill()
+        killed_at = time.monotonic()
+        _disable(survivor, admin_token, revoked_during)
+        while _facade_status(sidecar, revoked_during) != Check.TOKEN_DISABLED:
+            assert time.monotonic() - killed_at < 8.0, "revocation through the surviving replica never arrived"
+            time.sleep(0.05)
+        took = time.monotonic() - killed_at
+        cursors = _subscriptions(survivor, "failover-sidecar")
+        assert cursors and cursors[-1] > 0, f"resubscribed with cursor {cursors} (0 means a new snapshot)"
+        assert _facade_status(sidecar, revoked_before) == Check.TOKEN_DISABLED
+        assert _facade_status(sidecar, valid) == Check.OK
+        print(f"\nfailover: revocation denied {took:.2f} s after the kill; resumed at cursor {cursors[-1]}")
+
+
+def _check(port: int, token: str) -> int:
+    """ext_authz Check straight at the sidecar: the HTTP status Envoy would answer (200 = allowed)."""
+    request = external_auth_pb2.CheckRequest()
+    http = request.attributes.request.http
+    http.method, http.path = "GET", "/orders/1"
+    http.headers["authorization"] = f"Bearer {token}"
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        response = external_auth_pb2_grpc.AuthorizationStub(channel).Check(request, timeout=5)
+    return 200 if response.status.code == 0 else response.denied_response.status.code
+
+
+@pytest.fixture
+def revoked_and_valid(tmp_path: Path) -> Iterator[tuple[TokenService, str, str]]:
+    service = TokenService(tmp_path, f"sqlite:///{tmp_path}/native-iam.db").start()
+    try:
+        admin_token = service.admin_token()
+        service.create_identity(admin_token, "shop", "alice", ALICE_PASSWORD, ("orders:read",))
+        revoked, valid = _alice(service), _alice(service)
+        _disable(service, admin_token, revoked)
+        yield service, revoked, valid
+    finally:
+        service.stop()
+
+
+def test_sidecar_started_without_token_service_is_not_ready_and_denies(
+    revoked_and_valid: tuple[TokenService, str, str], tmp_path: Path
+) -> None:
+    """Started while the token service is down: NOT_SERVING and 503 for every token (even the
+    revoked one is never allowed); once it is back: SERVING, revoked denied 401, valid allowed."""
+    service, revoked, valid = revoked_and_valid
+    service.stop()
+    sidecar = Sidecar(tmp_path, service.grpc_address).start(wait_ready=False)
+    try:
+        sidecar.process.wait_port("127.0.0.1", sidecar.authz_port)  # type: ignore[union-attr]
+        answers = []
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            answers.append((sidecar.ready(), _check(sidecar.authz_port, revoked), _check(sidecar.authz_port, valid)))
+            time.sleep(0.05)
+        assert answers and set(answers) == {(False, 503, 503)}, set(answers)
+        service.start()
+        became_ready = time.monotonic()
+        while not sidecar.ready():
+            assert time.monotonic() - became_ready < 10.0, "the sidecar never became ready"
+            time.sleep(0.05)
+        assert _check(sidecar.authz_port, revoked) == 401
+        assert _check(sidecar.authz_port, valid) == 200
+    finally:
+        sidecar.stop()
+
+
+def test_restarted_sidecar_never_allows_a_revoked_token_while_starting(
+    revoked_and_valid: tuple[TokenService, str, str], tmp_path: Path
+) -> None:
+    """A sidecar restarted with the token service up is checked in a tight loop from the moment its
+    port opens: the revoked token is never allowed (the valid one may pass as soon as keys and the
+    snapshot are in, a moment before health says SERVING)."""
+    service, revoked, valid = revoked_and_valid
+    first = Sidecar(tmp_path, service.grpc_address, name="sidecar-first").start()
+    assert _check(first.authz_port, revoked) == 401
+    first.stop()
+    second = Sidecar(tmp_path, service.grpc_address, name="sidecar-second").start(wait_ready=False)
+    try:
+        second.process.wait_port("127.0.0.1", second.authz_port, timeout=30)  # type: ignore[union-attr]
+        seen = []
+        ready = False
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and not ready:
+            ready = second.ready()
+            seen.append((ready, _check(second.authz_port, revoked), _check(second.authz_port, valid)))
+        assert ready, "the restarted sidecar never became ready"
+        assert all(r != 200 for _, r, _ in seen), "a revoked token was allowed during start-up"
+        assert _check(second.authz_port, revoked) == 401 and _check(second.authz_port, valid) == 200
+        print(f"\nrestart: {len(seen)} checks from port open to ready, answers {sorted(set(seen))}")
+    finally:
+        second.stop()
