@@ -5,6 +5,7 @@ Authlib's AsyncOAuth2Client is what an application would use; nothing here adapt
 
 from __future__ import annotations
 
+import asyncio
 import time
 import warnings
 
@@ -15,7 +16,7 @@ with warnings.catch_warnings():
     # Authlib 1.9 prefers the httpx2 package and warns once when it falls back to httpx (its
     # own "always" filter is installed by the import above, so ours must come after it).
     warnings.simplefilter("ignore", AuthlibDeprecationWarning)
-    from authlib.integrations.httpx_client import AsyncOAuth2Client
+    from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuth2Client
     from authlib.integrations.httpx_client import OAuthError as AuthlibOAuthError
 
 from tests.token_service.http.conftest import PASSWORD, OAuthService
@@ -83,3 +84,18 @@ async def test_wrong_password_raises_invalid_grant(oauth_service: OAuthService) 
         with pytest.raises(AuthlibOAuthError) as caught:
             await client.fetch_token(f"{oauth_service.url}/oauth2/token", username="alice", password="nope")
     assert caught.value.error == "invalid_grant"
+
+
+async def test_sync_session_password_and_refresh(oauth_service: OAuthService) -> None:
+    """Authlib's blocking OAuth2Client (an OAuth2Session on httpx) runs both flows unchanged."""
+    url = f"{oauth_service.url}/oauth2/token"
+
+    def flows() -> tuple[dict[str, object], dict[str, object]]:
+        with OAuth2Client("web", oauth_service.secrets["web"], scope="orders:read") as session:
+            token = session.fetch_token(url, username="alice", password=PASSWORD)
+            refreshed = session.refresh_token(url, refresh_token=token["refresh_token"])
+        return token, refreshed
+
+    token, refreshed = await asyncio.to_thread(flows)
+    assert token["scope"] == refreshed["scope"] == "orders:read"
+    assert refreshed["access_token"] != token["access_token"]
