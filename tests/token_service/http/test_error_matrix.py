@@ -372,12 +372,37 @@ _BODIES = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=_BODIES, content_type=st.sampled_from(["application/x-www-form-urlencoded", "text/plain", ""]))
+_AUTHORIZATION = st.one_of(
+    st.just(None),
+    st.just("web"),  # the real Basic credentials
+    # what an HTTP client can send at all: visible ASCII, inner spaces
+    st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=30).flatmap(
+        lambda word: st.sampled_from([word, f"Basic {word}", f"Bearer {word}", f"basic  {word}"])
+    ),
+    st.binary(min_size=1, max_size=45).map(lambda raw: "Basic " + base64.b64encode(raw).decode()),
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    path=st.sampled_from(["/oauth2/token", "/oauth2/revoke", "/oauth2/introspect", "/oauth2/userinfo"]),
+    body=_BODIES,
+    content_type=st.sampled_from(["application/x-www-form-urlencoded", "text/plain", ""]),
+    authorization=_AUTHORIZATION,
+)
 async def test_random_input_never_500(
-    http: httpx.AsyncClient, oauth_service: OAuthService, body: bytes, content_type: str
+    http: httpx.AsyncClient,
+    oauth_service: OAuthService,
+    path: str,
+    body: bytes,
+    content_type: str,
+    authorization: str | None,
 ) -> None:
-    """Arbitrary bodies and content types at the token endpoint never get a 5xx."""
-    headers = {**oauth_service.basic("web"), "Content-Type": content_type}
-    response = await http.post("/oauth2/token", content=body, headers=headers)
+    """Arbitrary bodies, content types and Authorization headers at every POST endpoint never get a 5xx."""
+    headers = {"Content-Type": content_type}
+    if authorization == "web":
+        headers |= oauth_service.basic("web")
+    elif authorization is not None:
+        headers["Authorization"] = authorization
+    response = await http.post(path, content=body, headers=headers)
     assert response.status_code < 500, response.text
