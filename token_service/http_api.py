@@ -12,7 +12,8 @@ Routes::
     GET  /healthz, /readyz                      liveness, readiness
 
 A token request reads top to bottom: parse the form → authenticate the client → check the grant
-is enabled for it → one domain call → response. Every failure is an :class:`OAuthError` raised on
+is enabled for it → one domain call → response. Every failure is a leaf of the core's error tree
+(:mod:`token_service.errors`, plus :mod:`token_service.oauth_errors`) raised on
 the way and rendered by the one exception handler, :func:`oauth_error_response`.
 """
 
@@ -109,7 +110,7 @@ class HttpConfig:
     scopes_supported: tuple[str, ...] = (OPENID,)
 
 
-# --- Errors: the one place where OAuthError becomes an HTTP response.
+# --- Errors: the one place where a TokenServiceError becomes an HTTP response.
 
 
 def oauth_error_response(request: Request, exc: Exception) -> Response:
