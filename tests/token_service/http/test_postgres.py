@@ -62,3 +62,27 @@ async def test_revoke_and_introspect_on_postgres(pg_service: OAuthService) -> No
             )
         ).json()
     assert body == {"active": False}
+
+
+async def test_two_replicas_share_clients_and_revocations(pg_service: OAuthService, postgres_url: str) -> None:
+    """A second replica on the same PostgreSQL accepts the clients and secrets registered through the
+    first (same stored secret key) and sees a revocation made through the first."""
+    from token_service.app import TokenServiceApp
+    from token_service.testing import settings_for_tests
+
+    other = TokenServiceApp(settings_for_tests(postgres_url))
+    await other.start()
+    try:
+        assert other.http.client_secret_key == pg_service.http.client_secret_key
+        async with (
+            httpx.AsyncClient(base_url=other.http.url) as on_b,
+            httpx.AsyncClient(base_url=pg_service.url) as on_a,
+        ):
+            tokens = (await password_grant(on_b, pg_service, scope="orders:read")).json()
+            await on_a.post("/oauth2/revoke", data={"token": tokens["access_token"]}, headers=pg_service.basic("web"))
+            seen_by_b = await on_b.post(
+                "/oauth2/introspect", data={"token": tokens["access_token"]}, headers=pg_service.basic("web")
+            )
+        assert seen_by_b.json() == {"active": False}
+    finally:
+        await other.stop(0)
