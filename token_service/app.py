@@ -72,6 +72,8 @@ class TokenServiceApp:
                 ("grpc.max_receive_message_length", 1024 * 1024),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+                # Several workers (NATIVE_IAM_WORKERS) share the port; one process must own it alone.
+                ("grpc.so_reuseport", 1 if self.settings.workers > 1 else 0),
             ]
         )
         tracer = self.telemetry.tracer

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
+import multiprocessing
+import multiprocessing.process
+import os
 import secrets
+import shutil
+import signal
 import sys
+import tempfile
+import time
+
+import grpc
 
 from token_service import logs
 from token_service.app import TokenServiceApp
 from token_service.bootstrap import DEMO_IDENTITY, bootstrap_admin, bootstrap_demo
+from token_service.core import Core
 from token_service.settings import Settings, SettingsError
 
 __all__ = ["main"]
@@ -51,6 +62,8 @@ def main(argv: list[str]) -> int:
         return 2
     logs.configure(settings.log_level, settings.log_format)
     try:
+        if settings.workers > 1:
+            return _run_workers(settings, args.demo)
         asyncio.run(_serve(settings, args.demo))
     except SettingsError as exc:
         print(f"native-iam token-service: configuration error: {exc}", file=sys.stderr)
@@ -64,28 +77,135 @@ async def _serve(settings: Settings, demo: bool) -> None:
     app = TokenServiceApp(settings)
     await app.start()
     try:
-        admin_name, admin_password = settings.bootstrap_admin, settings.bootstrap_admin_password
-        if demo and not admin_name:
-            admin_name, admin_password = "admin", secrets.token_urlsafe(12)
-        if admin_name and admin_password:
-            async with app.core.store.startup_lock():
-                await bootstrap_admin(app.core, admin_name, admin_password)
-            log.info("bootstrap admin ready", extra={"identity": admin_name})
-        if demo:
-            _, demo_password = await bootstrap_demo(app.core)
-            print(
-                _demo_banner(
-                    app.grpc_target,
-                    admin_name or "",
-                    admin_password if not settings.bootstrap_admin else None,
-                    demo_password,
-                ),
-                flush=True,
-            )
+        banner = await _bootstrap(app.core, settings, demo, app.grpc_target)
+        if banner:
+            print(banner, flush=True)
     except BaseException:
         await app.stop(0)
         raise
     await app.run_until_signal()
+
+
+async def _bootstrap(core: Core, settings: Settings, demo: bool, target: str) -> str | None:
+    """Create the bootstrap admin and, with ``--demo``, the demo identity; return the demo banner."""
+    admin_name, admin_password = settings.bootstrap_admin, settings.bootstrap_admin_password
+    if demo and not admin_name:
+        admin_name, admin_password = "admin", secrets.token_urlsafe(12)
+    if admin_name and admin_password:
+        async with core.store.startup_lock():
+            await bootstrap_admin(core, admin_name, admin_password)
+        log.info("bootstrap admin ready", extra={"identity": admin_name})
+    if not demo:
+        return None
+    _, demo_password = await bootstrap_demo(core)
+    return _demo_banner(
+        target, admin_name or "", admin_password if not settings.bootstrap_admin else None, demo_password
+    )
+
+
+# --- several workers -----------------------------------------------------------------------
+
+
+def _run_workers(settings: Settings, demo: bool) -> int:
+    """NATIVE_IAM_WORKERS > 1: prepare once, then run that many serving processes on the same
+    ports (SO_REUSEPORT; the kernel spreads connections). This process supervises them, forwards
+    SIGTERM, and serves their merged metrics."""
+    for variable, address in (
+        ("NATIVE_IAM_GRPC_LISTEN", settings.grpc_listen),
+        ("NATIVE_IAM_HTTP_LISTEN", settings.http_listen),
+    ):
+        if address.rpartition(":")[2] == "0":
+            print(
+                f"native-iam token-service: {variable} needs a fixed port when NATIVE_IAM_WORKERS > 1", file=sys.stderr
+            )
+            return 2
+    target = _local_target(settings.grpc_listen)
+    # Migrations, the first signing key and the bootstrap identities: once, before any worker,
+    # so that workers never race to create them.
+    banner = asyncio.run(_prepare(settings, demo, target))
+    multiproc_dir = tempfile.mkdtemp(prefix="native-iam-token-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir  # inherited by the spawned workers
+    worker_settings = dataclasses.replace(settings, metrics_listen="off")
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_worker, args=(worker_settings,), name=f"token-service-{i}")
+        for i in range(settings.workers)
+    ]
+    for worker in workers:
+        worker.start()
+    metrics_server = None
+    try:
+        if settings.metrics_listen.lower() not in {"off", "none"}:
+            from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            host, _, port = settings.metrics_listen.rpartition(":")
+            metrics_server, _ = start_http_server(int(port), addr=host.strip("[]"), registry=registry)
+        stopping = False
+
+        def stop(_signum: int, _frame: object) -> None:
+            nonlocal stopping
+            stopping = True
+            for worker in workers:
+                if worker.pid is not None and worker.is_alive():
+                    os.kill(worker.pid, signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        if banner and _wait_serving(target, workers):
+            print(banner, flush=True)
+        log.info("token service workers started", extra={"workers": settings.workers, "grpc": target})
+        # A worker that dies takes the service down: the orchestrator restarts it cleanly.
+        while all(w.is_alive() for w in workers) and not stopping:
+            time.sleep(0.2)
+        stop(signal.SIGTERM, None)
+        for worker in workers:
+            worker.join(settings.shutdown_grace_s + 10)
+            if worker.is_alive():
+                worker.kill()
+        return 0 if stopping else 1
+    finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
+        shutil.rmtree(multiproc_dir, ignore_errors=True)
+
+
+async def _prepare(settings: Settings, demo: bool, target: str) -> str | None:
+    core = Core.build(settings)
+    try:
+        await core.start()
+        return await _bootstrap(core, settings, demo, target)
+    finally:
+        await core.close()
+
+
+def _worker(settings: Settings) -> None:
+    logs.configure(settings.log_level, settings.log_format)
+    asyncio.run(_serve(settings, demo=False))
+
+
+def _wait_serving(target: str, workers: list[multiprocessing.process.BaseProcess], timeout_s: float = 60) -> bool:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline and all(w.is_alive() for w in workers):
+            try:
+                if (
+                    stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                    == health_pb2.HealthCheckResponse.SERVING
+                ):
+                    return True
+            except grpc.RpcError:
+                time.sleep(0.1)
+    return False
+
+
+def _local_target(address: str) -> str:
+    host, _, port = address.rpartition(":")
+    return f"{'127.0.0.1' if host in {'0.0.0.0', '[::]', '::', ''} else host}:{port}"
 
 
 def _demo_banner(target: str, admin: str, admin_password: str | None, demo_password: str) -> str:

@@ -26,7 +26,7 @@ __all__ = ["HttpServer"]
 log = logging.getLogger(__name__)
 
 
-def _bind(address: str) -> socket.socket:
+def _bind(address: str, reuse_port: bool = False) -> socket.socket:
     host, _, port = address.rpartition(":")
     host = host.strip("[]")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -34,6 +34,8 @@ def _bind(address: str) -> socket.socket:
     # and without it every keep-alive response waits ~40 ms for the client's delayed ACK.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:  # NATIVE_IAM_WORKERS > 1: every worker binds the port, the kernel spreads connections
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, int(port)))
     except OSError as exc:
@@ -85,7 +87,7 @@ class HttpServer:
         config.load()
         server = uvicorn.Server(config)
         server.lifespan = config.lifespan_class(config)
-        sock = _bind(settings.http_listen)
+        sock = _bind(settings.http_listen, reuse_port=settings.workers > 1)
         await server.startup(sockets=[sock])
         self._server, self._socket = server, sock
         self.port = int(sock.getsockname()[1])

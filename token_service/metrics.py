@@ -44,7 +44,10 @@ class Metrics:
             registry=r,
         )
         self.feed_subscribers = Gauge(
-            "native_iam_feed_subscribers", "Open WatchRevocations streams on this replica.", registry=r
+            "native_iam_feed_subscribers",
+            "Open WatchRevocations streams on this replica.",
+            registry=r,
+            multiprocess_mode="livesum",  # NATIVE_IAM_WORKERS > 1: the sum over live workers
         )
         self.feed_events = Counter(
             "native_iam_feed_revocations_sent_total",

@@ -44,6 +44,7 @@ class Settings:
     http_listen: str = "0.0.0.0:8080"  # NATIVE_IAM_HTTP_LISTEN
     metrics_listen: str = "0.0.0.0:9464"  # NATIVE_IAM_METRICS_LISTEN; empty = no metrics server
     shutdown_grace_s: float = 10.0  # NATIVE_IAM_SHUTDOWN_GRACE_S: seconds in-flight RPCs get on SIGTERM
+    workers: int = 1  # NATIVE_IAM_WORKERS: serving processes sharing the ports (SO_REUSEPORT); 0 = one per CPU
 
     # --- tokens ---
     issuer: str = "http://localhost:8080"  # NATIVE_IAM_ISSUER: `iss` of every token
@@ -124,6 +125,7 @@ class Settings:
             "http_listen": r.str("NATIVE_IAM_HTTP_LISTEN", d.http_listen, check=_address),
             "metrics_listen": r.str("NATIVE_IAM_METRICS_LISTEN", d.metrics_listen, check=_optional_address),
             "shutdown_grace_s": r.float("NATIVE_IAM_SHUTDOWN_GRACE_S", d.shutdown_grace_s, low=0),
+            "workers": r.int("NATIVE_IAM_WORKERS", d.workers, low=0) or (os.cpu_count() or 1),
             "issuer": r.str("NATIVE_IAM_ISSUER", d.issuer, check=_nonempty),
             "audience": r.str("NATIVE_IAM_AUDIENCE", d.audience, check=_nonempty),
             "grpc_client_id": r.str("NATIVE_IAM_GRPC_CLIENT_ID", d.grpc_client_id, check=_nonempty),

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -77,3 +79,58 @@ def test_bad_configuration_exits_2(monkeypatch, capsys) -> None:  # type: ignore
     monkeypatch.setenv("NATIVE_IAM_SIGNING_ALG", "none")
     assert main([]) == 2
     assert "NATIVE_IAM_SIGNING_ALG" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_workers_share_the_port_and_merge_metrics(tmp_path: Path) -> None:
+    """NATIVE_IAM_WORKERS=2: two serving processes behind one gRPC port, one metrics endpoint
+    summing both, and SIGTERM stops them all with exit 0."""
+    grpc_port, http_port, metrics_port = _free_port(), _free_port(), _free_port()
+    env = _env(
+        tmp_path,
+        NATIVE_IAM_WORKERS="2",
+        NATIVE_IAM_GRPC_LISTEN=f"127.0.0.1:{grpc_port}",
+        NATIVE_IAM_HTTP_LISTEN=f"127.0.0.1:{http_port}",
+        NATIVE_IAM_METRICS_LISTEN=f"127.0.0.1:{metrics_port}",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "native_iam.cli", "token-service", "--demo"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        banner = ""
+        while "Stop with" not in banner:
+            line = process.stdout.readline()  # type: ignore[union-attr]
+            assert line, "the service exited before printing its banner"
+            banner += line
+        password = re.search(r"demo identity : demo / (\S+)", banner)
+        assert password
+        statuses = []
+        for _ in range(6):  # new channels: the kernel spreads their connections over the workers
+            with grpc.insecure_channel(
+                f"127.0.0.1:{grpc_port}", options=[("grpc.use_local_subchannel_pool", 1)]
+            ) as channel:
+                response = oauth_pb2_grpc.OAuthStub(channel).CreateTokenWithPassword(
+                    oauth_pb2.CreateTokenWithPasswordRequest(identity="demo", password=password.group(1)), timeout=10
+                )
+                statuses.append(response.status)
+        assert statuses == [oauth_pb2.CreateTokenWithPasswordResponse.OK] * 6
+        children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True, check=False)
+        assert len(children.stdout.split()) >= 2
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as scrape:
+            text = scrape.read().decode()
+        assert re.search(r'native_iam_grants_total\{grant="password",status="OK"\} 6\.0', text), text[:2000]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
