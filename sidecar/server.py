@@ -22,9 +22,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
-from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
+from native_iam.oauth.v1 import oauth_pb2
 
-from . import authorization
+from . import authorization, oauth_facade
 from .authorization import Authorizer
 from .keys import KeyStore, grpc_fetcher, http_fetcher
 from .metrics import Metrics
@@ -131,7 +131,7 @@ class Sidecar:
                 s, self.keys, self.revocations, token_channel=token_channel, password_channel=password_channel
             )
             oauth = self._server()
-            oauth_pb2_grpc.add_OAuthServicer_to_server(facade, oauth)
+            oauth.add_generic_rpc_handlers((oauth_facade.handler(facade),))
             reflection.enable_server_reflection(
                 (oauth_pb2.DESCRIPTOR.services_by_name["OAuth"].full_name, reflection.SERVICE_NAME), oauth
             )
