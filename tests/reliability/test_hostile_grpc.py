@@ -1,0 +1,164 @@
+"""Malformed gRPC requests to every method of the token service: INVALID_ARGUMENT, never INTERNAL.
+
+Swept over every method of OAuth, Feed and the admin services (with a valid admin token, so
+requests get past authorization): bytes that are not a protobuf message, invalid UTF-8 in each
+string field (what grpcio would turn into INTERNAL if the service let the runtime parse it), each
+string field oversized (64 KiB) and each repeated string field with 1,000 oversized entries. The
+sidecar's OAuth facade gets the same sweep. tests/token_service/test_grpc_api.py covers the seed
+RPCs' individual limits; this covers every method at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf.descriptor import FieldDescriptor
+
+from native_iam.admin.v1 import admin_pb2
+from native_iam.oauth.v1 import feed_pb2, oauth_pb2
+from token_service.app import TokenServiceApp
+from token_service.bootstrap import bootstrap_admin
+from token_service.grants import create_token_with_password
+
+ALLOWED = {
+    grpc.StatusCode.OK,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.ALREADY_EXISTS,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+METHODS = [
+    (module, service, method)
+    for module in (oauth_pb2, feed_pb2, admin_pb2)
+    for service in module.DESCRIPTOR.services_by_name.values()
+    for method in service.methods
+]
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _string_fields(descriptor: Any) -> list[Any]:
+    return [f for f in descriptor.fields if f.type == FieldDescriptor.TYPE_STRING]
+
+
+def _cases(method: Any) -> list[tuple[str, bytes, bool]]:
+    """(name, raw request bytes, must be INVALID_ARGUMENT)."""
+    cases = [
+        ("not_protobuf", b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", True),
+        ("truncated_length", b"\x0a\x7f" + b"a" * 3, True),
+        ("group_wire_type", b"\x0b\x0c", False),
+    ]
+    for f in _string_fields(method.input_type):
+        cases.append((f"{f.name}_invalid_utf8", _field(f.number, b"ok\xff\xfe\xc0\xaf"), True))
+        cases.append((f"{f.name}_64KiB", _field(f.number, b"a" * 65536), False))
+        if f.is_repeated:
+            cases.append((f"{f.name}_1000x4KiB", _field(f.number, b"b" * 4096) * 1000, False))
+    return cases
+
+
+SWEEP = [
+    (f"{service.name}.{method.name}[{name}]", service.full_name, method, raw, strict)
+    for module, service, method in METHODS
+    for name, raw, strict in _cases(method)
+]
+
+
+@pytest.fixture
+async def admin_metadata(service: TokenServiceApp) -> list[tuple[str, str]]:
+    await bootstrap_admin(service.core, "root", "root-pass-for-grpc-sweep")
+    issued = await create_token_with_password(
+        service.core, namespace="", identity="root", password="root-pass-for-grpc-sweep", scopes=["iam:admin"]
+    )
+    return [("authorization", f"Bearer {issued.access_token}")]
+
+
+async def _call(channel: grpc.aio.Channel, service: str, method: Any, raw: bytes, metadata: Any) -> grpc.StatusCode:
+    path = f"/{service}/{method.name}"
+    identity = lambda b: b  # noqa: E731 - raw bytes in, raw bytes out
+    try:
+        if method.server_streaming:
+            call = channel.unary_stream(path, request_serializer=identity, response_deserializer=identity)
+            stream = call(raw, metadata=metadata, timeout=5)
+            async for _ in stream:
+                stream.cancel()  # a valid subscription: one message is enough
+                return grpc.StatusCode.OK
+            return grpc.StatusCode.OK
+        call = channel.unary_unary(path, request_serializer=identity, response_deserializer=identity)
+        await call(raw, metadata=metadata, timeout=10)
+        return grpc.StatusCode.OK
+    except grpc.aio.AioRpcError as exc:
+        return exc.code()
+
+
+@pytest.mark.parametrize(("service_name", "method", "raw", "strict"), [s[1:] for s in SWEEP], ids=[s[0] for s in SWEEP])
+async def test_malformed_request_is_invalid_argument_never_internal(
+    channel: grpc.aio.Channel,
+    admin_metadata: list[tuple[str, str]],
+    service_name: str,
+    method: Any,
+    raw: bytes,
+    strict: bool,
+) -> None:
+    """A malformed request gets INVALID_ARGUMENT (undecodable or invalid UTF-8) or a business
+    answer (oversized but decodable), and never INTERNAL or UNKNOWN."""
+    code = await _call(channel, service_name, method, raw, admin_metadata)
+    if strict:
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, code
+    else:
+        assert code in ALLOWED, code
+
+
+@pytest.fixture
+async def facade_port(service: TokenServiceApp, tmp_path: Path) -> AsyncIterator[int]:
+    """The sidecar's OAuth facade (in process, one worker) in front of the token service."""
+    from prometheus_client import CollectorRegistry
+
+    from sidecar.metrics import Metrics
+    from sidecar.server import Sidecar
+    from sidecar.settings import Settings
+
+    settings = Settings(
+        token_url=service.grpc_target,
+        issuer=service.settings.issuer,
+        authz_listen="127.0.0.1:0",
+        oauth_listen="127.0.0.1:0",
+        metrics_listen="",
+    )
+    sidecar = Sidecar(settings, Metrics(CollectorRegistry()))
+    await sidecar.start()
+    yield sidecar.oauth_port
+    await sidecar.stop(0)
+
+
+FACADE = [s for s in SWEEP if s[1] == "native_iam.oauth.v1.OAuth"]
+
+
+@pytest.mark.parametrize(
+    ("service_name", "method", "raw", "strict"), [s[1:] for s in FACADE], ids=[s[0] for s in FACADE]
+)
+async def test_facade_malformed_request_is_never_internal(
+    facade_port: int, service_name: str, method: Any, raw: bytes, strict: bool
+) -> None:
+    """The sidecar's OAuth facade answers the same malformed requests without INTERNAL or UNKNOWN."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{facade_port}") as channel:
+        code = await _call(channel, service_name, method, raw, None)
+    if strict:
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, code
+    else:
+        assert code in ALLOWED | {grpc.StatusCode.UNAVAILABLE}, code
