@@ -18,6 +18,7 @@ class Options:
     smoke: bool
     envoy_concurrency: int
     canned_mode: str
+    canned_threads: int
     sidecar_workers: tuple[int, ...]
     revocations: int
     subscribers: int
@@ -43,6 +44,13 @@ class Bench:
             from bench._system import wait_for_quiet
 
             wait_for_quiet(max_wait_s=20.0)
+
+    def start_canned(self, processes: int) -> Any:
+        """The canned floor, running the same grpcio server kind and thread count as the sidecar."""
+        from bench._stack import start_canned
+
+        o = self.options
+        return start_canned(self.workdir, processes=processes, mode=o.canned_mode, threads=o.canned_threads)
 
     def wants(self, scenario: int) -> bool:
         return scenario in self.options.scenarios

@@ -27,7 +27,9 @@ def available() -> bool:
 
 def start(pid: int, seconds: float, raw: Path, *, rate: int = 200) -> subprocess.Popen[bytes]:
     """Start sampling ``pid`` (and its worker processes) for ``seconds``; collapsed stacks go to ``raw``."""
-    argv = ["py-spy", "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--format", "raw"]
+    # --gil: only threads holding the GIL, i.e. Python code burning CPU (idle pollers and threads
+    # blocked in grpc's C core would otherwise dominate the samples).
+    argv = ["py-spy", "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--gil", "--format", "raw"]
     argv += ["--rate", str(rate), "--duration", str(max(1, round(seconds))), "--output", str(raw)]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -47,7 +49,9 @@ def summarize(raw: Path, top: int = 12) -> Profile:
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = [_frame(f) for f in stack.split(";")[1:]]  # the first element names the process/thread
+        # The first element names the process; drop interpreter start-up frames that are on every stack.
+        frames = [_frame(f) for f in stack.split(";")[1:]]
+        frames = [f for f in frames if not f.startswith(("<module>", "_run_module_as_main", "_run_code", "spawn_main"))]
         if not frames:
             continue
         samples += count
@@ -60,8 +64,9 @@ def summarize(raw: Path, top: int = 12) -> Profile:
 
 def markdown(title: str, profile: Profile) -> list[str]:
     lines = [
-        f"**{title}** — {profile.samples:,} samples (py-spy, Python frames; time in C code without a "
-        "Python frame on top is charged to the calling Python function):",
+        f"**{title}** — {profile.samples:,} samples of threads holding the GIL (py-spy `--gil`; time in C "
+        "code called from Python is charged to the calling Python function; grpc's C core working without "
+        "the GIL is not seen):",
         "",
     ]
     lines += ["| self % | function (leaf) |", "|---|---|"]

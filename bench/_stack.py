@@ -77,11 +77,23 @@ def check(address: str, request: external_auth_pb2.CheckRequest) -> external_aut
         return external_auth_pb2_grpc.AuthorizationStub(channel).Check(request, timeout=5)
 
 
-def start_canned(workdir: Path, *, processes: int, mode: str = "sync") -> Server:
+def sidecar_server_defaults() -> tuple[str, int]:
+    """The sidecar's default ext_authz server kind and thread count, so that the canned floor runs
+    the same grpcio server as the sidecar."""
+    try:
+        from sidecar.settings import Settings
+
+        d = Settings()
+        return str(getattr(d, "authz_server", "aio")), int(getattr(d, "authz_threads", 16))
+    except ImportError:
+        return "aio", 16
+
+
+def start_canned(workdir: Path, *, processes: int, mode: str = "sync", threads: int = 16) -> Server:
     address = f"127.0.0.1:{free_port()}"
     server = Server(f"canned-{mode}x{processes}", address)
     for i in range(processes):
-        argv = _python_module("bench.canned_authz", "--listen", address, "--mode", mode)
+        argv = _python_module("bench.canned_authz", "--listen", address, "--mode", mode, "--threads", str(threads))
         process = Process(f"canned-{i}", argv, log_path=workdir / f"canned-{i}.log", cwd=ROOT).start()
         server.processes.append(process)
         process.wait_until(lambda: _answers(address), timeout=30, what="answering Check")

@@ -45,6 +45,12 @@ def _workers(text: str) -> tuple[int, ...]:
     return values
 
 
+def _stack_defaults() -> tuple[str, int]:
+    from bench._stack import sidecar_server_defaults
+
+    return sidecar_server_defaults()
+
+
 def parse_args(argv: list[str]) -> Options:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-s", "--scenarios", type=_scenarios, default=ALL, help="e.g. 1,2,3 (default: all)")
@@ -55,7 +61,10 @@ def parse_args(argv: list[str]) -> Options:
         "--sidecar-workers", type=_workers, default=(1, 2), help="sidecar process counts to compare (default 1,2)"
     )
     parser.add_argument(
-        "--canned-mode", choices=("aio", "sync"), default="aio", help="grpcio server kind of the canned floor (aio)"
+        "--canned-mode",
+        choices=("aio", "sync"),
+        default=None,
+        help="grpcio server kind of the canned floor (default: the sidecar's default kind)",
     )
     parser.add_argument("--revocations", type=int, default=200, help="scenario 4: revocations timed (default 200)")
     parser.add_argument("--subscribers", type=int, default=1000, help="scenario 4: simulated feed subscribers")
@@ -71,7 +80,8 @@ def parse_args(argv: list[str]) -> Options:
         duration_s=args.duration,
         smoke=args.smoke,
         envoy_concurrency=args.envoy_concurrency,
-        canned_mode=args.canned_mode,
+        canned_mode=args.canned_mode or _stack_defaults()[0],
+        canned_threads=_stack_defaults()[1],
         sidecar_workers=args.sidecar_workers,
         revocations=args.revocations,
         subscribers=args.subscribers,

@@ -66,7 +66,7 @@ def run(bench: Bench) -> None:
     )
     best_cached = 0.0
     for workers in bench.options.sidecar_workers:
-        canned = _stack.start_canned(bench.workdir, processes=workers, mode=bench.options.canned_mode)
+        canned = bench.start_canned(workers)
         try:
             print(f"bench:   canned ×{workers}", file=sys.stderr, flush=True)
             floor = Case("floor: canned-OK grpcio server", None, _tokens.SCOPE, True)

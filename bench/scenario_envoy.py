@@ -31,6 +31,62 @@ FIXED_STREAMS = 16
 
 
 @dataclass
+class Issuer:
+    """Who signs the tokens: the real token service (its JWKS, its Feed) or the harness's own key
+    with the fake feed (when there is no token service yet)."""
+
+    name: str
+    issuer: str
+    audience: str
+    jwks_json: str
+    scope: str
+    token: str
+    feed_address: str | None = None  # None: start a fake feed per sidecar
+    service: object | None = None
+
+    def stop(self) -> None:
+        if self.service is not None:
+            self.service.stop()  # type: ignore[attr-defined]
+
+
+def _issuer(bench: Bench) -> Issuer:
+    if not _stack.token_service_available():
+        key = bench.key
+        return Issuer(
+            "the harness's ES256 key (no token service)",
+            _tokens.ISSUER,
+            _tokens.AUDIENCE,
+            key.jwks_json(),
+            _tokens.SCOPE,
+            key.access_token(),
+        )
+    from bench import _token_service
+    from bench.scenario_token_service import _wait_for_grant
+
+    service = _token_service.start(
+        bench.workdir, db_url=bench.database_url("sqlite", "bench-s1"), name="token-service-s1"
+    )
+    try:
+        grant = _wait_for_grant(service)
+        with urllib.request.urlopen(f"http://{service.http}/.well-known/jwks.json", timeout=10) as response:
+            jwks = response.read().decode()
+    except Exception:
+        service.stop()
+        raise
+    return Issuer(
+        "the token service (ES256 access token from its password grant; JWKS from /.well-known/jwks.json; "
+        "the sidecar on its Feed)",
+        _token_service.ISSUER,
+        _token_service.AUDIENCE,
+        jwks,
+        _token_service.SCOPE,
+        grant.access_token,
+        feed_address=service.grpc,
+        service=service,
+    )
+
+
+@dataclass
 class Variant:
     name: str
     config: str
@@ -55,9 +111,9 @@ class Measured:
         return self.saturation_cpu["authz"] / self.saturation.requests * 1e6
 
 
-def _variants(bench: Bench) -> list[Variant]:
-    key = bench.key
-    jwt = {"issuer": _tokens.ISSUER, "audience": _tokens.AUDIENCE, "jwks_json": key.jwks_json()}
+def _variants(bench: Bench, issuer: Issuer) -> list[Variant]:
+    # JSON inside a single-quoted YAML string: only a quote would need escaping.
+    jwt = {"issuer": issuer.issuer, "audience": issuer.audience, "jwks_json": issuer.jwks_json.replace("'", "''")}
     variants = [
         Variant("no auth", "noauth", {}),
         Variant("jwt_authn", "jwt_authn", {**jwt, "jwt_cache": ""}, kind="jwt"),
@@ -68,8 +124,8 @@ def _variants(bench: Bench) -> list[Variant]:
             Variant(
                 f"ext_authz canned {bench.options.canned_mode} ×{n}",
                 "ext_authz",
-                {"scope": _tokens.SCOPE},
-                backend=lambda n=n: _stack.start_canned(bench.workdir, processes=n, mode=bench.options.canned_mode),
+                {"scope": issuer.scope},
+                backend=lambda n=n: bench.start_canned(n),
                 processes=n,
                 kind="canned",
             )
@@ -80,8 +136,8 @@ def _variants(bench: Bench) -> list[Variant]:
                 Variant(
                     f"ext_authz sidecar ×{n}",
                     "ext_authz",
-                    {"scope": _tokens.SCOPE},
-                    backend=lambda n=n: _start_sidecar(bench, n),
+                    {"scope": issuer.scope},
+                    backend=lambda n=n: _start_sidecar(bench, issuer, n),
                     processes=n,
                     kind="sidecar",
                 )
@@ -91,11 +147,26 @@ def _variants(bench: Bench) -> list[Variant]:
     return variants
 
 
-def _start_sidecar(bench: Bench, workers: int) -> _stack.Server:
-    feed = _stack.start_fake_feed(bench.workdir, bench.key.jwks_json(), name=f"feed-s1-{workers}")
+def _start_sidecar(bench: Bench, issuer: Issuer, workers: int) -> _stack.Server:
+    if issuer.feed_address is not None:
+        sidecar, _ = _stack.start_sidecar(
+            bench.workdir,
+            token_url=issuer.feed_address,
+            workers=workers,
+            issuer=issuer.issuer,
+            audience=issuer.audience,
+            name=f"sidecar-s1-{workers}",
+        )
+        return sidecar
+    feed = _stack.start_fake_feed(bench.workdir, issuer.jwks_json, name=f"feed-s1-{workers}")
     try:
         sidecar, _ = _stack.start_sidecar(
-            bench.workdir, token_url=feed.address, workers=workers, name=f"sidecar-s1-{workers}"
+            bench.workdir,
+            token_url=feed.address,
+            workers=workers,
+            issuer=issuer.issuer,
+            audience=issuer.audience,
+            name=f"sidecar-s1-{workers}",
         )
     except Exception:
         feed.stop()
@@ -199,17 +270,20 @@ class _TreeMeter:
 
 
 def run(bench: Bench) -> None:
-    token = bench.key.access_token()
+    issuer = _issuer(bench)
     measured: list[Measured] = []
-    for variant in _variants(bench):
-        print(f"bench:   {variant.name}", file=sys.stderr, flush=True)
-        try:
-            measured.append(_measure(bench, variant, token))
-        except Exception as exc:
-            bench.report.not_measured.append(f"Scenarios 1–2, {variant.name}: {str(exc).splitlines()[0]}")
-            print(f"bench:   {variant.name} failed: {exc}", file=sys.stderr)
+    try:
+        for variant in _variants(bench, issuer):
+            print(f"bench:   {variant.name}", file=sys.stderr, flush=True)
+            try:
+                measured.append(_measure(bench, variant, issuer.token))
+            except Exception as exc:
+                bench.report.not_measured.append(f"Scenarios 1–2, {variant.name}: {str(exc).splitlines()[0]}")
+                print(f"bench:   {variant.name} failed: {exc}", file=sys.stderr)
+    finally:
+        issuer.stop()
     if bench.wants(1):
-        _report_saturation(bench, measured)
+        _report_saturation(bench, measured, issuer)
     if bench.wants(2):
         _report_fixed(bench, measured)
 
@@ -223,14 +297,15 @@ def _by_name(measured: list[Measured], name: str) -> Measured | None:
     return next((m for m in measured if m.variant.name == name), None)
 
 
-def _report_saturation(bench: Bench, measured: list[Measured]) -> None:
+def _report_saturation(bench: Bench, measured: list[Measured], issuer: Issuer) -> None:
     jwt = _by_name(measured, "jwt_authn")
     jwt_rps = jwt.saturation.rps if jwt and jwt.saturation else None
     section = bench.report.section(
         "1. Throughput at saturation through Envoy",
         f"wrk, 1 thread, {CONNECTIONS} keep-alive connections, HTTP/1.1, {bench.options.duration_s:.0f} s per row; "
         f"Envoy `--concurrency {bench.options.envoy_concurrency}`; the route answers with `direct_response`. "
-        "The same ES256 access token on every request (the decision and JWT caches are warm). "
+        f"The same ES256 access token on every request (the decision and JWT caches are warm), issued by "
+        f"{issuer.name}. "
         "CPU in cores (CPU s ÷ wall s); *CPU other* is what the rest of the machine used meanwhile (other "
         "people's work on the shared cores); *authz µs/req* is the authorization server's CPU time per request.",
         [
