@@ -40,6 +40,7 @@ _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 # milliseconds. Waiting longer would only turn a deny into an Envoy timeout.
 _REFETCH_WAIT_S = 0.3
 _NEED_REFETCH = object()
+_MAX_CACHED_DENIES = 4096
 
 
 def _header(name: str, value: str) -> base_pb2.HeaderValueOption:
@@ -65,6 +66,8 @@ class Responses:
         # Anonymous routes never forward identity headers a client made up.
         anonymous.ok_response.headers_to_remove.extend(self._identity_headers)
         self.anonymous = anonymous.SerializeToString()
+        # Denies repeat (a client retrying, a token lacking a route's scope): serialize each once.
+        self._denied: dict[Deny, bytes] = {}
 
     def allow(self, p: Principal) -> bytes:
         s = self._s
@@ -92,6 +95,14 @@ class Responses:
         return response.SerializeToString()
 
     def deny(self, d: Deny) -> bytes:
+        cached = self._denied.get(d)
+        if cached is None:
+            if len(self._denied) >= _MAX_CACHED_DENIES:
+                self._denied.clear()  # bounded: jti-specific denies are unbounded in number
+            cached = self._denied[d] = self._build_deny(d)
+        return cached
+
+    def _build_deny(self, d: Deny) -> bytes:
         outcome = d.outcome
         status, error = outcome.http_status, outcome.error
         challenge = f'Bearer realm="{self._s.realm}"'

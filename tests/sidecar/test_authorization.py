@@ -312,3 +312,15 @@ def test_keys_past_max_age_void_cached_allows(issuer: Issuer) -> None:
     assert rig.check(token).status.code == code_pb2.OK
     now[0] += 61
     assert _denied(rig.check(token))[0] == 503 and rig.count("deny", "keys_unavailable") == 1
+
+
+def test_repeated_deny_reuses_the_serialized_response(rig: Rig, issuer: Issuer) -> None:
+    """The same deny twice is answered with the same bytes (built once), and still counted twice."""
+    from sidecar.decision import Deny, Reason
+
+    responses = rig.authorizer._responses
+    deny = Deny(Reason.MISSING, "an access token is required")
+    assert responses.deny(deny) is responses.deny(deny)
+    rig.check()
+    rig.check()
+    assert rig.count("deny", "missing") == 2
