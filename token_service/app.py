@@ -51,6 +51,7 @@ class TokenServiceApp:
             self.metrics.registry,
             client_secret_key=settings.client_secret_key.encode("utf-8") if settings.client_secret_key else None,
             refresh_grace_s=settings.refresh_grace_s,
+            grants=self.metrics.grants,
         )
 
     @property

@@ -14,7 +14,7 @@ import logging
 import socket
 
 import uvicorn
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
 from token_service.core import Core
 from token_service.http_api import HttpConfig, create_app
@@ -49,10 +49,17 @@ class HttpServer:
     """The OAuth HTTP endpoints of one token-service process: ``await start()``, ``await stop()``."""
 
     def __init__(
-        self, core: Core, registry: CollectorRegistry, *, client_secret_key: bytes | None, refresh_grace_s: float
+        self,
+        core: Core,
+        registry: CollectorRegistry,
+        *,
+        client_secret_key: bytes | None,
+        refresh_grace_s: float,
+        grants: Counter | None = None,
     ) -> None:
         self.core = core
         self.registry = registry
+        self.grants = grants  # native_iam_grants_total, shared with the gRPC API
         self.configured_secret_key = client_secret_key
         self.refresh_grace_s = refresh_grace_s
         self.port = 0
@@ -75,6 +82,7 @@ class HttpServer:
             self.clients,
             CoreBackend(self.core, refresh_grace_s=self.refresh_grace_s),
             self.registry,
+            self.grants,
         )
         config = uvicorn.Config(
             app,

@@ -40,3 +40,18 @@ async def test_exposition_passes_promtool(http: httpx.AsyncClient, oauth_service
         subprocess.run, [promtool, "check", "metrics"], input=text, capture_output=True, check=False
     )
     assert result.returncode == 0, result.stderr.decode() + result.stdout.decode()
+
+
+async def test_http_grants_count_in_the_shared_grant_counter(
+    http: httpx.AsyncClient, oauth_service: OAuthService
+) -> None:
+    """HTTP grants land in native_iam_grants_total{grant, status} beside gRPC ones (seed statuses)."""
+    await password_grant(http, oauth_service, scope="orders:read")
+    await http.post(
+        "/oauth2/token",
+        data={"grant_type": "password", "username": "alice", "password": "wrong"},
+        headers=oauth_service.basic("web"),
+    )
+    value = oauth_service.registry.get_sample_value
+    assert value("native_iam_grants_total", {"grant": "password", "status": "OK"}) == 1
+    assert value("native_iam_grants_total", {"grant": "password", "status": "CREDENTIALS_INVALID"}) == 1
