@@ -205,6 +205,8 @@ class Authorizer:
             return self._responses.anonymous
 
         header = http.headers.get(self._header)
+        if header is None and http.HasField("header_map"):
+            header = _from_header_map(http.header_map, self._header)
         if header is None:
             return self._deny(Deny(Reason.MISSING, "an access token is required"))
 
@@ -266,6 +268,13 @@ class Authorizer:
             extra={"reason": d.reason.value, "jti": d.jti or None, "status": d.outcome.http_status},
         )
         return self._responses.deny(d)
+
+
+def _from_header_map(header_map: Any, name: str) -> str | None:
+    """The header from ``header_map`` (Envoy's ``encode_raw_headers: true``); repeats are joined
+    with "," as Envoy joins them in ``headers``, so a duplicate token header stays malformed."""
+    values = [h.raw_value.decode("utf-8", "replace") or h.value for h in header_map.headers if h.key == name]
+    return ",".join(values) if values else None
 
 
 def _serialize(response: Any) -> bytes:

@@ -324,3 +324,28 @@ def test_repeated_deny_reuses_the_serialized_response(rig: Rig, issuer: Issuer) 
     rig.check()
     rig.check()
     assert rig.count("deny", "missing") == 2
+
+
+def _raw_request(*values: str) -> Any:
+    from envoy.config.core.v3 import base_pb2
+
+    request = external_auth_pb2.CheckRequest()
+    for value in values:
+        request.attributes.request.http.header_map.headers.append(
+            base_pb2.HeaderValue(key="authorization", raw_value=value.encode())
+        )
+    return request
+
+
+def test_raw_header_map_is_read(rig: Rig, issuer: Issuer) -> None:
+    """With Envoy's encode_raw_headers the token is read from header_map."""
+    response = parse_response(rig.authorizer.check_sync(_raw_request(f"Bearer {issuer.mint()}")))
+    assert response.status.code == code_pb2.OK
+
+
+def test_duplicate_raw_token_headers_are_400(rig: Rig, issuer: Issuer) -> None:
+    """Two Authorization headers in header_map are a malformed request, never a choice of one."""
+    response = parse_response(
+        rig.authorizer.check_sync(_raw_request(f"Bearer {issuer.mint()}", f"Bearer {issuer.mint()}"))
+    )
+    assert _denied(response)[0] == 400

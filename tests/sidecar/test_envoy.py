@@ -189,3 +189,12 @@ def test_two_sync_workers_through_envoy(envoy_bin: str, issuer: Issuer, tmp_path
                     time.sleep(0.01)
     finally:
         feed.stop()
+
+
+def test_duplicate_authorization_headers_are_400(http: httpx.Client, issuer: Issuer) -> None:
+    """Two Authorization headers reach the sidecar joined by Envoy: a malformed request (400), not a pick."""
+    headers = httpx.Headers(
+        [("authorization", f"Bearer {issuer.mint()}"), ("authorization", f"Bearer {issuer.mint()}")]
+    )
+    r = http.get("/orders/1", headers=headers)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request"
