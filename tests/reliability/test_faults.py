@@ -52,6 +52,7 @@ def _jti(token: str) -> str:
 class Outage:
     """What the scenario observed (monotonic times)."""
 
+    bound_s: float = BOUND_S
     killed_at: float = 0.0
     up_at: float = 0.0
     # (time, status through the closed-policy Envoy, status through the open-policy Envoy)
@@ -126,10 +127,14 @@ def _poll(predicate, timeout: float, interval: float = 0.02) -> float | None:  #
 
 @pytest.fixture(scope="module")
 def outage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outage]:
+    yield run_outage(tmp_path_factory.mktemp("outage"), BOUND_S, OUTAGE_S)
+
+
+def run_outage(tmp: Path, bound_s: float, outage_s: float) -> Outage:
+    """Run the scenario with this staleness bound and outage length; return what was observed."""
     envoy_bin = require_tool("envoy")
-    tmp: Path = tmp_path_factory.mktemp("outage")
     db_url = f"sqlite:///{tmp}/native-iam.db"
-    seen = Outage()
+    seen = Outage(bound_s=bound_s)
     service = TokenService(tmp, db_url).start()
     with contextlib.ExitStack() as stack:
         stack.callback(service.stop)
@@ -151,7 +156,7 @@ def outage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outage]:
         urls = {}
         sidecars = {}
         for policy in ("closed", "open"):
-            env = {"NATIVE_IAM_FEED_MAX_STALENESS_S": str(BOUND_S), "NATIVE_IAM_FEED_STALE_POLICY": policy}
+            env = {"NATIVE_IAM_FEED_MAX_STALENESS_S": str(bound_s), "NATIVE_IAM_FEED_STALE_POLICY": policy}
             sidecar = Sidecar(tmp, service.grpc_address, env, name=f"sidecar-{policy}").start()
             stack.callback(sidecar.stop)
             sidecars[policy] = sidecar
@@ -183,7 +188,7 @@ def outage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outage]:
         service.kill()
         seen.killed_at = time.monotonic()
         asyncio.run(_revoke_directly(db_url, _jti(a), _jti(c)))
-        time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - seen.killed_at)))
+        time.sleep(max(0.0, outage_s - (time.monotonic() - seen.killed_at)))
         service.start()
         seen.up_at = time.monotonic()
 
@@ -214,7 +219,7 @@ def outage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outage]:
             }
             seen.valid_after[policy] = get(policy, valid)
         print("\n" + seen.summary())
-        yield seen
+    return seen
 
 
 def _during(seen: Outage, start: float, end: float, column: int) -> list[int]:
@@ -225,9 +230,9 @@ def test_closed_policy_passes_until_the_bound_then_503(outage: Outage) -> None:
     """Closed policy: valid tokens pass on cached keys while the feed is younger than the bound,
     and get 503 once it is older — until the token service is back."""
     before_bound = _during(
-        outage, outage.killed_at, outage.killed_at + BOUND_S - 0.8, 1
+        outage, outage.killed_at, outage.killed_at + outage.bound_s - 0.8, 1
     )  # last heartbeat ≤ 0.5 s before the kill
-    after_bound = _during(outage, outage.killed_at + BOUND_S + 0.6, outage.up_at, 1)
+    after_bound = _during(outage, outage.killed_at + outage.bound_s + 0.6, outage.up_at, 1)
     assert before_bound and set(before_bound) == {200}, before_bound
     assert after_bound and set(after_bound) == {503}, after_bound
 
