@@ -322,10 +322,10 @@ def test_arbitrary_header_is_never_allowed_slow(value: str | None, required: lis
 # --- the token parser alone ------------------------------------------------------------------
 
 
-@FAST
-@given(value=st.one_of(st.none(), st.text(max_size=400)), require_scheme=st.booleans())
-def test_extract_token_never_raises_and_returns_a_b64token(value: str | None, require_scheme: bool) -> None:
-    """extract_token answers None, a Deny or an RFC 6750 b64token, and never raises."""
+_extract_inputs = {"value": st.one_of(st.none(), st.text(max_size=400)), "require_scheme": st.booleans()}
+
+
+def _extract_property(value: str | None, require_scheme: bool) -> None:
     result = decision.extract_token(value, require_scheme=require_scheme, max_bytes=8192)
     if isinstance(result, str):
         assert result and all(c.isascii() and (c.isalnum() or c in "-._~+/=") for c in result)
@@ -334,23 +334,46 @@ def test_extract_token_never_raises_and_returns_a_b64token(value: str | None, re
 
 
 @FAST
-@given(
-    segments=st.lists(
-        st.one_of(
-            st.text(max_size=60),
-            st.binary(max_size=60).map(b64),
-            st.recursive(
-                _any_json, lambda inner: st.lists(inner) | st.dictionaries(st.text(max_size=5), inner), max_leaves=10
-            ).map(b64json),
-        ),
-        min_size=0,
-        max_size=5,
-    )
+@given(**_extract_inputs)
+def test_extract_token_never_raises_and_returns_a_b64token(value: str | None, require_scheme: bool) -> None:
+    """extract_token answers None, a Deny or an RFC 6750 b64token, and never raises."""
+    _extract_property(value, require_scheme)
+
+
+@pytest.mark.slow
+@SLOW
+@given(**_extract_inputs)
+def test_extract_token_never_raises_and_returns_a_b64token_slow(value: str | None, require_scheme: bool) -> None:
+    """The same property over 100,000 examples."""
+    _extract_property(value, require_scheme)
+
+
+_segments = st.lists(
+    st.one_of(
+        st.text(max_size=60),
+        st.binary(max_size=60).map(b64),
+        st.recursive(
+            _any_json, lambda inner: st.lists(inner) | st.dictionaries(st.text(max_size=5), inner), max_leaves=10
+        ).map(b64json),
+    ),
+    min_size=0,
+    max_size=5,
 )
+
+
+@FAST
+@given(segments=_segments)
 def test_verify_never_raises_and_never_accepts_garbage(segments: list[str]) -> None:
     """decision.verify over arbitrary segments returns a Deny (no exception, no principal)."""
-    result = decision.verify(".".join(segments), KEYS, POLICY, time.time())
-    assert isinstance(result, decision.Deny)
+    assert isinstance(decision.verify(".".join(segments), KEYS, POLICY, time.time()), decision.Deny)
+
+
+@pytest.mark.slow
+@SLOW
+@given(segments=_segments)
+def test_verify_never_raises_and_never_accepts_garbage_slow(segments: list[str]) -> None:
+    """The same property over 100,000 examples."""
+    assert isinstance(decision.verify(".".join(segments), KEYS, POLICY, time.time()), decision.Deny)
 
 
 # --- the scope-requirement parser ------------------------------------------------------------
@@ -385,7 +408,9 @@ _extensions = st.one_of(
 def _says_anonymous(value: Any) -> bool:
     if isinstance(value, dict):
         return any(
-            (k == "anonymous" and (v is True or (isinstance(v, str) and v.lower() == "true"))) or _says_anonymous(v)
+            # `anonymous` in metadata, `anonymous` or `anonymous.METHOD` in context_extensions
+            (k.partition(".")[0] == "anonymous" and (v is True or (isinstance(v, str) and v.lower() == "true")))
+            or _says_anonymous(v)
             for k, v in value.items()
         )
     if isinstance(value, list):
@@ -393,11 +418,7 @@ def _says_anonymous(value: Any) -> bool:
     return False
 
 
-@FAST
-@given(metadata=_metadata, extensions=_extensions)
-def test_requirement_parser_fails_closed(metadata: dict | None, extensions: dict | None) -> None:
-    """requirements.parse raises only RequirementError; a route is anonymous only when it says so,
-    and every scope a rule names is a valid scope."""
+def _requirement_property(metadata: dict | None, extensions: dict | None) -> None:
     try:
         requirement = requirements.parse(metadata, extensions)
     except requirements.RequirementError:
@@ -409,6 +430,22 @@ def test_requirement_parser_fails_closed(metadata: dict | None, extensions: dict
         assert rule.anonymous or rule.alternatives, "a non-anonymous rule with no alternative could never be met"
         for alternative in rule.alternatives:
             assert all(scope_rules.is_valid_scope(s) for s in alternative)
+
+
+@FAST
+@given(metadata=_metadata, extensions=_extensions)
+def test_requirement_parser_fails_closed(metadata: dict | None, extensions: dict | None) -> None:
+    """requirements.parse raises only RequirementError; a route is anonymous only when it says so,
+    and every scope a rule names is a valid scope."""
+    _requirement_property(metadata, extensions)
+
+
+@pytest.mark.slow
+@SLOW
+@given(metadata=_metadata, extensions=_extensions)
+def test_requirement_parser_fails_closed_slow(metadata: dict | None, extensions: dict | None) -> None:
+    """The same property over 100,000 examples."""
+    _requirement_property(metadata, extensions)
 
 
 @FAST
