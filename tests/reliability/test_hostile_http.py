@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+import pytest_asyncio
 
-from tests.token_service.http.conftest import PASSWORD, OAuthService
+from tests.token_service.http.conftest import PASSWORD, OAuthService, start_oauth_service
 
 RFC_ERRORS = {
     "invalid_request",
@@ -65,7 +66,18 @@ BODIES: list[tuple[str, str | None, bytes]] = [
 ]
 
 
-@pytest.fixture
+# One server for all cases (each start costs ~0.3 s); no case reaches a grant, so none can lock alice out.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def oauth_service(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[OAuthService]:
+    service = await start_oauth_service(f"sqlite:///{tmp_path_factory.mktemp('hostile-http')}/oauth.db")
+    yield service
+    await service.app.stop(0)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def client(oauth_service: OAuthService) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=oauth_service.url, timeout=30) as http:
         yield http

@@ -7,22 +7,40 @@ request itself is malformed (oversized, empty) — and never INTERNAL.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import grpc
 import pytest
+import pytest_asyncio
 
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
 from tests.token_service.conftest import add_identity
 from token_service.app import TokenServiceApp
 from token_service.grants import create_token_with_password
+from token_service.testing import running_token_service
 
 from ._forge import CASES, Case, Signer
 
 Status = oauth_pb2.CheckAccessResponse
+# One server for the whole catalogue: the cases only read, and a start per case would cost 0.3 s each.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest.fixture
-async def signer(service: TokenServiceApp) -> Signer:
-    await add_identity(service.core, "alice", policy=("orders:read",), namespace="shop")
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def service(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[TokenServiceApp]:
+    async with running_token_service(f"sqlite:///{tmp_path_factory.mktemp('hostile')}/native-iam.db") as app:
+        await add_identity(app.core, "alice", policy=("orders:read",), namespace="shop")
+        yield app
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def oauth(service: TokenServiceApp) -> AsyncIterator[oauth_pb2_grpc.OAuthStub]:
+    async with grpc.aio.insecure_channel(service.grpc_target) as channel:
+        yield oauth_pb2_grpc.OAuthStub(channel)
+
+
+@pytest.fixture(scope="module")
+def signer(service: TokenServiceApp) -> Signer:
     key = service.core.keys.signing_key()
     s = service.settings
     return Signer(key.private, key.kid, s.issuer, s.audience, alg=key.alg, extra={"client_id": s.grpc_client_id})
