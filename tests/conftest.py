@@ -7,6 +7,12 @@ import shutil
 
 import pytest
 
+# One PostgreSQL per session for every directory outside tests/token_service (which still defines
+# its own, so at most two run): the reliability and security tests reuse the token service's fixture.
+from tests.token_service.conftest import postgres_server
+
+__all__ = ["postgres_server", "require_tool"]
+
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
