@@ -40,6 +40,8 @@ from ._forge import Signer, b64, b64json, hmac_with_public_key
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 SLOW = settings(max_examples=100_000, deadline=None, suppress_health_check=list(HealthCheck))
+# 100,000 examples take minutes, past the suite's 120 s per-test timeout.
+SLOW_TIMEOUT = pytest.mark.timeout(1800)
 LEEWAY = 30.0
 UNIVERSE = ("orders:read", "orders:write", "iam:admin", "a", "b:*")
 REVOKED_JTI = "revoked-jti"
@@ -214,6 +216,7 @@ def test_check_decides_signed_claims_as_the_rule_says(header: dict, claims: dict
 
 
 @pytest.mark.slow
+@SLOW_TIMEOUT
 @SLOW
 @given(header=_headers, claims=_claims, required=_scope_sets.filter(lambda s: "b:*" not in s))
 def test_check_decides_signed_claims_as_the_rule_says_slow(header: dict, claims: dict, required: list[str]) -> None:
@@ -287,6 +290,7 @@ def test_edited_valid_token_is_never_allowed(scheme: str, edits: list[tuple[str,
 
 
 @pytest.mark.slow
+@SLOW_TIMEOUT
 @SLOW
 @given(scheme=_schemes, edits=_edits)
 def test_edited_valid_token_is_never_allowed_slow(scheme: str, edits: list[tuple[str, int, str]]) -> None:
@@ -312,6 +316,7 @@ def test_arbitrary_header_is_never_allowed(value: str | None, required: list[str
 
 
 @pytest.mark.slow
+@SLOW_TIMEOUT
 @SLOW
 @given(value=_header_values, required=_scope_sets.filter(lambda s: "b:*" not in s))
 def test_arbitrary_header_is_never_allowed_slow(value: str | None, required: list[str]) -> None:
@@ -341,6 +346,7 @@ def test_extract_token_never_raises_and_returns_a_b64token(value: str | None, re
 
 
 @pytest.mark.slow
+@SLOW_TIMEOUT
 @SLOW
 @given(**_extract_inputs)
 def test_extract_token_never_raises_and_returns_a_b64token_slow(value: str | None, require_scheme: bool) -> None:
@@ -369,6 +375,7 @@ def test_verify_never_raises_and_never_accepts_garbage(segments: list[str]) -> N
 
 
 @pytest.mark.slow
+@SLOW_TIMEOUT
 @SLOW
 @given(segments=_segments)
 def test_verify_never_raises_and_never_accepts_garbage_slow(segments: list[str]) -> None:
@@ -441,6 +448,7 @@ def test_requirement_parser_fails_closed(metadata: dict | None, extensions: dict
 
 
 @pytest.mark.slow
+@SLOW_TIMEOUT
 @SLOW
 @given(metadata=_metadata, extensions=_extensions)
 def test_requirement_parser_fails_closed_slow(metadata: dict | None, extensions: dict | None) -> None:

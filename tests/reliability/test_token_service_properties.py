@@ -19,6 +19,8 @@ from .test_properties import _apply, _edits
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 SLOW = settings(max_examples=100_000, deadline=None, suppress_health_check=list(HealthCheck))
+# 100,000 examples take minutes, past the suite's 120 s per-test timeout.
+SLOW_TIMEOUT = pytest.mark.timeout(1800)
 CODECS = {alg: _codec(alg) for alg in ("ES256", "HS256")}
 GENUINE = {alg: _sign(codec, ttl=30 * 24 * 3600) for alg, codec in CODECS.items()}
 CLAIMS = {alg: CODECS[alg].verify(token) for alg, token in GENUINE.items()}
@@ -58,6 +60,7 @@ def test_edited_token_is_refused_or_the_same_token(alg: str, edits: list[tuple[s
 
 
 @pytest.mark.slow
+@SLOW_TIMEOUT
 @SLOW
 @given(alg=st.sampled_from(sorted(CODECS)), edits=_edits)
 def test_edited_token_is_refused_or_the_same_token_slow(alg: str, edits: list[tuple[str, int, str]]) -> None:
@@ -73,6 +76,7 @@ def test_arbitrary_input_is_token_invalid(alg: str, value: str) -> None:
 
 
 @pytest.mark.slow
+@SLOW_TIMEOUT
 @SLOW
 @given(alg=st.sampled_from(sorted(CODECS)), value=_garbage)
 def test_arbitrary_input_is_token_invalid_slow(alg: str, value: str) -> None:
