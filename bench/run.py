@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             report.not_measured.append(f"Scenario {number} failed: {str(exc).splitlines()[0]}")
     bench.close()
+    options.out.parent.mkdir(parents=True, exist_ok=True)
     chart_path = options.out.with_name("latency.png")
     has_chart = _report.chart(report, chart_path)
     options.out.write_text(_report.render(report, chart_path.name if has_chart else None))

@@ -119,10 +119,13 @@ def _row(section: object, name: str, workers: int, result: _load.LoadResult, cpu
     )
 
 
-def _fixed_body(bench: Bench, sidecar: _stack.Server, case: Case) -> tuple[_load.LoadResult, float]:
+def _fixed_body(
+    bench: Bench, sidecar: _stack.Server, case: Case, *, settle: bool = True
+) -> tuple[_load.LoadResult, float]:
     body = bench.workdir / "check-body.bin"
     body.write_bytes(_load.grpc_frame(_stack.check_request(case.token, scope=case.scope).SerializeToString()))
-    bench.settle()
+    if settle:
+        bench.settle()
     meter = CpuMeter({f"p{i}": pid for i, pid in enumerate(sidecar.pids)}).start()
     result = _load.h2load(
         f"http://{sidecar.address}{METHOD}",
@@ -144,8 +147,9 @@ def _profile_case(bench: Bench, section: Section, sidecar: _stack.Server, case: 
         section.notes.append("py-spy is not installed (pip install py-spy): no profile.")
         return
     raw = bench.workdir / f"profile-s3-{workers}.txt"
+    bench.settle()
     sampler = _profile.start(sidecar.pids[0], bench.options.duration_s, raw)
-    _fixed_body(bench, sidecar, case)
+    _fixed_body(bench, sidecar, case, settle=False)
     sampler.wait(60)
     if raw.exists():
         title = f"Profile: sidecar ×{workers}, {case.name}, under the same h2load load"

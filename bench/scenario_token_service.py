@@ -127,11 +127,12 @@ def _grpc_cases(
 
 
 def _measure(
-    bench: Bench, pids: list[int], url: str, body: bytes, headers: dict[str, str]
+    bench: Bench, pids: list[int], url: str, body: bytes, headers: dict[str, str], *, settle: bool = True
 ) -> tuple[_load.LoadResult, float]:
     path = bench.workdir / "ts-body.bin"
     path.write_bytes(body)
-    bench.settle()
+    if settle:
+        bench.settle()
     meter = CpuMeter({f"p{i}": pid for i, pid in enumerate(pids)}).start()
     result = _load.h2load(
         url,
@@ -155,8 +156,9 @@ def _profile_case(
     if not _profile.available():
         return
     raw = bench.workdir / f"profile-s5-{len(section.extra)}.txt"
-    sampler = _profile.start(service.pid, bench.options.duration_s, raw)
-    _measure(bench, [service.pid], url, body, _load.GRPC_HEADERS)
+    bench.settle()
+    sampler = _profile.start(service.pid, bench.options.duration_s + 1, raw)
+    _measure(bench, [service.pid], url, body, _load.GRPC_HEADERS, settle=False)
     sampler.wait(60)
     if raw.exists():
         section.extra += _profile.markdown(f"Profile: token service, {what}", _profile.summarize(raw))
