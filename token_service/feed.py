@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -204,8 +205,12 @@ class FeedHub:
 
     async def _since(self, cursor: int) -> list[feed_pb2.Revocation]:
         """Events after ``cursor`` up to ``head``, from memory when possible."""
-        if self._recent and self._recent[0].sequence <= cursor + 1:
-            return [r for r in self._recent if cursor < r.sequence <= self.head]
+        recent = self._recent
+        if recent and recent[0].sequence <= cursor + 1:
+            first, last = recent[0].sequence, recent[-1].sequence
+            if last - first + 1 == len(recent):  # contiguous (the normal case): slice, don't scan
+                return list(itertools.islice(recent, cursor + 1 - first, None))
+            return [r for r in recent if cursor < r.sequence <= self.head]
         head = self.head
         async with self.core.store.read() as conn:
             rows = (
