@@ -59,3 +59,16 @@ def test_repr_hides_the_bootstrap_password() -> None:
     """repr() (and so any log of the settings) never shows the bootstrap password."""
     s = Settings.from_env({"NATIVE_IAM_BOOTSTRAP_ADMIN": "root", "NATIVE_IAM_BOOTSTRAP_ADMIN_PASSWORD": "pw-123456"})
     assert "pw-123456" not in repr(s)
+
+
+def test_every_variable_is_in_the_readme_table() -> None:
+    """Each environment variable Settings.from_env reads has a row in README's configuration table."""
+    import inspect
+    import re
+
+    from token_service import settings as module
+
+    names = set(re.findall(r'"((?:SYSTEM|NATIVE_IAM)_[A-Z0-9_]+)"', inspect.getsource(module.Settings.from_env)))
+    readme = (Path(module.__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    missing = sorted(name for name in names if f"| `{name}` |" not in readme)
+    assert names and not missing, missing
