@@ -18,11 +18,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from google.rpc import code_pb2
 from jwt.algorithms import ECAlgorithm
 
+from native_iam.oauth.v1 import oauth_pb2
 from sidecar import decision
-from sidecar.decision import Policy
+from sidecar.decision import Deny, Policy
 from sidecar.keys import VerifyKey, parse_jwks
 from tests.sidecar._feed import AUDIENCE, ISSUER, Issuer
 from tests.sidecar.test_authorization import Rig
+from tests.sidecar.test_oauth_facade import _facade
 
 from ._forge import CASES, Case, Signer, bearer
 
@@ -172,3 +174,26 @@ def test_padded_signature_never_changes_the_principal(rig: Rig, signer: Signer) 
         assert response.ok_response.headers == plain.ok_response.headers
     else:
         assert response.denied_response.status.code == 401
+
+
+def _facade_token(header_value: str) -> str:
+    scheme, _, rest = header_value.partition(" ")
+    return rest if scheme == "Bearer" else header_value
+
+
+# The facade takes the token itself, not a header: a case whose only flaw is the header's missing
+# scheme hands it a genuine token.
+TOKEN_CASES = [c for c in CASES if c.name != "bare_token_without_scheme"]
+
+
+@pytest.mark.parametrize("case", TOKEN_CASES, ids=lambda c: c.name)
+async def test_facade_check_access_refuses_hostile_token(issuer: Issuer, signer: Signer, case: Case) -> None:
+    """The sidecar's local CheckAccess (the workload's OAuth API) refuses every hostile token too."""
+    result = _facade(issuer).check(_facade_token(case.build(signer)), ("orders:read",))
+    assert isinstance(result, Deny) or result.status != oauth_pb2.CheckAccessResponse.OK, result
+
+
+async def test_facade_control_valid_token_is_ok(issuer: Issuer, signer: Signer) -> None:
+    """The signer's untampered token is OK at the facade: the refusals above are the input's doing."""
+    result = _facade(issuer).check(signer.sign(), ("orders:read",))
+    assert result.status == oauth_pb2.CheckAccessResponse.OK  # type: ignore[union-attr]
