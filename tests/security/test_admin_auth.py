@@ -168,3 +168,32 @@ async def test_control_admin_token_is_accepted(
     )
     identity = await call(_well_formed(pb.IdentityRef), metadata=[("authorization", f"Bearer {tokens['admin']}")])
     assert identity.name == "victim"
+
+
+def _malformed(request_cls: type[Any]) -> Any:
+    """A request that fails input validation: every singular string invalid, identity refs unnamed."""
+    request = request_cls()
+    for f in request.DESCRIPTOR.fields:
+        if not f.is_repeated and f.type == FieldDescriptor.TYPE_STRING:
+            setattr(request, f.name, "not a valid name/\u2028" * 40)
+    return request
+
+
+async def test_authorization_comes_before_input_validation(service: TokenServiceApp, channel: grpc.aio.Channel) -> None:
+    """A caller without a token sending a malformed request to any admin method is UNAUTHENTICATED:
+    it never learns the validation rules (INVALID_ARGUMENT) without being an admin."""
+    wrong = {}
+    for service_name, method, request_cls, response_cls in METHODS:
+        call = channel.unary_unary(
+            f"/{service_name}/{method}",
+            request_serializer=request_cls.SerializeToString,
+            response_deserializer=response_cls.FromString,
+        )
+        try:
+            await call(_malformed(request_cls), timeout=10)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAUTHENTICATED:
+                wrong[f"{service_name}/{method}"] = exc.code().name
+        else:
+            wrong[f"{service_name}/{method}"] = "OK"
+    assert not wrong, wrong
