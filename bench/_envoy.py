@@ -41,8 +41,12 @@ def start_envoy(name: str, workdir: Path, *, concurrency: int, **values: object)
         "warning",
     ]
     process = Process(f"envoy-{name}", argv, log_path=workdir / f"envoy-{name}.log").start()
-    process.wait_until(lambda: _ready(admin_port), timeout=30, what="ready")
-    process.wait_port("127.0.0.1", listen_port)
+    try:
+        process.wait_until(lambda: _ready(admin_port), timeout=30, what="ready")
+        process.wait_port("127.0.0.1", listen_port)
+    except BaseException:
+        process.stop()
+        raise
     return process, listen_port
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,16 @@ class Server:
     def stop(self) -> None:
         for process in reversed(self.processes):
             process.stop()
+
+
+def ready_or_stop(process: Process, wait: Callable[[], None]) -> None:
+    """Run ``wait`` (a readiness wait); if it fails, stop ``process`` before re-raising, so that a
+    failed start never leaves a server behind."""
+    try:
+        wait()
+    except BaseException:
+        process.stop()
+        raise
 
 
 def _python_module(module: str, *args: str) -> list[str]:
@@ -96,7 +107,11 @@ def start_canned(workdir: Path, *, processes: int, mode: str = "sync", threads: 
         argv = _python_module("bench.canned_authz", "--listen", address, "--mode", mode, "--threads", str(threads))
         process = Process(f"canned-{i}", argv, log_path=workdir / f"canned-{i}.log", cwd=ROOT).start()
         server.processes.append(process)
-        process.wait_until(lambda: _answers(address), timeout=30, what="answering Check")
+        try:
+            process.wait_until(lambda: _answers(address), timeout=30, what="answering Check")
+        except BaseException:
+            server.stop()
+            raise
     return server
 
 
@@ -115,7 +130,7 @@ def start_fake_feed(workdir: Path, jwks_json: str, *, revoked: int = 0, name: st
     argv = _python_module("bench.fake_feed", "--listen", address, "--jwks-file", str(jwks), "--revoked", str(revoked))
     process = Process(name, argv, log_path=workdir / f"{name}.log", cwd=ROOT).start()
     host, port = address.rsplit(":", 1)
-    process.wait_port(host, int(port), timeout=120)
+    ready_or_stop(process, lambda: process.wait_port(host, int(port), timeout=120))
     return Server(name, address, [process])
 
 
@@ -149,7 +164,7 @@ def start_sidecar(
     process = Process(
         name, native_iam_command("sidecar"), log_path=workdir / f"{name}.log", env=environment, cwd=ROOT
     ).start()
-    process.wait_until(lambda: serving(address), timeout=ready_timeout, what="SERVING")
+    ready_or_stop(process, lambda: process.wait_until(lambda: serving(address), timeout=ready_timeout, what="SERVING"))
     elapsed = time.monotonic() - started
     metrics = environment["NATIVE_IAM_METRICS_LISTEN"]
     server = Server(f"{name}x{workers}", address, [process], extra={"metrics": metrics})

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench._stack import ROOT, Server, serving
+from bench._stack import ROOT, Server, ready_or_stop, serving
 from native_iam._procs import Process, free_port, native_iam_command
 
 ISSUER = "http://token.bench.native-iam.local"
@@ -149,7 +149,7 @@ def start(
     process = Process(
         name, native_iam_command("token-service"), log_path=workdir / f"{name}.log", env=environment, cwd=workdir
     ).start()
-    process.wait_until(lambda: serving(grpc_address), timeout=60, what="SERVING")
+    ready_or_stop(process, lambda: process.wait_until(lambda: serving(grpc_address), timeout=60, what="SERVING"))
     server = Server(name, grpc_address, [process])
     db = "postgresql" if db_url.startswith("postgres") else "sqlite"
     return TokenService(server=server, grpc=grpc_address, http=http_address, password=password, db=db)

@@ -129,8 +129,10 @@ def main(argv: list[str] | None = None) -> int:
             continue
         done.add(runner)
         print(f"bench: scenario {number} …", file=sys.stderr, flush=True)
+        scenario_started = time.monotonic()
         try:
             runner(bench)
+            print(f"bench: scenario {number} took {time.monotonic() - scenario_started:.0f} s", file=sys.stderr)
         except Exception as exc:
             failed.append(f"scenario {number}: {exc}")
             traceback.print_exc()

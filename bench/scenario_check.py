@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench import _load, _profile, _stack, _tokens
 from bench._context import Bench
@@ -134,11 +135,18 @@ def _fixed_body(
         streams=STREAMS,
         headers=_load.GRPC_HEADERS,
         body=body,
-        log_file=bench.workdir / "h2load-check.log",
+        log_file=_fresh_log(bench, case.name),
     )
     cpu = sum(meter.stop().values())
     result.other_cpu_s = max(0.0, meter.machine_s - cpu - result.cpu_s)
     return result, cpu
+
+
+def _fresh_log(bench: Bench, name: str) -> Path:
+    """A per-case h2load log (h2load appends to an existing file)."""
+    path = bench.workdir / ("h2load-s3-" + "".join(c if c.isalnum() else "-" for c in name) + ".log")
+    path.unlink(missing_ok=True)
+    return path
 
 
 def _profile_case(bench: Bench, section: Section, sidecar: _stack.Server, case: Case, workers: int) -> None:

@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bench import _envoy, _load, _stack, _tokens
 from bench._context import Bench
@@ -237,7 +238,7 @@ def _measure(bench: Bench, variant: Variant, token: str) -> Measured:
                     streams=FIXED_STREAMS,
                     rps_per_client=FIXED_RPS // FIXED_CLIENTS,
                     headers=headers,
-                    log_file=bench.workdir / f"h2load-{variant.config}-{len(variant.name)}.log",
+                    log_file=_fresh(bench.workdir / f"h2load-{_slug(variant.name)}.log"),
                 )
                 result.fixed_cpu = meter.stop()
         finally:
@@ -286,6 +287,16 @@ def run(bench: Bench) -> None:
         _report_saturation(bench, measured, issuer)
     if bench.wants(2):
         _report_fixed(bench, measured)
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name)
+
+
+def _fresh(path: Path) -> Path:
+    """``path``, removed if it exists: h2load appends to its log file."""
+    path.unlink(missing_ok=True)
+    return path
 
 
 def _other(cpu: dict[str, float], loadgen_s: float) -> float:

@@ -193,6 +193,8 @@ def run(bench: Bench) -> None:
             tokens = _access_tokens(service, grant.refresh_token, bench.options.revocations)
             delays = _through_envoy(bench, service, tokens, revoker)
             _row(through, db, "A: revoke → 401 through Envoy", delays, "")
+            panel = bench.report.latencies.setdefault("Scenario 4: revoke (admin API) → first 401 through Envoy", {})
+            panel[db] = delays
             fan_tokens = _access_tokens(service, grant.refresh_token, 5 if bench.options.smoke else 20)
             print(f"bench:   {bench.options.subscribers} subscribers on {db}", file=sys.stderr, flush=True)
             lasts, complete, cpu = _fan_out(bench, service, fan_tokens, revoker)
