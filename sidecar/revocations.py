@@ -239,6 +239,7 @@ class FeedClient:
         self._on_message = on_message
         self._stop = threading.Event()
         self._call: Any = None
+        self._stream_started_at = 0.0
         self._thread = threading.Thread(target=self._run, name="revocation-feed", daemon=True)
 
     def start(self) -> None:
@@ -252,10 +253,17 @@ class FeedClient:
         self._thread.join(5)
 
     def watchdog(self) -> None:
-        """Cancel a stream that went silent (no heartbeat): the reader reconnects. Call periodically."""
+        """Cancel a stream that went silent (no heartbeat): the reader reconnects. Call periodically.
+
+        Silence counts from the last message or from the stream's start, whichever is later, so a
+        stream opened after an outage is given its full idle timeout to send its first message.
+        """
         call = self._call
-        if call is not None and self._cache.lag_s() > self._idle_timeout_s:
-            log.warning("revocation feed silent; reconnecting", extra={"lag_s": round(self._cache.lag_s(), 1)})
+        if call is None:
+            return
+        silent_s = min(self._cache.lag_s(), time.monotonic() - self._stream_started_at)
+        if silent_s > self._idle_timeout_s:
+            log.warning("revocation feed silent; reconnecting", extra={"silent_s": round(silent_s, 1)})
             call.cancel()
 
     def _run(self) -> None:
@@ -264,6 +272,7 @@ class FeedClient:
             self._cache.stream_started()
             request = feed_pb2.WatchRevocationsRequest(cursor=self._cache.cursor, subscriber=self._subscriber)
             try:
+                self._stream_started_at = time.monotonic()
                 self._call = self._stub.WatchRevocations(request)
                 first = True
                 for message in self._call:

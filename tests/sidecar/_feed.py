@@ -91,6 +91,8 @@ class _Servicer(feed_pb2_grpc.FeedServicer):
     def WatchRevocations(self, request: Any, context: Any) -> Iterator[feed_pb2.WatchRevocationsResponse]:
         feed = self.feed
         feed.watch_requests.append(request.cursor)
+        if feed.first_delay_s:
+            time.sleep(feed.first_delay_s)  # a slow start (a big snapshot being read)
         with feed.cond:
             events = list(feed.events)
             cursor = feed.sequence
@@ -143,6 +145,7 @@ class FeedServer:
         self.sequence = 0
         self.oldest_kept = 0
         self.silent = False  # True: keep streams open but send nothing (a hung feed)
+        self.first_delay_s = 0.0  # seconds a new stream waits before its first message
         self.stopping = False
         self.watch_requests: list[int] = []
         self.cond = threading.Condition()

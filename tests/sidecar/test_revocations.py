@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import grpc
 
 from native_iam.oauth.v1 import feed_pb2
@@ -263,3 +265,35 @@ def test_cursor_waits_for_the_whole_snapshot() -> None:
     cache.stream_started()  # the stream broke mid-snapshot
     cache.apply(feed_pb2.WatchRevocationsResponse(kind=Kind.EVENTS, cursor=1, synced=True))
     assert cache.cursor == 1 and _lookup(cache, jti="a") == R.TOKEN_DISABLED and _lookup(cache, jti="b") is None
+
+
+def test_watchdog_gives_a_new_stream_time_after_an_outage(feed: FeedServer) -> None:
+    """After an outage longer than the idle timeout, a reopened stream that is slow to send its
+    first message is not cancelled at once (which would loop forever): it gets the full timeout."""
+    import threading
+
+    cache = RevocationCache(max_staleness_s=30)
+    with grpc.insecure_channel(feed.address) as channel:
+        client = FeedClient(channel, cache, subscriber="test", idle_timeout_s=0.5)
+        client.start()
+        stop = threading.Event()
+
+        def tick() -> None:  # what the worker's housekeeping does
+            while not stop.is_set():
+                client.watchdog()
+                stop.wait(0.05)
+
+        ticker = threading.Thread(target=tick)
+        ticker.start()
+        try:
+            assert wait_for(lambda: cache.synced)
+            feed.stop()
+            time.sleep(1.0)  # the outage: silence well past the idle timeout
+            feed.first_delay_s = 0.3
+            feed.start()
+            feed.publish(T.TOKEN, R.TOKEN_DISABLED, jti="after-outage")
+            assert wait_for(lambda: _lookup(cache, jti="after-outage") is not None, timeout=8)
+        finally:
+            stop.set()
+            ticker.join()
+            client.stop()
