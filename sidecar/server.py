@@ -185,7 +185,11 @@ class Sidecar:
             if refreshing is None and now >= next_refresh:
                 refreshing = loop.run_in_executor(None, self.keys.refresh)
             if refreshing is not None and refreshing.done():
-                ok = refreshing.result()
+                try:
+                    ok = refreshing.result()
+                except Exception:
+                    log.exception("jwks refresh failed")
+                    ok = False
                 refreshing = None
                 if ok:
                     backoff = 0.5
@@ -193,18 +197,26 @@ class Sidecar:
                 else:
                     next_refresh = time.monotonic() + backoff
                     backoff = min(backoff * 2, 30.0)
-            ready = self.ready
-            if ready != self._ready:
-                self._ready = ready
-                status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
-                await self._set_health(status)
-                log.info("readiness changed", extra={"ready": ready})
-            self._gauges()
+            try:
+                await self._tick(now - last_prune > _PRUNE_EVERY_S)
+            except Exception:
+                # Housekeeping must outlive any one failure: readiness and the watchdog depend on it.
+                log.exception("housekeeping step failed")
             if now - last_prune > _PRUNE_EVERY_S:
                 last_prune = now
-                await asyncio.to_thread(self.revocations.prune, time.time())
-            self.feed.watchdog()
             await asyncio.sleep(_HOUSEKEEPING_S)
+
+    async def _tick(self, prune: bool) -> None:
+        ready = self.ready
+        if ready != self._ready:
+            self._ready = ready
+            status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+            await self._set_health(status)
+            log.info("readiness changed", extra={"ready": ready})
+        self._gauges()
+        if prune:
+            await asyncio.to_thread(self.revocations.prune, time.time())
+        self.feed.watchdog()
 
     def _gauges(self) -> None:
         m = self.metrics

@@ -133,3 +133,23 @@ async def test_oauth_facade_is_served_beside_ext_authz(sidecar: Sidecar, issuer:
             oauth_pb2.CheckAccessRequest(access_token=issuer.mint(scope="a"), scopes=["a"])
         )
     assert response.status == oauth_pb2.CheckAccessResponse.OK
+
+
+async def test_housekeeping_survives_a_failing_step(feed: FeedServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step that raises once (here: the gauges) does not stop readiness from being reported."""
+    s = Sidecar(settings_for(feed), Metrics(CollectorRegistry()))
+    calls = {"n": 0}
+    original = s._gauges
+
+    def flaky() -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("boom")
+        original()
+
+    monkeypatch.setattr(s, "_gauges", flaky)
+    await s.start()
+    try:
+        assert await until(lambda: s._ready) and calls["n"] > 1
+    finally:
+        await s.stop(0)
