@@ -32,7 +32,14 @@ async def verify_access_token(core: Core, access_token: str) -> TokenClaims:
     Raises :class:`TokenInvalid`, :class:`~token_service.errors.TokenExpired`,
     :class:`TokenNotFound`, :class:`TokenDisabled`.
     """
-    claims = core.codec.verify(access_token, core.clock())
+    now = core.clock()
+    cached = core.checks.get(access_token)
+    # The key must still verify (a retired key also moves the generation; this is belt and braces).
+    if cached is not None and now < cached.exp and core.keys.verification_key(cached.kid, now) is not None:
+        return cached
+    # Read before verifying: a revocation committed meanwhile moves it, voiding what we store below.
+    generation = core.checks.generation
+    claims = core.codec.verify(access_token, now)
     if claims.usage != claim_names.ACCESS_TOKEN:
         raise TokenInvalid("a refresh token is not an access token")
     row = await core.store.run_read(queries.token_for_check_sync, claims.jti)
@@ -46,6 +53,7 @@ async def verify_access_token(core: Core, access_token: str) -> TokenClaims:
         raise TokenDisabled("the token's identity is disabled")
     if row.policy_cutoff_at is not None and claims.iat <= row.policy_cutoff_at:
         raise TokenDisabled("the identity's policy changed after the token was issued")
+    core.checks.put(access_token, claims, generation, now)
     return claims
 
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from token_service.check_cache import CheckCache
 from token_service.keys import KeyRing
 from token_service.lockout import Lockout
 from token_service.passwords import Passwords
@@ -28,6 +29,8 @@ class Core:
     codec: TokenCodec
     passwords: Passwords
     lockout: Lockout
+    #: CheckAccess's verified-token cache; used only while a feed tail keeps it fresh.
+    checks: CheckCache
     clock: Callable[[], float] = field(default=time.time)
 
     @classmethod
@@ -35,6 +38,14 @@ class Core:
         """Wire the parts together (nothing touches the database yet; see :meth:`start`)."""
         store = Store(settings.db_url, settings.db_pool_size)
         keys = KeyRing(settings, store)
+        checks = CheckCache(
+            max_entries=settings.check_cache_size,
+            ttl_s=settings.check_cache_ttl_s,
+            # A few missed polls of the feed tail (PostgreSQL also wakes it by NOTIFY).
+            max_staleness_s=max(1.0, 4 * settings.feed_poll_s),
+        )
+        # A local write that appended revocation events voids cached checks before it returns.
+        store.add_commit_listener(checks.invalidate)
         return cls(
             settings=settings,
             store=store,
@@ -47,6 +58,7 @@ class Core:
                 settings.password_workers,
             ),
             lockout=Lockout(settings, store),
+            checks=checks,
         )
 
     async def start(self) -> None:

@@ -136,6 +136,7 @@ class FeedHub:
                     )
                 ).all()
             if not rows:
+                self.core.checks.tail_read(0)  # keeps CheckAccess's cache fresh
                 return
             # Committed in sequence order, so the rows are a gap-free continuation of head.
             fresh = [_message(row) for row in rows]
@@ -143,6 +144,7 @@ class FeedHub:
                 await self.core.keys.reload()  # a key retired through another replica: stop trusting it now
             self._recent.extend(fresh)
             self.head = fresh[-1].sequence
+            self.core.checks.tail_read(len(fresh))  # events from any replica void cached checks
         async with self._changed:
             self._changed.notify_all()
 

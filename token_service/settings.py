@@ -81,6 +81,10 @@ class Settings:
     feed_poll_s: float = 0.5  # NATIVE_IAM_FEED_POLL_S: tailing interval (PostgreSQL adds LISTEN/NOTIFY)
     feed_retention_s: int = 7 * 24 * 3600  # NATIVE_IAM_FEED_RETENTION_S: events older than this are compacted
 
+    # --- CheckAccess cache (verified tokens whose stored state was good; void on any feed event) ---
+    check_cache_size: int = 100_000  # NATIVE_IAM_CHECK_CACHE_SIZE: entries; 0 = always ask the database
+    check_cache_ttl_s: float = 60.0  # NATIVE_IAM_CHECK_CACHE_TTL_S: entry lifetime (never past the token's exp)
+
     # --- bootstrap ---
     bootstrap_admin: str | None = None  # NATIVE_IAM_BOOTSTRAP_ADMIN: name of a global admin identity
     bootstrap_admin_password: str | None = None  # NATIVE_IAM_BOOTSTRAP_ADMIN_PASSWORD (or …_PASSWORD_FILE)
@@ -149,6 +153,8 @@ class Settings:
             "feed_heartbeat_s": r.float("NATIVE_IAM_FEED_HEARTBEAT_S", d.feed_heartbeat_s, low=0.05),
             "feed_poll_s": r.float("NATIVE_IAM_FEED_POLL_S", d.feed_poll_s, low=0.01),
             "feed_retention_s": r.int("NATIVE_IAM_FEED_RETENTION_S", d.feed_retention_s, low=60),
+            "check_cache_size": r.int("NATIVE_IAM_CHECK_CACHE_SIZE", d.check_cache_size, low=0),
+            "check_cache_ttl_s": r.float("NATIVE_IAM_CHECK_CACHE_TTL_S", d.check_cache_ttl_s, low=0),
             "bootstrap_admin": r.str("NATIVE_IAM_BOOTSTRAP_ADMIN", None),
             "bootstrap_admin_password": r.secret("NATIVE_IAM_BOOTSTRAP_ADMIN_PASSWORD"),
             "client_secret_key": r.secret("NATIVE_IAM_CLIENT_SECRET_KEY"),
