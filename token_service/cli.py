@@ -125,7 +125,7 @@ def _run_workers(settings: Settings, demo: bool) -> int:
     banner = asyncio.run(_prepare(settings, demo, target))
     multiproc_dir = tempfile.mkdtemp(prefix="native-iam-token-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir  # inherited by the spawned workers
-    worker_settings = dataclasses.replace(settings, metrics_listen="off")
+    worker_settings = _worker_settings(settings)
     context = multiprocessing.get_context("spawn")
     workers = [
         context.Process(target=_worker, args=(worker_settings,), name=f"token-service-{i}")
@@ -178,6 +178,14 @@ async def _prepare(settings: Settings, demo: bool, target: str) -> str | None:
         return await _bootstrap(core, settings, demo, target)
     finally:
         await core.close()
+
+
+def _worker_settings(settings: Settings) -> Settings:
+    """What each of several workers runs with: no metrics listener of its own (the supervisor
+    serves the merged metrics), and argon2 threads shared out so that all workers together run
+    one per core (more only queue for the cores and cost NATIVE_IAM_ARGON2_MEMORY_KIB each)."""
+    password_workers = settings.password_workers or max(1, (os.cpu_count() or 1) // settings.workers)
+    return dataclasses.replace(settings, metrics_listen="off", password_workers=password_workers)
 
 
 def _worker(settings: Settings) -> None:

@@ -134,3 +134,13 @@ def test_workers_share_the_port_and_merge_metrics(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_workers_share_one_argon2_thread_per_core(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """With NATIVE_IAM_WORKERS=2 on 2 cores each worker verifies passwords on 1 thread, not 2."""
+    from token_service.cli import _worker_settings
+    from token_service.settings import Settings
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    worker = _worker_settings(Settings.from_env({}, workers=2))
+    assert (worker.password_workers, worker.metrics_listen) == (1, "off")

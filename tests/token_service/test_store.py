@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, select
@@ -106,3 +107,29 @@ async def test_unreachable_database_is_unavailable() -> None:
         async with store.read() as conn:
             await conn.execute(select(1))
     await store.close()
+
+
+async def test_sqlite_writers_hold_a_file_lock_other_processes_queue_on(tmp_path: Path) -> None:
+    """A SQLite write transaction holds <db>-writer.lock, so a second worker process's writer waits
+    on it (woken at once) instead of sleeping in SQLite's busy handler."""
+    import fcntl
+    import os
+
+    path = tmp_path / "w.db"
+    store = Store(f"sqlite:///{path}")
+    await store.migrate()
+
+    def held_elsewhere(_conn: object) -> bool:
+        fd = os.open(f"{path}-writer.lock", os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    try:
+        assert await store.run_write(held_elsewhere) is True
+    finally:
+        await store.close()

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -83,6 +85,11 @@ class Store:
             self._sync_engine = create_engine("sqlite:///" + (make_url(self.url).database or ""), pool_size=4)
             _configure_sqlite(self._sync_engine)
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+            # Several processes on one file (NATIVE_IAM_WORKERS) queue on an advisory file lock:
+            # SQLite's own busy handler sleeps whole milliseconds between retries instead.
+            database = make_url(self.url).database
+            self._writer_lock_path = f"{database}-writer.lock" if database and database != ":memory:" else None
+            self._writer_lock_fd: int | None = None
         self._commit_listeners: list[Callable[[], None]] = []
 
     async def run_write(self, fn: Callable[..., T], *args: Any) -> T:
@@ -124,6 +131,18 @@ class Store:
             raise
 
     def _sqlite_write(self, fn: Callable[..., T], args: tuple[Any, ...]) -> tuple[T, bool]:
+        assert self._sync_engine is not None
+        if self._writer_lock_path is None:
+            return self._sqlite_write_locked(fn, args)
+        if self._writer_lock_fd is None:
+            self._writer_lock_fd = os.open(self._writer_lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._writer_lock_fd, fcntl.LOCK_EX)  # blocks this writer thread only
+        try:
+            return self._sqlite_write_locked(fn, args)
+        finally:
+            fcntl.flock(self._writer_lock_fd, fcntl.LOCK_UN)
+
+    def _sqlite_write_locked(self, fn: Callable[..., T], args: tuple[Any, ...]) -> tuple[T, bool]:
         assert self._sync_engine is not None
         with self._sync_engine.connect() as raw:
             conn = raw.execution_options(sqlite_begin="IMMEDIATE")
@@ -231,6 +250,9 @@ class Store:
         await self.engine.dispose()
         if self._writer is not None:
             self._writer.shutdown(wait=True)
+        if self.is_sqlite and self._writer_lock_fd is not None:
+            os.close(self._writer_lock_fd)
+            self._writer_lock_fd = None
         if self._sync_engine is not None:
             self._sync_engine.dispose()
 
