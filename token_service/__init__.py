@@ -1,5 +1,5 @@
 """The central token service: identities, passwords, policies, keys and tokens behind the
-native_iam OAuth gRPC API (and, from issue 3, the OAuth 2.0 HTTP endpoints).
+native_iam OAuth gRPC API and the OAuth 2.0 HTTP endpoints.
 
 Transports call the domain functions re-exported here with a :class:`Core`.
 """
