@@ -9,6 +9,9 @@ reuse) appends a feed event in its own transaction. So:
   before the write's caller gets its answer) and when the feed tail reads events written by any
   replica or worker; entries stored under an older generation never match again
   (:class:`native_iam.token_cache.TokenCache`, the sidecar's rule);
+* workers of one host (NATIVE_IAM_WORKERS) also share a counter in shared memory that every
+  such commit moves, so a revocation through one worker voids the others' entries at once, not
+  at their next poll of the feed;
 * the cache is used only while the tail is fresh: a tail that has not read the table within
   ``max_staleness_s`` (or never started, e.g. a bare :class:`~token_service.core.Core` in tests)
   means every check goes to the database again — fail closed, never stale.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from native_iam.token_cache import TokenCache
 from token_service.tokens import TokenClaims
@@ -37,19 +41,30 @@ class CheckCache:
         self._tokens: TokenCache[TokenClaims] = TokenCache(max_entries=max_entries, ttl_s=ttl_s, clock=clock)
         self._clock = clock
         self.max_staleness_s = max_staleness_s
-        #: Moves on every revocation event seen (local commit or feed tail) and on key reloads.
-        self.generation = 0
+        self._local = 0  # moves on every revocation event this process commits or its tail reads
+        #: The workers' shared counter (a ``multiprocessing.Value('Q')``), set by the supervisor.
+        self.shared: Any = None
         #: When the feed tail last read the events table successfully (cache clock).
         self.tail_read_at = float("-inf")
 
+    @property
+    def generation(self) -> int:
+        """Read before verifying; any revocation seen since makes it differ."""
+        shared = self.shared
+        return self._local if shared is None else self._local + shared.value
+
     def invalidate(self) -> None:
-        """A revocation event was written or read: every cached answer is void."""
-        self.generation += 1
+        """This process committed a revocation event: every cached answer here and in the other
+        workers is void."""
+        self._local += 1
+        if self.shared is not None:
+            with self.shared.get_lock():  # atomic: two workers' increments must both count
+                self.shared.value += 1
 
     def tail_read(self, events: int) -> None:
         """The feed tail read the events table (``events`` new ones) successfully just now."""
         if events:
-            self.generation += 1
+            self._local += 1
         self.tail_read_at = self._clock()
 
     def fresh(self) -> bool:

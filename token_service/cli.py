@@ -73,8 +73,9 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-async def _serve(settings: Settings, demo: bool) -> None:
+async def _serve(settings: Settings, demo: bool, revocations_seen: object = None) -> None:
     app = TokenServiceApp(settings)
+    app.core.checks.shared = revocations_seen
     await app.start()
     try:
         banner = await _bootstrap(app.core, settings, demo, app.grpc_target)
@@ -127,8 +128,10 @@ def _run_workers(settings: Settings, demo: bool) -> int:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir  # inherited by the spawned workers
     worker_settings = _worker_settings(settings)
     context = multiprocessing.get_context("spawn")
+    # CheckAccess caches of all workers: a revocation committed by one voids the others' at once.
+    revocations_seen = context.Value("Q", 0)
     workers = [
-        context.Process(target=_worker, args=(worker_settings,), name=f"token-service-{i}")
+        context.Process(target=_worker, args=(worker_settings, revocations_seen), name=f"token-service-{i}")
         for i in range(settings.workers)
     ]
     for worker in workers:
@@ -188,9 +191,9 @@ def _worker_settings(settings: Settings) -> Settings:
     return dataclasses.replace(settings, metrics_listen="off", password_workers=password_workers)
 
 
-def _worker(settings: Settings) -> None:
+def _worker(settings: Settings, revocations_seen: object) -> None:
     logs.configure(settings.log_level, settings.log_format)
-    asyncio.run(_serve(settings, demo=False))
+    asyncio.run(_serve(settings, demo=False, revocations_seen=revocations_seen))
 
 
 def _wait_serving(target: str, workers: list[multiprocessing.process.BaseProcess], timeout_s: float = 60) -> bool:

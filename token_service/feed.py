@@ -107,6 +107,7 @@ class FeedHub:
             # the newest committed event instead so that nothing is skipped.
             newest = (await conn.execute(select(func.max(revocations.c.sequence)))).scalar()
             self.head = int(newest or 0)
+        self.core.checks.tail_read(0)  # the table was read: CheckAccess's cache may serve
         self.core.store.add_commit_listener(self.wake)
         self._tasks.append(asyncio.create_task(self._tail(), name="feed-tail"))
         if not self.core.store.is_sqlite:

@@ -132,3 +132,19 @@ async def test_revocation_through_another_replica_is_seen_by_the_tail(tmp_path: 
                     break
                 await asyncio.sleep(0.01)
             assert answer.status == CheckStatus.TOKEN_DISABLED
+
+
+def test_workers_share_revocations_at_once() -> None:
+    """Two workers' caches sharing one counter: a revocation committed by one voids the other's
+    entries at once, before its feed tail has read the event."""
+    import multiprocessing
+
+    shared = multiprocessing.get_context("spawn").Value("Q", 0)
+    one = CheckCache(max_entries=10, ttl_s=60, max_staleness_s=60)
+    other = CheckCache(max_entries=10, ttl_s=60, max_staleness_s=60)
+    one.shared = other.shared = shared
+    other.tail_read(0)
+    other.put("t", _claims(), other.generation, time.time())
+    assert other.get("t") is not None
+    one.invalidate()
+    assert other.get("t") is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import signal
@@ -144,3 +146,71 @@ def test_workers_share_one_argon2_thread_per_core(monkeypatch) -> None:  # type:
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     worker = _worker_settings(Settings.from_env({}, workers=2))
     assert (worker.password_workers, worker.metrics_listen) == (1, "off")
+
+
+def test_workers_refuse_a_revoked_token_at_once(tmp_path: Path) -> None:
+    """NATIVE_IAM_WORKERS=2 with a slow feed poll: after an admin disables a token through one
+    worker, CheckAccess on fresh connections (spread over both workers) refuses it at once."""
+    from native_iam.admin.v1 import admin_pb2, admin_pb2_grpc
+
+    grpc_port, http_port = _free_port(), _free_port()
+    env = _env(
+        tmp_path,
+        NATIVE_IAM_WORKERS="2",
+        NATIVE_IAM_GRPC_LISTEN=f"127.0.0.1:{grpc_port}",
+        NATIVE_IAM_HTTP_LISTEN=f"127.0.0.1:{http_port}",
+        NATIVE_IAM_FEED_POLL_S="30",  # the other worker's tail would see the event only much later
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "native_iam.cli", "token-service", "--demo"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    target = f"127.0.0.1:{grpc_port}"
+    options = [("grpc.use_local_subchannel_pool", 1)]
+
+    def statuses(token: str) -> set[int]:
+        seen = set()
+        for _ in range(8):  # new channels: the kernel spreads their connections over the workers
+            with grpc.insecure_channel(target, options=options) as channel:
+                answer = oauth_pb2_grpc.OAuthStub(channel).CheckAccess(
+                    oauth_pb2.CheckAccessRequest(access_token=token), timeout=10
+                )
+                seen.add(answer.status)
+        return seen
+
+    try:
+        banner = ""
+        while "Stop with" not in banner:
+            line = process.stdout.readline()  # type: ignore[union-attr]
+            assert line, "the service exited before printing its banner"
+            banner += line
+        demo = re.search(r"demo identity : demo / (\S+)", banner)
+        admin = re.search(r"admin identity: (\S+) / (\S+)", banner)
+        assert demo and admin
+        with grpc.insecure_channel(target) as channel:
+            stub = oauth_pb2_grpc.OAuthStub(channel)
+            token = stub.CreateTokenWithPassword(
+                oauth_pb2.CreateTokenWithPasswordRequest(identity="demo", password=demo.group(1)), timeout=10
+            ).access_token
+            admin_token = stub.CreateTokenWithPassword(
+                oauth_pb2.CreateTokenWithPasswordRequest(identity=admin.group(1), password=admin.group(2)), timeout=10
+            ).access_token
+        assert statuses(token) == {oauth_pb2.CheckAccessResponse.OK}  # cached in both workers now
+        jti = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))["jti"]
+        with grpc.insecure_channel(target) as channel:
+            admin_pb2_grpc.TokensStub(channel).SetTokenEnabled(
+                admin_pb2.SetTokenEnabledRequest(jti=jti, enabled=False),
+                metadata=(("authorization", f"Bearer {admin_token}"),),
+                timeout=10,
+            )
+        assert statuses(token) == {oauth_pb2.CheckAccessResponse.TOKEN_DISABLED}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
