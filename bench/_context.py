@@ -43,7 +43,7 @@ class Bench:
         if not self.options.smoke:
             from bench._system import wait_for_quiet
 
-            wait_for_quiet(max_wait_s=20.0)
+            wait_for_quiet(max_wait_s=10.0)
 
     def start_canned(self, processes: int) -> Any:
         """The canned floor, running the same grpcio server kind and thread count as the sidecar."""

@@ -22,12 +22,26 @@ class Section:
     extra: list[str] = field(default_factory=list)
 
 
+#: Other processes' CPU (cores) above which a verdict is reported as inconclusive: the
+#: measurement competed with someone else's work for the 2 cores.
+NOISY_CORES = 0.5
+
+
 @dataclass
 class Target:
     what: str
     target: str
     measured: str
     met: bool | None  # None: not measured
+    background_cores: float | None = None  # other processes' CPU during the measurement
+
+    def verdict(self) -> str:
+        if self.met is None:
+            return "not measured"
+        outcome = "met" if self.met else "missed"
+        if self.background_cores is not None and self.background_cores > NOISY_CORES:
+            return f"inconclusive ({outcome} while other processes used {self.background_cores:.1f} cores)"
+        return outcome if self.met else "**missed**"
 
 
 @dataclass
@@ -45,8 +59,10 @@ class Report:
         self.sections.append(section)
         return section
 
-    def target(self, what: str, target: str, measured: str, met: bool | None) -> None:
-        self.targets.append(Target(what, target, measured, met))
+    def target(
+        self, what: str, target: str, measured: str, met: bool | None, background_cores: float | None = None
+    ) -> None:
+        self.targets.append(Target(what, target, measured, met, background_cores))
 
 
 def ms(seconds: float) -> str:
@@ -91,10 +107,7 @@ def render(report: Report, chart_name: str | None) -> str:
     ]
     if report.targets:
         lines += ["## Targets", ""]
-        rows = [
-            [t.what, t.target, t.measured, {True: "met", False: "**missed**", None: "not measured"}[t.met]]
-            for t in report.targets
-        ]
+        rows = [[t.what, t.target, t.measured, t.verdict()] for t in report.targets]
         lines += [*_table(["what", "target", "measured", "verdict"], rows), ""]
     if report.not_measured:
         lines += ["## Not measured in this run", ""]

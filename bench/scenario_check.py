@@ -65,7 +65,7 @@ def run(bench: Bench) -> None:
             *("CPU client", "CPU sidecar", "CPU other", "sidecar µs/Check"),
         ],
     )
-    best_cached = 0.0
+    best_cached, best_noise = 0.0, 0.0
     for workers in bench.options.sidecar_workers:
         canned = bench.start_canned(workers)
         try:
@@ -86,8 +86,9 @@ def run(bench: Bench) -> None:
                     _verify_answer(sidecar.address, case)
                     result, cpu = _fixed_body(bench, sidecar, case)
                     _row(section, case.name, workers, result, cpu)
-                    if case.allowed:
-                        best_cached = max(best_cached, result.rps)
+                    if case.allowed and result.rps > best_cached:
+                        best_cached = result.rps
+                        best_noise = result.other_cpu_s / result.seconds if result.seconds else 0.0
                         if bench.options.profile:
                             _profile_case(bench, section, sidecar, case, workers)
                 print(f"bench:   sidecar ×{workers}: unique tokens", file=sys.stderr, flush=True)
@@ -98,7 +99,11 @@ def run(bench: Bench) -> None:
         finally:
             feed.stop()
     bench.report.target(
-        "Check/s straight at the sidecar, cached token", "≥ 10,000/s", f"{rate(best_cached)}/s", best_cached >= 10_000
+        "Check/s straight at the sidecar, cached token",
+        "≥ 10,000/s",
+        f"{rate(best_cached)}/s",
+        best_cached >= 10_000,
+        best_noise,
     )
 
 
