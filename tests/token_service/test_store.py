@@ -133,3 +133,56 @@ async def test_sqlite_writers_hold_a_file_lock_other_processes_queue_on(tmp_path
         assert await store.run_write(held_elsewhere) is True
     finally:
         await store.close()
+
+
+async def test_sqlite_reads_see_every_commit_made_since_the_last_read(tmp_path: Path) -> None:
+    """The loop's kept read connection ends each read transaction: the next read sees new commits."""
+    from sqlalchemy import text
+
+    store = Store(f"sqlite:///{tmp_path / 'r.db'}")
+    await store.migrate()
+
+    def count(conn: object) -> int:
+        return int(conn.execute(text("SELECT count(*) FROM lockouts")).scalar_one())  # type: ignore[attr-defined]
+
+    def add(conn: object, key: str) -> None:
+        conn.execute(  # type: ignore[attr-defined]
+            text("INSERT INTO lockouts (key, failures, last_failure_at, locked_until) VALUES (:k, 1, 0, 0)"),
+            {"k": key},
+        )
+
+    try:
+        assert await store.run_read(count) == 0
+        await store.run_write(add, "a")
+        assert await store.run_read(count) == 1
+        await store.run_write(add, "b")
+        assert await store.run_read(count) == 2
+    finally:
+        await store.close()
+
+
+async def test_sqlite_failed_write_leaves_the_writer_usable(tmp_path: Path) -> None:
+    """A write transaction that raises is rolled back, and the next one commits normally."""
+    from sqlalchemy import text
+
+    store = Store(f"sqlite:///{tmp_path / 'f.db'}")
+    await store.migrate()
+
+    def add(conn: object, key: str, fail: bool) -> None:
+        conn.execute(  # type: ignore[attr-defined]
+            text("INSERT INTO lockouts (key, failures, last_failure_at, locked_until) VALUES (:k, 1, 0, 0)"),
+            {"k": key},
+        )
+        if fail:
+            raise RuntimeError("boom")
+
+    def keys(conn: object) -> list[str]:
+        return [r[0] for r in conn.execute(text("SELECT key FROM lockouts ORDER BY key"))]  # type: ignore[attr-defined]
+
+    try:
+        with pytest.raises(RuntimeError):
+            await store.run_write(add, "a", True)
+        await store.run_write(add, "b", False)
+        assert await store.run_read(keys) == ["b"]
+    finally:
+        await store.close()

@@ -90,6 +90,8 @@ class Store:
             database = make_url(self.url).database
             self._writer_lock_path = f"{database}-writer.lock" if database and database != ":memory:" else None
             self._writer_lock_fd: int | None = None
+        self._writer_conn: Connection | None = None  # the writer thread's own (SQLite)
+        self._reader_conn: Connection | None = None  # the event loop thread's own (SQLite)
         self._commit_listeners: list[Callable[[], None]] = []
 
     async def run_write(self, fn: Callable[..., T], *args: Any) -> T:
@@ -144,19 +146,40 @@ class Store:
 
     def _sqlite_write_locked(self, fn: Callable[..., T], args: tuple[Any, ...]) -> tuple[T, bool]:
         assert self._sync_engine is not None
-        with self._sync_engine.connect() as raw:
-            conn = raw.execution_options(sqlite_begin="IMMEDIATE")
-            try:
-                with conn.begin():
-                    result = fn(conn, *args)
-            finally:
-                events = bool(conn.info.pop(EVENTS_WRITTEN, False))
+        # The writer thread keeps one connection: checking one out of the pool per transaction
+        # cost as much as the transaction's own statements.
+        conn = self._writer_conn
+        if conn is None:
+            conn = self._writer_conn = self._sync_engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+        try:
+            with conn.begin():
+                result = fn(conn, *args)
+        except BaseException:
+            self._writer_conn = None  # start the next transaction on a clean connection
+            with contextlib.suppress(Exception):
+                conn.close()
+            raise
+        finally:
+            events = bool(conn.info.pop(EVENTS_WRITTEN, False)) if not conn.closed else False
         return result, events
 
     def _sqlite_read(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         assert self._sync_engine is not None
-        with self._sync_engine.connect() as conn:
+        # Only the event loop's thread reads here, so it keeps one connection too; the rollback
+        # ends the read transaction, so the next read sees every commit made meanwhile.
+        conn = self._reader_conn
+        if conn is None:
+            conn = self._reader_conn = self._sync_engine.connect()
+        try:
             return fn(conn, *args)
+        except BaseException:
+            self._reader_conn = None
+            with contextlib.suppress(Exception):
+                conn.close()
+            raise
+        finally:
+            if not conn.closed:
+                conn.rollback()
 
     def _notify(self) -> None:
         for listener in self._commit_listeners:
@@ -249,7 +272,13 @@ class Store:
     async def close(self) -> None:
         await self.engine.dispose()
         if self._writer is not None:
+            if self._writer_conn is not None:
+                self._writer.submit(self._writer_conn.close).result()
+                self._writer_conn = None
             self._writer.shutdown(wait=True)
+        if self._reader_conn is not None:
+            self._reader_conn.close()
+            self._reader_conn = None
         if self.is_sqlite and self._writer_lock_fd is not None:
             os.close(self._writer_lock_fd)
             self._writer_lock_fd = None
