@@ -20,6 +20,7 @@ class Options:
     canned_mode: str
     canned_threads: int
     sidecar_workers: tuple[int, ...]
+    token_service_workers: tuple[int, ...]
     revocations: int
     subscribers: int
     revoked_jti: int
@@ -45,12 +46,12 @@ class Bench:
 
             wait_for_quiet(max_wait_s=10.0)
 
-    def start_canned(self, processes: int) -> Any:
-        """The canned floor, running the same grpcio server kind and thread count as the sidecar."""
+    def start_canned(self, processes: int, mode: str | None = None) -> Any:
+        """The canned floor: by default the same grpcio server kind and thread count as the sidecar."""
         from bench._stack import start_canned
 
         o = self.options
-        return start_canned(self.workdir, processes=processes, mode=o.canned_mode, threads=o.canned_threads)
+        return start_canned(self.workdir, processes=processes, mode=mode or o.canned_mode, threads=o.canned_threads)
 
     def wants(self, scenario: int) -> bool:
         return scenario in self.options.scenarios

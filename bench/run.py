@@ -66,6 +66,12 @@ def parse_args(argv: list[str]) -> Options:
         default=None,
         help="grpcio server kind of the canned floor (default: the sidecar's default kind)",
     )
+    parser.add_argument(
+        "--token-service-workers",
+        type=_workers,
+        default=(1, 2),
+        help="scenario 5: NATIVE_IAM_WORKERS values to compare (default 1,2)",
+    )
     parser.add_argument("--revocations", type=int, default=200, help="scenario 4: revocations timed (default 200)")
     parser.add_argument("--subscribers", type=int, default=1000, help="scenario 4: simulated feed subscribers")
     parser.add_argument("--revoked-jti", type=int, default=1_000_000, help="scenario 6: size of the revocation set")
@@ -83,6 +89,7 @@ def parse_args(argv: list[str]) -> Options:
         canned_mode=args.canned_mode or _stack_defaults()[0],
         canned_threads=_stack_defaults()[1],
         sidecar_workers=args.sidecar_workers,
+        token_service_workers=args.token_service_workers,
         revocations=args.revocations,
         subscribers=args.subscribers,
         revoked_jti=args.revoked_jti,
@@ -96,6 +103,7 @@ def parse_args(argv: list[str]) -> Options:
             options,
             duration_s=1.0,
             sidecar_workers=args.sidecar_workers[:1],
+            token_service_workers=args.token_service_workers[:1],
             revocations=5,
             subscribers=20,
             revoked_jti=20_000,

@@ -230,8 +230,9 @@ def run(bench: Bench) -> None:
     section = bench.report.section(
         "5. Token service: grants and central CheckAccess",
         f"h2load with a fixed body ({CLIENTS} connections × {STREAMS} streams; HTTP/2 gRPC framing, or HTTP/1.1 "
-        f"urlencoded forms), {bench.options.duration_s:.0f} s per row; the token service is one process with "
-        f"default settings ({ceiling.parameters}); *CPU service* includes PostgreSQL's processes on PostgreSQL. "
+        f"urlencoded forms), {bench.options.duration_s:.0f} s per row; the token service with "
+        f"`NATIVE_IAM_WORKERS` processes (*workers*) and otherwise default settings ({ceiling.parameters}); "
+        "*CPU service* includes PostgreSQL's processes on PostgreSQL. "
         f"argon2id ceiling: {ceiling.cores} cores ÷ {ceiling.verify_s * 1000:.1f} ms of CPU per verify "
         f"= **{ceiling.per_second:.0f} verifies/s** (measured in this run, one thread; its wall time was "
         f"{ceiling.wall_s * 1000:.1f} ms). With other work on the cores the service cannot reach the "
@@ -239,6 +240,7 @@ def run(bench: Bench) -> None:
         "100% means the grant costs nothing beyond its verify.",
         [
             "db",
+            "workers",
             "transport",
             "case",
             "req/s",
@@ -253,47 +255,107 @@ def run(bench: Bench) -> None:
     )
     figures: dict[tuple[str, str], tuple[float, float]] = {}  # rate, other processes' cores
     # The smoke run proves the path once (scenario 4's smoke run covers PostgreSQL).
+    floors = {workers: _floor(bench, section, workers) for workers in bench.options.token_service_workers}
     for db in ("sqlite",) if bench.options.smoke else ("sqlite", "postgresql"):
-        try:
-            url = bench.database_url(db, "bench-s5")
-        except Exception as exc:
-            bench.report.not_measured.append(f"Scenario 5 on {db}: {str(exc).splitlines()[0]}")
-            continue
-        print(f"bench:   token service on {db}", file=sys.stderr, flush=True)
-        service = _token_service.start(bench.workdir, db_url=url, name=f"token-service-s5-{db}")
-        try:
-            pids = [service.pid, *(bench.postgres_pids() if db == "postgresql" else [])]
-            tokens = _wait_for_grant(service)
-            for name, method, body, usable in _grpc_cases(service, tokens):
-                why = usable()
-                if why:
-                    bench.report.not_measured.append(f"Scenario 5, gRPC {name} on {db}: {why}")
-                    continue
-                print(f"bench:     gRPC {name}", file=sys.stderr, flush=True)
-                result, cpu = _measure(
-                    bench, pids, f"http://{service.grpc}{OAuth}{method}", _load.grpc_frame(body), _load.GRPC_HEADERS
-                )
-                _row(section, db, "gRPC", name, result, cpu, ceiling)
-                figures[(db, f"gRPC {name}")] = (result.rps, result.other_cpu_s / result.seconds)
-                if bench.options.profile and db == "sqlite" and "password" not in name:
-                    url = f"http://{service.grpc}{OAuth}{method}"
-                    _profile_case(bench, section, service, url, _load.grpc_frame(body), f"gRPC {name} on {db}")
-            for name, body, headers, http_usable in _http_cases(service, _http_refresh_token(service)):
-                why = http_usable()
-                if why:
-                    bench.report.not_measured.append(f"Scenario 5, HTTP {name} on {db}: {why}")
-                    continue
-                print(f"bench:     HTTP {name}", file=sys.stderr, flush=True)
-                result, cpu = _measure(bench, pids, f"http://{service.http}/oauth2/token", body, headers)
-                _row(section, db, "HTTP", name, result, cpu, ceiling)
-                figures[(db, f"HTTP {name}")] = (result.rps, result.other_cpu_s / result.seconds)
-        finally:
-            service.stop()
+        for workers in bench.options.token_service_workers:
+            _run_service(bench, section, figures, ceiling, db, workers)
+    for (where, case), (value, _) in sorted(figures.items()):
+        workers = int(where.rsplit("×", 1)[1])
+        if "CheckAccess" in case and floors.get(workers):
+            section.notes.append(
+                f"{where} {case}: {value / floors[workers]:.0%} of the do-nothing grpc.aio floor "
+                f"with as many processes ({rate(floors[workers])}/s)"
+            )
     _targets(bench, figures, ceiling)
 
 
+def _floor(bench: Bench, section: Section, workers: int) -> float | None:
+    """The ceiling of any grpc.aio server here: a do-nothing one (bench.canned_authz, ``workers``
+    processes) answering a unary call with a body of a CheckAccess's size, measured like the rows."""
+    from bench._stack import check_request
+
+    print(f"bench:   floor: do-nothing grpc.aio server ×{workers}", file=sys.stderr, flush=True)
+    server = bench.start_canned(workers, mode="aio")
+    try:
+        body = _load.grpc_frame(check_request("x" * 420).SerializeToString())
+        url = f"http://{server.address}/envoy.service.auth.v3.Authorization/Check"
+        result, cpu = _measure(bench, server.pids, url, body, _load.GRPC_HEADERS)
+    finally:
+        server.stop()
+    section.rows.append(
+        [
+            "–",
+            str(workers),
+            "gRPC",
+            "floor: do-nothing grpc.aio server",
+            rate(result.rps),
+            str(result.errors),
+            "–",
+            "–",
+            cores(result.cpu_s, result.seconds),
+            cores(cpu, result.seconds),
+            cores(result.other_cpu_s, result.seconds),
+            f"{cpu / result.requests * 1e6:.0f}" if result.requests else "–",
+        ]
+    )
+    return result.rps if result.requests and not result.errors else None
+
+
+def _run_service(
+    bench: Bench,
+    section: Section,
+    figures: dict[tuple[str, str], tuple[float, float]],
+    ceiling: Argon2Ceiling,
+    db: str,
+    workers: int,
+) -> None:
+    """Every case against one token service (``workers`` processes) on a fresh ``db``."""
+    try:
+        url = bench.database_url(db, f"bench-s5-w{workers}")
+    except Exception as exc:
+        bench.report.not_measured.append(f"Scenario 5 on {db}: {str(exc).splitlines()[0]}")
+        return
+    print(f"bench:   token service ×{workers} on {db}", file=sys.stderr, flush=True)
+    service = _token_service.start(
+        bench.workdir, db_url=url, name=f"token-service-s5-{db}-w{workers}", env={"NATIVE_IAM_WORKERS": str(workers)}
+    )
+    try:
+        pids = [service.pid, *(bench.postgres_pids() if db == "postgresql" else [])]
+        tokens = _wait_for_grant(service)
+        for name, method, body, usable in _grpc_cases(service, tokens):
+            why = usable()
+            if why:
+                bench.report.not_measured.append(f"Scenario 5, gRPC {name} on {db} ×{workers}: {why}")
+                continue
+            print(f"bench:     gRPC {name}", file=sys.stderr, flush=True)
+            target = f"http://{service.grpc}{OAuth}{method}"
+            result, cpu = _measure(bench, pids, target, _load.grpc_frame(body), _load.GRPC_HEADERS)
+            _row(section, db, workers, "gRPC", name, result, cpu, ceiling)
+            figures[(f"{db} ×{workers}", f"gRPC {name}")] = (result.rps, result.other_cpu_s / result.seconds)
+            if bench.options.profile and db == "sqlite" and workers == 1 and "password" not in name:
+                _profile_case(bench, section, service, target, _load.grpc_frame(body), f"gRPC {name} on {db}")
+        for name, form, headers, http_usable in _http_cases(service, _http_refresh_token(service)):
+            why = http_usable()
+            if why:
+                bench.report.not_measured.append(f"Scenario 5, HTTP {name} on {db} ×{workers}: {why}")
+                continue
+            print(f"bench:     HTTP {name}", file=sys.stderr, flush=True)
+            result, cpu = _measure(bench, pids, f"http://{service.http}/oauth2/token", form, headers)
+            _row(section, db, workers, "HTTP", name, result, cpu, ceiling)
+            figures[(f"{db} ×{workers}", f"HTTP {name}")] = (result.rps, result.other_cpu_s / result.seconds)
+    finally:
+        service.stop()
+
+
 def _row(
-    section: Section, db: str, transport: str, name: str, result: _load.LoadResult, cpu: float, ceiling: Argon2Ceiling
+    section: Section,
+    db: str,
+    workers: int,
+    transport: str,
+    name: str,
+    result: _load.LoadResult,
+    cpu: float,
+    ceiling: Argon2Ceiling,
 ) -> None:
     password = "password" in name
     share = f"{result.rps / ceiling.per_second:.0%}" if password else "–"
@@ -302,6 +364,7 @@ def _row(
     section.rows.append(
         [
             db,
+            str(workers),
             transport,
             name,
             rate(result.rps),
