@@ -65,7 +65,7 @@ def run(bench: Bench) -> None:
             *("CPU client", "CPU sidecar", "CPU other", "sidecar µs/Check"),
         ],
     )
-    best_cached, best_noise = 0.0, 0.0
+    best_cached, best_noise, best_floor = 0.0, 0.0, 0.0
     for workers in bench.options.sidecar_workers:
         canned = bench.start_canned(workers)
         try:
@@ -73,6 +73,7 @@ def run(bench: Bench) -> None:
             floor = Case("floor: canned-OK grpcio server", None, _tokens.SCOPE, True)
             result, cpu = _fixed_body(bench, canned, floor)
             _row(section, f"{floor.name} ({bench.options.canned_mode})", workers, result, cpu)
+            floor_rps = result.rps
         finally:
             canned.stop()
         feed = _stack.start_fake_feed(bench.workdir, bench.key.jwks_json(), name=f"feed-s3-{workers}")
@@ -87,7 +88,7 @@ def run(bench: Bench) -> None:
                     result, cpu = _fixed_body(bench, sidecar, case)
                     _row(section, case.name, workers, result, cpu)
                     if case.allowed and result.rps > best_cached:
-                        best_cached = result.rps
+                        best_cached, best_floor = result.rps, floor_rps
                         best_noise = result.other_cpu_s / result.seconds if result.seconds else 0.0
                         if bench.options.profile:
                             _profile_case(bench, section, sidecar, case, workers)
@@ -101,7 +102,10 @@ def run(bench: Bench) -> None:
     bench.report.target(
         "Check/s straight at the sidecar, cached token",
         "≥ 10,000/s",
-        f"{rate(best_cached)}/s",
+        f"{rate(best_cached)}/s ({best_cached / best_floor:.0%} of the do-nothing grpcio floor's "
+        f"{rate(best_floor)}/s with as many processes)"
+        if best_floor
+        else f"{rate(best_cached)}/s",
         best_cached >= 10_000,
         best_noise,
     )
