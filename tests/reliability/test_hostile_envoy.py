@@ -37,13 +37,15 @@ def test_control_valid_token_reaches_the_workload(client: httpx.Client, issuer: 
 
 @pytest.mark.parametrize("order", ["valid_valid", "valid_garbage", "garbage_valid", "garbage_garbage"], ids=lambda o: o)
 def test_duplicate_authorization_headers_never_pass(client: httpx.Client, issuer: Issuer, order: str) -> None:
-    """Two Authorization headers (Envoy joins them with a comma) are a 400 invalid_request, even
-    when both carry valid tokens: the sidecar never picks one."""
+    """Two Authorization headers, in any order of valid and garbage tokens, are a 400
+    invalid_request "expected 'Bearer <token>'" (Envoy joins them with a comma into one value that
+    is not ``Bearer <token>``), even when both carry valid tokens: the sidecar never picks one."""
     # (A valid header plus an empty one is just the valid token: Envoy drops the empty value.)
     values = {"valid": f"Bearer {issuer.mint()}", "garbage": "Bearer a.b.c"}
     first, second = order.split("_")
     response = _get(client, [("authorization", values[first]), ("authorization", values[second])])
-    assert response.status_code in (400, 401), response.status_code
+    assert response.status_code == 400, (response.status_code, response.text)
+    assert response.json() == {"error": "invalid_request", "error_description": "expected 'Bearer <token>'"}
     assert "x-native-iam-identity" not in response.text
 
 
