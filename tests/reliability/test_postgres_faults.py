@@ -81,7 +81,8 @@ class Load:
     """Outcomes by transport: (monotonic time, outcome, detail)."""
 
     grpc: list[tuple[float, str, str]] = field(default_factory=list)
-    http: list[tuple[float, int, str]] = field(default_factory=list)
+    # (monotonic time, status, error, error_description)
+    http: list[tuple[float, int, str, str]] = field(default_factory=list)
     issued: set[str] = field(default_factory=set)
 
 
@@ -106,7 +107,9 @@ async def _http_worker(http: httpx.AsyncClient, service: OAuthService, load: Loa
         response = await http.post("/oauth2/token", data=data, headers=service.basic("web"))
         is_json = response.headers.get("content-type", "").startswith("application/json")
         body = response.json() if is_json else {"error": f"not JSON: {response.text[:60]}"}
-        load.http.append((time.monotonic(), response.status_code, body.get("error", "")))
+        load.http.append(
+            (time.monotonic(), response.status_code, body.get("error", ""), body.get("error_description", ""))
+        )
         if response.status_code == 200:
             load.issued.add(str(jwt.decode(body["access_token"], options={"verify_signature": False})["jti"]))
         await asyncio.sleep(0.01)
@@ -134,7 +137,7 @@ async def test_database_restart_under_issuance(service: OAuthService, own_postgr
 
         def recovered() -> bool:
             grpc_ok = [t for t, outcome, _ in load.grpc if t > restarted_at and outcome == "OK"]
-            http_ok = [t for t, status, _ in load.http if t > restarted_at and status == 200]
+            http_ok = [t for t, status, _, _ in load.http if t > restarted_at and status == 200]
             return len(grpc_ok) >= 3 and len(http_ok) >= 3
 
         deadline = time.monotonic() + 20
@@ -144,12 +147,15 @@ async def test_database_restart_under_issuance(service: OAuthService, own_postgr
         await asyncio.gather(*workers)
 
     down_grpc = [(o, d) for t, o, d in load.grpc if stopped_at + 0.5 < t < restarting_at]
-    down_http = [(s, e) for t, s, e in load.http if stopped_at + 0.5 < t < restarting_at]
+    down_http = [(s, e, d) for t, s, e, d in load.http if stopped_at + 0.5 < t < restarting_at]
     assert {o for _, o, _ in load.grpc} <= {"OK", "UNAVAILABLE"}, {(o, d) for _, o, d in load.grpc}
-    assert {s for _, s, _ in load.http} <= {200, 503}
+    assert {s for _, s, _, _ in load.http} <= {200, 503}
     assert down_grpc and {o for o, _ in down_grpc} == {"UNAVAILABLE"}, down_grpc[:3]
     assert all("database" in d for _, d in down_grpc)
-    assert down_http and {(s, e) for s, e in down_http} == {(503, "temporarily_unavailable")}
+    assert down_http and {(s, e) for s, e, _ in down_http} == {(503, "temporarily_unavailable")}
+    # The description is for a human reading the 503: it names the database and says to retry.
+    descriptions = {d for _, _, d in down_http}
+    assert all("database" in d and "retry" in d for d in descriptions), descriptions
     assert recovered(), "grants did not succeed again within 20 s of the restart"
     async with service.core.store.read() as conn:
         stored = set((await conn.execute(select(tokens.c.jti).where(tokens.c.jti.in_(load.issued)))).scalars())
@@ -157,6 +163,7 @@ async def test_database_restart_under_issuance(service: OAuthService, own_postgr
     first_ok = min(t for t, o, _ in load.grpc if t > restarted_at and o == "OK")
     print(
         f"\nPostgreSQL down {restarting_at - stopped_at:.2f} s: {len(down_grpc)} gRPC UNAVAILABLE, "
-        f"{len(down_http)} HTTP 503; first gRPC OK {first_ok - restarted_at:.2f} s after restart; "
+        f"{len(down_http)} HTTP 503 {sorted(descriptions)}; "
+        f"first gRPC OK {first_ok - restarted_at:.2f} s after restart; "
         f"{len(load.issued)} tokens reported, all stored"
     )
