@@ -1,5 +1,6 @@
-"""Concurrency: one refresh token refreshed 100 times at once (HTTP and gRPC), and an identity
-disabled while password grants are in flight (SQLite and PostgreSQL)."""
+"""Concurrency: one refresh token refreshed 100 times at once (HTTP and gRPC mixed, gRPC only,
+HTTP only with and without rotation), and an identity disabled while password grants are in
+flight (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -89,6 +90,86 @@ async def test_100_concurrent_refreshes_over_http_and_grpc(oauth_http: OAuthServ
     assert elapsed < 30, elapsed
 
 
+async def _token_rows(app: TokenServiceApp, identity: str) -> dict[str, Any]:
+    """The identity's token rows by jti (state, spent_at, family_id, usage)."""
+    async with app.core.store.read() as conn:
+        query = select(tokens.c.jti, tokens.c.state, tokens.c.spent_at, tokens.c.family_id, tokens.c.usage)
+        return {row.jti: row for row in await conn.execute(query.where(tokens.c.identity == identity))}
+
+
+async def test_100_concurrent_refreshes_over_grpc_only(oauth_http: OAuthService) -> None:
+    """A rotating client's refresh token refreshed 100× at once over gRPC RefreshToken alone: 100 ×
+    OK (no error code), no refresh_token in any answer (gRPC knows no client, so it never rotates
+    and never spends the token), 100 distinct access tokens; still one family, parent unspent."""
+    service = oauth_http
+    async with (
+        httpx.AsyncClient(base_url=service.url, timeout=60) as http,
+        grpc.aio.insecure_channel(service.app.grpc_target) as channel,
+    ):
+        parent = (await password_grant(http, service, "rotating", scope="orders:read")).json()["refresh_token"]
+        stub = oauth_pb2_grpc.OAuthStub(channel)
+        request = oauth_pb2.RefreshTokenRequest(refresh_token=parent)
+        started = time.monotonic()
+        outcomes = await asyncio.gather(
+            *(stub.RefreshToken(request, timeout=60) for _ in range(100)), return_exceptions=True
+        )
+        elapsed = time.monotonic() - started
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    assert not errors, [(e.code(), e.details()) if isinstance(e, grpc.aio.AioRpcError) else e for e in errors][:3]
+    statuses = [oauth_pb2.RefreshTokenResponse.Status.Name(o.status) for o in outcomes]  # type: ignore[union-attr]
+    assert statuses == ["OK"] * 100, sorted(set(statuses))
+    assert not any(o.refresh_token for o in outcomes)  # type: ignore[union-attr]
+    access = {o.access_token for o in outcomes}  # type: ignore[union-attr]
+    assert len(access) == 100 and {_claims(a)["scope"] for a in access} == {"orders:read"}
+    rows = await _token_rows(service.app, "alice")
+    parent_row = rows[_claims(parent)["jti"]]
+    assert parent_row.state == "active" and parent_row.spent_at is None
+    assert await _families(service.app, "alice") == 1
+    assert elapsed < 30, elapsed
+    print(f"\n100 gRPC refreshes of one refresh token: 100 × OK in {elapsed:.2f} s, 1 family, parent unspent")
+
+
+async def test_100_concurrent_rotating_refreshes_over_http_only(oauth_http: OAuthService) -> None:
+    """A rotating client's refresh token refreshed 100× at once over HTTP alone: inside the grace
+    window each request gets its own fresh pair (100 × 200, 100 distinct refresh tokens of the
+    parent's family, 100 distinct access tokens, no 5xx); the parent is spent, one family. After
+    the window the parent is a replay: invalid_grant, and the whole family is disabled."""
+    service = oauth_http
+    async with httpx.AsyncClient(base_url=service.url, limits=httpx.Limits(max_connections=100), timeout=60) as http:
+        parent = (await password_grant(http, service, "rotating", scope="orders:read")).json()["refresh_token"]
+        data = {"grant_type": "refresh_token", "refresh_token": parent}
+        headers = service.basic("rotating")
+        started = time.monotonic()
+        responses = await asyncio.gather(*(http.post("/oauth2/token", data=data, headers=headers) for _ in range(100)))
+        elapsed = time.monotonic() - started
+        statuses = [r.status_code for r in responses]
+        assert statuses == [200] * 100, (sorted(set(statuses)), [r.text for r in responses if r.status_code != 200][:3])
+        children = [r.json()["refresh_token"] for r in responses]
+        access = [r.json()["access_token"] for r in responses]
+        family = _claims(parent)["fam"]
+        assert len(set(children)) == 100 and {_claims(c)["fam"] for c in children} == {family}
+        assert len(set(access)) == 100 and {_claims(a)["scope"] for a in access} == {"orders:read"}
+        rows = await _token_rows(service.app, "alice")
+        assert rows[_claims(parent)["jti"]].spent_at is not None
+        assert {rows[_claims(c)["jti"]].state for c in children} == {"active"}
+        assert {rows[_claims(c)["jti"]].spent_at for c in children} == {None}
+        assert await _families(service.app, "alice") == 1
+        # After the grace window the parent is a replay: the family is revoked (README, RFC 9700 §4.14.2).
+        grace = service.app.settings.refresh_grace_s
+        service.app.core.clock = lambda: time.time() + grace + 1
+        replay = await http.post("/oauth2/token", data=data, headers=headers)
+        assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant", replay.text
+        rows = await _token_rows(service.app, "alice")
+        members = [row.state for row in rows.values() if row.family_id == family]
+        assert len(members) == 2 + 200 and set(members) == {"disabled"}  # the grant's pair + 100 pairs
+    assert elapsed < 30, elapsed
+    print(
+        f"\n100 HTTP rotating refreshes of one refresh token: 100 × 200, 100 distinct children of one family "
+        f"in {elapsed:.2f} s; replay after the {grace:g} s grace window: 400 invalid_grant, family of "
+        f"{len(members)} tokens disabled"
+    )
+
+
 async def test_100_concurrent_refreshes_without_rotation_over_http(oauth_http: OAuthService) -> None:
     """A non-rotating client's refresh token refreshed 100× at once: 100 × 200, no refresh_token
     in any response, 100 distinct access tokens, one family."""
@@ -124,19 +205,47 @@ async def _feed_snapshot(target: str) -> RevocationCache:
     return cache
 
 
-@pytest.mark.parametrize("round_", range(2))
-async def test_disable_during_issuance_cuts_every_issued_token(grpc_service: TokenServiceApp, round_: int) -> None:
-    """80 password grants race one identity disable: every grant that started after the disable
-    returned is refused, and every token that was issued is dead afterwards — at the token service
-    (CheckAccess) and in the revocation set a sidecar builds from the feed (the cut-off covers its iat)."""
+ROUNDS = 2
+
+
+async def test_disable_during_issuance_cuts_every_issued_token(grpc_service: TokenServiceApp) -> None:
+    """80 password grants race one identity disable (2 rounds, a fresh identity each): every grant
+    that started after the disable returned is refused, and every token that was issued is dead
+    afterwards — at the token service (CheckAccess) and in the revocation set a sidecar builds from
+    the feed (the cut-off covers its iat). At least one round must both issue and refuse, or the
+    race did not happen."""
     app = grpc_service
-    await add_identity(app.core, "carol", "carol-pass", ("orders:read",), namespace="shop")
-    # Each reading of the service's clock is a quarter second later than the one before: a race
-    # that would need a second boundary to fall inside a few milliseconds shows up every run.
-    ticks = itertools.count()
-    app.core.clock = lambda: time.time() + next(ticks) * 0.25
+    counts: list[tuple[int, int]] = []
+    for round_ in range(ROUNDS):
+        # Each reading of the service's clock is a quarter second later than the one before: a race
+        # that would need a second boundary to fall inside a few milliseconds shows up every run.
+        ticks = itertools.count()
+        app.core.clock = lambda ticks=ticks: time.time() + next(ticks) * 0.25
+        issued, refused = await _race_disable_against_grants(app, f"carol-{round_}")
+        counts.append((len(issued), len(refused)))
+        assert set(refused) <= {oauth_pb2.CreateTokenWithPasswordResponse.IDENTITY_NOT_ACTIVE}
+        revocations = await _feed_snapshot(app.grpc_target)
+        alive = []
+        for token in issued:
+            c = _claims(token)
+            reason = revocations.lookup(jti=c["jti"], identity=c["sub"], namespace=c["namespace"], kid="", iat=c["iat"])
+            if reason is None:
+                alive.append(c["iat"])
+        assert not alive, (
+            f"{len(alive)} of {len(issued)} issued tokens survive the disable at a sidecar (iat {alive[:3]})"
+        )
+    print(
+        "\ndisable vs 80 grants: " + "; ".join(f"round {i}: {n} issued, {r} refused" for i, (n, r) in enumerate(counts))
+    )
+    assert any(n > 0 and r > 0 for n, r in counts), f"no round both issued and refused: {counts}"
+
+
+async def _race_disable_against_grants(app: TokenServiceApp, name: str) -> tuple[list[str], list[int]]:
+    """Start 80 grants 2 ms apart and disable ``name`` after 50 ms; check what was issued at
+    CheckAccess. Returns (issued access tokens, refusal statuses)."""
+    await add_identity(app.core, name, "carol-pass", ("orders:read",), namespace="shop")
     request = oauth_pb2.CreateTokenWithPasswordRequest(
-        namespace="shop", identity="carol", password="carol-pass", scopes=["orders:read"]
+        namespace="shop", identity=name, password="carol-pass", scopes=["orders:read"]
     )
     disabled_at: list[float] = []
     async with grpc.aio.insecure_channel(app.grpc_target) as channel:
@@ -149,23 +258,16 @@ async def test_disable_during_issuance_cuts_every_issued_token(grpc_service: Tok
 
         async def disable() -> None:
             await asyncio.sleep(0.05)
-            await admin.set_identity_active(app.core, "shop", "carol", False)
+            await admin.set_identity_active(app.core, "shop", name, False)
             disabled_at.append(time.monotonic())
 
         grants = [grant(i * 0.002) for i in range(80)]
         *results, _ = await asyncio.gather(*grants, disable())
         issued = [(started, r.access_token) for started, r in results if r.status == CREATE_OK]
         refused = [r.status for _, r in results if r.status != CREATE_OK]
-        assert set(refused) <= {oauth_pb2.CreateTokenWithPasswordResponse.IDENTITY_NOT_ACTIVE}
         assert all(started < disabled_at[0] for started, _ in issued), "a grant started after the disable got a token"
         checks = await asyncio.gather(
             *(stub.CheckAccess(oauth_pb2.CheckAccessRequest(access_token=t, scopes=["orders:read"])) for _, t in issued)
         )
         assert {c.status for c in checks} <= {oauth_pb2.CheckAccessResponse.TOKEN_DISABLED}
-    revocations = await _feed_snapshot(app.grpc_target)
-    alive = []
-    for _, token in issued:
-        c = _claims(token)
-        if revocations.lookup(jti=c["jti"], identity=c["sub"], namespace=c["namespace"], kid="", iat=c["iat"]) is None:
-            alive.append(c["iat"])
-    assert not alive, f"{len(alive)} of {len(issued)} issued tokens survive the disable at a sidecar (iat {alive[:3]})"
+    return [t for _, t in issued], refused
