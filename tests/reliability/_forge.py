@@ -18,7 +18,7 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import get_default_algorithms
 
 _ALGORITHMS = get_default_algorithms()
@@ -83,18 +83,43 @@ class Signer:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
 
+    def public_jwk(self) -> dict[str, Any]:
+        """The public key as the JWKS publishes it (``kid``, ``alg`` and ``use`` included)."""
+        jwk = _ALGORITHMS[self.alg].to_jwk(self.private_key.public_key(), as_dict=True)
+        return {**jwk, "kid": self.kid, "alg": self.alg, "use": "sig"}
+
+    def public_raw(self) -> bytes:
+        """The bare public key bytes: the uncompressed EC point (0x04 ‖ x ‖ y), the Ed25519 key,
+        or the RSA modulus."""
+        public = self.private_key.public_key()
+        if isinstance(public, ec.EllipticCurvePublicKey):
+            return public.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+        if isinstance(public, rsa.RSAPublicKey):
+            n = public.public_numbers().n
+            return n.to_bytes((n.bit_length() + 7) // 8, "big")
+        return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
 
 def unsigned(header: dict[str, Any], payload: dict[str, Any], signature: str = "") -> str:
     return f"{b64json(header)}.{b64json(payload)}.{signature}"
 
 
-def hmac_with_public_key(s: Signer) -> str:
-    """Algorithm confusion: HS256 keyed with the published public key (PEM and raw JWK forms)."""
+def hmac_with_public_key(s: Signer, form: str = "pem") -> str:
+    """Algorithm confusion: HS256 keyed with the trusted public key in the form an attacker can get
+    it: ``pem`` (SubjectPublicKeyInfo), ``jwk_json`` (the JWKS entry as published, compact JSON),
+    ``bare_jwk_json`` (PyJWT's ``to_jwk`` text: key members only) or ``raw`` (the EC point bytes)."""
     import hashlib
     import hmac
 
+    jwk = s.public_jwk()
+    forms = {
+        "pem": s.public_pem,
+        "jwk_json": lambda: json.dumps(jwk, separators=(",", ":")).encode(),
+        "bare_jwk_json": lambda: _ALGORITHMS[s.alg].to_jwk(s.private_key.public_key()).encode(),
+        "raw": s.public_raw,
+    }
     signing_input = f"{b64json(s.header(alg='HS256'))}.{b64json(s.claims())}"
-    mac = hmac.new(s.public_pem(), signing_input.encode(), hashlib.sha256).digest()
+    mac = hmac.new(forms[form](), signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{b64(mac)}"
 
 
@@ -143,6 +168,9 @@ CASES: tuple[Case, ...] = (
     _case("alg_none_with_signature", lambda s: bearer(unsigned(s.header(alg="none"), s.claims(), "c2ln")), "signature"),
     _case("alg_None_case", lambda s: bearer(unsigned(s.header(alg="None"), s.claims())), "signature"),
     _case("hs256_with_public_key", lambda s: bearer(hmac_with_public_key(s)), "signature"),
+    _case("hs256_with_public_jwk_json", lambda s: bearer(hmac_with_public_key(s, "jwk_json")), "signature"),
+    _case("hs256_with_bare_jwk_json", lambda s: bearer(hmac_with_public_key(s, "bare_jwk_json")), "signature"),
+    _case("hs256_with_raw_public_point", lambda s: bearer(hmac_with_public_key(s, "raw")), "signature"),
     _case("rs256_header_on_ec_key", lambda s: bearer(unsigned(s.header(alg="RS256"), s.claims(), "AAAA")), "signature"),
     _case("unknown_kid", lambda s: bearer(s.sign(kid="no-such-key")), "unknown_kid"),
     _case("empty_kid", lambda s: bearer(s.sign(kid="")), "unknown_kid"),

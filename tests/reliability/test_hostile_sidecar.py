@@ -7,6 +7,7 @@ catalogue names, counted by the decision metric; nothing escapes as an exception
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -16,7 +17,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from google.rpc import code_pb2
-from jwt.algorithms import ECAlgorithm
+from jwt.algorithms import ECAlgorithm, HMACAlgorithm
 
 from native_iam.oauth.v1 import oauth_pb2
 from sidecar import decision
@@ -26,7 +27,7 @@ from tests.sidecar._feed import AUDIENCE, ISSUER, Issuer
 from tests.sidecar.test_authorization import Rig
 from tests.sidecar.test_oauth_facade import _facade
 
-from ._forge import CASES, Case, Signer, bearer
+from ._forge import CASES, Case, Signer, bearer, hmac_with_public_key
 
 ROUTE = {"scopes": "orders:read"}
 
@@ -68,6 +69,23 @@ def test_hostile_header_is_denied_with_its_reason(rig: Rig, signer: Signer, case
     body = json.loads(response.denied_response.body)
     assert signer.sign().split(".")[1][:20] not in response.denied_response.body
     assert set(body) <= {"error", "error_description", "scope"}
+
+
+@pytest.mark.parametrize("form", ["jwk_json", "bare_jwk_json", "raw"])
+def test_hs256_forgery_verifies_under_the_public_key_form_it_names(signer: Signer, form: str) -> None:
+    """The algorithm-confusion cases are real attacks: a verifier that took HS256 with the public
+    key in that form (the published JWK's JSON, PyJWT's to_jwk text, the 65-byte EC point) as its
+    secret would accept them — so the sidecar's and token service's denials above are the defence."""
+    key = {
+        "jwk_json": json.dumps(signer.public_jwk(), separators=(",", ":")).encode(),
+        "bare_jwk_json": ECAlgorithm.to_jwk(signer.private_key.public_key()).encode(),
+        "raw": signer.public_raw(),
+    }[form]
+    # PyJWT's decode() refuses JWK-looking HMAC secrets, so its HS256 primitive is used directly.
+    signing_input, _, signature = hmac_with_public_key(signer, form).rpartition(".")
+    mac = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    assert HMACAlgorithm(HMACAlgorithm.SHA256).verify(signing_input.encode(), key, mac)
+    assert json.loads(key)["kty"] == "EC" if form != "raw" else key[:1] == b"\x04" and len(key) == 65
 
 
 def test_valid_token_with_jku_and_x5u_headers_never_fetches_them(rig: Rig, signer: Signer) -> None:
