@@ -4,7 +4,9 @@ Replicas: two ``native-iam token-service`` processes on one PostgreSQL database;
 ``NATIVE_IAM_TOKEN_URL`` is a gRPC target that resolves to both
 (``ipv4:127.0.0.1:P1,127.0.0.1:P2``, what a Kubernetes Service name gives in production). The
 replica serving the sidecar's feed is SIGKILLed and a token revoked through the other one: the
-sidecar reconnects there, resumes from its cursor (no new snapshot) and denies the token.
+sidecar reconnects there, resumes from exactly the cursor it held (its log at sync and at the
+disconnect, the database's newest event, and the cursor the survivor was asked for all agree; no
+new snapshot) and denies the token.
 
 Restart: a sidecar started while the token service is unreachable stays NOT_SERVING and denies
 (503) — it never decides on an empty revocation set; once the token service is back it becomes
@@ -13,6 +15,7 @@ ready and a token revoked earlier is denied from its very first decision.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Iterator
@@ -22,9 +25,13 @@ import grpc
 import jwt
 import pytest
 from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
+from sqlalchemy import func, select
 
 from native_iam.admin.v1 import admin_pb2
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
+from token_service.core import Core
+from token_service.store.tables import revocations
+from token_service.testing import settings_for_tests
 
 from ._services import Sidecar, TokenService, json_lines
 
@@ -53,6 +60,26 @@ def _facade_status(sidecar: Sidecar, token: str) -> int:
         return oauth_pb2_grpc.OAuthStub(channel).CheckAccess(request, timeout=5).status
 
 
+def _sidecar_cursors(sidecar: Sidecar, message: str) -> list[int]:
+    """The ``cursor`` field of the sidecar's JSON log records with this message, in order."""
+    return [
+        int(r["cursor"])  # type: ignore[call-overload]
+        for r in json_lines(sidecar.log())
+        if r.get("message") == message and "cursor" in r
+    ]
+
+
+async def _database_head(db_url: str) -> int:
+    """The newest revocation event sequence, read straight from the ``revocations`` table."""
+    core = Core.build(settings_for_tests(db_url))
+    await core.start()
+    try:
+        async with core.store.read() as conn:
+            return int((await conn.execute(select(func.max(revocations.c.sequence)))).scalar_one() or 0)
+    finally:
+        await core.close()
+
+
 def _subscriptions(service: TokenService, subscriber: str) -> list[int]:
     """Cursors with which ``subscriber`` opened feed streams at this replica (from its JSON log)."""
     return [
@@ -75,6 +102,8 @@ def test_feed_fails_over_to_the_other_replica_and_resumes_from_its_cursor(postgr
         replicas[0].create_identity(admin_token, "shop", "alice", ALICE_PASSWORD, ("orders:read",))
         revoked_before, revoked_during, valid = _alice(replicas[0]), _alice(replicas[0]), _alice(replicas[1])
         _disable(replicas[0], admin_token, revoked_before)
+        for _ in range(2):  # more events, so the cursor the sidecar holds is not just 1
+            _disable(replicas[1], admin_token, _alice(replicas[1]))
 
         target = "ipv4:" + ",".join(r.grpc_address for r in replicas)
         sidecar = Sidecar(tmp_path, target, {"NATIVE_IAM_SUBSCRIBER": "failover-sidecar"}).start()
@@ -86,6 +115,11 @@ def test_feed_fails_over_to_the_other_replica_and_resumes_from_its_cursor(postgr
         hints = [line for r in replicas for line in r.log().splitlines() if "subscriber" in line]
         assert len(serving) == 1, f"the sidecar's feed should be served by exactly one replica: {hints[-4:]}"
         victim, survivor = serving[0], next(r for r in replicas if r is not serving[0])
+        # The cursor the sidecar holds before the kill: it logged it when its feed synced, and it
+        # must be the database's newest event (it has applied everything there is).
+        held = _sidecar_cursors(sidecar, "revocation feed synced")
+        head = asyncio.run(_database_head(postgres_url))
+        assert len(held) == 1 and held[0] == head > 0, (held, head)
         victim.kill()
         killed_at = time.monotonic()
         _disable(survivor, admin_token, revoked_during)
@@ -94,10 +128,17 @@ def test_feed_fails_over_to_the_other_replica_and_resumes_from_its_cursor(postgr
             time.sleep(0.05)
         took = time.monotonic() - killed_at
         cursors = _subscriptions(survivor, "failover-sidecar")
-        assert cursors and cursors[-1] > 0, f"resubscribed with cursor {cursors} (0 means a new snapshot)"
+        dropped = _sidecar_cursors(sidecar, "revocation feed disconnected")
+        # The stream broke with exactly that cursor, and the survivor was asked to resume from it
+        # (not 0, which would mean a new snapshot, and not any other point in the feed).
+        assert dropped and dropped[0] == held[0], f"disconnected with cursor {dropped}, held {held[0]}"
+        assert cursors and cursors[0] == held[0], f"resubscribed with cursor {cursors}, held {held[0]}"
         assert _facade_status(sidecar, revoked_before) == Check.TOKEN_DISABLED
         assert _facade_status(sidecar, valid) == Check.OK
-        print(f"\nfailover: revocation denied {took:.2f} s after the kill; resumed at cursor {cursors[-1]}")
+        print(
+            f"\nfailover: revocation denied {took:.2f} s after the kill; cursor held before the kill "
+            f"{held[0]} (database head {head}), at disconnect {dropped[0]}, resubscribed with {cursors}"
+        )
 
 
 def _check(port: int, token: str) -> int:
