@@ -9,7 +9,10 @@ each → echo upstream. Traffic with a valid token flows every 50 ms through bot
 revoked before the outage (so the sidecars hold a non-zero cursor). The token service is
 SIGKILLed; while it is down, token A is disabled and token C deleted directly in its database.
 It is restarted on the same ports; A and C must then be denied within 1 s of each sidecar's feed
-reconnecting.
+reconnecting. Afterwards the revocation set is read three ways and compared as sets, not counts:
+straight from the database tables, from the token service's feed snapshot, and through each Envoy
+(every jti revoked in the database is presented and must get 401); the sidecars' per-kind cache
+sizes (their only view of the set: /metrics) must equal the database's.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
 import jwt
 import pytest
+from sqlalchemy import create_engine, select
 
 from native_iam.admin.v1 import admin_pb2
 from native_iam.oauth.v1 import feed_pb2, feed_pb2_grpc
@@ -33,6 +38,7 @@ from tests.conftest import require_tool
 from tests.sidecar import _stack
 from token_service import admin
 from token_service.core import Core
+from token_service.store.tables import revocations, tokens
 from token_service.testing import settings_for_tests
 
 from ._services import Sidecar, TokenService
@@ -62,6 +68,17 @@ class Outage:
     revoked_status: dict[tuple[str, str], int] = field(default_factory=dict)
     sidecar_sets: dict[str, dict[str, float]] = field(default_factory=dict)
     database_set: dict[str, int] = field(default_factory=dict)
+    # The effective revocation set by kind (token: jti; identity: "namespace/name"; namespace; key: kid),
+    # read straight from the database tables, and as the token service's feed snapshot sends it.
+    database_revoked: dict[str, set[str]] = field(default_factory=dict)
+    feed_revoked: dict[str, set[str]] = field(default_factory=dict)
+    # jti the scenario revoked (D before, A and C during the outage), and the token rows' states
+    # afterwards (None: no row).
+    revoked_by_scenario: set[str] = field(default_factory=set)
+    token_states: dict[str, str | None] = field(default_factory=dict)
+    # Per policy: the status through Envoy of every token whose jti the database says is revoked
+    # (None: the scenario holds no such token).
+    revoked_through_envoy: dict[str, dict[str, int | None]] = field(default_factory=dict)
     valid_after: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -80,6 +97,9 @@ class Outage:
             counts = f"{closed.count(200)} × 200, {closed.count(503)} × 503 while down"
             lines.append(f"closed: first 503 {first_503 - self.killed_at:.2f} s after kill ({counts})")
         lines.append(f"revocation set: database {self.database_set}, sidecars {self.sidecar_sets}")
+        for policy, statuses in self.revoked_through_envoy.items():
+            answers = sorted(map(str, statuses.values()))
+            lines.append(f"{policy}: {len(statuses)} jti revoked in the database, through Envoy {answers}")
         return "\n".join(lines)
 
 
@@ -94,26 +114,55 @@ async def _revoke_directly(db_url: str, disable: str, delete: str) -> None:
         await core.close()
 
 
-def _feed_snapshot_counts(target: str) -> dict[str, int]:
-    """The effective revocation set the token service computes from its database, by kind."""
-    names = {
-        feed_pb2.TOKEN: "token",
-        feed_pb2.IDENTITY: "identity",
-        feed_pb2.NAMESPACE: "namespace",
-        feed_pb2.KEY: "key",
-    }
-    counts = dict.fromkeys(names.values(), 0)
+KINDS = {feed_pb2.TOKEN: "token", feed_pb2.IDENTITY: "identity", feed_pb2.NAMESPACE: "namespace", feed_pb2.KEY: "key"}
+
+
+def _target_key(kind: str, r: Any) -> str:
+    return {"token": r.jti, "identity": f"{r.namespace}/{r.identity}", "namespace": r.namespace, "key": r.kid}[kind]
+
+
+def _feed_snapshot(target: str) -> dict[str, set[str]]:
+    """The effective revocation set the token service's feed sends a new subscriber, by kind."""
+    revoked: dict[str, set[str]] = {kind: set() for kind in KINDS.values()}
     with grpc.insecure_channel(target) as channel:
         stream = feed_pb2_grpc.FeedStub(channel).WatchRevocations(
             feed_pb2.WatchRevocationsRequest(cursor=0), timeout=10
         )
         for message in stream:
             for r in message.revocations:
-                counts[names[r.target]] += 1
+                revoked[KINDS[r.target]].add(_target_key(KINDS[r.target], r))
             if message.synced:
                 stream.cancel()
                 break
-    return counts
+    return revoked
+
+
+def _feed_snapshot_counts(target: str) -> dict[str, int]:
+    """The effective revocation set the token service computes from its database, by kind."""
+    return {kind: len(keys) for kind, keys in _feed_snapshot(target).items()}
+
+
+def _database_revocations(db_url: str) -> tuple[dict[str, set[str]], dict[str, str]]:
+    """Read straight from the tables (not through the service): the effective revocation set by
+    kind — per target the newest event decides, a lifted one removes it, an expired one is gone —
+    and every token row's state by jti."""
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            events = conn.execute(select(revocations).order_by(revocations.c.sequence)).all()
+            states = {row.jti: row.state for row in conn.execute(select(tokens.c.jti, tokens.c.state))}
+    finally:
+        engine.dispose()
+    newest: dict[tuple[str, str], Any] = {}
+    for event in events:
+        kind = KINDS[event.target]
+        newest[(kind, _target_key(kind, event))] = event
+    now = time.time()
+    revoked: dict[str, set[str]] = {kind: set() for kind in KINDS.values()}
+    for (kind, key), event in newest.items():
+        if not event.lifted and (event.expires_unix == 0 or event.expires_unix >= now):
+            revoked[kind].add(key)
+    return revoked, states
 
 
 def _poll(predicate, timeout: float, interval: float = 0.02) -> float | None:  # type: ignore[no-untyped-def]
@@ -211,13 +260,21 @@ def run_outage(tmp: Path, bound_s: float, outage_s: float) -> Outage:
         time.sleep(0.3)
         stop_traffic.set()
         thread.join(10)
-        seen.database_set = _feed_snapshot_counts(service.grpc_address)
+        seen.feed_revoked = _feed_snapshot(service.grpc_address)
+        seen.database_revoked, states = _database_revocations(db_url)
+        seen.database_set = {kind: len(keys) for kind, keys in seen.database_revoked.items()}
+        issued = {_jti(t): t for t in (valid, a, c, d)}
+        seen.revoked_by_scenario = {_jti(t) for t in (a, c, d)}
+        seen.token_states = {jti: states.get(jti) for jti in issued}
         for policy, sidecar in sidecars.items():
             seen.sidecar_sets[policy] = {
                 kind: sidecar.metric("native_iam_sidecar_revocation_cache_entries", {"kind": kind}) or 0.0
                 for kind in ("token", "identity", "namespace", "key")
             }
             seen.valid_after[policy] = get(policy, valid)
+            seen.revoked_through_envoy[policy] = {
+                jti: get(policy, issued[jti]) if jti in issued else None for jti in seen.database_revoked["token"]
+            }
         print("\n" + seen.summary())
     return seen
 
@@ -259,11 +316,23 @@ def test_revocations_written_while_cut_off_apply_within_1s_of_reconnection(outag
 
 @pytest.mark.parametrize("policy", ["closed", "open"])
 def test_sidecar_revocation_set_matches_the_database(outage: Outage, policy: str) -> None:
-    """After reconnection the sidecar holds exactly the effective revocation set (by kind) that the
-    token service derives from its database: nothing skipped, nothing extra."""
-    expected = {kind: float(n) for kind, n in outage.database_set.items()}
-    assert expected["token"] >= 3  # D before, A and C during the outage
-    assert outage.sidecar_sets[policy] == expected
+    """After reconnection the sidecar holds exactly the effective revocation set of the database
+    tables: the tables revoke exactly the scenario's jti (D before, A disabled and C deleted during
+    the outage), the feed snapshot is that same set, every one of those jti is denied 401 through
+    this sidecar's Envoy, and its cache sizes by kind equal the database's: nothing skipped,
+    nothing extra."""
+    database = outage.database_revoked
+    assert database["token"] == outage.revoked_by_scenario and len(database["token"]) == 3
+    assert {kind: keys for kind, keys in database.items() if kind != "token"} == {
+        "identity": set(),
+        "namespace": set(),
+        "key": set(),
+    }
+    assert outage.feed_revoked == database
+    states = sorted((s or "no row") for s in outage.token_states.values())
+    assert states == ["active", "disabled", "disabled", "no row"], outage.token_states  # valid, A, D, C
+    assert outage.revoked_through_envoy[policy] == dict.fromkeys(database["token"], 401)
+    assert outage.sidecar_sets[policy] == {kind: float(len(keys)) for kind, keys in database.items()}
 
 
 @pytest.mark.parametrize("policy", ["closed", "open"])
