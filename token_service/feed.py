@@ -12,6 +12,12 @@ stream. It wakes on:
 A stream first sends the full effective set (snapshot) when its cursor is 0, older than what
 compaction kept, or ahead of the database; otherwise every event after the cursor. Either ends
 with ``synced``; then events as they happen and a HEARTBEAT every NATIVE_IAM_FEED_HEARTBEAT_S.
+
+Live fan-out is built to cost little per stream (a thousand sidecars may watch one replica): the
+hub wakes every waiting stream by setting one :class:`asyncio.Event` (no lock to re-acquire, no
+Task or timer per stream), heartbeats come from one hub-wide tick rather than a timeout per
+stream, and each distinct message of a wake-up (the EVENTS after a given cursor, or a HEARTBEAT
+at it) is built once and sent by every stream at that cursor.
 """
 
 from __future__ import annotations
@@ -91,7 +97,10 @@ class FeedHub:
         #: Newest sequence read from the database (every event up to it is in ``_recent`` or older).
         self.head = 0
         self._recent: collections.deque[feed_pb2.Revocation] = collections.deque(maxlen=BUFFER)
-        self._changed = asyncio.Condition()
+        #: Set (then replaced by a fresh one) when the head advances, a heartbeat is due, or streams stop.
+        self._woken = asyncio.Event()
+        #: Live messages built since the last wake-up, by (kind, cursor): shared by every stream there.
+        self._shared: dict[tuple[int, int], list[feed_pb2.WatchRevocationsResponse]] = {}
         self._wake = asyncio.Event()
         self._reading = asyncio.Lock()
         self._closing = False
@@ -113,9 +122,22 @@ class FeedHub:
         if not self.core.store.is_sqlite:
             self._tasks.append(asyncio.create_task(self._listen(), name="feed-listen"))
         self._tasks.append(asyncio.create_task(self._compact_loop(), name="feed-compact"))
+        self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="feed-heartbeat"))
 
     def wake(self) -> None:
         self._wake.set()
+
+    def _wake_streams(self) -> None:
+        """Wake every waiting stream; messages built before now are not shared any more."""
+        woken, self._woken = self._woken, asyncio.Event()
+        self._shared.clear()  # heartbeats carry a fresh server time; events are rebuilt to the new head
+        woken.set()
+
+    async def _heartbeat_loop(self) -> None:
+        # A stream woken with nothing new sends a HEARTBEAT, so no stream is silent longer than this.
+        while not self._closing:
+            await asyncio.sleep(self.settings.feed_heartbeat_s)
+            self._wake_streams()
 
     async def _tail(self) -> None:
         while not self._closing:
@@ -146,8 +168,7 @@ class FeedHub:
             self._recent.extend(fresh)
             self.head = fresh[-1].sequence
             self.core.checks.tail_read(len(fresh))  # events from any replica void cached checks
-        async with self._changed:
-            self._changed.notify_all()
+            self._wake_streams()
 
     async def _listen(self) -> None:
         """LISTEN on PostgreSQL so events written by other replicas wake this one at once."""
@@ -236,11 +257,36 @@ class FeedHub:
             return int((await conn.execute(select(feed_counter.c.compacted_through))).scalar_one())
 
     def _response(self, kind: int, cursor: int, items: list[feed_pb2.Revocation] = (), **flags: bool) -> Any:  # type: ignore[assignment]
-        if self.metrics and items:
-            self.metrics.feed_events.labels("snapshot" if kind == Kind.SNAPSHOT else "events").inc(len(items))
         return feed_pb2.WatchRevocationsResponse(
             kind=kind, revocations=items, cursor=cursor, server_time_ms=int(time.time() * 1000), **flags
         )
+
+    def _sent(self, message: feed_pb2.WatchRevocationsResponse) -> feed_pb2.WatchRevocationsResponse:
+        """Count the revocations of a message as it goes out (shared messages count once per stream)."""
+        if self.metrics and message.revocations:
+            label = "snapshot" if message.kind == Kind.SNAPSHOT else "events"
+            self.metrics.feed_events.labels(label).inc(len(message.revocations))
+        return message
+
+    async def _live(self, cursor: int) -> list[feed_pb2.WatchRevocationsResponse]:
+        """What a synced stream at ``cursor`` sends next: the EVENTS after it, else a HEARTBEAT.
+
+        Built once per wake-up and cursor, then shared. Each message names the exact
+        continuation of ``cursor`` (its events and its own ``cursor``), so any stream at that
+        cursor may send it even if the head has moved on meanwhile.
+        """
+        key = (Kind.EVENTS if self.head > cursor else Kind.HEARTBEAT, cursor)
+        built = self._shared.get(key)
+        if built is None:
+            if key[0] == Kind.HEARTBEAT:
+                built = [self._response(Kind.HEARTBEAT, cursor)]
+            else:
+                fresh = await self._since(cursor)
+                chunks = [fresh[i : i + CHUNK] for i in range(0, len(fresh), CHUNK)]
+                built = [self._response(Kind.EVENTS, chunk[-1].sequence, chunk) for chunk in chunks]
+            if built:  # nothing (events compacted away under the database path): ask again next time
+                self._shared[key] = built
+        return built
 
     async def watch(
         self, request: feed_pb2.WatchRevocationsRequest, context: grpc.aio.ServicerContext
@@ -261,36 +307,28 @@ class FeedHub:
                 cursor, entries = await self._snapshot()
                 chunks = [entries[i : i + CHUNK] for i in range(0, len(entries), CHUNK)] or [[]]
                 for i, chunk in enumerate(chunks):
-                    yield self._response(Kind.SNAPSHOT, cursor, chunk, reset=i == 0, synced=i == len(chunks) - 1)
+                    yield self._sent(
+                        self._response(Kind.SNAPSHOT, cursor, chunk, reset=i == 0, synced=i == len(chunks) - 1)
+                    )
             else:
                 missed = await self._since(cursor)
                 for start in range(0, len(missed), CHUNK):
                     chunk = missed[start : start + CHUNK]
                     last = start + CHUNK >= len(missed)
-                    yield self._response(Kind.EVENTS, chunk[-1].sequence, chunk, synced=last)
+                    yield self._sent(self._response(Kind.EVENTS, chunk[-1].sequence, chunk, synced=last))
                 if missed:
                     cursor = missed[-1].sequence
                 else:
                     yield self._response(Kind.HEARTBEAT, cursor, synced=True)
             while not self._closing:
                 if self.head <= cursor:
-                    async with self._changed:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(
-                                self._changed.wait_for(lambda c=cursor: self.head > c or self._closing),
-                                self.settings.feed_heartbeat_s,
-                            )
-                if self._closing:
-                    break
-                if self.head <= cursor:
-                    yield self._response(Kind.HEARTBEAT, cursor)
-                    continue
-                fresh = await self._since(cursor)
-                for start in range(0, len(fresh), CHUNK):
-                    chunk = fresh[start : start + CHUNK]
-                    yield self._response(Kind.EVENTS, chunk[-1].sequence, chunk)
-                if fresh:
-                    cursor = fresh[-1].sequence
+                    # Woken by new events, the heartbeat tick (then _live answers HEARTBEAT) or stop.
+                    await self._woken.wait()
+                    if self._closing:
+                        break
+                for message in await self._live(cursor):
+                    yield self._sent(message)
+                    cursor = message.cursor
         finally:
             if self.metrics:
                 self.metrics.feed_subscribers.dec()
@@ -301,8 +339,7 @@ class FeedHub:
     async def stop_streams(self) -> None:
         """End every stream now (clients reconnect to another replica with their cursor)."""
         self._closing = True
-        async with self._changed:
-            self._changed.notify_all()
+        self._wake_streams()
 
     async def stop(self) -> None:
         await self.stop_streams()
