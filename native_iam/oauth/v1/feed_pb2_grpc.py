@@ -68,9 +68,11 @@ class FeedServicer:
         """Streams revocations. The server first sends the full effective set when `cursor` is 0 or
         older than the oldest event it keeps (snapshot chunks, the first with `reset` set, the last
         with `synced` set), otherwise every event after `cursor` followed by one message with
-        `synced` set; then every later event in order as it happens, and a HEARTBEAT every few
-        seconds (NATIVE_IAM_FEED_HEARTBEAT_S, default 5) carrying the current cursor. The stream
-        never ends by itself; a client reconnects with the last cursor it applied.
+        `synced` set; then every later event in order as it happens, and a HEARTBEAT carrying the
+        current cursor at each tick of the server's heartbeat clock (every NATIVE_IAM_FEED_HEARTBEAT_S,
+        default 5; one clock for all streams, so a heartbeat may follow an event closely, and no
+        stream is silent for longer than the interval). The stream never ends by itself; a client
+        reconnects with the last cursor it applied.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
