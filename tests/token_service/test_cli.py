@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -15,8 +16,10 @@ import urllib.request
 from pathlib import Path
 
 import grpc
+import pytest
 
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
+from tests.token_service.conftest import _fresh_postgres_database
 from token_service.cli import main
 
 
@@ -148,14 +151,21 @@ def test_workers_share_one_argon2_thread_per_core(monkeypatch) -> None:  # type:
     assert (worker.password_workers, worker.metrics_listen) == (1, "off")
 
 
-def test_workers_refuse_a_revoked_token_at_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_workers_refuse_a_revoked_token_at_once(tmp_path: Path, db: str, request: pytest.FixtureRequest) -> None:
     """NATIVE_IAM_WORKERS=2 with a slow feed poll: after an admin disables a token through one
-    worker, CheckAccess on fresh connections (spread over both workers) refuses it at once."""
+    worker, CheckAccess on fresh connections (spread over both workers) refuses it at once — on
+    SQLite and on PostgreSQL (the production overlay's setting)."""
     from native_iam.admin.v1 import admin_pb2, admin_pb2_grpc
 
+    database = {}
+    if db == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        database["SYSTEM_DB_URL"] = asyncio.run(_fresh_postgres_database(server.get_uri()))
     grpc_port, http_port = _free_port(), _free_port()
     env = _env(
         tmp_path,
+        **database,
         NATIVE_IAM_WORKERS="2",
         NATIVE_IAM_GRPC_LISTEN=f"127.0.0.1:{grpc_port}",
         NATIVE_IAM_HTTP_LISTEN=f"127.0.0.1:{http_port}",
