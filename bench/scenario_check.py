@@ -18,8 +18,8 @@ from bench._context import Bench
 from bench._report import Section, cores, ms, rate
 from bench._system import CpuMeter
 
-CLIENTS = 8  # HTTP/2 connections: several, so SO_REUSEPORT spreads them over worker processes
-STREAMS = 32  # concurrent calls per connection
+CLIENTS = 32  # HTTP/2 connections: many, so SO_REUSEPORT spreads them evenly over worker processes
+STREAMS = 8  # concurrent calls per connection (256 in flight, as before)
 PY_CLIENTS = 2  # Python client processes for unique tokens
 METHOD = "/envoy.service.auth.v3.Authorization/Check"
 
