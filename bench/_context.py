@@ -3,6 +3,7 @@ report to add to."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,24 @@ class Bench:
 
             self._postgres = Postgres()
         return str(self._postgres.database())
+
+    def start_token_service(self, scenario: int, db: str, workers: int = 1, label: str | None = None) -> Any:
+        """A token service (``workers`` processes) on a fresh ``db``, or None when that database
+        is not available here (recorded under "not measured")."""
+        from bench import _token_service
+
+        try:
+            url = self.database_url(db, f"bench-s{scenario}-w{workers}")
+        except Exception as exc:
+            self.report.not_measured.append(f"Scenario {scenario} on {db}: {str(exc).splitlines()[0]}")
+            return None
+        print(f"bench:   token service ×{workers} on {label or db}", file=sys.stderr, flush=True)
+        return _token_service.start(
+            self.workdir,
+            db_url=url,
+            name=f"token-service-s{scenario}-{db}-w{workers}",
+            env={"NATIVE_IAM_WORKERS": str(workers)},
+        )
 
     def postgres_pids(self) -> list[int]:
         return self._postgres.server_pids() if self._postgres is not None else []

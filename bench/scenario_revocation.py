@@ -187,18 +187,9 @@ def run(bench: Bench) -> None:
         configs.append(("sqlite", 1))
     for db, workers in configs:
         label = db if workers == 1 else f"{db} ×{workers} workers"
-        try:
-            url = bench.database_url(db, f"bench-s4-w{workers}")
-        except Exception as exc:
-            bench.report.not_measured.append(f"Scenario 4 on {db}: {str(exc).splitlines()[0]}")
+        service = bench.start_token_service(4, db, workers, label)
+        if service is None:
             continue
-        print(f"bench:   revocations on {label}", file=sys.stderr, flush=True)
-        service = _token_service.start(
-            bench.workdir,
-            db_url=url,
-            name=f"token-service-s4-{db}-w{workers}",
-            env={"NATIVE_IAM_WORKERS": str(workers)},
-        )
         revoker = None
         try:
             grant = _wait_for_grant(service)  # also: the bootstrap admin exists now

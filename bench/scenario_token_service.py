@@ -330,15 +330,9 @@ def _run_service(
     workers: int,
 ) -> None:
     """Every case against one token service (``workers`` processes) on a fresh ``db``."""
-    try:
-        url = bench.database_url(db, f"bench-s5-w{workers}")
-    except Exception as exc:
-        bench.report.not_measured.append(f"Scenario 5 on {db}: {str(exc).splitlines()[0]}")
+    service = bench.start_token_service(5, db, workers)
+    if service is None:
         return
-    print(f"bench:   token service ×{workers} on {db}", file=sys.stderr, flush=True)
-    service = _token_service.start(
-        bench.workdir, db_url=url, name=f"token-service-s5-{db}-w{workers}", env={"NATIVE_IAM_WORKERS": str(workers)}
-    )
     try:
         pids = [service.pid, *(bench.postgres_pids() if db == "postgresql" else [])]
         tokens = _wait_for_grant(service)
