@@ -211,25 +211,18 @@ class Store:
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A read-write transaction, committed when the block exits without an exception."""
         try:
-            if self._write_lock is not None:
-                async with self._write_lock, self.engine.connect() as conn:
+            # SQLite: one writer at a time in this process, and BEGIN IMMEDIATE takes the file's
+            # write lock up front rather than failing at the first write.
+            async with self._write_lock or contextlib.nullcontext(), self.engine.connect() as conn:
+                if self._write_lock is not None:
                     conn = await conn.execution_options(sqlite_begin="IMMEDIATE")
-                    try:
-                        async with conn.begin():
-                            yield conn
-                    except BaseException:
-                        _forget_events(conn)
-                        raise
-                    self._after_commit(conn)
-            else:
-                async with self.engine.connect() as conn:
-                    try:
-                        async with conn.begin():
-                            yield conn
-                    except BaseException:
-                        _forget_events(conn)
-                        raise
-                    self._after_commit(conn)
+                try:
+                    async with conn.begin():
+                        yield conn
+                except BaseException:
+                    _forget_events(conn)
+                    raise
+                self._after_commit(conn)
         except (DBAPIError, OSError) as exc:
             _reraise_unavailable(exc)
             raise

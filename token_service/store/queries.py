@@ -45,23 +45,7 @@ async def identity_for_grant(conn: AsyncConnection, identity_id: int) -> Row[Any
     disable waits for the grant (and its cut-off then covers the new token) or the grant sees the
     identity disabled. SQLite serializes writers anyway.
     """
-    return (await conn.execute(_identity_for_grant(identity_id))).first()
-
-
-def _identity_for_grant(identity_id: int) -> Select[Any]:
-    return (
-        select(
-            identities.c.id,
-            identities.c.namespace,
-            identities.c.name,
-            identities.c.active,
-            identities.c.policy_cutoff_at,
-            policies.c.grants,
-        )
-        .select_from(identities.outerjoin(policies, policies.c.identity_id == identities.c.id))
-        .where(identities.c.id == identity_id)
-        .with_for_update(read=True, of=identities)
-    )
+    return (await conn.execute(_IDENTITY_FOR_GRANT, {"identity_id": identity_id})).first()
 
 
 async def token_record(conn: AsyncConnection, jti: str, lock: bool = False) -> Row[Any] | None:
