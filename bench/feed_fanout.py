@@ -15,20 +15,16 @@ so wall-clock latency moves with whatever else runs on it.
 from __future__ import annotations
 
 import argparse
-import json
-import signal
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench import _load, _profile, _token_service
-from bench._stack import ROOT
 from bench._system import cpu_seconds
+from bench.feed_subscribers import Fleet
 from bench.scenario_revocation import Revoker, _access_tokens, _jti
 from bench.scenario_token_service import _wait_for_grant
-from native_iam._procs import Process
 
 SUBSCRIBER_PROCESSES = 2
 
@@ -56,29 +52,16 @@ class Result:
         )
 
 
-def _subscribers(workdir: Path, target: str, n: int) -> list[tuple[Process, Path, Path]]:
-    shares = [n // SUBSCRIBER_PROCESSES + (i < n % SUBSCRIBER_PROCESSES) for i in range(SUBSCRIBER_PROCESSES)]
-    started = []
-    for i, share in enumerate(shares):
-        ready, out = workdir / f"subs-{i}.ready", workdir / f"subs-{i}.json"
-        argv = [sys.executable, "-m", "bench.feed_subscribers", "--target", target, "--subscribers", str(share)]
-        argv += ["--ready-file", str(ready), "--out", str(out), "--seconds", "600"]
-        process = Process(f"subscribers-{i}", argv, log_path=workdir / f"subs-{i}.log", cwd=ROOT).start()
-        started.append((process, ready, out))
-    return started
-
-
 def measure(workdir: Path, n: int, revocations: int, spacing_s: float, profile: Path | None) -> Result:
     service = _token_service.start(workdir, db_url=f"sqlite:///{workdir / 'feed.db'}", name="token-service-fanout")
     revoker = None
-    subscribers: list[tuple[Process, Path, Path]] = []
+    fleet: Fleet | None = None
     try:
         grant = _wait_for_grant(service)
         revoker = Revoker(service)
         jtis = [_jti(t) for t in _access_tokens(service, grant.refresh_token, revocations)]
-        subscribers = _subscribers(workdir, service.grpc, n)
-        for process, ready, _ in subscribers:
-            process.wait_until(ready.exists, timeout=180, what="synced on every stream")
+        fleet = Fleet.start(workdir, service.grpc, n, processes=SUBSCRIBER_PROCESSES)
+        fleet.wait_synced()
         window = revocations * spacing_s + 1.0  # the last event's fan-out ends well within 1 s
         time.sleep(1.0)  # let the connection burst settle
         before = cpu_seconds(service.pid)
@@ -95,22 +78,14 @@ def measure(workdir: Path, n: int, revocations: int, spacing_s: float, profile: 
         busy = cpu_seconds(service.pid) - before
         if spy is not None:
             spy.wait()
-        for process, _, _ in subscribers:
-            process.signal(signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while any(p.running() for p, _, _ in subscribers) and time.monotonic() < deadline:
-            time.sleep(0.1)
     finally:
-        for process, _, _ in subscribers:
-            process.stop()
+        if fleet is not None:
+            fleet.stop()
         if revoker is not None:
             revoker.close()
         service.stop()
-    seen: dict[str, list[float]] = {}
-    for _, _, out in subscribers:
-        for jti, times in json.loads(out.read_text()).items():
-            seen.setdefault(jti, []).extend(times)
-    lasts = sorted(max(seen[j]) - t for j, t in revoked.items() if len(seen.get(j, [])) >= n)
+    assert fleet is not None  # started, or the block above raised
+    lasts = fleet.last_arrivals(revoked)
     return Result(n, revocations, len(lasts), idle, busy, lasts)
 
 

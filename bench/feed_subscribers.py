@@ -16,13 +16,18 @@ import asyncio
 import contextlib
 import json
 import signal
+import sys
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 
+from native_iam._procs import Process
 from native_iam.oauth.v1 import feed_pb2, feed_pb2_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 async def subscribe(
@@ -65,6 +70,50 @@ async def main_async(args: argparse.Namespace) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@dataclass
+class Fleet:
+    """The harness's side: ``n`` subscribers spread over a few processes of this module."""
+
+    n: int
+    members: list[tuple[Process, Path, Path]]  # (process, ready file, output file)
+
+    @classmethod
+    def start(cls, workdir: Path, target: str, n: int, *, tag: str = "", processes: int = 2) -> Fleet:
+        shares = [n // processes + (i < n % processes) for i in range(processes)]
+        members = []
+        for i, share in enumerate(shares):
+            ready, out = workdir / f"subs{tag}-{i}.ready", workdir / f"subs{tag}-{i}.json"
+            ready.unlink(missing_ok=True)
+            argv = [sys.executable, "-m", "bench.feed_subscribers", "--target", target, "--subscribers", str(share)]
+            argv += ["--ready-file", str(ready), "--out", str(out), "--seconds", "600"]
+            log = workdir / f"subs{tag}-{i}.log"
+            members.append((Process(f"subscribers-{i}", argv, log_path=log, cwd=ROOT).start(), ready, out))
+        return cls(n, members)
+
+    def wait_synced(self, timeout: float = 180) -> None:
+        for process, ready, _ in self.members:
+            process.wait_until(ready.exists, timeout=timeout, what="synced on every stream")
+
+    def cpu_seconds(self) -> float:
+        from bench._system import cpu_seconds
+
+        return sum(cpu_seconds(p.pid or 0) for p, _, _ in self.members)
+
+    def stop(self) -> None:
+        """SIGTERM: each process writes what its streams received, then exits."""
+        for process, _, _ in self.members:
+            process.stop(timeout=30)
+
+    def last_arrivals(self, revoked: dict[str, float]) -> list[float]:
+        """Per revocation that reached every subscriber (``revoked``: jti → revoke time): seconds
+        to the last of them, sorted. Call after :meth:`stop`."""
+        seen: dict[str, list[float]] = defaultdict(list)
+        for _, _, out in self.members:
+            for jti, times in json.loads(out.read_text()).items():
+                seen[jti].extend(times)
+        return sorted(max(seen[j]) - t for j, t in revoked.items() if len(seen[j]) >= self.n)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,8 +12,6 @@ NATIVE_IAM_FEED_POLL_S, default 0.5 s).
 from __future__ import annotations
 
 import http.client
-import json
-import signal
 import sys
 import time
 
@@ -23,9 +21,8 @@ import jwt
 from bench import _envoy, _load, _stack, _token_service
 from bench._context import Bench
 from bench._report import ms
-from bench._system import cpu_seconds
+from bench.feed_subscribers import Fleet
 from bench.scenario_token_service import _wait_for_grant
-from native_iam._procs import Process
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
 
 SUBSCRIBER_PROCESSES = 2
@@ -120,22 +117,12 @@ def _fan_out(
 ) -> tuple[list[float], int, float]:
     """Per revocation: seconds from revoke to its last subscriber; plus how many got it, and the
     subscribers' CPU."""
-    n = bench.options.subscribers
-    shares = [n // SUBSCRIBER_PROCESSES + (i < n % SUBSCRIBER_PROCESSES) for i in range(SUBSCRIBER_PROCESSES)]
-    processes = []
-    outputs = []
-    for i, share in enumerate(shares):
-        ready, out = bench.workdir / f"subs-{service.db}-{i}.ready", bench.workdir / f"subs-{service.db}-{i}.json"
-        ready.unlink(missing_ok=True)
-        argv = [sys.executable, "-m", "bench.feed_subscribers", "--target", service.grpc, "--subscribers", str(share)]
-        argv += ["--ready-file", str(ready), "--out", str(out), "--seconds", "300"]
-        process = Process(f"subscribers-{i}", argv, log_path=bench.workdir / f"subs-{i}.log", cwd=_stack.ROOT).start()
-        processes.append((process, ready))
-        outputs.append(out)
+    fleet = Fleet.start(
+        bench.workdir, service.grpc, bench.options.subscribers, tag=f"-{service.db}", processes=SUBSCRIBER_PROCESSES
+    )
     try:
-        for process, ready in processes:
-            process.wait_until(ready.exists, timeout=180, what="synced on every stream")
-        cpu_before = sum(cpu_seconds(p.pid or 0) for p, _ in processes)
+        fleet.wait_synced()
+        cpu_before = fleet.cpu_seconds()
         revoked: dict[str, float] = {}
         for token in tokens:
             jti = _jti(token)
@@ -143,26 +130,11 @@ def _fan_out(
             revoker.revoke(jti)
             time.sleep(0.25)
         time.sleep(2.0)
-        cpu = sum(cpu_seconds(p.pid or 0) for p, _ in processes) - cpu_before
-        for process, _ in processes:
-            process.signal(signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while any(p.running() for p, _ in processes) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        cpu = fleet.cpu_seconds() - cpu_before
     finally:
-        for process, _ in processes:
-            process.stop()
-    seen: dict[str, list[float]] = {}
-    for out in outputs:
-        for jti, times in json.loads(out.read_text()).items():
-            seen.setdefault(jti, []).extend(times)
-    lasts, complete = [], 0
-    for jti, started in revoked.items():
-        times = seen.get(jti, [])
-        if len(times) >= n:
-            complete += 1
-            lasts.append(max(times) - started)
-    return sorted(lasts), complete, cpu
+        fleet.stop()
+    lasts = fleet.last_arrivals(revoked)
+    return lasts, len(lasts), cpu
 
 
 def run(bench: Bench) -> None:
