@@ -36,6 +36,16 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     }
 
 
+def _read_banner(process: subprocess.Popen[str]) -> str:
+    """stdout up to the banner's last line ("Stop with …"); fails if the service exits first."""
+    banner = ""
+    while "Stop with" not in banner:
+        line = process.stdout.readline()  # type: ignore[union-attr]
+        assert line, "the service exited before printing its banner"
+        banner += line
+    return banner
+
+
 def test_demo_prints_working_credentials_and_stops_on_sigterm(tmp_path: Path) -> None:
     """--demo prints a target and demo credentials that work; SIGTERM exits 0 within the grace."""
     process = subprocess.Popen(
@@ -111,11 +121,7 @@ def test_workers_share_the_port_and_merge_metrics(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        banner = ""
-        while "Stop with" not in banner:
-            line = process.stdout.readline()  # type: ignore[union-attr]
-            assert line, "the service exited before printing its banner"
-            banner += line
+        banner = _read_banner(process)
         password = re.search(r"demo identity : demo / (\S+)", banner)
         assert password
         statuses = []
@@ -192,11 +198,7 @@ def test_workers_refuse_a_revoked_token_at_once(tmp_path: Path, db: str, request
         return seen
 
     try:
-        banner = ""
-        while "Stop with" not in banner:
-            line = process.stdout.readline()  # type: ignore[union-attr]
-            assert line, "the service exited before printing its banner"
-            banner += line
+        banner = _read_banner(process)
         demo = re.search(r"demo identity : demo / (\S+)", banner)
         admin = re.search(r"admin identity: (\S+) / (\S+)", banner)
         assert demo and admin
