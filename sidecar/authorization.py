@@ -235,7 +235,7 @@ class Authorizer:
             if isinstance(token, Deny):
                 return self._deny(token)
             now = self._now()
-            verified = decision.verify(token, keys.usable(), self._policy, now)
+            verified = decision.verify(token, keys.usable(), self._policy, now, keys.retired)
             if isinstance(verified, Deny):
                 if verified.reason is Reason.UNKNOWN_KID and not refetched:
                     return _NEED_REFETCH

@@ -13,7 +13,7 @@ import binascii
 import enum
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -173,6 +173,10 @@ def extract_token(value: str | None, *, require_scheme: bool, max_bytes: int) ->
     return token
 
 
+# A retired key's token: revoked (not an unknown kid, which would trigger a JWKS refetch).
+_RETIRED_KEY = Deny(Reason.REVOKED, DESCRIPTIONS[RevocationReason.KEY_RETIRED], revocation=RevocationReason.KEY_RETIRED)
+
+
 def _b64(segment: str) -> bytes:
     return base64.b64decode(segment + "=" * (-len(segment) % 4), altchars=b"-_", validate=True)
 
@@ -189,8 +193,17 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value == value
 
 
-def verify(token: str, keys: Mapping[str, VerifyKey] | None, policy: Policy, now: float) -> Principal | Deny:
-    """Verify an access token: structure, algorithm, signature, ``typ``, claims. Pure."""
+def verify(
+    token: str,
+    keys: Mapping[str, VerifyKey] | None,
+    policy: Policy,
+    now: float,
+    retired: Container[str] = frozenset(),
+) -> Principal | Deny:
+    """Verify an access token: structure, algorithm, signature, ``typ``, claims. Pure.
+
+    ``retired``: kids the feed said were retired; their tokens are refused whatever they claim.
+    """
     if len(token) > policy.max_token_bytes:
         return Deny(Reason.MALFORMED, "the token is too long")
     parts = token.split(".")
@@ -206,6 +219,8 @@ def verify(token: str, keys: Mapping[str, VerifyKey] | None, policy: Policy, now
         return Deny(Reason.KEYS_UNAVAILABLE, "verification keys are unavailable")
     if not isinstance(kid, str) or not kid:
         return Deny(Reason.UNKNOWN_KID, "the token names no key")
+    if kid in retired:
+        return _RETIRED_KEY
     key = keys.get(kid)
     if key is None:
         return Deny(Reason.UNKNOWN_KID, "the token's key is unknown")

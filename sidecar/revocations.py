@@ -1,7 +1,9 @@
 """The revocation cache and the ``Feed.WatchRevocations`` client that fills it.
 
-The cache holds revoked ``jti`` until their expiry, and per-identity, per-namespace and per-key
-cut-off instants (tokens issued at or before a cut-off are dead), each with its reason. Events are
+The cache holds revoked ``jti`` until their expiry, per-identity and per-namespace cut-off
+instants (tokens issued at or before a cut-off are dead), each with its reason, and retired keys:
+every token a retired key signed is dead whatever its ``iat`` (whoever holds a compromised key
+writes any ``iat`` they like), and the key store is told to drop the key at once. Events are
 applied in order and idempotently: an event at or below the cursor is skipped, and a target keeps
 the newest event that touched it. A snapshot (``reset``) is assembled aside and swapped in when
 ``synced`` arrives, so a reconnect never exposes a half-filled set.
@@ -70,8 +72,16 @@ class _Sets:
 class RevocationCache:
     """What the feed says is revoked, plus the feed's health (cursor, synced, last message)."""
 
-    def __init__(self, *, max_staleness_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        max_staleness_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        on_key_retired: Callable[[str], None] = lambda kid: None,
+    ) -> None:
         self._sets = _Sets()
+        # Told every retired kid (events and snapshots alike) so that the key store drops it.
+        self._on_key_retired = on_key_retired
         self._staging: _Sets | None = None
         self._staging_cursor = 0
         self._clock = clock
@@ -100,11 +110,10 @@ class RevocationCache:
         reason = sets.tokens.get(jti)
         if reason is not None:
             return reason
-        for entry in (
-            sets.identities.get((namespace, identity)),
-            sets.namespaces.get(namespace),
-            sets.keys.get(kid),
-        ):
+        retired = sets.keys.get(kid)
+        if retired is not None:
+            return retired.reason  # no iat test: the holder of a retired key chooses the iat
+        for entry in (sets.identities.get((namespace, identity)), sets.namespaces.get(namespace)):
             if entry is not None and iat <= entry.cutoff_unix:
                 return entry.reason
         return None
@@ -140,6 +149,7 @@ class RevocationCache:
                 self._staging_cursor = message.cursor
                 for revocation in message.revocations:
                     _apply_one(self._staging, revocation)
+                    self._retire_key(revocation)
             elif kind == Kind.EVENTS:
                 target = self._staging if self._staging is not None else self._sets
                 changed = False
@@ -147,6 +157,7 @@ class RevocationCache:
                     if revocation.sequence <= self.cursor and self._staging is None:
                         continue  # already applied before a reconnect
                     changed |= _apply_one(target, revocation)
+                    self._retire_key(revocation)
                 if changed and target is self._sets:
                     self.generation += 1
                 if self._staging is not None:
@@ -165,6 +176,11 @@ class RevocationCache:
                 if not self.synced:
                     log.info("revocation feed synced", extra={"cursor": self.cursor, "entries": self._sets.size()})
                 self.synced = True
+
+    def _retire_key(self, r: Any) -> None:
+        """Pass a key retirement on at once, even mid-snapshot: a retired key is never trusted again."""
+        if r.target == Target.KEY and r.kid and not r.lifted:
+            self._on_key_retired(r.kid)
 
     def prune(self, now_unix: float) -> int:
         """Forget entries whose ``expires_unix`` has passed; returns how many were removed."""

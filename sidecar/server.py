@@ -64,7 +64,7 @@ class Sidecar:
             min_refetch_s=settings.jwks_min_refetch_s,
             on_fetch=self.metrics.fetched,
         )
-        self.revocations = RevocationCache(max_staleness_s=settings.feed_max_staleness_s)
+        self.revocations = RevocationCache(max_staleness_s=settings.feed_max_staleness_s, on_key_retired=self.keys.ban)
         self.feed = FeedClient(
             self._channel,
             self.revocations,

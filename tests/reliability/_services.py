@@ -91,6 +91,12 @@ class TokenService:
                 timeout=10,
             )
 
+    def check_access(self, token: str, scopes: tuple[str, ...] = ("orders:read",)) -> int:
+        """The status of the token service's own CheckAccess."""
+        with grpc.insecure_channel(self.grpc_address) as channel:
+            request = oauth_pb2.CheckAccessRequest(access_token=token, scopes=scopes)
+            return oauth_pb2_grpc.OAuthStub(channel).CheckAccess(request, timeout=10).status
+
     def admin(self, service: str, token: str) -> tuple[Any, tuple[tuple[str, str], ...]]:
         """An admin stub (``Identities``, ``Tokens``, …) on a fresh channel, and the bearer metadata."""
         from native_iam.admin.v1 import admin_pb2_grpc
@@ -151,6 +157,24 @@ class Sidecar:
 
     def ready(self) -> bool:
         return serving(self.authz_port)
+
+    def check(self, token: str, path: str = "/orders/1") -> int:
+        """ext_authz Check straight at the sidecar: the HTTP status Envoy would answer (200 = allowed)."""
+        from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
+
+        request = external_auth_pb2.CheckRequest()
+        http = request.attributes.request.http
+        http.method, http.path = "GET", path
+        http.headers["authorization"] = f"Bearer {token}"
+        with grpc.insecure_channel(f"127.0.0.1:{self.authz_port}") as channel:
+            response = external_auth_pb2_grpc.AuthorizationStub(channel).Check(request, timeout=5)
+        return 200 if response.status.code == 0 else response.denied_response.status.code
+
+    def check_access(self, token: str, scopes: tuple[str, ...] = ("orders:read",)) -> int:
+        """The status of the sidecar's OAuth facade CheckAccess (answered locally, like Check)."""
+        with grpc.insecure_channel(f"127.0.0.1:{self.oauth_port}") as channel:
+            request = oauth_pb2.CheckAccessRequest(access_token=token, scopes=scopes)
+            return oauth_pb2_grpc.OAuthStub(channel).CheckAccess(request, timeout=5).status
 
     def stop(self) -> None:
         if self.process is not None:
