@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import grpc
+
 from native_iam.oauth.v1 import feed_pb2
 
 from ._jti_table import JtiTable
@@ -241,6 +243,7 @@ class FeedClient:
         cache: RevocationCache,
         *,
         subscriber: str,
+        credential: str = "",
         idle_timeout_s: float = 15.0,
         on_connected: Callable[[bool], None] = lambda up: None,
         on_message: Callable[[], None] = lambda: None,
@@ -250,6 +253,8 @@ class FeedClient:
         self._stub = feed_pb2_grpc.FeedStub(channel)
         self._cache = cache
         self._subscriber = subscriber[:253]
+        # WatchRevocations needs the feed token (GetJwks does not): sent on every (re)connect.
+        self._metadata = (("authorization", f"Bearer {credential}"),) if credential else ()
         self._idle_timeout_s = idle_timeout_s
         self._on_connected = on_connected
         self._on_message = on_message
@@ -289,7 +294,7 @@ class FeedClient:
             request = feed_pb2.WatchRevocationsRequest(cursor=self._cache.cursor, subscriber=self._subscriber)
             try:
                 self._stream_started_at = time.monotonic()
-                self._call = self._stub.WatchRevocations(request)
+                self._call = self._stub.WatchRevocations(request, metadata=self._metadata)
                 first = True
                 for message in self._call:
                     if first:
@@ -301,7 +306,12 @@ class FeedClient:
             except Exception as exc:  # grpc.RpcError (UNAVAILABLE, CANCELLED, …): reconnect below
                 if self._stop.is_set():
                     break
-                log.warning("revocation feed disconnected", extra={"error": _code(exc), "cursor": self._cache.cursor})
+                if _code(exc) == str(grpc.StatusCode.UNAUTHENTICATED):
+                    log.error("revocation feed refused this sidecar: check NATIVE_IAM_FEED_TOKEN")
+                else:
+                    log.warning(
+                        "revocation feed disconnected", extra={"error": _code(exc), "cursor": self._cache.cursor}
+                    )
             finally:
                 self._call = None
                 self._on_connected(False)

@@ -97,6 +97,12 @@ class Settings:
     #: many seconds gets a fresh pair (concurrent retries); later, its whole family is revoked.
     refresh_grace_s: float = 5.0
 
+    # --- revocation feed credential ---
+    #: NATIVE_IAM_FEED_TOKEN (or …_FILE): the bearer token(s) WatchRevocations accepts (sidecars send
+    #: theirs as NATIVE_IAM_FEED_TOKEN too); several, separated by spaces, during a rotation. Each
+    #: at least 32 bytes of visible ASCII. Unset: the feed refuses every caller.
+    feed_tokens: tuple[str, ...] = ()
+
     # --- logs ---
     log_level: str = "INFO"  # NATIVE_IAM_LOG_LEVEL
     log_format: str = "json"  # NATIVE_IAM_LOG_FORMAT: json | text
@@ -108,6 +114,7 @@ class Settings:
             shown["bootstrap_admin_password"] = "***"
         if shown["client_secret_key"]:
             shown["client_secret_key"] = "***"
+        shown["feed_tokens"] = tuple("***" for _ in self.feed_tokens)
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     @property
@@ -159,6 +166,7 @@ class Settings:
             "bootstrap_admin_password": r.secret("NATIVE_IAM_BOOTSTRAP_ADMIN_PASSWORD"),
             "client_secret_key": r.secret("NATIVE_IAM_CLIENT_SECRET_KEY"),
             "refresh_grace_s": r.float("NATIVE_IAM_REFRESH_GRACE_S", d.refresh_grace_s, low=0),
+            "feed_tokens": _feed_tokens(r.secret("NATIVE_IAM_FEED_TOKEN")),
             "log_level": r.str("NATIVE_IAM_LOG_LEVEL", d.log_level, check=_log_level).upper(),
             "log_format": r.str("NATIVE_IAM_LOG_FORMAT", d.log_format, check=_log_format),
         }
@@ -252,6 +260,15 @@ class _Reader:
             except (OSError, UnicodeDecodeError) as exc:
                 raise SettingsError(f"{name}_FILE", f"cannot read {file_name!r}: {exc.__class__.__name__}") from None
         return direct or None
+
+
+def _feed_tokens(value: str | None) -> tuple[str, ...]:
+    tokens = tuple((value or "").split())
+    if any(len(t) < 32 or not t.isascii() or not t.isprintable() for t in tokens):
+        raise SettingsError(
+            "NATIVE_IAM_FEED_TOKEN", "each token must be at least 32 visible ASCII characters (`openssl rand -hex 32`)"
+        )
+    return tokens
 
 
 def _db_url(value: str) -> str | None:

@@ -20,6 +20,7 @@ import grpc
 from native_iam._procs import Process, free_port, native_iam_command
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
 from tests.sidecar._stack import serving
+from token_service.testing import TEST_FEED_TOKEN
 
 ISSUER = "http://token-service.reliability.test"
 ADMIN = "admin"
@@ -61,6 +62,7 @@ class TokenService:
             "NATIVE_IAM_ARGON2_MEMORY_KIB": "256",
             "NATIVE_IAM_ARGON2_TIME_COST": "1",
             "NATIVE_IAM_SHUTDOWN_GRACE_S": "0.5",
+            "NATIVE_IAM_FEED_TOKEN": TEST_FEED_TOKEN,
             **self.env,
         }
         self.process = Process(
@@ -146,6 +148,7 @@ class Sidecar:
             "NATIVE_IAM_AUTHZ_LISTEN": f"127.0.0.1:{self.authz_port}",
             "NATIVE_IAM_OAUTH_LISTEN": f"127.0.0.1:{self.oauth_port}",
             "NATIVE_IAM_METRICS_LISTEN": f"127.0.0.1:{self.metrics_port}",
+            "NATIVE_IAM_FEED_TOKEN": TEST_FEED_TOKEN,
             **self.env,
         }
         self.process = Process(

@@ -22,6 +22,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from token_service.testing import TEST_FEED_TOKEN
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "envoy" / "envoy.yaml"
 
@@ -117,6 +119,7 @@ def sidecar(tmp: Path, env: Mapping[str, str], *, wait_ready: bool = True) -> It
         "NATIVE_IAM_OAUTH_LISTEN": f"127.0.0.1:{ports['oauth']}",
         "NATIVE_IAM_METRICS_LISTEN": f"127.0.0.1:{ports['metrics']}",
         "NATIVE_IAM_LOG_FORMAT": "text",
+        "NATIVE_IAM_FEED_TOKEN": TEST_FEED_TOKEN,
         **env,
     }
     proc = Proc([sys.executable, "-m", "native_iam.cli", "sidecar"], tmp / f"sidecar-{ports['authz']}.log", full_env)
