@@ -162,7 +162,7 @@ def test_token_service_and_sidecars_read_the_feed_token_from_one_secret(renderin
     assert renderings["overlays/production"].of_kind("Secret") == []
     prod = renderings["overlays/production"].one("Deployment", TOKEN)
     prod_volumes = {v["name"]: v for v in prod["spec"]["template"]["spec"]["volumes"]}
-    assert _feed_token_file(containers(prod)[0], prod_volumes) == ("native-iam-feed", "token")
+    assert _feed_token_file(next(containers(prod)), prod_volumes) == ("native-iam-feed", "token")
 
 
 def test_production_runs_replicas_behind_an_autoscaler(renderings: dict[str, Rendering]) -> None:
