@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -126,7 +127,13 @@ async def create_identity(core: Core, namespace: str, name: str, active: bool = 
         async with core.store.write() as conn:
             result = await conn.execute(
                 identities.insert().values(
-                    namespace=namespace, name=name, active=active, created_at=now, updated_at=now
+                    # A fresh uid per row: tokens of an earlier identity of this name never match it.
+                    uid=secrets.token_hex(16),
+                    namespace=namespace,
+                    name=name,
+                    active=active,
+                    created_at=now,
+                    updated_at=now,
                 )
             )
             identity_id = result.inserted_primary_key[0]
