@@ -24,7 +24,8 @@ from native_iam.oauth.v1 import oauth_pb2_grpc
 from tests.token_service.http.conftest import PASSWORD, OAuthService, start_oauth_service
 from token_service import admin
 from token_service.access import check_access
-from token_service.errors import TokenNotFound
+from token_service.errors import IdentityNotFound, TokenNotFound
+from token_service.grants import refresh_access_token
 from token_service.store import Store
 from token_service.store.tables import identities, tokens
 
@@ -87,16 +88,22 @@ async def test_deleted_identitys_tokens_do_not_pass_for_the_next_identity(oauth_
 
 async def test_a_token_is_bound_to_its_identitys_uid_not_only_its_id(oauth_app: OAuthService) -> None:
     """Even if an id came back (a restored table, a reset sequence), a token whose identity uid
-    differs from the row's is the token of another identity: TOKEN_NOT_FOUND."""
+    differs from the row's is another identity's token: CheckAccess TOKEN_NOT_FOUND, refresh
+    IDENTITY_NOT_FOUND, introspection inactive."""
     core = oauth_app.core
     async with httpx.AsyncClient(base_url=oauth_app.url) as http:
         form = {"grant_type": "password", "username": "mallory", "password": PASSWORD, "scope": "orders:read"}
-        access = (await http.post("/oauth2/token", data=form, headers=oauth_app.basic("web"))).json()["access_token"]
-    async with core.store.write() as conn:
-        await conn.execute(identities.update().where(identities.c.name == "mallory").values(uid="0" * 32))
-    core.checks.tail_read(1)  # what a feed event does: cached answers are void
-    with pytest.raises(TokenNotFound):
-        await check_access(core, access_token=access)
+        issued = (await http.post("/oauth2/token", data=form, headers=oauth_app.basic("web"))).json()
+        async with core.store.write() as conn:
+            await conn.execute(identities.update().where(identities.c.name == "mallory").values(uid="0" * 32))
+        core.checks.tail_read(1)  # what a feed event does: cached answers are void
+        with pytest.raises(TokenNotFound):
+            await check_access(core, access_token=issued["access_token"])
+        with pytest.raises(IdentityNotFound):
+            await refresh_access_token(core, refresh_token=issued["refresh_token"])
+        for token in (issued["access_token"], issued["refresh_token"]):
+            response = await http.post("/oauth2/introspect", data={"token": token}, headers=oauth_app.basic("web"))
+            assert response.json() == {"active": False}
 
 
 async def test_migration_of_an_old_schema_database(db_url: str) -> None:
