@@ -14,17 +14,13 @@ starts at the end (snapshot instead of live events) must agree as well.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
 
 import grpc
-from prometheus_client import CollectorRegistry
 
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
-from sidecar.metrics import Metrics
 from sidecar.server import Sidecar
-from sidecar.settings import Settings
+from tests.sidecar._stack import in_process_sidecar
 from tests.token_service.conftest import add_identity, service, sqlite_url
 from token_service import admin
 from token_service.app import TokenServiceApp
@@ -34,23 +30,6 @@ __all__ = ["service", "sqlite_url"]
 
 Check = oauth_pb2.CheckAccessResponse
 PASSWORD = "x-pass-123456"
-
-
-@contextlib.asynccontextmanager
-async def _sidecar(app: TokenServiceApp) -> AsyncIterator[Sidecar]:
-    settings = Settings(
-        token_url=app.grpc_target,
-        issuer=app.settings.issuer,
-        authz_listen="127.0.0.1:0",
-        oauth_listen="127.0.0.1:0",
-        metrics_listen="",
-    )
-    sidecar = Sidecar(settings, Metrics(CollectorRegistry()))
-    await sidecar.start()
-    try:
-        yield sidecar
-    finally:
-        await sidecar.stop(0)
 
 
 async def _caught_up(app: TokenServiceApp, sidecar: Sidecar) -> None:
@@ -98,7 +77,7 @@ async def test_sidecar_and_check_access_agree_across_delete_create_disable_enabl
     app = service
     await add_identity(app.core, "x", PASSWORD, ("orders:read", "orders:write"))
     old = await _token(app)
-    async with _sidecar(app) as sidecar:
+    async with in_process_sidecar(app.grpc_target, app.settings.issuer) as sidecar:
         await _agree(app, sidecar, "create", {"old": (old, Check.OK)})
 
         await admin.delete_identity(app.core, "", "x")
@@ -130,5 +109,6 @@ async def test_sidecar_and_check_access_agree_across_delete_create_disable_enabl
         await admin.set_identity_active(app.core, "", "x", True)
         await _agree(app, sidecar, "disable + enable after the policy change", expected)
 
-    async with _sidecar(app) as fresh:  # the snapshot path: the effective set must say the same
+    # The snapshot path: a sidecar that starts now must hold the same effective set.
+    async with in_process_sidecar(app.grpc_target, app.settings.issuer) as fresh:
         await _agree(app, fresh, "snapshot", expected)
