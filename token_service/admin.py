@@ -7,6 +7,7 @@ writes a revocation event in the same transaction (:mod:`token_service.events`).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import secrets
@@ -22,7 +23,7 @@ from token_service import events
 from token_service.core import Core
 from token_service.errors import AlreadyExists, FailedPrecondition, InvalidRequest, MalformedScope, NotFound
 from token_service.keys import SigningKey
-from token_service.store.tables import identities, passwords, policies, tokens
+from token_service.store.tables import identities, passwords, policies, revocations, tokens
 
 __all__ = [
     "ADMIN_SCOPE",
@@ -122,6 +123,7 @@ def _label(namespace: str, name: str) -> str:
 async def create_identity(core: Core, namespace: str, name: str, active: bool = True) -> IdentityInfo:
     validate_name("namespace", namespace, required=False)
     validate_name("name", name)
+    await _past_deletion_cutoff(core, namespace, name)
     now = core.clock()
     try:
         async with core.store.write() as conn:
@@ -141,6 +143,29 @@ async def create_identity(core: Core, namespace: str, name: str, active: bool = 
     except IntegrityError:
         raise AlreadyExists(f"identity {_label(namespace, name)} already exists") from None
     return await get_identity(core, namespace, name)
+
+
+async def _past_deletion_cutoff(core: Core, namespace: str, name: str) -> None:
+    """Wait, if need be, until the second of the last deletion of this name has passed.
+
+    Cut-offs are whole seconds and a sidecar treats every token of the name with ``iat`` at or
+    before a deletion's cut-off as the deleted identity's: a token of the new identity issued
+    within that second would be refused there while CheckAccess accepts it. Only a re-create
+    within a second of the delete waits (less than a second, before any lock is taken).
+    """
+    async with core.store.read() as conn:
+        cutoff = (
+            await conn.execute(
+                select(func.max(revocations.c.cutoff_unix)).where(
+                    revocations.c.target == events.Target.IDENTITY,
+                    revocations.c.reason == events.Reason.IDENTITY_DELETED,
+                    revocations.c.namespace == namespace,
+                    revocations.c.identity == name,
+                )
+            )
+        ).scalar()
+    if cutoff is not None and 0 < (wait := cutoff + 1 - core.clock()) <= 1:
+        await asyncio.sleep(wait)
 
 
 async def get_identity(core: Core, namespace: str, name: str) -> IdentityInfo:

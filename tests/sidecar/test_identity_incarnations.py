@@ -83,7 +83,7 @@ async def test_sidecar_and_check_access_agree_across_delete_create_disable_enabl
         await admin.delete_identity(app.core, "", "x")
         await _agree(app, sidecar, "delete", {"old": (old, Check.TOKEN_NOT_FOUND)})
 
-        await _next_second()
+        # At once, within the deletion's second: the new X's first tokens must not fall under its cut-off.
         await add_identity(app.core, "x", PASSWORD, ("orders:read", "orders:write"))
         new = await _token(app)
         await _agree(app, sidecar, "re-create", {"old": (old, Check.TOKEN_NOT_FOUND), "new": (new, Check.OK)})
