@@ -102,12 +102,16 @@ class RevocationCache:
         """The revocation reason that kills this token, or None when it is alive."""
         sets = self._sets
         reason = sets.tokens.get(jti)
+        if reason == Reason.TOKEN_DELETED:
+            return reason
+        # A deleted identity's token is TOKEN_NOT_FOUND at CheckAccess even when the token itself
+        # was disabled or the name's current identity is disabled: the deletion answers first.
+        deleted = sets.identities.get((namespace, identity, IDENTITY_DELETION))
+        if deleted is not None and iat <= deleted.cutoff_unix:
+            return deleted.reason
         if reason is not None:
             return reason
         for entry in (
-            # The deletion first: a deleted identity's token is TOKEN_NOT_FOUND at CheckAccess
-            # even when the name's current identity is disabled too.
-            sets.identities.get((namespace, identity, IDENTITY_DELETION)),
             sets.identities.get((namespace, identity, IDENTITY_STATE)),
             sets.namespaces.get(namespace),
             sets.keys.get(kid),

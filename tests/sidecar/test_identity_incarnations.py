@@ -17,6 +17,7 @@ import asyncio
 import time
 
 import grpc
+import jwt
 
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
 from sidecar.server import Sidecar
@@ -50,17 +51,17 @@ async def _status(target: str, token: str) -> int:
         return (await oauth_pb2_grpc.OAuthStub(channel).CheckAccess(request, timeout=5)).status
 
 
-async def _agree(app: TokenServiceApp, sidecar: Sidecar, step: str, expected: dict[str, tuple[str, int]]) -> None:
+async def _agree(app: TokenServiceApp, sidecar: Sidecar, step: str, tokens: dict[str, str], **expected: int) -> None:
     """Each token's CheckAccess status at the token service and at the sidecar is the expected one."""
     await _caught_up(app, sidecar)
     seen = {
         name: (
-            Check.Status.Name(await _status(app.grpc_target, token)),
-            Check.Status.Name(await _status(f"127.0.0.1:{sidecar.oauth_port}", token)),
+            Check.Status.Name(await _status(app.grpc_target, tokens[name])),
+            Check.Status.Name(await _status(f"127.0.0.1:{sidecar.oauth_port}", tokens[name])),
         )
-        for name, (token, _) in expected.items()
+        for name in expected
     }
-    wanted = {name: (Check.Status.Name(status),) * 2 for name, (_, status) in expected.items()}
+    wanted = {name: (Check.Status.Name(status),) * 2 for name, status in expected.items()}
     assert seen == wanted, f"after {step}: (token service, sidecar) per token"
 
 
@@ -76,39 +77,37 @@ async def _next_second() -> None:
 async def test_sidecar_and_check_access_agree_across_delete_create_disable_enable(service: TokenServiceApp) -> None:
     app = service
     await add_identity(app.core, "x", PASSWORD, ("orders:read", "orders:write"))
-    old = await _token(app)
+    tokens = {"old": await _token(app), "old_disabled": await _token(app)}
+    jti = jwt.decode(tokens["old_disabled"], options={"verify_signature": False})["jti"]
+    await admin.set_token_active(app.core, jti, False)
     async with in_process_sidecar(app.grpc_target, app.settings.issuer) as sidecar:
-        await _agree(app, sidecar, "create", {"old": (old, Check.OK)})
+        await _agree(app, sidecar, "create", tokens, old=Check.OK, old_disabled=Check.TOKEN_DISABLED)
 
         await admin.delete_identity(app.core, "", "x")
-        await _agree(app, sidecar, "delete", {"old": (old, Check.TOKEN_NOT_FOUND)})
+        gone = {"old": Check.TOKEN_NOT_FOUND, "old_disabled": Check.TOKEN_NOT_FOUND}
+        await _agree(app, sidecar, "delete", tokens, **gone)
 
         # At once, within the deletion's second: the new X's first tokens must not fall under its cut-off.
         await add_identity(app.core, "x", PASSWORD, ("orders:read", "orders:write"))
-        new = await _token(app)
-        await _agree(app, sidecar, "re-create", {"old": (old, Check.TOKEN_NOT_FOUND), "new": (new, Check.OK)})
+        tokens["new"] = await _token(app)
+        await _agree(app, sidecar, "re-create", tokens, **gone, new=Check.OK)
 
         await admin.set_identity_active(app.core, "", "x", False)
-        steps = {"old": (old, Check.TOKEN_NOT_FOUND), "new": (new, Check.TOKEN_DISABLED)}
-        await _agree(app, sidecar, "disable", steps)
+        await _agree(app, sidecar, "disable", tokens, **gone, new=Check.TOKEN_DISABLED)
 
         await admin.set_identity_active(app.core, "", "x", True)
-        await _agree(app, sidecar, "enable", {"old": (old, Check.TOKEN_NOT_FOUND), "new": (new, Check.OK)})
+        await _agree(app, sidecar, "enable", tokens, **gone, new=Check.OK)
 
         await admin.set_policy(app.core, "", "x", ("orders:read",))  # narrowed: the new X's tokens are cut
         await _next_second()
-        newest = await _token(app)
-        expected = {
-            "old": (old, Check.TOKEN_NOT_FOUND),
-            "new": (new, Check.TOKEN_DISABLED),
-            "newest": (newest, Check.OK),
-        }
-        await _agree(app, sidecar, "policy narrowed", expected)
+        tokens["newest"] = await _token(app)
+        after_policy = {**gone, "new": Check.TOKEN_DISABLED, "newest": Check.OK}
+        await _agree(app, sidecar, "policy narrowed", tokens, **after_policy)
 
         await admin.set_identity_active(app.core, "", "x", False)
         await admin.set_identity_active(app.core, "", "x", True)
-        await _agree(app, sidecar, "disable + enable after the policy change", expected)
+        await _agree(app, sidecar, "disable + enable after the policy change", tokens, **after_policy)
 
     # The snapshot path: a sidecar that starts now must hold the same effective set.
     async with in_process_sidecar(app.grpc_target, app.settings.issuer) as fresh:
-        await _agree(app, fresh, "snapshot", expected)
+        await _agree(app, fresh, "snapshot", tokens, **after_policy)
