@@ -5,7 +5,7 @@ at the sidecar (TOKEN_NOT_FOUND, as CheckAccess says), while the new X's tokens 
 state. The sidecar once kept only the newest identity event per name, so the "lifted" event of
 the enable erased the deletion's cut-off and the old tokens passed again.
 
-The token service (gRPC, SQLite) and the sidecar (its feed client, keys and OAuth facade) run in
+The token service (gRPC; SQLite and PostgreSQL) and the sidecar (its feed client, keys and OAuth facade) run in
 this process on 127.0.0.1; each step waits until the sidecar has applied the feed up to the token
 service's head, then compares the two CheckAccess answers for every token. A second sidecar that
 starts at the end (snapshot instead of live events) must agree as well.
@@ -15,19 +15,22 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
 import grpc
 import jwt
+import pytest
 
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
 from sidecar.server import Sidecar
 from tests.sidecar._stack import in_process_sidecar
-from tests.token_service.conftest import add_identity, service, sqlite_url
+from tests.token_service.conftest import add_identity, db_url
 from token_service import admin
 from token_service.app import TokenServiceApp
 from token_service.grants import create_token_with_password
+from token_service.testing import running_token_service
 
-__all__ = ["service", "sqlite_url"]
+__all__ = ["db_url"]
 
 Check = oauth_pb2.CheckAccessResponse
 PASSWORD = "x-pass-123456"
@@ -74,8 +77,13 @@ async def _next_second() -> None:
     await asyncio.sleep(1.05 - time.time() % 1)
 
 
-async def test_sidecar_and_check_access_agree_across_delete_create_disable_enable(service: TokenServiceApp) -> None:
-    app = service
+@pytest.fixture
+async def app(db_url: str) -> AsyncIterator[TokenServiceApp]:
+    async with running_token_service(db_url) as app:
+        yield app
+
+
+async def test_sidecar_and_check_access_agree_across_delete_create_disable_enable(app: TokenServiceApp) -> None:
     await add_identity(app.core, "x", PASSWORD, ("orders:read", "orders:write"))
     tokens = {"old": await _token(app), "old_disabled": await _token(app)}
     jti = jwt.decode(tokens["old_disabled"], options={"verify_signature": False})["jti"]
