@@ -5,8 +5,8 @@ cut-off instants (tokens issued at or before a cut-off are dead), each with its 
 applied in order and idempotently: an event at or below the cursor is skipped, and a subject keeps
 the newest event that touched it (:mod:`native_iam.revocation_subjects`: an identity name's
 deletion cut-off and its current state are two subjects, so lifting a disable of a re-created
-identity never brings the deleted one's tokens back). A snapshot (``reset``) is assembled aside and swapped in when
-``synced`` arrives, so a reconnect never exposes a half-filled set.
+identity never brings the deleted one's tokens back). A snapshot (``reset``) is assembled aside
+and swapped in when ``synced`` arrives, so a reconnect never exposes a half-filled set.
 
 Staleness: the feed is stale when no message (event or heartbeat) arrived for
 ``max_staleness_s``. A stale or never-synced feed makes :meth:`RevocationCache.fresh` false; the

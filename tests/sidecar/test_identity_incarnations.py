@@ -5,10 +5,10 @@ at the sidecar (TOKEN_NOT_FOUND, as CheckAccess says), while the new X's tokens 
 state. The sidecar once kept only the newest identity event per name, so the "lifted" event of
 the enable erased the deletion's cut-off and the old tokens passed again.
 
-The token service (gRPC; SQLite and PostgreSQL) and the sidecar (its feed client, keys and OAuth facade) run in
-this process on 127.0.0.1; each step waits until the sidecar has applied the feed up to the token
-service's head, then compares the two CheckAccess answers for every token. A second sidecar that
-starts at the end (snapshot instead of live events) must agree as well.
+The token service (gRPC; SQLite and PostgreSQL) and the sidecar (its feed client, keys and OAuth
+facade) run in this process on 127.0.0.1; each step waits until the sidecar has applied the feed
+up to the token service's head, then compares the two CheckAccess answers for every token. A
+second sidecar that starts at the end (snapshot instead of live events) must agree as well.
 """
 
 from __future__ import annotations
