@@ -257,8 +257,9 @@ async def set_identity_active(core: Core, namespace: str, name: str, active: boo
                 lifted=active,
             )
             if active and current.policy_cutoff_at is not None:
-                # The newest event per identity decides at the sidecar, so lifting the disable
-                # must not lift an earlier policy cut-off with it: re-state that one instead.
+                # The newest state event per identity decides at the sidecar (its deletion
+                # cut-off is kept apart), so lifting the disable must not lift an earlier policy
+                # cut-off with it: re-state that one instead.
                 event = events.Event(
                     target=events.Target.IDENTITY,
                     reason=events.Reason.POLICY_CHANGED,
