@@ -129,7 +129,7 @@ async def test_migration_of_an_old_schema_database(db_url: str) -> None:
     async with store.engine.begin() as conn:
         for statement in _OLD_ROWS:
             await conn.exec_driver_sql(statement)
-        if not store.is_sqlite:  # the sequence handed out 1, 2 and 3 (mallory) before
+        if not store.is_sqlite:  # the sequence had handed out 1, 2 and 3
             await conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('identities', 'id'), 3)")
     await store.migrate()
 
@@ -145,11 +145,10 @@ async def test_migration_of_an_old_schema_database(db_url: str) -> None:
         "gone-3": None,
     }
 
-    core_info = await _identity_after_migration(store)
-    assert core_info["passwords"] == 2 and core_info["policies"] == 2
+    assert await _dependent_rows(store) == {"passwords": 2, "policies": 2}  # the rebuild kept them
     await store.close()
 
-    # The next identity gets an id above every id a token referenced (mallory's 3 included).
+    # The next identity gets an id above every id a token referenced (deleted eve's 3 included).
     from token_service.core import Core
     from token_service.testing import settings_for_tests
 
@@ -164,8 +163,8 @@ async def test_migration_of_an_old_schema_database(db_url: str) -> None:
         await core.close()
 
 
-# alice (id 1); mallory had id 3 and left tokens; carol reused id 2 after an earlier deleted row;
-# the token "mallory-old" was issued to id 2 before carol's row was created.
+# The old schema's history: alice got id 1 and mallory id 2 ("mallory-old"); mallory was deleted and
+# carol got id 2 again ("carol-new"); eve got id 3 ("gone-3") and was deleted, so id 3 was next.
 _OLD_ROWS = (
     "INSERT INTO identities (id, namespace, name, active, created_at, updated_at)"
     " VALUES (1, '', 'alice', true, 100, 100), (2, '', 'carol', true, 500, 500)",
@@ -175,11 +174,11 @@ _OLD_ROWS = (
     " VALUES ('alice-old', 'access', 1, '', 'alice', 'c', 'a:read', 'k', 200, 2000000000),"
     " ('mallory-old', 'access', 2, '', 'mallory', 'c', 'iam:admin', 'k', 300, 2000000000),"
     " ('carol-new', 'access', 2, '', 'carol', 'c', 'iam:admin', 'k', 600, 2000000000),"
-    " ('gone-3', 'access', 3, '', 'mallory', 'c', 'iam:admin', 'k', 400, 2000000000)",
+    " ('gone-3', 'access', 3, '', 'eve', 'c', 'iam:admin', 'k', 700, 2000000000)",
 )
 
 
-async def _identity_after_migration(store: Store) -> dict[str, int]:
+async def _dependent_rows(store: Store) -> dict[str, int]:
     async with store.read() as conn:
         passwords = (await conn.exec_driver_sql("SELECT count(*) FROM passwords")).scalar_one()
         policies = (await conn.exec_driver_sql("SELECT count(*) FROM policies")).scalar_one()
