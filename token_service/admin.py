@@ -153,10 +153,14 @@ async def _past_deletion_cutoff(core: Core, namespace: str, name: str) -> None:
     within that second would be refused there while CheckAccess accepts it. Only a re-create
     within a second of the delete waits (less than a second, before any lock is taken).
     """
+    now = core.clock()
     async with core.store.read() as conn:
         cutoff = (
             await conn.execute(
                 select(func.max(revocations.c.cutoff_unix)).where(
+                    # Only a deletion in the last second matters; its expires_unix is cut-off +
+                    # max_token_ttl_s, so this bound lets the expires_unix index skip the rest.
+                    revocations.c.expires_unix >= int(now) - 1 + core.settings.max_token_ttl_s,
                     revocations.c.target == events.Target.IDENTITY,
                     revocations.c.reason == events.Reason.IDENTITY_DELETED,
                     revocations.c.namespace == namespace,
@@ -164,7 +168,7 @@ async def _past_deletion_cutoff(core: Core, namespace: str, name: str) -> None:
                 )
             )
         ).scalar()
-    if cutoff is not None and 0 < (wait := cutoff + 1 - core.clock()) <= 1:
+    if cutoff is not None and 0 < (wait := cutoff + 1 - now) <= 1:
         await asyncio.sleep(wait)
 
 
