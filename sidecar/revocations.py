@@ -4,9 +4,11 @@ The cache holds revoked ``jti`` until their expiry, per-identity and per-namespa
 instants (tokens issued at or before a cut-off are dead), each with its reason, and retired keys:
 every token a retired key signed is dead whatever its ``iat`` (whoever holds a compromised key
 writes any ``iat`` they like), and the key store is told to drop the key at once. Events are
-applied in order and idempotently: an event at or below the cursor is skipped, and a target keeps
-the newest event that touched it. A snapshot (``reset``) is assembled aside and swapped in when
-``synced`` arrives, so a reconnect never exposes a half-filled set.
+applied in order and idempotently: an event at or below the cursor is skipped, and a subject keeps
+the newest event that touched it (:mod:`native_iam.revocation_subjects`: an identity name's
+deletion cut-off and its current state are two subjects, so lifting a disable of a re-created
+identity never brings the deleted one's tokens back). A snapshot (``reset``) is assembled aside
+and swapped in when ``synced`` arrives, so a reconnect never exposes a half-filled set.
 
 Staleness: the feed is stale when no message (event or heartbeat) arrived for
 ``max_staleness_s``. A stale or never-synced feed makes :meth:`RevocationCache.fresh` false; the
@@ -27,6 +29,7 @@ from typing import Any
 import grpc
 
 from native_iam.oauth.v1 import feed_pb2
+from native_iam.revocation_subjects import IDENTITY_DELETION, IDENTITY_STATE, identity_slot
 
 from ._jti_table import JtiTable
 
@@ -63,7 +66,8 @@ class Entry:
 class _Sets:
     # Revoked jti can number millions: a compact table rather than a dict of objects.
     tokens: JtiTable = field(default_factory=JtiTable)
-    identities: dict[tuple[str, str], Entry] = field(default_factory=dict)
+    #: By (namespace, name, IDENTITY_DELETION or IDENTITY_STATE).
+    identities: dict[tuple[str, str, str], Entry] = field(default_factory=dict)
     namespaces: dict[str, Entry] = field(default_factory=dict)
     keys: dict[str, Entry] = field(default_factory=dict)
 
@@ -109,13 +113,22 @@ class RevocationCache:
     def lookup(self, *, jti: str, identity: str, namespace: str, kid: str, iat: float) -> int | None:
         """The revocation reason that kills this token, or None when it is alive."""
         sets = self._sets
-        reason = sets.tokens.get(jti)
-        if reason is not None:
-            return reason
         retired = sets.keys.get(kid)
         if retired is not None:
-            return retired.reason  # no iat test: the holder of a retired key chooses the iat
-        for entry in (sets.identities.get((namespace, identity)), sets.namespaces.get(namespace)):
+            # No iat test: the holder of a retired key chooses the iat. First, as at the token
+            # service, which refuses the key's tokens before it looks at their records.
+            return retired.reason
+        reason = sets.tokens.get(jti)
+        if reason == Reason.TOKEN_DELETED:
+            return reason
+        # A deleted identity's token is TOKEN_NOT_FOUND at CheckAccess even when the token itself
+        # was disabled or the name's current identity is disabled: the deletion answers first.
+        deleted = sets.identities.get((namespace, identity, IDENTITY_DELETION))
+        if deleted is not None and iat <= deleted.cutoff_unix:
+            return deleted.reason
+        if reason is not None:
+            return reason
+        for entry in (sets.identities.get((namespace, identity, IDENTITY_STATE)), sets.namespaces.get(namespace)):
             if entry is not None and iat <= entry.cutoff_unix:
                 return entry.reason
         return None
@@ -213,7 +226,7 @@ def _apply_one(sets: _Sets, r: Any) -> bool:
     table: dict[Any, Entry]
     key: Any
     if target == Target.IDENTITY:
-        table, key = sets.identities, (r.namespace, r.identity)
+        table, key = sets.identities, (r.namespace, r.identity, identity_slot(r.reason))
     elif target == Target.NAMESPACE:
         table, key = sets.namespaces, r.namespace
     elif target == Target.KEY:
