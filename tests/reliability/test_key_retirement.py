@@ -7,7 +7,7 @@ an ``iat`` cut-off would let through. Within about a second of ``RetireKey`` eve
 refuse them: the sidecar's ext_authz Check, the sidecar's OAuth facade CheckAccess and the token
 service's CheckAccess; a token of that key allowed (and cached) before must be refused too, the
 served JWKS must no longer list the key, and a restarted sidecar (fresh JWKS, feed snapshot) must
-keep refusing them. Run on SQLite and PostgreSQL.
+keep refusing them, as does a restarted token service. Run on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -114,5 +114,12 @@ def test_retired_key_stops_verifying_forged_tokens_at_once(
         sidecar.stop()
         sidecar = Sidecar(tmp_path, service.grpc_address, name="sidecar-restarted").start()
         assert all(_answers(service, sidecar, t) == REFUSED for t in [*forged, legit.access_token])
+        assert _answers(service, sidecar, fresh.access_token) == (200, Check.OK, Check.OK)
+
+        # The token service killed and restarted (keys reloaded from the store), the sidecar
+        # reconnected to it from its cursor: still refused everywhere.
+        service.kill()
+        service.start()
+        _until_refused(service, sidecar, forged, within_s=10.0)
         assert _answers(service, sidecar, fresh.access_token) == (200, Check.OK, Check.OK)
         print(f"\nkey retirement: every verifier refused the retired key's tokens {took:.2f} s after RetireKey")
