@@ -7,6 +7,7 @@ Expiry is checked after the signature, so an expired forgery is still TOKEN_INVA
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 import time
@@ -62,7 +63,7 @@ class TokenCodec:
         self.issuer = issuer
         # CheckAccess is asked on behalf of no particular audience (its request names none), and
         # the issuer's own clock needs no leeway.
-        self._rules = jws.Rules(
+        any_usage = jws.Rules(
             issuer,
             audiences=None,
             leeway_s=0.0,
@@ -70,6 +71,10 @@ class TokenCodec:
             algorithms=claims.ALL_ALGORITHMS,
             usage=None,
         )
+        self._rules = {
+            usage: dataclasses.replace(any_usage, usage=usage)
+            for usage in (None, claims.ACCESS_TOKEN, claims.REFRESH_TOKEN)
+        }
 
     def sign(
         self,
@@ -107,9 +112,11 @@ class TokenCodec:
         token = jwt.encode(payload, key.private, algorithm=key.alg, headers={"kid": key.kid, "typ": typ})
         return token, key.kid
 
-    def verify(self, token: str, now: float | None = None) -> TokenClaims:
+    def verify(self, token: str, now: float | None = None, *, usage: str | None = None) -> TokenClaims:
         """Verify with the one shared verifier (native_iam.jws, the sidecar's too), with no
-        leeway and any audience; the caller checks ``usage``.
+        leeway and any audience. ``usage`` (``token_usage``) is required when given, checked where
+        the sidecar checks it (before the time window), so both refuse a refresh token alike;
+        None leaves the check to the caller.
 
         Raises :class:`TokenInvalid` or :class:`TokenExpired`.
         """
@@ -120,7 +127,7 @@ class TokenCodec:
             return None if key is None else (key.alg, key.verifier)
 
         try:
-            verified = jws.verify(token, key_for, self._rules, now)
+            verified = jws.verify(token, key_for, self._rules[usage], now)
         except jws.JwsError as exc:
             if exc.failure is jws.Failure.EXPIRED:
                 raise TokenExpired("token has expired") from None

@@ -73,9 +73,14 @@ class Signer:
     def sign(self, payload: dict[str, Any] | bytes | None = None, **header: Any) -> str:
         """A token properly signed by the trusted key (payload: claims, or raw bytes)."""
         body = payload if isinstance(payload, bytes) else json.dumps(payload or self.claims()).encode()
-        # By hand rather than jwt.encode: PyJWT refuses to write some of the headers tested here.
-        signing_input = f"{b64json(self.header(**header))}.{b64(body)}"
-        signature = _ALGORITHMS[self.alg].sign(signing_input.encode("ascii"), self.private_key)
+        return self.sign_segments(b64json(self.header(**header)), b64(body))
+
+    def sign_segments(self, header: str, payload: str) -> str:
+        """``header.payload.signature`` over the two segments exactly as given (any text, even
+        non-canonical base64url): by hand rather than jwt.encode, which refuses to write some of
+        the headers tested here."""
+        signing_input = f"{header}.{payload}"
+        signature = _ALGORITHMS[self.alg].sign(signing_input.encode("utf-8"), self.private_key)
         return f"{signing_input}.{b64(signature)}"
 
     def public_pem(self) -> bytes:
