@@ -318,8 +318,8 @@ async def service_verdict(app: TokenServiceApp, token: str) -> str:
         return "insufficient"
     except errors.TokenInvalid:
         return "invalid"
-    except (errors.TokenNotFound, errors.TokenDisabled) as exc:
-        return type(exc).__name__  # the corpus reuses the issued jti: never right here
+    except Exception as exc:  # NotFound/Disabled (the corpus reuses the issued jti) or a crash: never right
+        return f"error:{type(exc).__name__}"
     return "allow"
 
 
@@ -411,8 +411,7 @@ async def test_grpc_sample_has_no_disagreement(world: World) -> None:
                     answer = await oauth.CheckAccess(oauth_pb2.CheckAccessRequest(access_token=token, scopes=SCOPES))
                     service = GRPC_VERDICTS.get(oauth_pb2.CheckAccessResponse.Status.Name(answer.status), "other")
                 except grpc.aio.AioRpcError as exc:  # an empty or oversized token is a bad request
-                    assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT, exc
-                    service = "invalid"
+                    service = "invalid" if exc.code() == grpc.StatusCode.INVALID_ARGUMENT else f"error:{exc.code()}"
                 verdicts.append((sidecar, service, token))
     finally:
         await server.stop(0)
