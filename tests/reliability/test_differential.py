@@ -331,7 +331,23 @@ class World:
     app: TokenServiceApp
     signer: Signer
     rig: Rig
+    base_header: Members
+    base_claims: Members
     corpus: list[str]
+
+    def token(self, header: dict[str, Any] | None = None, claims: dict[str, Any] | None = None) -> str:
+        """A token from the base header and claims with ``header``/``claims`` set (MISSING removes)."""
+        h, c = self.base_header, self.base_claims
+        for name, value in (header or {}).items():
+            h = set_member(h, name, value)
+        for name, value in (claims or {}).items():
+            c = set_member(c, name, value)
+        return self.signer.sign_segments(b64(json_text(h)), b64(json_text(c)))
+
+    async def verdicts(self, token: str) -> tuple[str, str]:
+        """(sidecar Check, token service check_access) on ``token``."""
+        sidecar = sidecar_verdict(self.rig.check(header=f"Bearer {token}", extensions=ROUTE))
+        return sidecar, await service_verdict(self.app, token)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -357,7 +373,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         base_claims = set_member(base_claims, "exp", T + 600)
         corpus = Corpus(signer, base_header, base_claims, random.Random(SEED)).tokens(CORPUS_SIZE)
         try:
-            yield World(app, signer, rig, corpus)
+            yield World(app, signer, rig, base_header, base_claims, corpus)
         finally:
             keys.close()
             channel.close()
@@ -371,10 +387,7 @@ async def test_corpus_has_no_disagreement(world: World) -> None:
     """≥10,000 generated tokens: the sidecar's Check and check_access agree on every one, and
     the corpus exercises every verdict (so a rig that denies everything cannot pass)."""
     started = time.monotonic()
-    verdicts = []
-    for token in world.corpus:
-        sidecar = sidecar_verdict(world.rig.check(header=f"Bearer {token}", extensions=ROUTE))
-        verdicts.append((sidecar, await service_verdict(world.app, token), token))
+    verdicts = [(*await world.verdicts(token), token) for token in world.corpus]
     disagreements = _disagreements(verdicts)
     assert not disagreements, f"{len(disagreements)} disagreements, e.g. {disagreements[:5]}"
     counts = {v: sum(1 for s, _, _ in verdicts if s == v) for v in ("allow", "expired", "insufficient", "invalid")}
@@ -419,3 +432,105 @@ async def test_grpc_sample_has_no_disagreement(world: World) -> None:
     disagreements = _disagreements(verdicts)
     assert not disagreements, f"{len(disagreements)} disagreements, e.g. {disagreements[:5]}"
     assert {s for s, _, _ in verdicts} >= {"allow", "invalid"}
+
+
+# ---- the disagreements the security review saw (F12 and others), as named regression cases ----
+
+
+def _signature_with(world: World, chars: str) -> str:
+    """A valid token whose signature segment contains one of ``chars`` (ECDSA signatures are
+    random: sign again until one does)."""
+    for _ in range(200):
+        token = world.token()
+        if any(c in token.rpartition(".")[2] for c in chars):
+            return token
+    raise AssertionError("no signature with - or _ in 200 tries")
+
+
+def _respell(token: str, index: int, spell: Callable[[str], str], world: World) -> str:
+    """``token`` with segment ``index`` spelled differently; header/payload are signed again as spelled."""
+    parts = token.split(".")
+    original, parts[index] = parts[index], spell(parts[index])
+    assert parts[index] != original, "the respelling changed nothing"
+    return ".".join(parts) if index == 2 else world.signer.sign_segments(parts[0], parts[1])
+
+
+def _standard_alphabet(segment: str) -> str:
+    return segment.replace("-", "+").replace("_", "/")
+
+
+def _spare_bits(segment: str) -> str:
+    return _set_spare_bits(segment, random.Random(0))
+
+
+REGRESSIONS: dict[str, tuple[Callable[[World], str], str]] = {
+    # F12: non-canonical base64url (RFC 7515 §2) in the signature, header and payload.
+    "signature_plus_slash": (lambda w: _respell(_signature_with(w, "-_"), 2, _standard_alphabet, w), "invalid"),
+    "signature_spare_bits": (lambda w: _respell(w.token(), 2, _spare_bits, w), "invalid"),
+    "signature_padding": (lambda w: _respell(w.token(), 2, lambda s: s + "==", w), "invalid"),
+    "header_plus_slash": (lambda w: _respell(w.token({"x": "??????"}), 0, _standard_alphabet, w), "invalid"),
+    "header_padding": (lambda w: _respell(w.token(), 0, lambda s: s + "=" * (-len(s) % 4 or 4), w), "invalid"),
+    "payload_spare_bits": (lambda w: _respell(w.token(claims={"x": "ab"}), 1, _spare_bits, w), "invalid"),
+    # Time claims: NumericDate is an integer in [0, 2**53) for both.
+    "exp_infinity": (lambda w: w.token(claims={"exp": Raw("Infinity")}), "invalid"),
+    "exp_nan": (lambda w: w.token(claims={"exp": Raw("NaN")}), "invalid"),
+    "exp_1e300": (lambda w: w.token(claims={"exp": Raw("1e300")}), "invalid"),
+    "exp_float": (lambda w: w.token(claims={"exp": T + 600.5}), "invalid"),
+    "exp_huge_int": (lambda w: w.token(claims={"exp": 2**63}), "invalid"),
+    "exp_bool": (lambda w: w.token(claims={"exp": True}), "invalid"),
+    "iat_missing": (lambda w: w.token(claims={"iat": MISSING}), "invalid"),
+    "iat_float": (lambda w: w.token(claims={"iat": T - 59.5}), "invalid"),
+    "nbf_null": (lambda w: w.token(claims={"nbf": None}), "invalid"),
+    "exp_now_is_expired": (lambda w: w.token(claims={"exp": T}), "expired"),
+    "nbf_now_is_valid": (lambda w: w.token(claims={"nbf": T}), "allow"),
+    "nbf_next_second": (lambda w: w.token(claims={"nbf": T + 1}), "expired"),
+    # typ: one rule (RFC 7515 §4.1.9: case-insensitive, "application/" optional).
+    "typ_upper_case": (lambda w: w.token({"typ": "AT+JWT"}), "allow"),
+    "typ_media_type": (lambda w: w.token({"typ": "application/at+jwt"}), "allow"),
+    "typ_jwt": (lambda w: w.token({"typ": "JWT"}), "invalid"),
+    "expired_refresh_token": (
+        lambda w: w.token({"typ": "rt+jwt"}, {"token_usage": "refresh_token", "exp": T - 1}),
+        "invalid",
+    ),
+    # crit (RFC 7515 §4.1.11): we understand no extension, so any crit is refused.
+    "crit_unknown": (lambda w: w.token({"crit": ["x-unknown"], "x-unknown": 1}), "invalid"),
+    "crit_empty": (lambda w: w.token({"crit": []}), "invalid"),
+    # Claims missing, null, empty or of the wrong type.
+    "sub_empty": (lambda w: w.token(claims={"sub": ""}), "invalid"),
+    "sub_lone_surrogate": (lambda w: w.token(claims={"sub": Raw('"\\ud800"')}), "invalid"),
+    "namespace_null": (lambda w: w.token(claims={"namespace": None}), "invalid"),
+    "client_id_number": (lambda w: w.token(claims={"client_id": 7}), "invalid"),
+    "aud_missing": (lambda w: w.token(claims={"aud": MISSING}), "invalid"),
+    "aud_empty_list": (lambda w: w.token(claims={"aud": []}), "invalid"),
+    "jti_too_long": (lambda w: w.token(claims={"jti": "j" * 65}), "invalid"),
+    "scope_list": (lambda w: w.token(claims={"scope": ["orders:read"]}), "invalid"),
+    "scp_list_is_read": (lambda w: w.token(claims={"scope": MISSING, "scp": ["orders:read"]}), "allow"),
+    "scope_nbsp_is_no_delimiter": (lambda w: w.token(claims={"scope": "orders:read\u00a0x"}), "insufficient"),
+    # Duplicate member names (RFC 7515 §5.2): refused, whichever copy would win.
+    "duplicate_alg": (
+        lambda w: w.signer.sign_segments(
+            b64(b'{"alg":"none",' + json_text(w.base_header)[1:]), b64(json_text(w.base_claims))
+        ),
+        "invalid",
+    ),
+    "duplicate_exp": (
+        lambda w: w.signer.sign_segments(
+            b64(json_text(w.base_header)), b64(json_text([*w.base_claims, ("exp", T - 100)]))
+        ),
+        "invalid",
+    ),
+    "utf16_claims": (
+        lambda w: w.signer.sign_segments(
+            b64(json_text(w.base_header)), b64(json_text(w.base_claims).decode().encode("utf-16"))
+        ),
+        "invalid",
+    ),
+    "control_valid_token": (lambda w: w.token(), "allow"),
+}
+
+
+@pytest.mark.parametrize("name", list(REGRESSIONS))
+async def test_regression_case_same_verdict(world: World, name: str) -> None:
+    """Each disagreement seen before (and its neighbours) gets the expected verdict from both."""
+    build, expected = REGRESSIONS[name]
+    assert await world.verdicts(build(world)) == (expected, expected)
