@@ -9,14 +9,13 @@ the seed's ``CheckAccess`` status.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from google.rpc import code_pb2
 
-from native_iam import jws
+from native_iam import bearer, jws
 from native_iam.oauth.v1 import oauth_pb2
 
 from .keys import VerifyKey
@@ -143,29 +142,12 @@ class Policy:
     max_token_bytes: int
 
 
-# RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
-_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +(\S+) *")
-
-
 def extract_token(value: str | None, *, require_scheme: bool, max_bytes: int) -> str | Deny | None:
     """The token in a header value; None when there is none; a 400 Deny when the header is malformed."""
-    if value is None or value.strip() == "":
-        return None
-    if len(value) > max_bytes + 16:
-        return Deny(Reason.MALFORMED, "the token is too long", bad_request=True)
-    match = _BEARER.fullmatch(value)
-    if match is not None:
-        token = match.group(1)
-    elif require_scheme:
-        if value.split(" ", 1)[0].lower() != "bearer":
-            return None  # another scheme (Basic, …): this request carries no bearer token
-        return Deny(Reason.MALFORMED, "expected 'Bearer <token>'", bad_request=True)
-    else:
-        token = value.strip()
-    if not _B64TOKEN.fullmatch(token):
-        return Deny(Reason.MALFORMED, "the token contains characters a bearer token cannot have", bad_request=True)
-    return token
+    try:
+        return bearer.token_from(value, max_bytes=max_bytes, require_scheme=require_scheme)
+    except bearer.MalformedHeader as exc:
+        return Deny(Reason.MALFORMED, str(exc), bad_request=True)
 
 
 def _key_lookup(keys: Mapping[str, VerifyKey]) -> jws.KeyLookup:
