@@ -7,7 +7,8 @@ base64url in each segment; signature bit flips — each signed with the running 
 own signing key. Every token is checked by the sidecar's ext_authz handler (``Authorizer``, keys
 fetched from the service's Feed.GetJwks) and by the service's ``check_access`` (what the
 CheckAccess RPC calls), both with the same fixed clock and no leeway; their verdicts (allow,
-expired, insufficient scope, invalid) must be identical. A sample of 300 goes through both real
+expired, insufficient scope, invalid) must be identical, and the sidecar's own CheckAccess (its
+OAuth facade) must answer exactly the token service's seed status. A sample of 300 goes through both real
 gRPC servers too.
 
 What the corpus leaves out, because the two answer different questions by design: a well-formed
@@ -36,10 +37,13 @@ from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
 from sidecar.authorization import handler, parse_response
+from sidecar.decision import Deny
 from sidecar.keys import KeyStore, grpc_fetcher
+from sidecar.oauth_facade import OAuthFacade
 from tests.sidecar._feed import AUDIENCE, ISSUER
 from tests.sidecar.conftest import synced_cache
 from tests.sidecar.test_authorization import Rig
+from tests.sidecar.test_authorization import _settings as settings_for_sidecar
 from tests.token_service.conftest import _fresh_postgres_database, add_identity
 from token_service import errors
 from token_service.access import check_access
@@ -307,22 +311,25 @@ def sidecar_verdict(response: Any) -> str:
     return "invalid"
 
 
-async def service_verdict(app: TokenServiceApp, token: str) -> str:
-    """The same verdicts from check_access, the function behind the CheckAccess RPC."""
+async def service_status(app: TokenServiceApp, token: str) -> str:
+    """The seed status check_access (the function behind the CheckAccess RPC) answers."""
     try:
         await check_access(app.core, access_token=token, scopes=SCOPES)
-    except errors.TokenExpired:
-        return "expired"
-    except errors.InsufficientScope:
-        return "insufficient"
-    except errors.TokenInvalid:
-        return "invalid"
-    except Exception as exc:  # NotFound/Disabled (the corpus reuses the issued jti) or a crash: never right
+    except errors.GrantError as exc:
+        return str(exc.status)
+    except Exception as exc:  # a crash is never right: it must show up as a disagreement
         return f"error:{type(exc).__name__}"
-    return "allow"
+    return "OK"
 
 
-GRPC_VERDICTS = {"OK": "allow", "TOKEN_EXPIRED": "expired", "UNAUTHORIZED": "insufficient", "TOKEN_INVALID": "invalid"}
+def facade_status(facade: OAuthFacade, token: str) -> str:
+    """The seed status the sidecar's own CheckAccess (its OAuth facade) answers."""
+    answer = facade.check(token, SCOPES)
+    status = answer.check_status if isinstance(answer, Deny) else answer.status
+    return oauth_pb2.CheckAccessResponse.Status.Name(status)
+
+
+VERDICTS = {"OK": "allow", "TOKEN_EXPIRED": "expired", "UNAUTHORIZED": "insufficient", "TOKEN_INVALID": "invalid"}
 
 
 @dataclass
@@ -330,6 +337,7 @@ class World:
     app: TokenServiceApp
     signer: Signer
     rig: Rig
+    facade: OAuthFacade
     base_header: Members
     base_claims: Members
     corpus: list[str]
@@ -344,9 +352,14 @@ class World:
         return self.signer.sign_segments(b64(json_text(h)), b64(json_text(c)))
 
     async def verdicts(self, token: str) -> tuple[str, str]:
-        """(sidecar Check, token service check_access) on ``token``."""
+        """(sidecar Check, token service check_access) verdicts on ``token``; the sidecar's own
+        CheckAccess (its OAuth facade) must answer exactly the token service's seed status."""
         sidecar = sidecar_verdict(self.rig.check(header=f"Bearer {token}", extensions=ROUTE))
-        return sidecar, await service_verdict(self.app, token)
+        service = await service_status(self.app, token)
+        facade = facade_status(self.facade, token)
+        if facade != service:
+            return sidecar, f"{service} (facade: {facade})"
+        return sidecar, VERDICTS.get(service, service)
 
 
 @pytest_asyncio.fixture(
@@ -372,17 +385,26 @@ async def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         channel = grpc.insecure_channel(app.grpc_target)
         keys = KeyStore(grpc_fetcher(channel), max_age_s=3600, min_refetch_s=3600)
         assert await asyncio.to_thread(keys.refresh)
-        rig = Rig(None, keys=keys, revocations=synced_cache(3600), wall_clock=lambda: float(T), leeway_s=0.0)
+        revocations = synced_cache(3600)
+        rig = Rig(None, keys=keys, revocations=revocations, wall_clock=lambda: float(T), leeway_s=0.0)
+        facade = OAuthFacade(
+            settings_for_sidecar(leeway_s=0.0),
+            keys,
+            revocations,
+            token_channel=(facade_channel := grpc.aio.insecure_channel(app.grpc_target)),
+            wall_clock=lambda: float(T),
+        )
         base_header: Members = [("alg", key.alg), ("typ", "at+jwt"), ("kid", key.kid)]
         base_claims: Members = [*claims.items()]
         base_claims = set_member(set_member(base_claims, "iat", T - 60), "nbf", T - 60)
         base_claims = set_member(base_claims, "exp", T + 600)
         corpus = Corpus(signer, base_header, base_claims, random.Random(SEED)).tokens(CORPUS_SIZE)
         try:
-            yield World(app, signer, rig, base_header, base_claims, corpus)
+            yield World(app, signer, rig, facade, base_header, base_claims, corpus)
         finally:
             keys.close()
             channel.close()
+            await facade_channel.close()
 
 
 def _disagreements(verdicts: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
@@ -426,7 +448,7 @@ async def test_grpc_sample_has_no_disagreement(world: World) -> None:
                 sidecar = sidecar_verdict(parse_response((await authz.Check(request)).SerializeToString()))
                 try:
                     answer = await oauth.CheckAccess(oauth_pb2.CheckAccessRequest(access_token=token, scopes=SCOPES))
-                    service = GRPC_VERDICTS.get(oauth_pb2.CheckAccessResponse.Status.Name(answer.status), "other")
+                    service = VERDICTS.get(oauth_pb2.CheckAccessResponse.Status.Name(answer.status), "other")
                 except grpc.aio.AioRpcError as exc:  # an empty or oversized token is a bad request
                     service = "invalid" if exc.code() == grpc.StatusCode.INVALID_ARGUMENT else f"error:{exc.code()}"
                 verdicts.append((sidecar, service, token))
