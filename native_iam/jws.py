@@ -45,7 +45,7 @@ from jwt.algorithms import get_default_algorithms
 from native_iam import claims as names
 from native_iam import scopes as scope_rules
 
-__all__ = ["Failure", "JwsError", "Rules", "Verified", "b64decode", "parse_json", "typ_usage", "verify"]
+__all__ = ["Failure", "JwsError", "KeyLookup", "Rules", "Verified", "b64decode", "parse_json", "typ_usage", "verify"]
 
 #: Longest ``jti`` accepted (the issuer writes 22 characters).
 MAX_JTI_LENGTH = 64
@@ -55,8 +55,8 @@ _MAX_NUMERIC_DATE = 2**53
 _ALGORITHMS = {name: get_default_algorithms()[name] for name in names.ALL_ALGORITHMS}
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
 _B64_VALUE = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")}
-# (typ, token_usage) pairs that belong together; typ is lower-cased and stripped of "application/".
-_TYP_FOR_USAGE = {names.ACCESS_TOKEN: names.ACCESS_TOKEN_TYP, names.REFRESH_TOKEN: names.REFRESH_TOKEN_TYP}
+# typ (lower-cased, without "application/") → the token_usage that must go with it.
+_USAGE_FOR_TYP = {names.ACCESS_TOKEN_TYP: names.ACCESS_TOKEN, names.REFRESH_TOKEN_TYP: names.REFRESH_TOKEN}
 
 
 class Failure(enum.StrEnum):
@@ -171,12 +171,7 @@ def typ_usage(typ: Any) -> str | None:
     media types are case-insensitive and "application/" may be omitted."""
     if not isinstance(typ, str):
         return None
-    typ = typ.lower()
-    typ = typ.removeprefix("application/")
-    for usage, expected in _TYP_FOR_USAGE.items():
-        if typ == expected:
-            return usage
-    return None
+    return _USAGE_FOR_TYP.get(typ.lower().removeprefix("application/"))
 
 
 def verify(token: str, keys: KeyLookup | None, rules: Rules, now: float) -> Verified:
