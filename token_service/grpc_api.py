@@ -20,6 +20,7 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 from opentelemetry import trace
 
+from native_iam import bearer
 from native_iam import scopes as scope_rules
 from native_iam.oauth.v1 import feed_pb2, oauth_pb2
 from token_service import grants
@@ -71,15 +72,18 @@ def text_field(name: str, value: str, max_bytes: int, required: bool = False) ->
 def bearer_token(context: grpc.aio.ServicerContext, what: str = "access token") -> str:
     """The token of the caller's one ``authorization: Bearer <token>`` metadata entry.
 
-    Shared by every authenticated gRPC call (the admin API, the revocation feed); raises
-    :class:`Unauthenticated` when it is missing, repeated or not a bearer credential.
+    Shared by every authenticated gRPC call (the admin API, the revocation feed), parsed by the
+    one bearer parser (:mod:`native_iam.bearer`); raises :class:`Unauthenticated` when it is
+    missing, repeated or not a bearer credential.
     """
     values = [v for k, v in (context.invocation_metadata() or ()) if k == "authorization"]
     if len(values) != 1 or not isinstance(values[0], str):
         raise Unauthenticated(f"send exactly one 'authorization: Bearer <{what}>' metadata entry")
-    scheme, _, token = values[0].partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_BYTES:
+    try:
+        token = bearer.token_from(values[0], max_bytes=MAX_TOKEN_BYTES)
+    except bearer.MalformedHeader:
+        token = None
+    if token is None:
         raise Unauthenticated(f"the authorization metadata must be 'Bearer <{what}>'")
     return token
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -32,13 +33,20 @@ def _settings(**kw: Any) -> Settings:
 
 class Rig:
     def __init__(
-        self, issuer: Issuer, *, keys: KeyStore | None = None, revocations: RevocationCache | None = None, **kw: Any
+        self,
+        issuer: Issuer | None,
+        *,
+        keys: KeyStore | None = None,
+        revocations: RevocationCache | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        **kw: Any,
     ) -> None:
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
-        self.keys = keys or loaded_store(issuer)
+        assert keys is not None or issuer is not None
+        self.keys = keys or loaded_store(issuer)  # type: ignore[arg-type]
         self.revocations = revocations or synced_cache()
-        self.authorizer = Authorizer(_settings(**kw), self.keys, self.revocations, self.metrics)
+        self.authorizer = Authorizer(_settings(**kw), self.keys, self.revocations, self.metrics, wall_clock=wall_clock)
 
     def check(
         self,

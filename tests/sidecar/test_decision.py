@@ -376,3 +376,11 @@ def test_odd_kids_are_unknown(kid: str, issuer: Issuer, keys, policy: Policy) ->
     """Empty, path-like or control-character kids match no key."""
     token = issuer.mint(headers={"kid": kid})
     assert _deny(decision.verify(token, keys, policy, time.time())).reason is Reason.UNKNOWN_KID
+
+
+def test_every_shared_verifier_failure_is_a_deny_reason() -> None:
+    """decision.verify turns each native_iam.jws failure into the deny reason of the same name
+    (a failure without one would be a 500 instead of a 401)."""
+    from native_iam import jws
+
+    assert all(Reason(f.value) in OUTCOMES for f in jws.Failure)
