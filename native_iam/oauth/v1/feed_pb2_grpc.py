@@ -75,14 +75,15 @@ class FeedServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchRevocations(self, request, context):
-        """Streams revocations (needs the feed token, see above). The server first sends the full effective set when `cursor` is 0 or
-        older than the oldest event it keeps (snapshot chunks, the first with `reset` set, the last
-        with `synced` set), otherwise every event after `cursor` followed by one message with
-        `synced` set; then every later event in order as it happens, and a HEARTBEAT carrying the
-        current cursor at each tick of the server's heartbeat clock (every NATIVE_IAM_FEED_HEARTBEAT_S,
-        default 5; one clock for all streams, so a heartbeat may follow an event closely, and no
-        stream is silent for longer than the interval). The stream never ends by itself; a client
-        reconnects with the last cursor it applied.
+        """Streams revocations (needs the feed token, see above). The server first sends the full
+        effective set when `cursor` is 0 or older than the oldest event it keeps (snapshot chunks,
+        the first with `reset` set, the last with `synced` set), otherwise every event after
+        `cursor` followed by one message with `synced` set; then every later event in order as it
+        happens, and a HEARTBEAT carrying the current cursor at each tick of the server's heartbeat
+        clock (every NATIVE_IAM_FEED_HEARTBEAT_S, default 5; one clock for all streams, so a
+        heartbeat may follow an event closely, and no stream is silent for longer than the
+        interval). The stream never ends by itself; a client reconnects with the last cursor it
+        applied.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
