@@ -19,10 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from native_iam import claims as claim_names
 from token_service import events
 from token_service.access import verify_access_token
-from token_service.clients import GrantType, OAuthClient
+from token_service.clients import OAuthClient
 from token_service.core import Core
 from token_service.errors import GrantError, InsufficientScope, TokenServiceError
-from token_service.grants import ClientContext, IssuedTokens, create_token_with_password, refresh_access_token
+from token_service.grants import IssuedTokens, client_context, create_token_with_password, refresh_access_token
 from token_service.http_api import OPENID, TokenResponse
 from token_service.id_tokens import sign_id_token
 from token_service.oauth_errors import InvalidBearerToken, InvalidClient
@@ -31,19 +31,6 @@ from token_service.store.tables import identities, tokens
 from token_service.tokens import TokenClaims, token_hash
 
 __all__ = ["CoreBackend", "client_context"]
-
-
-def client_context(client: OAuthClient, reuse_grace_s: float) -> ClientContext:
-    """What the domain functions need to know about an OAuth client."""
-    return ClientContext(
-        client_id=client.client_id,
-        audiences=client.audiences,
-        access_token_ttl_s=client.access_token_ttl_s,
-        refresh_token_ttl_s=client.refresh_token_ttl_s,
-        issue_refresh_token=client.allows(GrantType.REFRESH_TOKEN),
-        rotate_refresh_tokens=client.rotate_refresh_tokens,
-        reuse_grace_s=reuse_grace_s,
-    )
 
 
 class CoreBackend:

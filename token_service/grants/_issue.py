@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Connection
 
 from native_iam import claims
+from token_service.clients import GrantType, OAuthClient
 from token_service.core import Core
 from token_service.store import queries
 from token_service.tokens import new_jti, token_hash
 
-__all__ = ["ClientContext", "IssuedTokens", "issue"]
+__all__ = ["ClientContext", "IssuedTokens", "client_context", "issue"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,20 @@ class ClientContext:
     #: With rotation: a spent token presented again within this many seconds gets a fresh pair
     #: (concurrent retries); later, the whole family is revoked.
     reuse_grace_s: float = 5.0
+
+
+def client_context(client: OAuthClient, reuse_grace_s: float) -> ClientContext:
+    """What the grants need to know about an OAuth client (at the token endpoint or, for a
+    public client's refresh token, over gRPC)."""
+    return ClientContext(
+        client_id=client.client_id,
+        audiences=client.audiences,
+        access_token_ttl_s=client.access_token_ttl_s,
+        refresh_token_ttl_s=client.refresh_token_ttl_s,
+        issue_refresh_token=client.allows(GrantType.REFRESH_TOKEN),
+        rotate_refresh_tokens=client.rotate_refresh_tokens,
+        reuse_grace_s=reuse_grace_s,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,9 +94,27 @@ async def http(oauth_service: OAuthService) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+async def token_request(
+    http: httpx.AsyncClient, service: OAuthService, client_id: str, data: dict[str, str]
+) -> httpx.Response:
+    """POST /oauth2/token as ``client_id``: Basic credentials, or ``client_id`` alone for a public client."""
+    if client_id in service.secrets:
+        return await http.post("/oauth2/token", data=data, headers=service.basic(client_id))
+    return await http.post("/oauth2/token", data={**data, "client_id": client_id})
+
+
 async def password_grant(
     http: httpx.AsyncClient, service: OAuthService, client_id: str = "web", **params: str
 ) -> httpx.Response:
-    """POST a password grant for alice with ``client_id``'s Basic credentials."""
+    """POST a password grant for alice as ``client_id``."""
     data = {"grant_type": "password", "username": "alice", "password": PASSWORD, **params}
-    return await http.post("/oauth2/token", data=data, headers=service.basic(client_id))
+    return await token_request(http, service, client_id, data)
+
+
+async def refresh_grant(
+    http: httpx.AsyncClient, service: OAuthService, client_id: str, refresh_token: str
+) -> httpx.Response:
+    """POST a refresh grant as ``client_id``."""
+    return await token_request(
+        http, service, client_id, {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    )

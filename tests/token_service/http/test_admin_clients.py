@@ -113,8 +113,13 @@ async def test_deleted_client_is_refused_at_once(
         (pb.CreateClientRequest(client_id="x", grant_types=["client_credentials"]), grpc.StatusCode.INVALID_ARGUMENT),
         (pb.CreateClientRequest(client_id="x", access_token_ttl_s=-1), grpc.StatusCode.INVALID_ARGUMENT),
         (pb.CreateClientRequest(client_id="web"), grpc.StatusCode.ALREADY_EXISTS),
+        # NATIVE_IAM_GRPC_CLIENT_ID (default native-iam): the gRPC API's tokens carry it.
+        (
+            pb.CreateClientRequest(client_id="native-iam", token_endpoint_auth_method="none"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
     ],
-    ids=["bad-id", "bad-method", "bad-grant", "negative-ttl", "duplicate"],
+    ids=["bad-id", "bad-method", "bad-grant", "negative-ttl", "duplicate", "grpc-client-id"],
 )
 async def test_invalid_create_requests(
     admin_stub: tuple[admin_pb2_grpc.ClientsStub, tuple[tuple[str, str], ...]],
