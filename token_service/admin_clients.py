@@ -52,6 +52,7 @@ def _client(client: OAuthClient) -> pb.OAuthClient:
         access_token_ttl_s=client.access_token_ttl_s or 0,
         refresh_token_ttl_s=client.refresh_token_ttl_s or 0,
         rotate_refresh_tokens=client.rotate_refresh_tokens,
+        introspect_all_tokens=client.introspect_all_tokens,
         created_unix=client.created_at,
     )
 
@@ -108,6 +109,7 @@ class ClientsServicer:
                 rotate_refresh_tokens=(
                     request.rotate_refresh_tokens if request.HasField("rotate_refresh_tokens") else None
                 ),
+                introspect_all_tokens=request.introspect_all_tokens,
             )
         except clients.ClientError as exc:
             raise InvalidRequest(str(exc)) from None

@@ -132,8 +132,8 @@ class CoreBackend:
             # RFC 7662 §2.1: the endpoint needs real authorization against token scanning.
             raise InvalidClient("public clients may not use the introspection endpoint")
         claims = self._verified_or_none(token)
-        if claims is None:
-            return None
+        if claims is None or not client.may_introspect(claims.client_id, claims.audience):
+            return None  # RFC 7662 §2.2: another client's token is just inactive, nothing more
         if claims.usage == claim_names.ACCESS_TOKEN:
             try:
                 await verify_access_token(self.core, token)

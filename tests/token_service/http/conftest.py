@@ -71,8 +71,10 @@ async def start_oauth_service(db_url: str, **overrides: object) -> OAuthService:
     await app.start()
     service = OAuthService(app)
     core = app.core
-    await service.register("web", audiences=["https://api.example"])
-    await service.register("post", auth_method="client_secret_post")
+    # "web" and "post" hold the introspection permission (resource servers): they introspect
+    # other clients' tokens; the others introspect only their own (test_introspection_limit.py).
+    await service.register("web", audiences=["https://api.example"], introspect_all_tokens=True)
+    await service.register("post", auth_method="client_secret_post", introspect_all_tokens=True)
     await service.register("spa", auth_method="none")
     await service.register("pw-only", grant_types=["password"])
     await service.register("rotating", rotate_refresh_tokens=True)
