@@ -13,8 +13,7 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import select
 
 from native_iam import claims as claim_names
 from token_service import events
@@ -26,6 +25,7 @@ from token_service.grants import IssuedTokens, client_context, create_token_with
 from token_service.http_api import OPENID, TokenResponse
 from token_service.id_tokens import sign_id_token
 from token_service.oauth_errors import InvalidBearerToken, InvalidClient
+from token_service.revocations import disable_tokens
 from token_service.store import queries
 from token_service.store.tables import identities, tokens
 from token_service.tokens import TokenClaims, token_hash
@@ -122,7 +122,7 @@ class CoreBackend:
                 condition = tokens.c.family_id == (record.family_id or record.jti)
             else:
                 condition = tokens.c.jti == claims.jti
-            await _disable(conn, condition, now)
+            await disable_tokens(conn, condition, events.Reason.CLIENT_REVOKED, now)
 
     # --- RFC 7662 introspection -------------------------------------------------------------
 
@@ -206,28 +206,3 @@ class CoreBackend:
             return self.core.codec.verify(token, self.core.clock())
         except TokenServiceError:
             return None
-
-
-async def _disable(conn: AsyncConnection, condition: Any, now: float) -> None:
-    """Disable the active tokens matching ``condition`` and publish one feed event per token."""
-    rows = (
-        await conn.execute(
-            update(tokens)
-            .where(condition, tokens.c.state == "active")
-            .values(state="disabled")
-            .returning(tokens.c.jti, tokens.c.expires_at)
-        )
-    ).all()
-    await events.append(
-        conn,
-        [
-            events.Event(
-                target=events.Target.TOKEN,
-                reason=events.Reason.CLIENT_REVOKED,
-                jti=row.jti,
-                expires_unix=row.expires_at,
-            )
-            for row in rows
-        ],
-        now,
-    )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterable
 
-from sqlalchemy import update
 from sqlalchemy.engine import Connection
 
 from native_iam import claims as claim_names
@@ -31,6 +30,7 @@ from token_service.errors import (
     TokenNotFound,
 )
 from token_service.grants._issue import ClientContext, IssuedTokens, client_context, issue
+from token_service.revocations import disable_tokens_sync
 from token_service.store import queries
 from token_service.store.tables import tokens
 from token_service.tokens import TokenClaims, token_hash
@@ -115,20 +115,25 @@ def _refresh_in_transaction(
     client: ClientContext | None,
     rotate: bool,
 ) -> IssuedTokens | object:
-    postgres = conn.dialect.name == "postgresql"
-    if rotate and postgres:
-        queries.token_record_sync(conn, claims.jti, lock=True)  # concurrent uses of one token queue here
     record = queries.refresh_record_sync(conn, claims.jti)
     if record is None:
         raise TokenNotFound()
+    identity = record
+    if conn.dialect.name == "postgresql":
+        # Locks in the order every writer takes them (admin.set_password too): the identity row
+        # (share; see queries.identity_for_grant), then, rotating, the token row, where concurrent
+        # uses of one token queue. Then the token is read again: a revocation that committed
+        # while we waited (a password change) must be seen.
+        identity = queries.identity_for_grant_sync(conn, record.identity_id)
+        if rotate:
+            queries.token_record_sync(conn, claims.jti, lock=True)
+        record = queries.refresh_record_sync(conn, claims.jti)
+        if record is None:
+            raise TokenNotFound()
     if record.token_hash is None or not hmac.compare_digest(record.token_hash, token_hash(refresh_token)):
         raise TokenInvalid(reason="hash_mismatch")
     if record.state != "active":
         raise TokenDisabled()
-    identity = record
-    if postgres:
-        # Share-lock the identity row (see queries.identity_for_grant) and read it again under it.
-        identity = queries.identity_for_grant_sync(conn, record.identity_id)
     if identity is None or (identity is record and record.identity_row is None):
         raise IdentityNotFound()
     if not identity.active:
@@ -165,22 +170,4 @@ def _refresh_in_transaction(
 
 
 def _revoke_family(conn: Connection, family_id: str, now: float) -> None:
-    rows = conn.execute(
-        update(tokens)
-        .where(tokens.c.family_id == family_id, tokens.c.state == "active")
-        .values(state="disabled")
-        .returning(tokens.c.jti, tokens.c.expires_at)
-    ).all()
-    events.append_sync(
-        conn,
-        [
-            events.Event(
-                target=events.Target.TOKEN,
-                reason=events.Reason.REFRESH_TOKEN_REUSE,
-                jti=row.jti,
-                expires_unix=row.expires_at,
-            )
-            for row in rows
-        ],
-        now,
-    )
+    disable_tokens_sync(conn, tokens.c.family_id == family_id, events.Reason.REFRESH_TOKEN_REUSE, now)
