@@ -18,9 +18,10 @@ __all__ = ["ClientContext", "IssuedTokens", "client_context", "issue"]
 
 @dataclass(frozen=True, slots=True)
 class ClientContext:
-    """What an OAuth client changes about issuance (issue 3). ``None`` everywhere = the gRPC API:
-    ``client_id`` NATIVE_IAM_GRPC_CLIENT_ID, ``aud`` NATIVE_IAM_AUDIENCE, configured TTLs, a
-    refresh token with every password grant, no rotation."""
+    """What an OAuth client changes about issuance (issue 3). ``None`` everywhere = the gRPC API's
+    own tokens: ``client_id`` NATIVE_IAM_GRPC_CLIENT_ID, ``aud`` NATIVE_IAM_AUDIENCE, configured
+    TTLs, a refresh token with every password grant, no rotation. A public client's refresh
+    token refreshed over gRPC gets that client's context (``refresh_token._bound_client``)."""
 
     client_id: str
     #: ``aud`` of access tokens; empty = NATIVE_IAM_AUDIENCE.

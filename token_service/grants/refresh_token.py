@@ -142,8 +142,8 @@ def _refresh_in_transaction(
         raise IdentityUnauthenticated()
     now = core.clock()
     grace = client.reuse_grace_s if client is not None else core.settings.refresh_grace_s
-    # A spent (rotated) token is checked for reuse whichever transport presents it: the gRPC
-    # API, which knows no client, must not become a way to replay a rotated refresh token.
+    # A spent (rotated) token is checked for reuse whichever transport presents it, also when
+    # the client that rotated it no longer does (``rotate`` off): a replay is a replay.
     if record.spent_at is not None and now - record.spent_at > grace:
         _revoke_family(conn, record.family_id or record.jti, now)
         return _REUSED
