@@ -101,8 +101,9 @@ class OAuthClient:
     def may_introspect(self, token_client_id: str, token_audience: Iterable[str]) -> bool:
         """Whether this client may learn about a token (RFC 7662 §4: limit token scanning).
 
-        Its own tokens, and tokens meant for it (one of its configured audiences; the shared
-        NATIVE_IAM_AUDIENCE default does not count); every token only with the permission.
+        Its own tokens, and access tokens meant for it (``token_audience``: one of its
+        configured audiences; the shared NATIVE_IAM_AUDIENCE default does not count); every
+        token only with the permission.
         """
         if self.introspect_all_tokens or token_client_id == self.client_id:
             return True

@@ -132,7 +132,7 @@ class CoreBackend:
             # RFC 7662 §2.1: the endpoint needs real authorization against token scanning.
             raise InvalidClient("public clients may not use the introspection endpoint")
         claims = self._verified_or_none(token)
-        if claims is None or not client.may_introspect(claims.client_id, claims.audience):
+        if claims is None or not client.may_introspect(claims.client_id, _resource_audience(claims)):
             return None  # RFC 7662 §2.2: another client's token is just inactive, nothing more
         if claims.usage == claim_names.ACCESS_TOKEN:
             try:
@@ -206,3 +206,10 @@ class CoreBackend:
             return self.core.codec.verify(token, self.core.clock())
         except TokenServiceError:
             return None
+
+
+def _resource_audience(claims: TokenClaims) -> tuple[str, ...]:
+    """The audience that makes a token "for" a resource server: an access token's ``aud``. A
+    refresh token's ``aud`` is this service's issuer; it is only ever presented back here, so
+    no client is its audience."""
+    return claims.audience if claims.usage == claim_names.ACCESS_TOKEN else ()

@@ -76,6 +76,17 @@ async def test_the_shared_default_audience_grants_nothing(
     assert (await _introspect(http, oauth_service, "web", grpc_token))["active"] is True
 
 
+async def test_the_issuer_as_audience_does_not_open_refresh_tokens(
+    http: httpx.AsyncClient, oauth_service: OAuthService
+) -> None:
+    """A refresh token's aud is the issuer; a client configured with that audience still does
+    not see other clients' refresh tokens (only access tokens are "for" a resource server)."""
+    issuer = oauth_service.core.settings.issuer
+    await oauth_service.register("sneaky", audiences=[issuer], grant_types=["password"])
+    refresh = (await password_grant(http, oauth_service, "web", scope="orders:read")).json()["refresh_token"]
+    assert await _introspect(http, oauth_service, "sneaky", refresh) == {"active": False}
+
+
 def test_public_client_cannot_hold_the_permission() -> None:
     """Public clients may not introspect at all, so the permission is refused at definition."""
     with pytest.raises(clients.ClientError):
