@@ -125,6 +125,8 @@ def _refresh_in_transaction(
         # uses of one token queue. Then the token is read again: a revocation that committed
         # while we waited (a password change) must be seen.
         identity = queries.identity_for_grant_sync(conn, record.identity_id)
+        if identity is not None and identity.uid != record.identity_uid:
+            identity = None  # another identity on this id: the token's own is gone
         if rotate:
             queries.token_record_sync(conn, claims.jti, lock=True)
         record = queries.refresh_record_sync(conn, claims.jti)
@@ -155,6 +157,7 @@ def _refresh_in_transaction(
         core,
         conn,
         identity_id=record.identity_id,
+        identity_uid=record.identity_uid,
         namespace=namespace,
         identity=name,
         scopes=narrowed if narrowed is not None else claims.scopes,
