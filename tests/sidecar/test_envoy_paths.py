@@ -16,12 +16,14 @@ import json
 import posixpath
 import re
 import socket
+import subprocess
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from string import Template
 from typing import Any
 
 import pytest
@@ -324,6 +326,55 @@ def test_no_spelling_of_an_identity_header_reaches_the_workload(
         if header.startswith("x-native-iam-"):
             assert "root" not in value and "orders:admin" not in value, (header, value)
     assert any(header == "x-native-iam-identity" for header, _ in forwarded) == (route == "protected")
+
+
+# ---- every configuration the project ships or prints is hardened alike ----
+
+HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+ALL_CONFIGS = [_stack.EXAMPLE, DEMO, K8S, *sorted((_stack.ROOT / "bench" / "envoy").glob("*.yaml"))]
+
+
+def _connection_managers(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        if node.get("@type") == HCM:
+            yield node
+        for value in node.values():
+            yield from _connection_managers(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _connection_managers(item)
+
+
+def _rendered(path: Path, jwks: str) -> str:
+    """The file with its string.Template placeholders filled with harmless values (demo, bench)."""
+    placeholders = {"access_log": "/dev/null", "jwt_cache": "", "jwks_json": jwks, "authz_streams": "100"}
+    text = Template(path.read_text()).safe_substitute(placeholders)
+    return re.sub(r"port_value: \$\w+", "port_value: 1", text)
+
+
+@pytest.mark.parametrize("path", ALL_CONFIGS, ids=lambda p: str(p.relative_to(_stack.ROOT)))
+def test_every_shipped_config_normalises_paths_and_refuses_underscore_headers(
+    path: Path, tmp_path: Path, envoy_bin: str, issuer: Issuer
+) -> None:
+    """Every HTTP connection manager the project ships routes on the normalised path (normalize_path,
+    merge_slashes, escaped slashes refused) and refuses header names with underscores; Envoy accepts the file."""
+    text = _rendered(path, issuer.jwks_json())
+    managers = list(_connection_managers(yaml.safe_load(text)))
+    assert managers
+    for hcm in managers:
+        assert hcm.get("normalize_path") is True and hcm.get("merge_slashes") is True, hcm["stat_prefix"]
+        assert hcm.get("path_with_escaped_slashes_action") == "REJECT_REQUEST", hcm["stat_prefix"]
+        options = hcm.get("common_http_protocol_options", {})
+        assert options.get("headers_with_underscores_action") == "REJECT_REQUEST", hcm["stat_prefix"]
+    config = tmp_path / path.name
+    config.write_text(text)
+    result = subprocess.run(
+        [envoy_bin, "--mode", "validate", "-c", str(config), "-l", "error"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # ---- the demo's access log reads what the sidecar emits ----
