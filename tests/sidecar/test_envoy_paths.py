@@ -377,6 +377,42 @@ def test_every_shipped_config_normalises_paths_and_refuses_underscore_headers(
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+# ---- behind an Envoy that does not normalise, the sidecar still refuses such paths ----
+
+_HARDENING = ("normalize_path", "merge_slashes", "path_with_escaped_slashes_action", "common_http_protocol_options")
+
+
+def _unhardened_example(tmp: Path, authz: int, upstream: int) -> tuple[Path, int]:
+    """examples/envoy/envoy.yaml as copied before the path settings existed."""
+    path, listen = _example(tmp, authz, upstream)
+    config = yaml.safe_load(path.read_text())
+    for hcm in _connection_managers(config):
+        for key in _HARDENING:
+            hcm.pop(key)
+    path.write_text(yaml.safe_dump(config))
+    return path, listen
+
+
+UNHARDENED = Shipped("unhardened-example", _unhardened_example, SHIPPED[0].anonymous, SHIPPED[0].reader_denied)
+_ENCODED_OR_DOTTED = re.compile(r"%|\\|//|/\.")
+
+
+@pytest.mark.parametrize("gateway", [UNHARDENED], ids=["unhardened-example"], indirect=True)
+def test_without_envoy_normalisation_the_sidecar_refuses_encoded_and_dotted_paths(
+    gateway: Gateway, issuer: Issuer
+) -> None:
+    """Defence in depth: with the listener's path settings removed, every trick that relies on encoding, dots,
+    backslashes or doubled slashes is refused by the sidecar (400) on each route that consults it."""
+    auth = [("authorization", f"Bearer {issuer.mint(scope='orders:read')}")]
+    anonymous = [t for t in anonymous_tricks(gateway.shipped.public) if _ENCODED_OR_DOTTED.search(t[1])]
+    reader = [t for t in reader_tricks() if _ENCODED_OR_DOTTED.search(t[1])]
+    found = _violations(gateway, anonymous, [], lambda m, h: h in gateway.shipped.anonymous)
+    found += _violations(gateway, reader, auth, lambda m, h: not gateway.shipped.reader_denied(m, h))
+    assert not found, "\n".join(found)
+    refused = send(gateway.port, "GET", f"/{gateway.shipped.public}/../admin")
+    assert refused.status == 400 and refused.served is None
+
+
 # ---- the demo's access log reads what the sidecar emits ----
 
 _METADATA = re.compile(r"%DYNAMIC_METADATA\(envoy\.filters\.http\.ext_authz:([^):]+)\)%")
