@@ -19,7 +19,7 @@ import socket
 import subprocess
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -54,7 +54,8 @@ def framework_path(target: str) -> str:
 
 
 class Framework(BaseHTTPRequestHandler):
-    """Answers 200 naming the handler the request reached (the first path segment) and the headers it got."""
+    """Answers 200 naming the handler the request reached (the first segment of :func:`framework_path`), the
+    method as a lenient framework reads it (any case) and the headers it got."""
 
     def _answer(self) -> None:
         path = framework_path(self.path)
@@ -79,7 +80,7 @@ class Reply:
     served: dict[str, Any] | None  # the Framework's answer when the request reached the workload
 
 
-def send(port: int, method: str, target: str, headers: list[tuple[str, str]] = ()) -> Reply:  # type: ignore[assignment]
+def send(port: int, method: str, target: str, headers: Sequence[tuple[str, str]] = ()) -> Reply:
     """One HTTP/1.1 request with the request line exactly as given (no client-side path cleanup)."""
     lines = [f"{method} {target} HTTP/1.1", "host: workload", *(f"{k}: {v}" for k, v in headers)]
     lines += ["content-length: 0", "connection: close", "", ""]
@@ -271,7 +272,13 @@ def reader_tricks() -> list[tuple[str, str]]:
     ]
 
 
-def _violations(gateway: Gateway, tricks: list[tuple[str, str]], headers: list[tuple[str, str]], may) -> list[str]:  # type: ignore[no-untyped-def]
+def _violations(
+    gateway: Gateway,
+    tricks: list[tuple[str, str]],
+    headers: Sequence[tuple[str, str]],
+    may: Callable[[str, str], bool],
+) -> list[str]:
+    """Each trick that reached a handler ``may(method, handler)`` does not allow."""
     found = []
     for method, target in tricks:
         reply = send(gateway.port, method, target, headers)
