@@ -16,6 +16,7 @@ import string
 
 _UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_TWICE = re.compile(r"%25[0-9A-Fa-f]{2}")
 # A normalised path never contains any of these; most paths do not, so they skip the full check.
 _SUSPECT = re.compile(r"[%\\\x00-\x20\x7f]|//|/\.")
 
@@ -46,6 +47,9 @@ def _examine(path: str) -> str | None:
             return "the request path percent-encodes a character that needs no encoding"
         if char in "/\\\x00":
             return "the request path contains an encoded slash, backslash or NUL"
+    if _TWICE.search(path):
+        # %252e is %2e to a workload (or a proxy in front of it) that decodes twice.
+        return "the request path is percent-encoded twice"
     for segment in path.split("/")[1:-1]:
         if not segment:
             return "the request path contains an empty segment (//)"

@@ -53,6 +53,8 @@ def test_normalised_paths_pass(path: str) -> None:
         "/public%2Fadmin",
         "/public%5cadmin",
         "/public%00",
+        "/public/%252e%252e/admin",
+        "/public/..%252fadmin",
         "/public\\..\\admin",
         "//admin",
         "/public//admin",
@@ -61,8 +63,8 @@ def test_normalised_paths_pass(path: str) -> None:
     ],
 )
 def test_paths_a_framework_would_rewrite_are_refused(path: str) -> None:
-    """Dot-segments (also servlet-style "..;"), needless %-escapes, encoded slashes, backslashes, empty segments,
-    spaces and controls, and a path not starting with "/" each have a reason."""
+    """Dot-segments (also servlet-style "..;"), needless %-escapes, encoded slashes, double encoding, backslashes,
+    empty segments, spaces and controls, and a path not starting with "/" each have a reason."""
     reason = problem(path)
     assert reason is not None and reason.startswith("the request path"), (path, reason)
 
