@@ -7,8 +7,10 @@ writes a revocation event in the same transaction (:mod:`token_service.events`).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -21,7 +23,7 @@ from token_service import events
 from token_service.core import Core
 from token_service.errors import AlreadyExists, FailedPrecondition, InvalidRequest, MalformedScope, NotFound
 from token_service.keys import SigningKey
-from token_service.store.tables import identities, passwords, policies, tokens
+from token_service.store.tables import identities, passwords, policies, revocations, tokens
 
 __all__ = [
     "ADMIN_SCOPE",
@@ -121,12 +123,19 @@ def _label(namespace: str, name: str) -> str:
 async def create_identity(core: Core, namespace: str, name: str, active: bool = True) -> IdentityInfo:
     validate_name("namespace", namespace, required=False)
     validate_name("name", name)
+    await _past_deletion_cutoff(core, namespace, name)
     now = core.clock()
     try:
         async with core.store.write() as conn:
             result = await conn.execute(
                 identities.insert().values(
-                    namespace=namespace, name=name, active=active, created_at=now, updated_at=now
+                    # A fresh uid per row: tokens of an earlier identity of this name never match it.
+                    uid=secrets.token_hex(16),
+                    namespace=namespace,
+                    name=name,
+                    active=active,
+                    created_at=now,
+                    updated_at=now,
                 )
             )
             identity_id = result.inserted_primary_key[0]
@@ -134,6 +143,33 @@ async def create_identity(core: Core, namespace: str, name: str, active: bool = 
     except IntegrityError:
         raise AlreadyExists(f"identity {_label(namespace, name)} already exists") from None
     return await get_identity(core, namespace, name)
+
+
+async def _past_deletion_cutoff(core: Core, namespace: str, name: str) -> None:
+    """Wait, if need be, until the second of the last deletion of this name has passed.
+
+    Cut-offs are whole seconds and a sidecar treats every token of the name with ``iat`` at or
+    before a deletion's cut-off as the deleted identity's: a token of the new identity issued
+    within that second would be refused there while CheckAccess accepts it. Only a re-create
+    within a second of the delete waits (less than a second, before any lock is taken).
+    """
+    now = core.clock()
+    async with core.store.read() as conn:
+        cutoff = (
+            await conn.execute(
+                select(func.max(revocations.c.cutoff_unix)).where(
+                    # Only a deletion in the last second matters; its expires_unix is cut-off +
+                    # max_token_ttl_s, so this bound lets the expires_unix index skip the rest.
+                    revocations.c.expires_unix >= int(now) - 1 + core.settings.max_token_ttl_s,
+                    revocations.c.target == events.Target.IDENTITY,
+                    revocations.c.reason == events.Reason.IDENTITY_DELETED,
+                    revocations.c.namespace == namespace,
+                    revocations.c.identity == name,
+                )
+            )
+        ).scalar()
+    if cutoff is not None and 0 < (wait := cutoff + 1 - now) <= 1:
+        await asyncio.sleep(wait)
 
 
 async def get_identity(core: Core, namespace: str, name: str) -> IdentityInfo:
@@ -225,8 +261,9 @@ async def set_identity_active(core: Core, namespace: str, name: str, active: boo
                 lifted=active,
             )
             if active and current.policy_cutoff_at is not None:
-                # The newest event per identity decides at the sidecar, so lifting the disable
-                # must not lift an earlier policy cut-off with it: re-state that one instead.
+                # The newest state event per identity decides at the sidecar (its deletion
+                # cut-off is kept apart), so lifting the disable must not lift an earlier policy
+                # cut-off with it: re-state that one instead.
                 event = events.Event(
                     target=events.Target.IDENTITY,
                     reason=events.Reason.POLICY_CHANGED,

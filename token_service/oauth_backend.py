@@ -181,7 +181,11 @@ class CoreBackend:
             if record.token_hash is None or not hmac.compare_digest(record.token_hash, token_hash(token)):
                 return False
             identity = (
-                await conn.execute(select(identities.c.active).where(identities.c.id == record.identity_id))
+                await conn.execute(
+                    select(identities.c.active).where(
+                        identities.c.id == record.identity_id, identities.c.uid == record.identity_uid
+                    )
+                )
             ).first()
         return identity is not None and bool(identity.active)
 

@@ -1,4 +1,5 @@
-"""Processes for the end-to-end tests: the sidecar (``native-iam sidecar``), Envoy, an echo upstream.
+"""Processes for the end-to-end tests: the sidecar (``native-iam sidecar``), Envoy, an echo upstream;
+and :func:`in_process_sidecar`, a sidecar worker in the test's own event loop.
 
 Everything binds 127.0.0.1 ports picked at start; every process is stopped by the fixture that
 started it.
@@ -15,13 +16,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+if TYPE_CHECKING:
+    from sidecar.server import Sidecar
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "envoy" / "envoy.yaml"
@@ -171,3 +175,23 @@ def envoy(envoy_bin: str, config: Path, listen: int) -> Iterator[str]:
         yield f"http://127.0.0.1:{listen}"
     finally:
         proc.stop()
+
+
+@contextlib.asynccontextmanager
+async def in_process_sidecar(token_url: str, issuer: str) -> AsyncIterator[Sidecar]:
+    """A started sidecar worker (ext_authz, OAuth facade, feed client) on 127.0.0.1:0 ports."""
+    from prometheus_client import CollectorRegistry
+
+    from sidecar.metrics import Metrics
+    from sidecar.server import Sidecar
+    from sidecar.settings import Settings
+
+    settings = Settings(
+        token_url=token_url, issuer=issuer, authz_listen="127.0.0.1:0", oauth_listen="127.0.0.1:0", metrics_listen=""
+    )
+    sidecar = Sidecar(settings, Metrics(CollectorRegistry()))
+    await sidecar.start()
+    try:
+        yield sidecar
+    finally:
+        await sidecar.stop(0)

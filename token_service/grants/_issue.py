@@ -56,6 +56,7 @@ def issue(
     conn: Connection,
     *,
     identity_id: int,
+    identity_uid: str,
     namespace: str,
     identity: str,
     scopes: Sequence[str],
@@ -81,6 +82,7 @@ def issue(
     iat = int(now)
     common = {
         "identity_id": identity_id,
+        "identity_uid": identity_uid,
         "namespace": namespace,
         "identity": identity,
         "client_id": client_id,

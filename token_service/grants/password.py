@@ -99,6 +99,7 @@ def _issue_in_transaction(
         core,
         conn,
         identity_id=current.id,
+        identity_uid=current.uid,
         namespace=namespace,
         identity=identity,
         scopes=granted,

@@ -98,6 +98,8 @@ def _refresh_in_transaction(
     if postgres:
         # Share-lock the identity row (see queries.identity_for_grant) and read it again under it.
         identity = queries.identity_for_grant_sync(conn, record.identity_id)
+        if identity is not None and identity.uid != record.identity_uid:
+            identity = None  # another identity on this id: the token's own is gone
     if identity is None or (identity is record and record.identity_row is None):
         raise IdentityNotFound()
     if not identity.active:
@@ -119,6 +121,7 @@ def _refresh_in_transaction(
         core,
         conn,
         identity_id=record.identity_id,
+        identity_uid=record.identity_uid,
         namespace=namespace,
         identity=name,
         scopes=narrowed if narrowed is not None else claims.scopes,
