@@ -18,7 +18,7 @@ _UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 _TWICE = re.compile(r"%25[0-9A-Fa-f]{2}")
 # A normalised path never contains any of these; most paths do not, so they skip the full check.
-_SUSPECT = re.compile(r"[%\\\x00-\x20\x7f]|//|/\.")
+_SUSPECT = re.compile(r"[%;\\\x00-\x20\x7f]|//|/\.")
 
 
 def problem(path: str) -> str | None:
@@ -50,13 +50,14 @@ def _examine(path: str) -> str | None:
     if _TWICE.search(path):
         # %252e is %2e to a workload (or a proxy in front of it) that decodes twice.
         return "the request path is percent-encoded twice"
-    for segment in path.split("/")[1:-1]:
-        if not segment:
-            return "the request path contains an empty segment (//)"
-    for segment in path.split("/")[1:]:
-        # Servlet containers drop ";parameters" before resolving dot-segments: "..;x" is "..".
-        if segment.partition(";")[0] in {".", ".."}:
+    segments = path.split("/")[1:]
+    for i, segment in enumerate(segments):
+        # Servlet containers drop ";parameters" before routing: "..;x" is "..", "/;x/admin" is "//admin".
+        base = segment.partition(";")[0]
+        if base in {".", ".."}:
             return "the request path contains a . or .. segment"
+        if not base and i < len(segments) - 1:
+            return "the request path contains an empty segment (// or /;)"
     return None
 
 

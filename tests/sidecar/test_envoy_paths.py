@@ -46,9 +46,11 @@ DEMO = _stack.ROOT / "native_iam" / "demo_envoy.yaml"
 
 
 def framework_path(target: str) -> str:
-    """The path a lenient web framework routes on: %-escapes decoded once, "\\" read as "/",
-    dot-segments resolved, repeated slashes merged, case ignored."""
-    path = urllib.parse.unquote(urllib.parse.urlsplit(target).path).replace("\\", "/")
+    """The path a lenient web framework routes on: ";parameters" dropped from each segment (servlet
+    containers), %-escapes decoded once, "\\" read as "/", dot-segments resolved, repeated slashes merged,
+    case ignored."""
+    raw = "/".join(segment.partition(";")[0] for segment in urllib.parse.urlsplit(target).path.split("/"))
+    path = urllib.parse.unquote(raw).replace("\\", "/")
     path = posixpath.normpath("/" + path)
     return re.sub("/+", "/", path).lower()
 
@@ -218,6 +220,9 @@ def _hide(segment: str) -> list[str]:
         f"/x/..;/{segment}",
         f"/x;/../{segment}",
         f"/x/%2e%2e;/{segment}",
+        f"/;/{segment}",
+        f"/;x/{segment}",
+        f"/x/.;/{segment}",
         f"/x/%252e%252e/{segment}",
         f"/{segment}.",
         f"/{segment}%2e",
@@ -249,6 +254,8 @@ def anonymous_tricks(public: str) -> list[tuple[str, str]]:
                 "/{p};/../{t}",
                 "/{p}/..;/{t}",
                 "/{p}/%2e%2e;/{t}",
+                "/{p}/%2e%2e%3b/{t}",
+                "/{p}/.%2e;x/{t}",
                 "/{p}%00/../{t}",
                 "/{p}/..%00/{t}",
                 "/{p}/%252e%252e/{t}",
