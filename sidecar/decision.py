@@ -43,6 +43,7 @@ class Reason(enum.StrEnum):
     KEYS_UNAVAILABLE = "keys_unavailable"
     FEED_STALE = "feed_stale"
     ROUTE_INVALID = "route_invalid"
+    PATH_NOT_NORMALIZED = "path_not_normalized"
     INTERNAL = "internal"
 
 
@@ -56,6 +57,9 @@ class Outcome(NamedTuple):
     check_status: int
     rpc_code: int
 
+
+#: A malformed request (not token): 400 invalid_request (RFC 6750 §3.1).
+BAD_REQUEST = Outcome(400, "invalid_request", CheckStatus.TOKEN_INVALID, code_pb2.INVALID_ARGUMENT)
 
 OUTCOMES: Mapping[Reason, Outcome] = {
     # RFC 6750 §3.1: a request without credentials gets no error code.
@@ -75,6 +79,8 @@ OUTCOMES: Mapping[Reason, Outcome] = {
     Reason.KEYS_UNAVAILABLE: Outcome(503, "temporarily_unavailable", CheckStatus.TOKEN_INVALID, code_pb2.UNAVAILABLE),
     Reason.FEED_STALE: Outcome(503, "temporarily_unavailable", CheckStatus.TOKEN_INVALID, code_pb2.UNAVAILABLE),
     Reason.ROUTE_INVALID: Outcome(500, "server_error", CheckStatus.TOKEN_INVALID, code_pb2.INTERNAL),
+    # The route was chosen from a path the workload would read differently (sidecar/request_path.py).
+    Reason.PATH_NOT_NORMALIZED: BAD_REQUEST,
     Reason.INTERNAL: Outcome(500, "server_error", CheckStatus.TOKEN_INVALID, code_pb2.INTERNAL),
 }
 
@@ -122,7 +128,7 @@ class Deny:
     @property
     def outcome(self) -> Outcome:
         if self.bad_request:
-            return Outcome(400, "invalid_request", CheckStatus.TOKEN_INVALID, code_pb2.INVALID_ARGUMENT)
+            return BAD_REQUEST
         return OUTCOMES[self.reason]
 
     @property

@@ -18,11 +18,14 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from native_iam import claims
 from native_iam import scopes as scope_rules
 from token_service import events
 from token_service.core import Core
 from token_service.errors import AlreadyExists, FailedPrecondition, InvalidRequest, MalformedScope, NotFound
 from token_service.keys import SigningKey
+from token_service.revocations import disable_tokens
+from token_service.store import queries
 from token_service.store.tables import identities, passwords, policies, revocations, tokens
 
 __all__ = [
@@ -304,14 +307,19 @@ async def delete_identity(core: Core, namespace: str, name: str) -> None:
 
 
 async def set_password(core: Core, namespace: str, name: str, password: str, enabled: bool = True) -> None:
+    """Set (or change) the identity's password; revoke its earlier tokens as
+    NATIVE_IAM_REVOKE_ON_PASSWORD_CHANGE says (see :func:`_revoke_earlier_tokens`)."""
     if not password:
         raise InvalidRequest("password is required")
     if len(password.encode("utf-8")) > 1024:
         raise InvalidRequest("password is longer than 1024 bytes")
     hashed = await core.passwords.hash_async(password)
-    now = core.clock()
     async with core.store.write() as conn:
-        identity_id = await _identity_id(conn, namespace, name)
+        # Locked: a grant holding the identity's share lock finishes first (its tokens are then
+        # revoked below); one that starts later sees the new hash and is refused.
+        identity_id = await _identity_id(conn, namespace, name, lock=True)
+        now = core.clock()
+        await _revoke_earlier_tokens(core, conn, identity_id, now)
         changed = await conn.execute(
             update(passwords)
             .where(passwords.c.identity_id == identity_id)
@@ -321,6 +329,33 @@ async def set_password(core: Core, namespace: str, name: str, password: str, ena
             await conn.execute(
                 passwords.insert().values(identity_id=identity_id, hash=hashed, enabled=enabled, updated_at=now)
             )
+
+
+async def _revoke_earlier_tokens(core: Core, conn: AsyncConnection, identity_id: int, now: float) -> None:
+    """Disable the identity's live tokens after a password change (OWASP ASVS V3).
+
+    Passwords change only through the admin API, i.e. an administrator resets them, typically
+    because the old one may be known to someone else: whoever knew it may hold access tokens as
+    well as refresh tokens, so by default both go (``all``); ``refresh`` keeps access tokens
+    until they expire, ``off`` keeps everything. Each token gets a TOKEN_DISABLED feed event,
+    so sidecars drop the access tokens within a feed round trip.
+    """
+    which = core.settings.revoke_on_password_change
+    if which == "off":
+        return
+    condition = and_(tokens.c.identity_id == identity_id, tokens.c.expires_at > int(now))
+    if which == "refresh":
+        condition = and_(condition, tokens.c.usage == claims.REFRESH_TOKEN)
+    await disable_tokens(conn, condition, events.Reason.TOKEN_DISABLED, now)
+
+
+async def _has_password(core: Core, namespace: str, name: str, password: str) -> bool:
+    """Whether the identity's enabled password is already ``password`` (one argon2 verification)."""
+    async with core.store.read() as conn:
+        record = await queries.login_record(conn, namespace, name)
+    if record is None or record.hash is None or not record.enabled:
+        return False
+    return await core.passwords.verify(record.hash, password)
 
 
 async def set_password_enabled(core: Core, namespace: str, name: str, enabled: bool) -> None:
@@ -382,7 +417,9 @@ async def ensure_identity(
         info = await create_identity(core, namespace, name)
     except AlreadyExists:
         info = await get_identity(core, namespace, name)
-    if password:
+    # Only a changed password is set: re-applying the same one at every start-up must not
+    # revoke the identity's tokens (set_password would).
+    if password and not await _has_password(core, namespace, name, password):
         await set_password(core, namespace, name, password)
     wanted = set(info.policy) | set(grants)
     if wanted != set(info.policy):

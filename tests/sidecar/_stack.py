@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -63,8 +63,9 @@ class Echo(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def echo_upstream() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+def echo_upstream(handler: type[BaseHTTPRequestHandler] = Echo) -> Iterator[int]:
+    """An HTTP server on a free loopback port answering with ``handler`` (default :class:`Echo`)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -148,9 +149,29 @@ def envoy_config(tmp: Path, *, listen: int, authz: int, upstream: int, source: P
     return path
 
 
+def local_envoy_config(
+    config: dict[str, Any], ports: Mapping[str, int], upstreams: Mapping[str, int]
+) -> dict[str, Any]:
+    """A parsed Envoy config with its admin (``ports["admin"]``) and listeners (``ports[name]``) on loopback
+    ports and each cluster pointed at ``upstreams[name]`` (``envoy_admin`` at the admin port)."""
+    if "admin" in config:
+        config["admin"]["address"]["socket_address"].update(address="127.0.0.1", port_value=ports["admin"])
+    for listener in config["static_resources"]["listeners"]:
+        listener["address"]["socket_address"].update(address="127.0.0.1", port_value=ports[listener["name"]])
+    for cluster in config["static_resources"]["clusters"]:
+        for group in cluster["load_assignment"]["endpoints"]:
+            for endpoint in group["lb_endpoints"]:
+                address = endpoint["endpoint"]["address"]["socket_address"]
+                address["port_value"] = (
+                    ports["admin"] if cluster["name"] == "envoy_admin" else upstreams[cluster["name"]]
+                )
+    return config
+
+
 @contextlib.contextmanager
 def envoy(envoy_bin: str, config: Path, listen: int) -> Iterator[str]:
     argv = [envoy_bin, "-c", str(config), "--concurrency", "1", "--disable-hot-restart", "-l", "warning"]
+    argv += ["--file-flush-interval-msec", "100"]  # access logs readable at once, not after 10 s
     proc = Proc(argv, config.with_suffix(".log"))
     try:
         proc.wait(lambda: port_open(listen), "listening")

@@ -309,6 +309,7 @@ def test_every_reason_has_an_outcome() -> None:
     """The outcome table covers every reason: 4xx/5xx status, RFC error code, and a non-OK gRPC code
     that matches the HTTP status (an OK code would let Envoy allow the request)."""
     expected_code = {
+        400: code_pb2.INVALID_ARGUMENT,
         401: code_pb2.UNAUTHENTICATED,
         403: code_pb2.PERMISSION_DENIED,
         500: code_pb2.INTERNAL,

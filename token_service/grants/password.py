@@ -61,7 +61,7 @@ async def create_token_with_password(
     if record is None:  # unreachable: verify() returns False without a record
         raise CredentialsInvalid(reason="unknown_identity")
     return await core.store.run_write(
-        _issue_in_transaction, core, record.id, namespace, identity, requested, metadata, client
+        _issue_in_transaction, core, record.id, record.hash, namespace, identity, requested, metadata, client
     )
 
 
@@ -76,6 +76,7 @@ def _issue_in_transaction(
     conn: Connection,
     core: Core,
     identity_id: int,
+    verified_hash: str,
     namespace: str,
     identity: str,
     requested: tuple[str, ...],
@@ -85,6 +86,12 @@ def _issue_in_transaction(
     current = queries.identity_for_grant_sync(conn, identity_id)
     if current is None:  # deleted while we verified
         raise CredentialsInvalid(reason="unknown_identity")
+    # Read after the identity's share lock (PostgreSQL; SQLite has one writer): a password
+    # changed or disabled while we verified refuses the grant, so no token issued with the old
+    # password outlives the change (admin.set_password revokes the earlier ones).
+    login = queries.login_record_sync(conn, namespace, identity)
+    if login is None or login.hash != verified_hash or not login.enabled:
+        raise CredentialsInvalid(reason="password_changed")
     if not current.active:
         raise IdentityNotActive()
     grants = (current.grants or "").split()

@@ -123,7 +123,9 @@ class IdentitiesServicer:
 
     def SetPassword(self, request, context):
         """Sets (or replaces) the identity's password, stored as an argon2id hash, and enables or
-        disables password authentication with it.
+        disables password authentication with it. Revokes the identity's earlier tokens (each with a
+        TOKEN_DISABLED feed event) as NATIVE_IAM_REVOKE_ON_PASSWORD_CHANGE says: all (default),
+        refresh (refresh tokens only) or off.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
