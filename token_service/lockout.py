@@ -6,79 +6,131 @@ After ``free_attempts`` consecutive failures for a key, every further failure lo
 live in the database so every replica sees them. A locked attempt is answered exactly like a
 wrong password (CREDENTIALS_INVALID, after a dummy hash), so lockout reveals nothing about
 whether the identity exists.
+
+Every attempt is counted as a failure *before* its password is verified (:meth:`Lockout.reserve_sync`,
+one write transaction holding each counter's row lock), and a success gives its count back
+(:meth:`Lockout.release_sync`). Checking first and counting after the verification would let N
+concurrent guesses all pass the check; reserving first means at most ``free_attempts`` of any
+number of concurrent attempts, on any replica, ever reach a real verification.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Insert, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from token_service.settings import Settings
 from token_service.store import Store
 from token_service.store.tables import lockouts
 
-__all__ = ["Lockout", "address_key", "identity_key"]
+__all__ = ["Attempt", "Lockout", "address_key", "identity_key"]
+
+IDENTITY_PREFIX = "identity:"
+ADDRESS_PREFIX = "address:"
 
 
 def identity_key(namespace: str, identity: str) -> str:
-    return f"identity:{namespace}/{identity}"
+    """The counter key of an identity. The namespace is length-prefixed, so no pair of
+    (namespace, name) shares a key with another whatever either contains ('/', ':', digits)."""
+    return f"{IDENTITY_PREFIX}{len(namespace)}:{namespace}/{identity}"
 
 
 def address_key(address: str) -> str:
-    return f"address:{address}"
+    return f"{ADDRESS_PREFIX}{address}"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """A login attempt, counted in advance: whether a key was locked when it arrived, and the
+    failure count each key reached with it (what a success gives back)."""
+
+    locked: bool = False
+    counts: tuple[tuple[str, int], ...] = ()
 
 
 class Lockout:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.enabled = settings.lockout_enabled
         self.free_attempts = settings.lockout_free_attempts
+        self.address_free_attempts = settings.lockout_address_free_attempts
         self.base_s = settings.lockout_base_s
         self.max_s = settings.lockout_max_s
         self.reset_s = settings.lockout_reset_s
         self.store = store
 
-    def keys(self, namespace: str, identity: str, address: str | None) -> list[str]:
-        keys = [identity_key(namespace, identity)]
+    def keys(self, namespace: str, identity: str | None, address: str | None) -> list[str]:
+        """The counters an attempt is charged to: the identity's (``None``: unknown, no row is
+        created for it) and the client address's (``None``: the transport does not know it)."""
+        keys = [] if identity is None else [identity_key(namespace, identity)]
         if address:
             keys.append(address_key(address))
         return keys
 
-    async def locked(self, keys: Sequence[str], now: float | None = None) -> str | None:
-        """The first key that is locked now, or ``None``."""
-        if not self.enabled:
-            return None
-        return await self.store.run_read(self.locked_sync, keys, time.time() if now is None else now)
-
-    def locked_sync(self, conn: Connection, keys: Sequence[str], now: float) -> str | None:
-        if not self.enabled:
-            return None
-        rows = conn.execute(select(lockouts.c.key).where(lockouts.c.key.in_(keys), lockouts.c.locked_until > now))
-        return rows.scalars().first()
-
-    def backoff_s(self, failures: int) -> float:
-        if failures < self.free_attempts:
+    def backoff_s(self, failures: int, free_attempts: int | None = None) -> float:
+        free = self.free_attempts if free_attempts is None else free_attempts
+        if failures < free:
             return 0.0
-        return min(self.max_s, self.base_s * 2 ** min(failures - self.free_attempts, 62))
+        return min(self.max_s, self.base_s * 2 ** min(failures - free, 62))
 
-    async def record_failure(self, keys: Sequence[str], now: float | None = None) -> None:
-        if self.enabled:
-            await self.store.run_write(self._record_failure, keys, time.time() if now is None else now)
+    def _free_attempts(self, key: str) -> int:
+        return self.address_free_attempts if key.startswith(ADDRESS_PREFIX) else self.free_attempts
 
-    def _record_failure(self, conn: Connection, keys: Sequence[str], now: float) -> None:
-        existing = {row.key: row for row in conn.execute(select(lockouts).where(lockouts.c.key.in_(keys)))}
-        for key in keys:
-            row = existing.get(key)
-            failures = 1 if row is None or now - row.last_failure_at > self.reset_s else row.failures + 1
-            values = {"failures": failures, "last_failure_at": now, "locked_until": now + self.backoff_s(failures)}
-            if row is None:
-                conn.execute(lockouts.insert().values(key=key, **values))
-            else:
-                conn.execute(update(lockouts).where(lockouts.c.key == key).values(**values))
+    def reserve_sync(self, conn: Connection, keys: Sequence[str], now: float) -> Attempt:
+        """Count one failure on each key now, inside the caller's write transaction; the attempt
+        is locked if any key was locked before it. Each counter row is locked until commit (and
+        created without a unique-key race), so concurrent attempts on every replica queue here."""
+        if not self.enabled or not keys:
+            return Attempt()
+        locked = False
+        counts: list[tuple[str, int]] = []
+        for key in sorted(set(keys)):  # one order everywhere: two attempts never deadlock
+            was_locked, failures = self._count(conn, key, now)
+            locked = locked or was_locked
+            counts.append((key, failures))
+        return Attempt(locked=locked, counts=tuple(counts))
 
-    def clear_sync(self, conn: Connection, key: str) -> None:
-        """Forget the failures of ``key`` (after a successful login), inside the grant's transaction."""
-        if self.enabled:
-            conn.execute(delete(lockouts).where(lockouts.c.key == key))
+    def _count(self, conn: Connection, key: str, now: float) -> tuple[bool, int]:
+        conn.execute(_insert_missing(conn, key, now))
+        row = conn.execute(select(lockouts).where(lockouts.c.key == key).with_for_update()).one()
+        locked = row.locked_until > now
+        failures = 1 if now - row.last_failure_at > self.reset_s else row.failures + 1
+        locked_until = max(row.locked_until, now + self.backoff_s(failures, self._free_attempts(key)))
+        conn.execute(
+            update(lockouts)
+            .where(lockouts.c.key == key)
+            .values(failures=failures, last_failure_at=now, locked_until=locked_until)
+        )
+        return locked, failures
+
+    def release_sync(self, conn: Connection, attempt: Attempt) -> None:
+        """A successful attempt gives its counts back, inside the grant's transaction: the
+        identity forgets every failure up to this attempt (what a success proves), the address
+        only this attempt (a valid account must not wash an address's guesses away). Failures
+        counted after it, by concurrent attempts, stay, and so does any lock they caused."""
+        for key, failures in attempt.counts:
+            given_back = failures if key.startswith(IDENTITY_PREFIX) else 1
+            conn.execute(
+                update(lockouts).where(lockouts.c.key == key).values(failures=lockouts.c.failures - given_back)
+            )
+            conn.execute(delete(lockouts).where(lockouts.c.key == key, lockouts.c.failures <= 0))
+
+    async def reserve(self, keys: Sequence[str], now: float | None = None) -> Attempt:
+        """:meth:`reserve_sync` in a transaction of its own."""
+        return await self.store.run_write(self.reserve_sync, keys, time.time() if now is None else now)
+
+    async def release(self, attempt: Attempt) -> None:
+        """:meth:`release_sync` in a transaction of its own."""
+        if attempt.counts:
+            await self.store.run_write(self.release_sync, attempt)
+
+
+def _insert_missing(conn: Connection, key: str, now: float) -> Insert:
+    """INSERT … ON CONFLICT DO NOTHING: two replicas creating the same counter both succeed."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    values = {"key": key, "failures": 0, "last_failure_at": now, "locked_until": 0.0}
+    return dialect.insert(lockouts).values(**values).on_conflict_do_nothing(index_elements=[lockouts.c.key])

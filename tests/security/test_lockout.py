@@ -4,17 +4,23 @@ existing identity from an unknown one or from a wrong password."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import grpc
 import httpx
 import pytest
 
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
+from tests.reliability._services import TokenService
 from tests.token_service.conftest import add_identity
 from tests.token_service.http.conftest import OAuthService, start_oauth_service
+from token_service.lockout import identity_key
 
 THRESHOLD = 3
 PASSWORD = "right-pass-for-lockout"
@@ -110,3 +116,108 @@ async def test_locked_unknown_and_wrong_password_take_the_same_time(costly_servi
     print("\nlockout timing, fastest of 9: " + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in fastest.items()))
     assert min(fastest.values()) > 0.005, fastest  # an argon2id verify, not a shortcut
     assert max(fastest.values()) / min(fastest.values()) < 2.0, fastest
+
+
+# --- F6: the decision is atomic per identity (concurrent guesses, every store, several processes)
+
+GUESSES = 40
+
+
+@pytest.fixture
+async def racing_service(db_url: str) -> AsyncIterator[OAuthService]:
+    """THRESHOLD attempts, then a long lock; every real (non-dummy) verification is counted."""
+    service = await start_oauth_service(db_url, lockout_free_attempts=THRESHOLD, lockout_base_s=120, lockout_max_s=120)
+    await add_identity(service.core, "carol", PASSWORD, ("orders:read",))
+    passwords = service.core.passwords
+    verify = passwords.verify
+    service.real_verifications = 0  # type: ignore[attr-defined]
+
+    async def counting(stored_hash: str | None, password: str) -> bool:
+        if stored_hash is not None:
+            service.real_verifications += 1  # type: ignore[attr-defined]
+        return await verify(stored_hash, password)
+
+    passwords.verify = counting  # type: ignore[method-assign]
+    yield service
+    await service.app.stop(0)
+
+
+async def _attempt(service: OAuthService, transport: str, password: str) -> bool:
+    """One password grant for carol; True when it issued a token. Anything but OK or the
+    credentials-invalid refusal (a 500, an UNKNOWN) fails the test."""
+    if transport == "grpc":
+        status = (await _grpc(service, "carol", password)).status
+        assert status in (Create.OK, Create.CREDENTIALS_INVALID), status
+        return status == Create.OK
+    response = await _http(service, "carol", password)
+    assert response.status_code in (200, 400), (response.status_code, response.text)
+    assert response.status_code == 200 or response.json()["error"] == "invalid_grant", response.text
+    return response.status_code == 200
+
+
+@pytest.mark.parametrize("transport", ["grpc", "http"])
+async def test_concurrent_guesses_never_verify_past_the_threshold(racing_service: OAuthService, transport: str) -> None:
+    """GUESSES wrong passwords and the right one at once: at most THRESHOLD of them reach a real
+    verification (the rest verify the dummy), nothing fails with a 500, and carol is locked after."""
+    wrong = [_attempt(racing_service, transport, f"wrong-{i}") for i in range(GUESSES)]
+    outcomes = await asyncio.gather(*wrong, _attempt(racing_service, transport, PASSWORD))
+    assert not any(outcomes[:-1])
+    assert racing_service.real_verifications <= THRESHOLD, racing_service.real_verifications  # type: ignore[attr-defined]
+    assert not await _attempt(racing_service, transport, PASSWORD)  # locked afterwards
+
+
+async def test_right_password_refused_once_concurrent_guesses_reached_the_threshold(
+    racing_service: OAuthService,
+) -> None:
+    """THRESHOLD wrong guesses in flight together, then the right password: refused on both transports."""
+    await asyncio.gather(*(_attempt(racing_service, "grpc", f"wrong-{i}") for i in range(THRESHOLD)))
+    assert not await _attempt(racing_service, "grpc", PASSWORD)
+    assert not await _attempt(racing_service, "http", PASSWORD)
+
+
+async def _failures(db_url: str, key: str) -> int:
+    """The failure counter stored for ``key`` (0 without a row), read straight from PostgreSQL."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        return int(await conn.fetchval("SELECT failures FROM lockouts WHERE key = $1", key) or 0)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.postgres
+async def test_two_processes_on_postgres_lock_out_concurrent_guesses(tmp_path: Path, postgres_url: str) -> None:
+    """50 wrong guesses split over two token-service processes on one PostgreSQL, over gRPC and
+    HTTP: no 500, every guess counted exactly once (no lost update), the right password refused."""
+    env = {
+        "NATIVE_IAM_LOCKOUT_FREE_ATTEMPTS": str(THRESHOLD),
+        "NATIVE_IAM_LOCKOUT_BASE_S": "120",
+        "NATIVE_IAM_LOCKOUT_MAX_S": "120",
+        "NATIVE_IAM_LOCKOUT_ADDRESS_FREE_ATTEMPTS": "1000",  # this test is about the identity
+    }
+    replicas = [TokenService(tmp_path, postgres_url, name=f"replica-{i}", env=env) for i in (1, 2)]
+    try:
+        await asyncio.to_thread(replicas[0].start)
+        token = await asyncio.to_thread(replicas[0].admin_token)
+        await asyncio.to_thread(replicas[0].create_identity, token, "", "carol", PASSWORD, ("orders:read",))
+        await asyncio.to_thread(
+            replicas[0].create_client, token, "spa", token_endpoint_auth_method="none", grant_types=["password"]
+        )
+        await asyncio.to_thread(replicas[1].start)
+
+        def guess(i: int) -> int:
+            replica = replicas[i % 2]
+            if i % 4 < 2:
+                status = replica.password_grant("carol", f"wrong-{i}").status
+                return {Create.CREDENTIALS_INVALID: 400, Create.OK: 200}.get(status, 500)
+            data = {"grant_type": "password", "username": "carol", "password": f"wrong-{i}", "client_id": "spa"}
+            return httpx.post(f"{replica.http_url}/oauth2/token", data=data, timeout=20).status_code
+
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            statuses = await asyncio.to_thread(lambda: list(pool.map(guess, range(50))))
+        assert statuses == [400] * 50, statuses
+        assert await _failures(postgres_url, identity_key("", "carol")) == 50
+        for replica in replicas:
+            assert replica.password_grant("carol", PASSWORD).status == Create.CREDENTIALS_INVALID
+    finally:
+        for replica in replicas:
+            await asyncio.to_thread(replica.stop)

@@ -1,8 +1,10 @@
 """The password grant: CreateTokenWithPassword (gRPC) and ``grant_type=password`` (HTTP).
 
-Order: lockout check → look up → verify (off the event loop; a dummy hash when the identity,
-its password or the lockout says no) → one write transaction that re-reads the identity under a
-share lock, checks it is active and that its policy grants the scopes, and stores the tokens.
+Order: one write transaction that looks the identity up and counts the attempt as a failure in
+advance (:meth:`~token_service.lockout.Lockout.reserve_sync`; that is also the lockout check) →
+verify (off the event loop; a dummy hash when the identity, its password or the lockout says no)
+→ one write transaction that re-reads the identity under a share lock, checks it is active and
+that its policy grants the scopes, stores the tokens and gives the attempt's count back.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from native_iam import scopes as scope_rules
 from token_service.core import Core
 from token_service.errors import CredentialsInvalid, IdentityNotActive, MalformedScope, ScopeNotGranted
 from token_service.grants._issue import ClientContext, IssuedTokens, issue
-from token_service.lockout import identity_key
+from token_service.lockout import Attempt
 from token_service.store import queries
 
 __all__ = ["create_token_with_password"]
@@ -44,9 +46,8 @@ async def create_token_with_password(
     except scope_rules.ScopeError as exc:
         raise MalformedScope(str(exc)) from None
     now = core.clock()
-    lock_keys = core.lockout.keys(namespace, identity, client_address)
-    locked, record = await core.store.run_read(_login, core, lock_keys, namespace, identity, now)
-    if locked is not None:
+    attempt, record = await core.store.run_write(_begin, core, namespace, identity, client_address, now)
+    if attempt.locked:
         reason = "locked_out"
     elif record is None:
         reason = "unknown_identity"
@@ -54,22 +55,32 @@ async def create_token_with_password(
         reason = "password_disabled"
     else:
         reason = ""
-    # Always one argon2 verification, so every refusal below costs the same time.
+    # Always one argon2 verification, so every refusal below costs the same time. A failure needs
+    # no further write: _begin counted it already.
     if not await core.passwords.verify(record.hash if record and not reason else None, password):
-        await core.lockout.record_failure(lock_keys, now)
         raise CredentialsInvalid(reason=reason or "wrong_password")
     if record is None:  # unreachable: verify() returns False without a record
         raise CredentialsInvalid(reason="unknown_identity")
-    return await core.store.run_write(
-        _issue_in_transaction, core, record.id, namespace, identity, requested, metadata, client
-    )
+    try:
+        return await core.store.run_write(
+            _issue_in_transaction, core, record.id, namespace, identity, requested, metadata, client, attempt
+        )
+    except (IdentityNotActive, ScopeNotGranted):
+        # The password was right: refusing the grant for another reason is not a guess.
+        await core.lockout.release(attempt)
+        raise
 
 
-def _login(
-    conn: Connection, core: Core, lock_keys: list[str], namespace: str, identity: str, now: float
-) -> tuple[str | None, Any]:
-    """The lockout state and the identity's login record, in one read transaction."""
-    return core.lockout.locked_sync(conn, lock_keys, now), queries.login_record_sync(conn, namespace, identity)
+def _begin(
+    conn: Connection, core: Core, namespace: str, identity: str, client_address: str | None, now: float
+) -> tuple[Attempt, Any]:
+    """The identity's login record, and the attempt counted against it and the client address, in
+    one write transaction. An unknown identity gets no counter row (a guessed name would leave
+    one behind for every guess); its attempts still count against the address."""
+    record = queries.login_record_sync(conn, namespace, identity)
+    known = record is not None and record.hash is not None
+    keys = core.lockout.keys(namespace, identity if known else None, client_address)
+    return core.lockout.reserve_sync(conn, keys, now), record
 
 
 def _issue_in_transaction(
@@ -81,6 +92,7 @@ def _issue_in_transaction(
     requested: tuple[str, ...],
     metadata: str,
     client: ClientContext | None,
+    attempt: Attempt,
 ) -> IssuedTokens:
     current = queries.identity_for_grant_sync(conn, identity_id)
     if current is None:  # deleted while we verified
@@ -107,5 +119,5 @@ def _issue_in_transaction(
         now=core.clock(),  # after the lock: an identity cut-off taken later covers this iat
         with_refresh=client.issue_refresh_token if client else True,
     )
-    core.lockout.clear_sync(conn, identity_key(namespace, identity))
+    core.lockout.release_sync(conn, attempt)
     return result
