@@ -64,6 +64,7 @@ class CoreBackend:
         namespace: str,
         scopes: tuple[str, ...],
         metadata: str,
+        client_address: str | None,
     ) -> TokenResponse:
         result = await create_token_with_password(
             self.core,
@@ -73,8 +74,9 @@ class CoreBackend:
             metadata=metadata,
             scopes=scopes,
             client=client_context(client, self.refresh_grace_s),
-            # No per-address lockout, as over gRPC: behind an ingress every caller has the
-            # proxy's address, and one attacker would lock everybody out.
+            # Per-address throttling too (gRPC has none: its peer is a sidecar). Behind an ingress
+            # the address comes from X-Forwarded-For of NATIVE_IAM_TRUSTED_PROXIES only.
+            client_address=client_address,
         )
         return self._response(result, auth_time=int(self.core.clock()))
 
