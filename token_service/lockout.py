@@ -19,10 +19,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Insert, delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import ReturningInsert
 
 from token_service.settings import Settings
 from token_service.store import Store
@@ -95,8 +97,7 @@ class Lockout:
         return Attempt(locked=locked, counts=tuple(counts))
 
     def _count(self, conn: Connection, key: str, now: float) -> tuple[bool, int]:
-        conn.execute(_insert_missing(conn, key, now))
-        row = conn.execute(select(lockouts).where(lockouts.c.key == key).with_for_update()).one()
+        row = conn.execute(_upsert(conn, key, now)).one()
         locked = row.locked_until > now
         failures = 1 if now - row.last_failure_at > self.reset_s else row.failures + 1
         locked_until = max(row.locked_until, now + self.backoff_s(failures, self._free_attempts(key)))
@@ -129,8 +130,15 @@ class Lockout:
             await self.store.run_write(self.release_sync, attempt)
 
 
-def _insert_missing(conn: Connection, key: str, now: float) -> Insert:
-    """INSERT … ON CONFLICT DO NOTHING: two replicas creating the same counter both succeed."""
+def _upsert(conn: Connection, key: str, now: float) -> ReturningInsert[Any]:
+    """The counter row of ``key``, created if missing, row-locked until commit, in one statement.
+
+    INSERT … ON CONFLICT DO UPDATE (a no-op update) … RETURNING: two replicas creating the same
+    counter both succeed (a plain INSERT failed one of them with a unique-key violation), and a
+    row deleted meanwhile by pruning is simply created again.
+    """
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    values = {"key": key, "failures": 0, "last_failure_at": now, "locked_until": 0.0}
-    return dialect.insert(lockouts).values(**values).on_conflict_do_nothing(index_elements=[lockouts.c.key])
+    statement = dialect.insert(lockouts).values(key=key, failures=0, last_failure_at=now, locked_until=0.0)
+    return statement.on_conflict_do_update(
+        index_elements=[lockouts.c.key], set_={"key": statement.excluded.key}
+    ).returning(lockouts.c.failures, lockouts.c.last_failure_at, lockouts.c.locked_until)
