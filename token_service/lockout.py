@@ -16,6 +16,7 @@ number of concurrent attempts, on any replica, ever reach a real verification.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,7 +44,15 @@ def identity_key(namespace: str, identity: str) -> str:
 
 
 def address_key(address: str) -> str:
-    return f"{ADDRESS_PREFIX}{address}"
+    """The counter key of a client address. An IPv6 client counts by its /64: one subscriber is
+    usually given a whole /64 and could otherwise start a fresh counter with every address."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return f"{ADDRESS_PREFIX}{address}"
+    if parsed.version == 6:
+        return f"{ADDRESS_PREFIX}{ipaddress.ip_network((parsed, 64), strict=False)}"
+    return f"{ADDRESS_PREFIX}{parsed}"
 
 
 @dataclass(frozen=True, slots=True)

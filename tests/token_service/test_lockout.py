@@ -106,3 +106,10 @@ async def test_identity_keys_never_collide(core: Core) -> None:
         await _attempt(core, "b/c", "wrong", namespace="a")
     assert await _attempt(core, "b/c", PASSWORD, namespace="a") == "locked_out"
     assert await _attempt(core, "c", PASSWORD, namespace="a/b") == "ok"
+
+
+def test_ipv6_addresses_count_by_their_64() -> None:
+    """A client rotating through its /64 stays on one counter; another /64 has its own."""
+    assert address_key("2001:db8:1:2::1") == address_key("2001:db8:1:2:ffff::9") == "address:2001:db8:1:2::/64"
+    assert address_key("2001:db8:1:3::1") != address_key("2001:db8:1:2::1")
+    assert address_key("203.0.113.9") == "address:203.0.113.9"

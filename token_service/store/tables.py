@@ -159,7 +159,8 @@ feed_counter = Table(
     Column("compacted_through", BigInteger, nullable=False, server_default="0"),
 )
 
-#: Brute-force counters by key ('identity:<ns>/<name>' or 'address:<ip>').
+#: Brute-force counters by key: 'identity:<len(ns)>:<ns>/<name>' or 'address:<ip>' ('address:<net>/64'
+#: for IPv6); see token_service/lockout.py. Stale rows are pruned (token_service/prune.py).
 lockouts = Table(
     "lockouts",
     metadata,
