@@ -39,6 +39,7 @@ from token_service.clients import AuthMethod, ClientStore, GrantType, OAuthClien
 from token_service.errors import GrantError, InsufficientScope, MalformedScope, TokenServiceError
 from token_service.forwarded import client_address
 from token_service.oauth_errors import (
+    InvalidClient,
     InvalidTarget,
     MissingBearerToken,
     UnauthorizedClient,
@@ -91,6 +92,10 @@ class OAuthBackend(Protocol):
     async def introspect(self, client: OAuthClient, *, token: str) -> Mapping[str, Any] | None: ...
 
     async def userinfo(self, access_token: str) -> Mapping[str, Any]: ...
+
+    async def client_auth_failed(self, client_address: str | None) -> None:
+        """Count a failed client authentication against the client address (brute-force throttling)."""
+        ...
 
     async def jwks(self) -> tuple[str, int]:
         """The public JWK Set as JSON and how long (seconds) a cache may keep it."""
@@ -226,9 +231,14 @@ class _Endpoints:
         return tokens
 
     async def _client(self, request: Request, form: Form) -> OAuthClient:
-        client = await authenticate_client(
-            request.headers.get("authorization"), form, self.clients, self.config.client_secret_key
-        )
+        try:
+            client = await authenticate_client(
+                request.headers.get("authorization"), form, self.clients, self.config.client_secret_key
+            )
+        except InvalidClient:
+            # Guessing client credentials costs the address its password attempts too.
+            await self.backend.client_auth_failed(_client_address(request, self.config))
+            raise
         request.scope["native_iam_client"] = client.client_id  # names the client in deny logs
         return client
 

@@ -17,7 +17,6 @@ number of concurrent attempts, on any replica, ever reach a real verification.
 from __future__ import annotations
 
 import ipaddress
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -128,10 +127,6 @@ class Lockout:
                 update(lockouts).where(lockouts.c.key == key).values(failures=lockouts.c.failures - given_back)
             )
             conn.execute(delete(lockouts).where(lockouts.c.key == key, lockouts.c.failures <= 0))
-
-    async def reserve(self, keys: Sequence[str], now: float | None = None) -> Attempt:
-        """:meth:`reserve_sync` in a transaction of its own."""
-        return await self.store.run_write(self.reserve_sync, keys, time.time() if now is None else now)
 
     async def release(self, attempt: Attempt) -> None:
         """:meth:`release_sync` in a transaction of its own."""

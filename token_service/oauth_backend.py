@@ -202,6 +202,11 @@ class CoreBackend:
             info[claim_names.NAMESPACE] = claims.namespace
         return info
 
+    async def client_auth_failed(self, client_address: str | None) -> None:
+        keys = self.core.lockout.keys("", None, client_address)
+        if keys:
+            await self.core.store.run_write(self.core.lockout.reserve_sync, keys, self.core.clock())
+
     # --- keys and readiness -----------------------------------------------------------------
 
     async def jwks(self) -> tuple[str, int]:

@@ -74,3 +74,19 @@ async def test_trusted_proxy_attributes_each_client_its_own_counter(sqlite_url: 
         assert (await _login(service, "alice", PASSWORD, "203.0.113.6")).status_code == 200
     finally:
         await service.app.stop(0)
+
+
+async def test_failed_client_authentication_counts_against_the_address(sqlite_url: str) -> None:
+    """Guessing client secrets (or client ids) from an address spends its attempts: after
+    NATIVE_IAM_LOCKOUT_ADDRESS_FREE_ATTEMPTS failures even a right password from it is refused."""
+    service = await start_oauth_service(sqlite_url, lockout_address_free_attempts=3)
+    try:
+        async with httpx.AsyncClient(base_url=service.url) as http:
+            for guess in ("web:guess-1", "web:guess-2", "nobody:x"):
+                client_id, _, secret = guess.partition(":")
+                refused = await http.post("/oauth2/introspect", data={"token": "x"}, auth=(client_id, secret))
+                assert refused.status_code == 401 and refused.json()["error"] == "invalid_client"
+        locked = await _login(service, "alice", PASSWORD, None)
+        assert locked.status_code == 400 and locked.json()["error"] == "invalid_grant", locked.status_code
+    finally:
+        await service.app.stop(0)
