@@ -7,15 +7,20 @@ live in the database so every replica sees them. A locked attempt is answered ex
 wrong password (CREDENTIALS_INVALID, after a dummy hash), so lockout reveals nothing about
 whether the identity exists.
 
-Every attempt is counted as a failure *before* its password is verified (:meth:`Lockout.reserve_sync`,
-one write transaction holding each counter's row lock), and a success gives its count back
-(:meth:`Lockout.release_sync`). Checking first and counting after the verification would let N
-concurrent guesses all pass the check; reserving first means at most ``free_attempts`` of any
-number of concurrent attempts, on any replica, ever reach a real verification.
+Checking the counter before the verification and counting the failure after it let N concurrent
+guesses all pass the check. So an attempt first *reserves* a slot on every counter
+(:meth:`Lockout.reserve_sync`: one write transaction holding each counter's row lock, on any
+replica), and only ``failures + pending < free_attempts`` (one at a time once past it) may be in
+flight; its verdict then turns the slot into a failure (:meth:`Lockout.failed_sync`) or gives it
+back (:meth:`Lockout.succeeded_sync`). Any number of concurrent attempts verifies at most the
+threshold's worth of guesses; attempts beyond the free slots wait for one (:data:`Verdict.BUSY`),
+so concurrent right passwords are served, not mistaken for guesses.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +35,11 @@ from token_service.settings import Settings
 from token_service.store import Store
 from token_service.store.tables import lockouts
 
-__all__ = ["Attempt", "Lockout", "address_key", "identity_key"]
+__all__ = ["Attempt", "Lockout", "Verdict", "address_key", "identity_key"]
+
+#: A reserved slot older than this belongs to a process that died mid-verification (an argon2id
+#: verification takes milliseconds): it no longer counts.
+PENDING_TTL_S = 60.0
 
 IDENTITY_PREFIX = "identity:"
 ADDRESS_PREFIX = "address:"
@@ -54,13 +63,18 @@ def address_key(address: str) -> str:
     return f"{ADDRESS_PREFIX}{parsed}"
 
 
+class Verdict(enum.Enum):
+    GO = "go"  #: a slot is reserved on every counter: verify the password
+    LOCKED = "locked"  #: a counter is locked: refuse (counted as a failure already)
+    BUSY = "busy"  #: every free slot is in flight: nothing changed, ask again shortly
+
+
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """A login attempt, counted in advance: whether a key was locked when it arrived, and the
-    failure count each key reached with it (what a success gives back)."""
+    """A login attempt's reservation: the verdict and the counters holding a slot for it."""
 
-    locked: bool = False
-    counts: tuple[tuple[str, int], ...] = ()
+    verdict: Verdict = Verdict.GO
+    keys: tuple[str, ...] = ()
 
 
 class Lockout:
@@ -91,47 +105,93 @@ class Lockout:
         return self.address_free_attempts if key.startswith(ADDRESS_PREFIX) else self.free_attempts
 
     def reserve_sync(self, conn: Connection, keys: Sequence[str], now: float) -> Attempt:
-        """Count one failure on each key now, inside the caller's write transaction; the attempt
-        is locked if any key was locked before it. Each counter row is locked until commit (and
-        created without a unique-key race), so concurrent attempts on every replica queue here."""
+        """Reserve a slot on every counter of ``keys`` inside the caller's write transaction (see
+        the module's docstring). A LOCKED attempt is counted as a failure at once; a BUSY one
+        changes nothing."""
         if not self.enabled or not keys:
             return Attempt()
-        locked = False
-        counts: list[tuple[str, int]] = []
-        for key in sorted(set(keys)):  # one order everywhere: two attempts never deadlock
-            was_locked, failures = self._count(conn, key, now)
-            locked = locked or was_locked
-            counts.append((key, failures))
-        return Attempt(locked=locked, counts=tuple(counts))
+        ordered = tuple(sorted(set(keys)))  # one lock order everywhere: two attempts never deadlock
+        rows = {key: _Counter.of(conn.execute(_upsert(conn, key, now)).one(), now, self.reset_s) for key in ordered}
+        if any(row.locked_until > now for row in rows.values()):
+            for key, row in rows.items():
+                self._write(conn, key, row.failed(now, self._free_after(key, row)), now)
+            return Attempt(Verdict.LOCKED)
+        if any(row.pending >= max(self._free_attempts(key) - row.failures, 1) for key, row in rows.items()):
+            return Attempt(Verdict.BUSY)
+        for key, row in rows.items():
+            self._write(conn, key, dataclasses.replace(row, pending=row.pending + 1), now)
+        return Attempt(Verdict.GO, ordered)
 
-    def _count(self, conn: Connection, key: str, now: float) -> tuple[bool, int]:
-        row = conn.execute(_upsert(conn, key, now)).one()
-        locked = row.locked_until > now
-        failures = 1 if now - row.last_failure_at > self.reset_s else row.failures + 1
-        locked_until = max(row.locked_until, now + self.backoff_s(failures, self._free_attempts(key)))
-        conn.execute(
-            update(lockouts)
-            .where(lockouts.c.key == key)
-            .values(failures=failures, last_failure_at=now, locked_until=locked_until)
+    def failed_sync(self, conn: Connection, attempt: Attempt, now: float) -> None:
+        """The reserved attempt was a wrong password: its slot becomes a failure."""
+        for key in attempt.keys:
+            row = _Counter.of(conn.execute(_upsert(conn, key, now)).one(), now, self.reset_s)
+            row = dataclasses.replace(row, pending=max(row.pending - 1, 0))
+            self._write(conn, key, row.failed(now, self._free_after(key, row)), now)
+
+    def succeeded_sync(self, conn: Connection, attempt: Attempt, now: float) -> None:
+        """The reserved attempt proved the password (inside the grant's transaction): its slot is
+        given back, and the identity forgets its failures. The address keeps them: one valid
+        account must not wash away an address's guesses at others."""
+        for key in attempt.keys:
+            row = _Counter.of(conn.execute(_upsert(conn, key, now)).one(), now, self.reset_s)
+            row = dataclasses.replace(row, pending=max(row.pending - 1, 0))
+            if key.startswith(IDENTITY_PREFIX):
+                row = dataclasses.replace(row, failures=0, locked_until=0.0)
+            if row.failures == 0 and row.pending == 0 and row.locked_until <= now:
+                conn.execute(delete(lockouts).where(lockouts.c.key == key))
+            else:
+                self._write(conn, key, row, now)
+
+    def record_failure_sync(self, conn: Connection, keys: Sequence[str], now: float) -> None:
+        """Count a failure that needed no reservation (a failed client authentication)."""
+        if self.enabled:
+            for key in sorted(set(keys)):
+                row = _Counter.of(conn.execute(_upsert(conn, key, now)).one(), now, self.reset_s)
+                self._write(conn, key, row.failed(now, self._free_after(key, row)), now)
+
+    async def finish(self, attempt: Attempt, now: float, *, success: bool) -> None:
+        """:meth:`failed_sync` or :meth:`succeeded_sync` in a transaction of its own."""
+        if attempt.keys:
+            await self.store.run_write(self.succeeded_sync if success else self.failed_sync, attempt, now)
+
+    def _free_after(self, key: str, row: _Counter) -> float:
+        """The back-off after one more failure on ``row``."""
+        return self.backoff_s(row.failures + 1, self._free_attempts(key))
+
+    @staticmethod
+    def _write(conn: Connection, key: str, row: _Counter, now: float) -> None:
+        values = dataclasses.asdict(row)
+        if row.pending:
+            values["pending_until"] = now + PENDING_TTL_S
+        conn.execute(update(lockouts).where(lockouts.c.key == key).values(**values))
+
+
+@dataclass(frozen=True, slots=True)
+class _Counter:
+    """A counter as it stands now: failures forgotten after the quiet period, slots of dead
+    processes (past ``pending_until``) dropped."""
+
+    failures: int
+    last_failure_at: float
+    locked_until: float
+    pending: int
+
+    @classmethod
+    def of(cls, row: Any, now: float, reset_s: float) -> _Counter:
+        quiet = now - row.last_failure_at > reset_s
+        return cls(
+            failures=0 if quiet else row.failures,
+            last_failure_at=row.last_failure_at,
+            locked_until=row.locked_until,
+            pending=row.pending if row.pending_until > now else 0,
         )
-        return locked, failures
 
-    def release_sync(self, conn: Connection, attempt: Attempt) -> None:
-        """A successful attempt gives its counts back, inside the grant's transaction: the
-        identity forgets every failure up to this attempt (what a success proves), the address
-        only this attempt (a valid account must not wash an address's guesses away). Failures
-        counted after it, by concurrent attempts, stay, and so does any lock they caused."""
-        for key, failures in attempt.counts:
-            given_back = failures if key.startswith(IDENTITY_PREFIX) else 1
-            conn.execute(
-                update(lockouts).where(lockouts.c.key == key).values(failures=lockouts.c.failures - given_back)
-            )
-            conn.execute(delete(lockouts).where(lockouts.c.key == key, lockouts.c.failures <= 0))
-
-    async def release(self, attempt: Attempt) -> None:
-        """:meth:`release_sync` in a transaction of its own."""
-        if attempt.counts:
-            await self.store.run_write(self.release_sync, attempt)
+    def failed(self, now: float, backoff_s: float) -> _Counter:
+        """One more failure, now, locking for ``backoff_s`` (never shortening a running lock)."""
+        return dataclasses.replace(
+            self, failures=self.failures + 1, last_failure_at=now, locked_until=max(self.locked_until, now + backoff_s)
+        )
 
 
 def _upsert(conn: Connection, key: str, now: float) -> ReturningInsert[Any]:
@@ -145,4 +205,10 @@ def _upsert(conn: Connection, key: str, now: float) -> ReturningInsert[Any]:
     statement = dialect.insert(lockouts).values(key=key, failures=0, last_failure_at=now, locked_until=0.0)
     return statement.on_conflict_do_update(
         index_elements=[lockouts.c.key], set_={"key": statement.excluded.key}
-    ).returning(lockouts.c.failures, lockouts.c.last_failure_at, lockouts.c.locked_until)
+    ).returning(
+        lockouts.c.failures,
+        lockouts.c.last_failure_at,
+        lockouts.c.locked_until,
+        lockouts.c.pending,
+        lockouts.c.pending_until,
+    )

@@ -205,7 +205,7 @@ class CoreBackend:
     async def client_auth_failed(self, client_address: str | None) -> None:
         keys = self.core.lockout.keys("", None, client_address)
         if keys:
-            await self.core.store.run_write(self.core.lockout.reserve_sync, keys, self.core.clock())
+            await self.core.store.run_write(self.core.lockout.record_failure_sync, keys, self.core.clock())
 
     # --- keys and readiness -----------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """Housekeeping: delete rows that can no longer decide anything, so the tables stop growing.
 
-* ``lockouts``: counters that are not locked and whose last failure is older than
-  ``NATIVE_IAM_LOCKOUT_RESET_S`` — the next failure would start from 1 anyway, so the row is
-  equivalent to no row (:meth:`token_service.lockout.Lockout.reserve_sync`).
+* ``lockouts``: counters that are not locked, hold no attempt in flight and whose last failure
+  is older than ``NATIVE_IAM_LOCKOUT_RESET_S`` — the next failure would start from 1 anyway, so
+  the row is equivalent to no row (:meth:`token_service.lockout.Lockout.reserve_sync`).
 * ``tokens``: tokens expired for longer than ``NATIVE_IAM_FEED_RETENTION_S``. An expired token
   is refused by its ``exp`` before any row is read (no leeway), so its row only serves listings
   and audits; the feed's revocation events carry their own copy of what they need (jti, expiry)
@@ -50,7 +50,10 @@ class Pruner:
         """Delete what can go now (see the module's docstring); how many rows of each."""
         now = time.time() if now is None else now
         quiet_since = now - self.settings.lockout_reset_s
-        stale_counter = (lockouts.c.locked_until <= now) & (lockouts.c.last_failure_at < quiet_since)
+        no_slot_in_flight = (lockouts.c.pending == 0) | (lockouts.c.pending_until <= now)
+        stale_counter = (
+            (lockouts.c.locked_until <= now) & (lockouts.c.last_failure_at < quiet_since) & no_slot_in_flight
+        )
         long_expired = tokens.c.expires_at < int(now) - self.settings.feed_retention_s
         return Pruned(
             lockouts=await self._delete(lockouts, lockouts.c.key, stale_counter),

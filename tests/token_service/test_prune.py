@@ -42,10 +42,20 @@ async def _seed(core: Core) -> None:
         "quiet-lock-over": (NOW - reset - 1, NOW - 1),  # goes
         "recent": (NOW - reset + 60, 0.0),  # still counting: stays
         "still-locked": (NOW - reset - 1, NOW + 60),  # locked past the reset (long max_s): stays
+        "in-flight": (NOW - reset - 1, 0.0),  # quiet, but an attempt holds a slot: stays
+        "dead-slot": (NOW - reset - 1, 0.0),  # its slot's process died long ago: goes
     }
+    slots = {"in-flight": (1, NOW + 30), "dead-slot": (1, NOW - 30)}
     async with core.store.write() as conn:
         for name, (last_failure_at, locked_until) in counters.items():
-            values = {"failures": 3, "last_failure_at": last_failure_at, "locked_until": locked_until}
+            pending, pending_until = slots.get(name, (0, 0.0))
+            values = {
+                "failures": 3,
+                "last_failure_at": last_failure_at,
+                "locked_until": locked_until,
+                "pending": pending,
+                "pending_until": pending_until,
+            }
             await conn.execute(lockouts.insert().values(key=identity_key("", name), **values))
         await conn.execute(
             tokens.insert(),
@@ -70,12 +80,12 @@ async def _seed(core: Core) -> None:
 
 async def test_prune_deletes_exactly_the_stale_rows(core: Core) -> None:
     await _seed(core)
-    assert await prune.Pruner(core.settings, core.store).prune(NOW) == prune.Pruned(lockouts=2, tokens=1)
+    assert await prune.Pruner(core.settings, core.store).prune(NOW) == prune.Pruned(lockouts=3, tokens=1)
     async with core.store.read() as conn:
         keys = set((await conn.execute(select(lockouts.c.key))).scalars())
         jtis = set((await conn.execute(select(tokens.c.jti))).scalars())
         events = (await conn.execute(select(func.count()).select_from(revocations))).scalar_one()
-    assert keys == {identity_key("", "recent"), identity_key("", "still-locked")}
+    assert keys == {identity_key("", name) for name in ("recent", "still-locked", "in-flight")}
     assert jtis == {"recently-expired", "alive"}
     assert events == 1
     assert await prune.Pruner(core.settings, core.store).prune(NOW) == prune.Pruned(lockouts=0, tokens=0)  # idempotent

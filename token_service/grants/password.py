@@ -1,14 +1,17 @@
 """The password grant: CreateTokenWithPassword (gRPC) and ``grant_type=password`` (HTTP).
 
-Order: one write transaction that looks the identity up and counts the attempt as a failure in
-advance (:meth:`~token_service.lockout.Lockout.reserve_sync`; that is also the lockout check) →
-verify (off the event loop; a dummy hash when the identity, its password or the lockout says no)
-→ one write transaction that re-reads the identity under a share lock, checks it is active and
-that its policy grants the scopes, stores the tokens and gives the attempt's count back.
+Order: one write transaction that looks the identity up and reserves the attempt's slot on its
+lockout counters (:meth:`~token_service.lockout.Lockout.reserve_sync`; that is the lockout check)
+→ verify (off the event loop; a dummy hash when the identity, its password or the lockout says
+no) → a wrong password turns the slot into a failure; a right one runs one write transaction that
+re-reads the identity under a share lock, checks it is active and that its policy grants the
+scopes, stores the tokens and gives the slot back.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,10 +21,14 @@ from native_iam import scopes as scope_rules
 from token_service.core import Core
 from token_service.errors import CredentialsInvalid, IdentityNotActive, MalformedScope, ScopeNotGranted
 from token_service.grants._issue import ClientContext, IssuedTokens, issue
-from token_service.lockout import Attempt
+from token_service.lockout import Attempt, Verdict
 from token_service.store import queries
 
 __all__ = ["create_token_with_password"]
+
+#: How long an attempt waits for a free slot on its counters, and how often it asks again.
+BUSY_WAIT_S = 3.0
+BUSY_POLL_S = 0.02
 
 
 async def create_token_with_password(
@@ -45,19 +52,18 @@ async def create_token_with_password(
         requested = scope_rules.normalize(scopes)
     except scope_rules.ScopeError as exc:
         raise MalformedScope(str(exc)) from None
-    now = core.clock()
-    attempt, record = await core.store.run_write(_begin, core, namespace, identity, client_address, now)
-    if attempt.locked:
-        reason = "locked_out"
+    attempt, record = await _reserve(core, namespace, identity, client_address)
+    if attempt.verdict is not Verdict.GO:
+        reason = "locked_out" if attempt.verdict is Verdict.LOCKED else "busy"
     elif record is None:
         reason = "unknown_identity"
     elif record.hash is None or not record.enabled:
         reason = "password_disabled"
     else:
         reason = ""
-    # Always one argon2 verification, so every refusal below costs the same time. A failure needs
-    # no further write: _begin counted it already.
+    # Always one argon2 verification, so every refusal below costs the same time.
     if not await core.passwords.verify(record.hash if record and not reason else None, password):
+        await core.lockout.finish(attempt, core.clock(), success=False)
         raise CredentialsInvalid(reason=reason or "wrong_password")
     if record is None:  # unreachable: verify() returns False without a record
         raise CredentialsInvalid(reason="unknown_identity")
@@ -67,8 +73,20 @@ async def create_token_with_password(
         )
     except (IdentityNotActive, ScopeNotGranted):
         # The password was right: refusing the grant for another reason is not a guess.
-        await core.lockout.release(attempt)
+        await core.lockout.finish(attempt, core.clock(), success=True)
         raise
+
+
+async def _reserve(core: Core, namespace: str, identity: str, client_address: str | None) -> tuple[Attempt, Any]:
+    """Reserve the attempt's slots, waiting (up to BUSY_WAIT_S) while they are all in flight: a
+    burst of right passwords gets served in turn; a burst of guesses still verifies no more than
+    the threshold. After the wait the attempt is refused, uncounted (reason ``busy``)."""
+    deadline = time.monotonic() + BUSY_WAIT_S
+    while True:
+        attempt, record = await core.store.run_write(_begin, core, namespace, identity, client_address, core.clock())
+        if attempt.verdict is not Verdict.BUSY or time.monotonic() >= deadline:
+            return attempt, record
+        await asyncio.sleep(BUSY_POLL_S)
 
 
 def _begin(
@@ -119,5 +137,5 @@ def _issue_in_transaction(
         now=core.clock(),  # after the lock: an identity cut-off taken later covers this iat
         with_refresh=client.issue_refresh_token if client else True,
     )
-    core.lockout.release_sync(conn, attempt)
+    core.lockout.succeeded_sync(conn, attempt, core.clock())
     return result

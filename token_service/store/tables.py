@@ -168,4 +168,8 @@ lockouts = Table(
     Column("failures", Integer, nullable=False),
     Column("last_failure_at", Float, nullable=False),
     Column("locked_until", Float, nullable=False),
+    #: Attempts between their reservation and their verdict (migration 0003); ignored once
+    #: ``pending_until`` has passed (their process died).
+    Column("pending", Integer, nullable=False, server_default="0"),
+    Column("pending_until", Float, nullable=False, server_default="0"),
 )
