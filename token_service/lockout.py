@@ -19,9 +19,11 @@ so concurrent right passwords are served, not mistaken for guesses.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import enum
 import ipaddress
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -71,7 +73,7 @@ class Verdict(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """A login attempt's reservation: the verdict and the counters holding a slot for it."""
+    """A login attempt's reservation: the verdict and its counters (holding a slot when GO)."""
 
     verdict: Verdict = Verdict.GO
     keys: tuple[str, ...] = ()
@@ -86,6 +88,9 @@ class Lockout:
         self.max_s = settings.lockout_max_s
         self.reset_s = settings.lockout_reset_s
         self.store = store
+        #: Attempts of this process waiting for a slot (BUSY): counter keys and wake-up future.
+        self._waiters: list[tuple[frozenset[str], asyncio.Future[None]]] = []
+        self._freed = 0
 
     def keys(self, namespace: str, identity: str | None, address: str | None) -> list[str]:
         """The counters an attempt is charged to: the identity's (``None``: unknown, no row is
@@ -115,16 +120,16 @@ class Lockout:
         if any(row.locked_until > now for row in rows.values()):
             for key, row in rows.items():
                 self._write(conn, key, row.failed(now, self._free_after(key, row)), now)
-            return Attempt(Verdict.LOCKED)
+            return Attempt(Verdict.LOCKED, ordered)
         if any(row.pending >= max(self._free_attempts(key) - row.failures, 1) for key, row in rows.items()):
-            return Attempt(Verdict.BUSY)
+            return Attempt(Verdict.BUSY, ordered)
         for key, row in rows.items():
             self._write(conn, key, dataclasses.replace(row, pending=row.pending + 1), now)
         return Attempt(Verdict.GO, ordered)
 
     def failed_sync(self, conn: Connection, attempt: Attempt, now: float) -> None:
         """The reserved attempt was a wrong password: its slot becomes a failure."""
-        for key in attempt.keys:
+        for key in _slots(attempt):
             row = _Counter.of(conn.execute(_upsert(conn, key, now)).one(), now, self.reset_s)
             row = dataclasses.replace(row, pending=max(row.pending - 1, 0))
             self._write(conn, key, row.failed(now, self._free_after(key, row)), now)
@@ -133,7 +138,7 @@ class Lockout:
         """The reserved attempt proved the password (inside the grant's transaction): its slot is
         given back, and the identity forgets its failures. The address keeps them: one valid
         account must not wash away an address's guesses at others."""
-        for key in attempt.keys:
+        for key in _slots(attempt):
             row = _Counter.of(conn.execute(_upsert(conn, key, now)).one(), now, self.reset_s)
             row = dataclasses.replace(row, pending=max(row.pending - 1, 0))
             if key.startswith(IDENTITY_PREFIX):
@@ -151,9 +156,43 @@ class Lockout:
                 self._write(conn, key, row.failed(now, self._free_after(key, row)), now)
 
     async def finish(self, attempt: Attempt, now: float, *, success: bool) -> None:
-        """:meth:`failed_sync` or :meth:`succeeded_sync` in a transaction of its own."""
-        if attempt.keys:
+        """:meth:`failed_sync` or :meth:`succeeded_sync` in a transaction of its own, then
+        :meth:`slot_freed`."""
+        if _slots(attempt):
             await self.store.run_write(self.succeeded_sync if success else self.failed_sync, attempt, now)
+            self.slot_freed(attempt)
+
+    @property
+    def freed(self) -> int:
+        """How many slots attempts of this process have freed so far (see :meth:`wait_for_slot`)."""
+        return self._freed
+
+    async def wait_for_slot(self, attempt: Attempt, freed_before: int, poll_s: float) -> None:
+        """Wait until an attempt of this process frees a slot on one of ``attempt``'s counters, or
+        about ``poll_s`` passes (another replica's freed slots are seen only by asking again).
+
+        ``freed_before`` is :attr:`freed` read before the reservation that said BUSY: a slot freed
+        while that reservation ran would otherwise wake nobody. One waiter is woken per freed slot
+        (first come, first served), so a burst does not stampede the database.
+        """
+        if self._freed != freed_before:
+            return
+        waiter = (frozenset(attempt.keys), asyncio.get_running_loop().create_future())
+        self._waiters.append(waiter)
+        try:
+            await asyncio.wait_for(waiter[1], poll_s * random.uniform(0.5, 1.5))  # noqa: S311 - jitter
+        except TimeoutError:
+            pass
+        finally:
+            self._waiters.remove(waiter)
+
+    def slot_freed(self, attempt: Attempt) -> None:
+        """Wake the first waiter on one of ``attempt``'s counters (after its verdict committed)."""
+        self._freed += 1
+        for keys, future in self._waiters:
+            if not future.done() and not keys.isdisjoint(attempt.keys):
+                future.set_result(None)
+                return
 
     def _free_after(self, key: str, row: _Counter) -> float:
         """The back-off after one more failure on ``row``."""
@@ -165,6 +204,11 @@ class Lockout:
         if row.pending:
             values["pending_until"] = now + PENDING_TTL_S
         conn.execute(update(lockouts).where(lockouts.c.key == key).values(**values))
+
+
+def _slots(attempt: Attempt) -> tuple[str, ...]:
+    """The counters on which ``attempt`` holds a slot: all of them when GO, none otherwise."""
+    return attempt.keys if attempt.verdict is Verdict.GO else ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,6 @@ scopes, stores the tokens and gives the slot back.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -26,9 +25,10 @@ from token_service.store import queries
 
 __all__ = ["create_token_with_password"]
 
-#: How long an attempt waits for a free slot on its counters, and how often it asks again.
-BUSY_WAIT_S = 3.0
-BUSY_POLL_S = 0.02
+#: How long an attempt waits for a free slot on its counters, and how often it asks again when
+#: no attempt of this process frees one (the slot may be freed by another replica).
+BUSY_WAIT_S = 10.0
+BUSY_POLL_S = 0.25
 
 
 async def create_token_with_password(
@@ -68,9 +68,11 @@ async def create_token_with_password(
     if record is None:  # unreachable: verify() returns False without a record
         raise CredentialsInvalid(reason="unknown_identity")
     try:
-        return await core.store.run_write(
+        issued = await core.store.run_write(
             _issue_in_transaction, core, record.id, namespace, identity, requested, metadata, client, attempt
         )
+        core.lockout.slot_freed(attempt)
+        return issued
     except (IdentityNotActive, ScopeNotGranted):
         # The password was right: refusing the grant for another reason is not a guess.
         await core.lockout.finish(attempt, core.clock(), success=True)
@@ -83,10 +85,11 @@ async def _reserve(core: Core, namespace: str, identity: str, client_address: st
     the threshold. After the wait the attempt is refused, uncounted (reason ``busy``)."""
     deadline = time.monotonic() + BUSY_WAIT_S
     while True:
+        freed_before = core.lockout.freed
         attempt, record = await core.store.run_write(_begin, core, namespace, identity, client_address, core.clock())
         if attempt.verdict is not Verdict.BUSY or time.monotonic() >= deadline:
             return attempt, record
-        await asyncio.sleep(BUSY_POLL_S)
+        await core.lockout.wait_for_slot(attempt, freed_before, BUSY_POLL_S)
 
 
 def _begin(
