@@ -12,6 +12,7 @@ from token_service.core import Core
 from token_service.errors import CredentialsInvalid
 from token_service.grants import create_token_with_password
 from token_service.lockout import Lockout, address_key, identity_key
+from token_service.store import Store
 from token_service.store.tables import lockouts
 from token_service.testing import settings_for_tests
 
@@ -113,3 +114,36 @@ def test_ipv6_addresses_count_by_their_64() -> None:
     assert address_key("2001:db8:1:2::1") == address_key("2001:db8:1:2:ffff::9") == "address:2001:db8:1:2::/64"
     assert address_key("2001:db8:1:3::1") != address_key("2001:db8:1:2::1")
     assert address_key("203.0.113.9") == "address:203.0.113.9"
+
+
+async def test_counters_written_before_migration_0003_still_work(db_url: str) -> None:
+    """A database at 0001 with an old-style counter ('identity:<ns>/<name>', no slot columns)
+    upgrades, and logins and pruning go on (the old row is ignored, then pruned)."""
+    from alembic import command
+    from alembic.config import Config
+
+    from token_service.prune import Pruner
+    from token_service.store import db as store_db
+
+    def upgrade_to_0001(sync_conn: Any) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(store_db.MIGRATIONS))
+        config.attributes["connection"] = sync_conn
+        command.upgrade(config, "0001")
+        sync_conn.exec_driver_sql(
+            "INSERT INTO lockouts (key, failures, last_failure_at, locked_until) VALUES ('identity:/alice', 9, 0, 0)"
+        )
+
+    store = Store(db_url)
+    async with store.engine.begin() as conn:
+        await conn.run_sync(upgrade_to_0001)
+    await store.close()
+    core = Core.build(settings_for_tests(db_url))
+    await core.start()  # migrates to the newest revision
+    try:
+        await add_identity(core, "alice", PASSWORD, ("a:b",))
+        assert await _attempt(core, "alice", "wrong") == "wrong_password"
+        assert await _attempt(core, "alice", PASSWORD) == "ok"
+        assert (await Pruner(core.settings, core.store).prune()).lockouts == 1
+    finally:
+        await core.close()
