@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -116,6 +116,18 @@ def _token_service_env(data_dir: Path, ports: dict[str, int], creds: Credentials
         "NATIVE_IAM_BOOTSTRAP_ADMIN_PASSWORD": creds.admin_password,
         "NATIVE_IAM_LOG_FORMAT": "text",
     }
+
+
+def envoy_config(ports: Mapping[str, int], access_log: Path) -> str:
+    """The demo's Envoy configuration (``demo_envoy.yaml``) for these ports (the tests run it too)."""
+    template = Template((Path(__file__).parent / "demo_envoy.yaml").read_text())
+    return template.substitute(
+        envoy_port=ports["envoy"],
+        envoy_admin_port=ports["envoy_admin"],
+        authz_port=ports["authz"],
+        upstream_port=ports["upstream"],
+        access_log=str(access_log.resolve()),
+    )
 
 
 def _sidecar_env(ports: dict[str, int]) -> dict[str, str]:
@@ -227,17 +239,8 @@ def _start_everything(sup: Supervisor, data_dir: Path, ports: dict[str, int], cr
     serve_in_thread("127.0.0.1", ports["upstream"])
 
     _say(f"[5/5] starting Envoy (:{ports['envoy']})…")
-    template = Template((Path(__file__).parent / "demo_envoy.yaml").read_text())
     config = data_dir / "envoy.yaml"
-    config.write_text(
-        template.substitute(
-            envoy_port=ports["envoy"],
-            envoy_admin_port=ports["envoy_admin"],
-            authz_port=ports["authz"],
-            upstream_port=ports["upstream"],
-            access_log=str((logs / "envoy-access.log").resolve()),
-        )
-    )
+    config.write_text(envoy_config(ports, logs / "envoy-access.log"))
     envoy = sup.start(
         Process(
             "envoy",

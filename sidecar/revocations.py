@@ -2,9 +2,11 @@
 
 The cache holds revoked ``jti`` until their expiry, and per-identity, per-namespace and per-key
 cut-off instants (tokens issued at or before a cut-off are dead), each with its reason. Events are
-applied in order and idempotently: an event at or below the cursor is skipped, and a target keeps
-the newest event that touched it. A snapshot (``reset``) is assembled aside and swapped in when
-``synced`` arrives, so a reconnect never exposes a half-filled set.
+applied in order and idempotently: an event at or below the cursor is skipped, and a subject keeps
+the newest event that touched it (:mod:`native_iam.revocation_subjects`: an identity name's
+deletion cut-off and its current state are two subjects, so lifting a disable of a re-created
+identity never brings the deleted one's tokens back). A snapshot (``reset``) is assembled aside
+and swapped in when ``synced`` arrives, so a reconnect never exposes a half-filled set.
 
 Staleness: the feed is stale when no message (event or heartbeat) arrived for
 ``max_staleness_s``. A stale or never-synced feed makes :meth:`RevocationCache.fresh` false; the
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from native_iam.oauth.v1 import feed_pb2
+from native_iam.revocation_subjects import IDENTITY_DELETION, IDENTITY_STATE, identity_slot
 
 from ._jti_table import JtiTable
 
@@ -59,7 +62,8 @@ class Entry:
 class _Sets:
     # Revoked jti can number millions: a compact table rather than a dict of objects.
     tokens: JtiTable = field(default_factory=JtiTable)
-    identities: dict[tuple[str, str], Entry] = field(default_factory=dict)
+    #: By (namespace, name, IDENTITY_DELETION or IDENTITY_STATE).
+    identities: dict[tuple[str, str, str], Entry] = field(default_factory=dict)
     namespaces: dict[str, Entry] = field(default_factory=dict)
     keys: dict[str, Entry] = field(default_factory=dict)
 
@@ -98,10 +102,17 @@ class RevocationCache:
         """The revocation reason that kills this token, or None when it is alive."""
         sets = self._sets
         reason = sets.tokens.get(jti)
+        if reason == Reason.TOKEN_DELETED:
+            return reason
+        # A deleted identity's token is TOKEN_NOT_FOUND at CheckAccess even when the token itself
+        # was disabled or the name's current identity is disabled: the deletion answers first.
+        deleted = sets.identities.get((namespace, identity, IDENTITY_DELETION))
+        if deleted is not None and iat <= deleted.cutoff_unix:
+            return deleted.reason
         if reason is not None:
             return reason
         for entry in (
-            sets.identities.get((namespace, identity)),
+            sets.identities.get((namespace, identity, IDENTITY_STATE)),
             sets.namespaces.get(namespace),
             sets.keys.get(kid),
         ):
@@ -195,7 +206,7 @@ def _apply_one(sets: _Sets, r: Any) -> bool:
     table: dict[Any, Entry]
     key: Any
     if target == Target.IDENTITY:
-        table, key = sets.identities, (r.namespace, r.identity)
+        table, key = sets.identities, (r.namespace, r.identity, identity_slot(r.reason))
     elif target == Target.NAMESPACE:
         table, key = sets.namespaces, r.namespace
     elif target == Target.KEY:

@@ -16,6 +16,7 @@ import grpc
 from google.protobuf.message import Message
 from opentelemetry import trace
 
+from native_iam import bearer
 from native_iam.admin.v1 import admin_pb2 as pb
 from token_service import admin
 from token_service.access import verify_access_token
@@ -39,9 +40,11 @@ async def authorize(core: Core, context: grpc.aio.ServicerContext, metrics: Metr
     try:
         if len(values) != 1 or not isinstance(values[0], str):
             raise Unauthenticated("send exactly one 'authorization: Bearer <access token>' metadata entry")
-        scheme, _, token = values[0].partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_BYTES:
+        try:
+            token = bearer.token_from(values[0], max_bytes=MAX_TOKEN_BYTES)
+        except bearer.MalformedHeader:
+            token = None
+        if token is None:
             raise Unauthenticated("the authorization metadata must be 'Bearer <access token>'")
         try:
             claims = await verify_access_token(core, token)

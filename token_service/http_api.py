@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from native_iam import bearer
 from native_iam import scopes as scope_rules
 from token_service._forms import Form, read_form
 from token_service.client_auth import authenticate_client
@@ -39,6 +40,7 @@ from token_service.clients import AuthMethod, ClientStore, GrantType, OAuthClien
 from token_service.errors import GrantError, InsufficientScope, MalformedScope, TokenServiceError
 from token_service.forwarded import client_address
 from token_service.oauth_errors import (
+    InvalidBearerToken,
     InvalidClient,
     InvalidTarget,
     MissingBearerToken,
@@ -48,6 +50,7 @@ from token_service.oauth_errors import (
     deny_reason,
 )
 from token_service.settings import IPNetwork
+from token_service.tokens import MAX_TOKEN_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -292,13 +295,13 @@ class _Endpoints:
 
     async def userinfo(self, request: Request) -> Response:
         _endpoint(request, "userinfo")
-        header = request.headers.get("authorization")
-        if header is None:
+        try:
+            token = bearer.token_from(request.headers.get("authorization"), max_bytes=MAX_TOKEN_BYTES)
+        except bearer.MalformedHeader as exc:
+            raise InvalidBearerToken(str(exc)) from None
+        if token is None:
             raise MissingBearerToken("a bearer access token is required")
-        scheme, _, token = header.strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise MissingBearerToken("a bearer access token is required")
-        return _ok(request, await self.backend.userinfo(token.strip()))
+        return _ok(request, await self.backend.userinfo(token))
 
     async def jwks(self, request: Request) -> Response:
         _endpoint(request, "jwks")

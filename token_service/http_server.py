@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter
 from token_service.core import Core
 from token_service.http_api import HttpConfig, create_app
 from token_service.oauth_backend import CoreBackend
-from token_service.store.clients import ClientRepository, client_secret_key
+from token_service.store.clients import client_secret_key
 
 __all__ = ["HttpServer"]
 
@@ -63,7 +63,7 @@ class HttpServer:
         self.configured_secret_key = client_secret_key
         self.refresh_grace_s = refresh_grace_s
         self.port = 0
-        self.clients = ClientRepository(core.store)
+        self.clients = core.clients  # one cache: gRPC refreshes look clients up there too
         self.client_secret_key = b""
         self._server: uvicorn.Server | None = None
         self._socket: socket.socket | None = None

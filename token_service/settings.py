@@ -110,6 +110,9 @@ class Settings:
     #: NATIVE_IAM_REFRESH_GRACE_S: with rotation, a spent refresh token presented again within this
     #: many seconds gets a fresh pair (concurrent retries); later, its whole family is revoked.
     refresh_grace_s: float = 5.0
+    #: NATIVE_IAM_REVOKE_ON_PASSWORD_CHANGE: which of an identity's earlier tokens a password change
+    #: revokes (OWASP ASVS V3): all (refresh and access tokens) | refresh | off.
+    revoke_on_password_change: str = "all"
 
     # --- logs ---
     log_level: str = "INFO"  # NATIVE_IAM_LOG_LEVEL
@@ -178,6 +181,9 @@ class Settings:
             "bootstrap_admin_password": r.secret("NATIVE_IAM_BOOTSTRAP_ADMIN_PASSWORD"),
             "client_secret_key": r.secret("NATIVE_IAM_CLIENT_SECRET_KEY"),
             "refresh_grace_s": r.float("NATIVE_IAM_REFRESH_GRACE_S", d.refresh_grace_s, low=0),
+            "revoke_on_password_change": r.str(
+                "NATIVE_IAM_REVOKE_ON_PASSWORD_CHANGE", d.revoke_on_password_change, check=_revoke_on_password_change
+            ),
             "log_level": r.str("NATIVE_IAM_LOG_LEVEL", d.log_level, check=_log_level).upper(),
             "log_format": r.str("NATIVE_IAM_LOG_FORMAT", d.log_format, check=_log_format),
         }
@@ -318,6 +324,10 @@ def _log_level(value: str) -> str | None:
         if value.upper() in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
         else "expected DEBUG|INFO|WARNING|ERROR"
     )
+
+
+def _revoke_on_password_change(value: str) -> str | None:
+    return None if value in {"all", "refresh", "off"} else f"expected all, refresh or off, got {value!r}"
 
 
 def _log_format(value: str) -> str | None:

@@ -30,6 +30,7 @@ from native_iam._procs import Process, ProcessFailed, Supervisor, free_port, nat
 from native_iam._upstream import serve_in_thread
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
 from tests.conftest import require_tool
+from tests.sidecar._stack import local_envoy_config
 
 from .conftest import ROOT, Rendering
 
@@ -78,21 +79,6 @@ def request(url: str, method: str = "GET", headers: dict[str, str] | None = None
         return Reply(err.code, {k.lower(): v for k, v in err.headers.items()}, err.read())
 
 
-def _local_envoy_config(config: dict[str, Any], ports: dict[str, int], upstreams: dict[str, int]) -> dict[str, Any]:
-    """The deployed config with listeners on free loopback ports and clusters pointed at the test's processes."""
-    config["admin"]["address"]["socket_address"].update(address="127.0.0.1", port_value=ports["admin"])
-    for listener in config["static_resources"]["listeners"]:
-        listener["address"]["socket_address"].update(address="127.0.0.1", port_value=ports[listener["name"]])
-    for cluster in config["static_resources"]["clusters"]:
-        for group in cluster["load_assignment"]["endpoints"]:
-            for endpoint in group["lb_endpoints"]:
-                address = endpoint["endpoint"]["address"]["socket_address"]
-                address["port_value"] = (
-                    ports["admin"] if cluster["name"] == "envoy_admin" else upstreams[cluster["name"]]
-                )
-    return config
-
-
 def _demo_password(process: Process) -> str:
     found: list[str] = []
 
@@ -133,7 +119,7 @@ def stack(renderings: dict[str, Rendering], tmp_path_factory: pytest.TempPathFac
     app = serve_in_thread()
     upstreams = {"native_iam_authz": ports["authz"], "app": app.server_address[1]}
     config_path = work / "envoy.yaml"
-    config_path.write_text(yaml.safe_dump(_local_envoy_config(envoy_config, envoy_ports, upstreams)))
+    config_path.write_text(yaml.safe_dump(local_envoy_config(envoy_config, envoy_ports, upstreams)))
 
     with Supervisor() as supervisor, _shutting_down(app):
         token = supervisor.start(

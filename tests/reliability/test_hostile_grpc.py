@@ -20,6 +20,7 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from native_iam.admin.v1 import admin_pb2
 from native_iam.oauth.v1 import feed_pb2, oauth_pb2
+from tests.sidecar._stack import in_process_sidecar
 from token_service.app import TokenServiceApp
 from token_service.bootstrap import bootstrap_admin
 from token_service.grants import create_token_with_password
@@ -123,23 +124,8 @@ async def test_malformed_request_is_invalid_argument_never_internal(
 @pytest.fixture
 async def facade_port(service: TokenServiceApp, tmp_path: Path) -> AsyncIterator[int]:
     """The sidecar's OAuth facade (in process, one worker) in front of the token service."""
-    from prometheus_client import CollectorRegistry
-
-    from sidecar.metrics import Metrics
-    from sidecar.server import Sidecar
-    from sidecar.settings import Settings
-
-    settings = Settings(
-        token_url=service.grpc_target,
-        issuer=service.settings.issuer,
-        authz_listen="127.0.0.1:0",
-        oauth_listen="127.0.0.1:0",
-        metrics_listen="",
-    )
-    sidecar = Sidecar(settings, Metrics(CollectorRegistry()))
-    await sidecar.start()
-    yield sidecar.oauth_port
-    await sidecar.stop(0)
+    async with in_process_sidecar(service.grpc_target, service.settings.issuer) as sidecar:
+        yield sidecar.oauth_port
 
 
 FACADE = [m for m in METHODS if m[1].full_name == "native_iam.oauth.v1.OAuth"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -31,13 +33,20 @@ def _settings(**kw: Any) -> Settings:
 
 class Rig:
     def __init__(
-        self, issuer: Issuer, *, keys: KeyStore | None = None, revocations: RevocationCache | None = None, **kw: Any
+        self,
+        issuer: Issuer | None,
+        *,
+        keys: KeyStore | None = None,
+        revocations: RevocationCache | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        **kw: Any,
     ) -> None:
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
-        self.keys = keys or loaded_store(issuer)
+        assert keys is not None or issuer is not None
+        self.keys = keys or loaded_store(issuer)  # type: ignore[arg-type]
         self.revocations = revocations or synced_cache()
-        self.authorizer = Authorizer(_settings(**kw), self.keys, self.revocations, self.metrics)
+        self.authorizer = Authorizer(_settings(**kw), self.keys, self.revocations, self.metrics, wall_clock=wall_clock)
 
     def check(
         self,
@@ -48,11 +57,12 @@ class Rig:
         metadata: dict | None = None,
         extensions: dict | None = None,
         headers: dict | None = None,
+        path: str = "/orders",
     ) -> Any:
         request = external_auth_pb2.CheckRequest()
         http = request.attributes.request.http
         http.method = method
-        http.path = "/orders"
+        http.path = path
         if token is not None:
             http.headers["authorization"] = f"Bearer {token}"
         if header is not None:
@@ -194,6 +204,25 @@ def test_invalid_route_is_500_route_invalid(rig: Rig, issuer: Issuer) -> None:
     """A route with invalid requirement metadata is denied (500 route_invalid), never opened."""
     status, _, body = _denied(rig.check(issuer.mint(), metadata={"scope": "typo"}))
     assert status == 500 and body["error"] == "server_error" and rig.count("deny", "route_invalid") == 1
+
+
+@pytest.mark.parametrize("path", ["/public/../admin", "/%61dmin", "/public/..%2fadmin", "//admin", "/public\\admin"])
+@pytest.mark.parametrize("route", [{"anonymous": True}, {"scopes": "orders:read"}], ids=["anonymous", "protected"])
+def test_a_path_envoy_did_not_normalise_is_400_whatever_the_route(
+    rig: Rig, issuer: Issuer, path: str, route: dict
+) -> None:
+    """A path that still holds dot-segments, needless %-escapes, encoded or doubled slashes was routed on something
+    other than what the workload will see: 400 invalid_request, reason path_not_normalized, on any route."""
+    status, headers, body = _denied(rig.check(issuer.mint(), metadata=route, path=path))
+    assert status == 400 and body["error"] == "invalid_request", body
+    assert 'error="invalid_request"' in headers["www-authenticate"]
+    assert rig.count("deny", "path_not_normalized") == 1
+
+
+def test_a_normalised_path_with_any_query_is_judged_by_its_route(rig: Rig, issuer: Issuer) -> None:
+    """The query string is not part of the check: %-escapes and dots there are the workload's business."""
+    response = rig.check(issuer.mint(), path="/orders/1?q=%61/../x&r=//")
+    assert response.status.code == code_pb2.OK
 
 
 def test_revoked_token_is_denied_even_after_a_cached_allow(rig: Rig, issuer: Issuer) -> None:

@@ -299,6 +299,7 @@ def test_every_reason_has_an_outcome() -> None:
     """The outcome table covers every reason: 4xx/5xx status, RFC error code, and a non-OK gRPC code
     that matches the HTTP status (an OK code would let Envoy allow the request)."""
     expected_code = {
+        400: code_pb2.INVALID_ARGUMENT,
         401: code_pb2.UNAUTHENTICATED,
         403: code_pb2.PERMISSION_DENIED,
         500: code_pb2.INTERNAL,
@@ -366,3 +367,11 @@ def test_odd_kids_are_unknown(kid: str, issuer: Issuer, keys, policy: Policy) ->
     """Empty, path-like or control-character kids match no key."""
     token = issuer.mint(headers={"kid": kid})
     assert _deny(decision.verify(token, keys, policy, time.time())).reason is Reason.UNKNOWN_KID
+
+
+def test_every_shared_verifier_failure_is_a_deny_reason() -> None:
+    """decision.verify turns each native_iam.jws failure into the deny reason of the same name
+    (a failure without one would be a 500 instead of a 401)."""
+    from native_iam import jws
+
+    assert all(Reason(f.value) in OUTCOMES for f in jws.Failure)

@@ -63,6 +63,18 @@ def test_effective_set_keeps_newest_unlifted_unexpired() -> None:
     assert [r.sequence for r in effective_set(events, now_unix=50)] == [3, 5]
 
 
+def test_effective_set_keeps_an_identity_deletion_beside_the_next_identitys_state() -> None:
+    """Delete x, re-create, disable, enable: the deletion cut-off stays in force (snapshots and
+    compaction keep it); the lifted disable drops out; a later policy cut sits beside it."""
+    R, T = feed_pb2.Revocation, feed_pb2.IDENTITY
+    deleted = R(sequence=1, target=T, reason=feed_pb2.IDENTITY_DELETED, identity="x", cutoff_unix=10, expires_unix=99)
+    disabled = R(sequence=2, target=T, reason=feed_pb2.IDENTITY_DISABLED, identity="x", cutoff_unix=20, expires_unix=99)
+    lifted = R(sequence=3, target=T, reason=feed_pb2.IDENTITY_DISABLED, identity="x", expires_unix=99, lifted=True)
+    assert [r.sequence for r in effective_set([deleted, disabled, lifted], now_unix=50)] == [1]
+    policy = R(sequence=4, target=T, reason=feed_pb2.POLICY_CHANGED, identity="x", cutoff_unix=40, expires_unix=99)
+    assert [r.sequence for r in effective_set([deleted, disabled, lifted, policy], now_unix=50)] == [1, 4]
+
+
 async def test_snapshot_on_cursor_zero(service: TokenServiceApp, feed: feed_pb2_grpc.FeedStub) -> None:
     """Cursor 0: one SNAPSHOT with reset and synced holding exactly the effective revocations."""
     disabled, deleted, revived = await _tokens(service, count=3)

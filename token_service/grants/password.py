@@ -69,14 +69,19 @@ async def create_token_with_password(
         raise CredentialsInvalid(reason="unknown_identity")
     try:
         issued = await core.store.run_write(
-            _issue_in_transaction, core, record.id, namespace, identity, requested, metadata, client, attempt
+            _issue_in_transaction,
+            *(core, record.id, record.hash, namespace, identity, requested, metadata, client, attempt),
         )
-        core.lockout.slot_freed(attempt)
-        return issued
     except (IdentityNotActive, ScopeNotGranted):
         # The password was right: refusing the grant for another reason is not a guess.
         await core.lockout.finish(attempt, core.clock(), success=True)
         raise
+    except CredentialsInvalid:
+        # Deleted, or its password changed while we verified: a failed login like any other.
+        await core.lockout.finish(attempt, core.clock(), success=False)
+        raise
+    core.lockout.slot_freed(attempt)
+    return issued
 
 
 async def _reserve(core: Core, namespace: str, identity: str, client_address: str | None) -> tuple[Attempt, Any]:
@@ -108,6 +113,7 @@ def _issue_in_transaction(
     conn: Connection,
     core: Core,
     identity_id: int,
+    verified_hash: str,
     namespace: str,
     identity: str,
     requested: tuple[str, ...],
@@ -118,6 +124,12 @@ def _issue_in_transaction(
     current = queries.identity_for_grant_sync(conn, identity_id)
     if current is None:  # deleted while we verified
         raise CredentialsInvalid(reason="unknown_identity")
+    # Read after the identity's share lock (PostgreSQL; SQLite has one writer): a password
+    # changed or disabled while we verified refuses the grant, so no token issued with the old
+    # password outlives the change (admin.set_password revokes the earlier ones).
+    login = queries.login_record_sync(conn, namespace, identity)
+    if login is None or login.hash != verified_hash or not login.enabled:
+        raise CredentialsInvalid(reason="password_changed")
     if not current.active:
         raise IdentityNotActive()
     grants = (current.grants or "").split()
@@ -132,6 +144,7 @@ def _issue_in_transaction(
         core,
         conn,
         identity_id=current.id,
+        identity_uid=current.uid,
         namespace=namespace,
         identity=identity,
         scopes=granted,

@@ -5,7 +5,7 @@ import warnings
 
 from native_iam.oauth.v1 import feed_pb2 as native__iam_dot_oauth_dot_v1_dot_feed__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 

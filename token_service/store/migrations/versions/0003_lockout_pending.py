@@ -5,8 +5,8 @@ failure or gives it back afterwards, so concurrent attempts can never verify mor
 the threshold, while concurrent right passwords are not mistaken for guesses.
 ``pending_until`` lets a slot left behind by a process that died mid-verification expire.
 
-Revision ID: 0003
-Revises: 0001
+Revision ID: 0003_lockout_pending
+Revises: 0002_identity_uid
 Create Date: 2026-12-06
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0001"
+revision = "0003_lockout_pending"
+down_revision = "0002_identity_uid"
 branch_labels = None
 depends_on = None
 
