@@ -24,7 +24,7 @@ import dataclasses
 import enum
 import ipaddress
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +77,8 @@ class Attempt:
 
     verdict: Verdict = Verdict.GO
     keys: tuple[str, ...] = ()
+    #: Counters that hold a slot but never count a failure (an unknown identity's).
+    uncounted: frozenset[str] = frozenset()
 
 
 class Lockout:
@@ -92,10 +94,10 @@ class Lockout:
         self._waiters: list[tuple[frozenset[str], asyncio.Future[None]]] = []
         self._freed = 0
 
-    def keys(self, namespace: str, identity: str | None, address: str | None) -> list[str]:
-        """The counters an attempt is charged to: the identity's (``None``: unknown, no row is
-        created for it) and the client address's (``None``: the transport does not know it)."""
-        keys = [] if identity is None else [identity_key(namespace, identity)]
+    def keys(self, namespace: str, identity: str, address: str | None) -> list[str]:
+        """The counters an attempt is charged to: the identity's and the client address's
+        (``None``: the transport does not know it)."""
+        keys = [identity_key(namespace, identity)]
         if address:
             keys.append(address_key(address))
         return keys
@@ -109,30 +111,38 @@ class Lockout:
     def _free_attempts(self, key: str) -> int:
         return self.address_free_attempts if key.startswith(ADDRESS_PREFIX) else self.free_attempts
 
-    def reserve_sync(self, conn: Connection, keys: Sequence[str], now: float) -> Attempt:
+    def reserve_sync(
+        self, conn: Connection, keys: Sequence[str], now: float, uncounted: Collection[str] = ()
+    ) -> Attempt:
         """Reserve a slot on every counter of ``keys`` inside the caller's write transaction (see
         the module's docstring). A LOCKED attempt is counted as a failure at once; a BUSY one
-        changes nothing."""
+        changes nothing. ``uncounted`` counters (an unknown identity's) take slots like the
+        others but never count a failure: the same work and the same limits as for an existing
+        identity, so neither tells them apart, and no row is left behind once the slot is freed."""
         if not self.enabled or not keys:
             return Attempt()
         ordered = tuple(sorted(set(keys)))  # one lock order everywhere: two attempts never deadlock
+        skip = frozenset(uncounted)
         rows = {key: _Counter.of(conn.execute(_upsert(conn, key, now)).one(), now, self.reset_s) for key in ordered}
         if any(row.locked_until > now for row in rows.values()):
             for key, row in rows.items():
-                self._write(conn, key, row.failed(now, self._free_after(key, row)), now)
-            return Attempt(Verdict.LOCKED, ordered)
+                _store(conn, key, row if key in skip else row.failed(now, self._free_after(key, row)), now)
+            return Attempt(Verdict.LOCKED, ordered, skip)
         if any(row.pending >= max(self._free_attempts(key) - row.failures, 1) for key, row in rows.items()):
-            return Attempt(Verdict.BUSY, ordered)
+            for key, row in rows.items():
+                if row.empty(now):  # created just now by the upsert
+                    _store(conn, key, row, now)
+            return Attempt(Verdict.BUSY, ordered, skip)
         for key, row in rows.items():
-            self._write(conn, key, dataclasses.replace(row, pending=row.pending + 1), now)
-        return Attempt(Verdict.GO, ordered)
+            _store(conn, key, dataclasses.replace(row, pending=row.pending + 1), now)
+        return Attempt(Verdict.GO, ordered, skip)
 
     def failed_sync(self, conn: Connection, attempt: Attempt, now: float) -> None:
         """The reserved attempt was a wrong password: its slot becomes a failure."""
         for key in _slots(attempt):
             row = _Counter.of(conn.execute(_upsert(conn, key, now)).one(), now, self.reset_s)
             row = dataclasses.replace(row, pending=max(row.pending - 1, 0))
-            self._write(conn, key, row.failed(now, self._free_after(key, row)), now)
+            _store(conn, key, row if key in attempt.uncounted else row.failed(now, self._free_after(key, row)), now)
 
     def succeeded_sync(self, conn: Connection, attempt: Attempt, now: float) -> None:
         """The reserved attempt proved the password (inside the grant's transaction): its slot is
@@ -143,17 +153,14 @@ class Lockout:
             row = dataclasses.replace(row, pending=max(row.pending - 1, 0))
             if key.startswith(IDENTITY_PREFIX):
                 row = dataclasses.replace(row, failures=0, locked_until=0.0)
-            if row.failures == 0 and row.pending == 0 and row.locked_until <= now:
-                conn.execute(delete(lockouts).where(lockouts.c.key == key))
-            else:
-                self._write(conn, key, row, now)
+            _store(conn, key, row, now)
 
     def record_failure_sync(self, conn: Connection, keys: Sequence[str], now: float) -> None:
         """Count a failure that needed no reservation (a failed client authentication)."""
         if self.enabled:
             for key in sorted(set(keys)):
                 row = _Counter.of(conn.execute(_upsert(conn, key, now)).one(), now, self.reset_s)
-                self._write(conn, key, row.failed(now, self._free_after(key, row)), now)
+                _store(conn, key, row.failed(now, self._free_after(key, row)), now)
 
     async def finish(self, attempt: Attempt, now: float, *, success: bool) -> None:
         """:meth:`failed_sync` or :meth:`succeeded_sync` in a transaction of its own, then
@@ -198,12 +205,16 @@ class Lockout:
         """The back-off after one more failure on ``row``."""
         return self.backoff_s(row.failures + 1, self._free_attempts(key))
 
-    @staticmethod
-    def _write(conn: Connection, key: str, row: _Counter, now: float) -> None:
-        values = dataclasses.asdict(row)
-        if row.pending:
-            values["pending_until"] = now + PENDING_TTL_S
-        conn.execute(update(lockouts).where(lockouts.c.key == key).values(**values))
+
+def _store(conn: Connection, key: str, row: _Counter, now: float) -> None:
+    """Write ``row`` back; an empty counter (no failure, no slot, no lock) is deleted instead."""
+    if row.empty(now):
+        conn.execute(delete(lockouts).where(lockouts.c.key == key))
+        return
+    values = dataclasses.asdict(row)
+    if row.pending:
+        values["pending_until"] = now + PENDING_TTL_S
+    conn.execute(update(lockouts).where(lockouts.c.key == key).values(**values))
 
 
 def _slots(attempt: Attempt) -> tuple[str, ...]:
@@ -230,6 +241,9 @@ class _Counter:
             locked_until=row.locked_until,
             pending=row.pending if row.pending_until > now else 0,
         )
+
+    def empty(self, now: float) -> bool:
+        return self.failures == 0 and self.pending == 0 and self.locked_until <= now
 
     def failed(self, now: float, backoff_s: float) -> _Counter:
         """One more failure, now, locking for ``backoff_s`` (never shortening a running lock)."""

@@ -24,6 +24,7 @@ from token_service.errors import GrantError, InsufficientScope, TokenServiceErro
 from token_service.grants import IssuedTokens, client_context, create_token_with_password, refresh_access_token
 from token_service.http_api import OPENID, TokenResponse
 from token_service.id_tokens import sign_id_token
+from token_service.lockout import address_key
 from token_service.oauth_errors import InvalidBearerToken, InvalidClient
 from token_service.revocations import disable_tokens
 from token_service.store import queries
@@ -194,8 +195,8 @@ class CoreBackend:
         return info
 
     async def client_auth_failed(self, client_address: str | None) -> None:
-        keys = self.core.lockout.keys("", None, client_address)
-        if keys:
+        if client_address:
+            keys = [address_key(client_address)]
             await self.core.store.run_write(self.core.lockout.record_failure_sync, keys, self.core.clock())
 
     # --- keys and readiness -----------------------------------------------------------------

@@ -20,7 +20,7 @@ from native_iam import scopes as scope_rules
 from token_service.core import Core
 from token_service.errors import CredentialsInvalid, IdentityNotActive, MalformedScope, ScopeNotGranted
 from token_service.grants._issue import ClientContext, IssuedTokens, issue
-from token_service.lockout import Attempt, Verdict
+from token_service.lockout import Attempt, Verdict, identity_key
 from token_service.store import queries
 
 __all__ = ["create_token_with_password"]
@@ -100,13 +100,13 @@ async def _reserve(core: Core, namespace: str, identity: str, client_address: st
 def _begin(
     conn: Connection, core: Core, namespace: str, identity: str, client_address: str | None, now: float
 ) -> tuple[Attempt, Any]:
-    """The identity's login record, and the attempt counted against it and the client address, in
-    one write transaction. An unknown identity gets no counter row (a guessed name would leave
-    one behind for every guess); its attempts still count against the address."""
+    """The identity's login record, and the attempt's slots on its counters and the client
+    address's, in one write transaction. An unknown identity's counter holds slots but counts no
+    failure, so no row stays behind for a guessed name; its failures count against the address."""
     record = queries.login_record_sync(conn, namespace, identity)
-    known = record is not None and record.hash is not None
-    keys = core.lockout.keys(namespace, identity if known else None, client_address)
-    return core.lockout.reserve_sync(conn, keys, now), record
+    keys = core.lockout.keys(namespace, identity, client_address)
+    unknown = () if record is not None and record.hash is not None else (identity_key(namespace, identity),)
+    return core.lockout.reserve_sync(conn, keys, now, unknown), record
 
 
 def _issue_in_transaction(
