@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import Row, select
+import pytest
+from sqlalchemy import Row, select, update
 
 from tests.token_service.conftest import add_identity
 from token_service.core import Core
 from token_service.errors import CredentialsInvalid
 from token_service.grants import create_token_with_password
+from token_service.grants import password as password_grant
 from token_service.lockout import Lockout, address_key, identity_key
 from token_service.store import Store
 from token_service.store.tables import lockouts
@@ -147,3 +149,30 @@ async def test_counters_written_before_migration_0003_still_work(db_url: str) ->
         assert (await Pruner(core.settings, core.store).prune()).lockouts == 1
     finally:
         await core.close()
+
+
+async def _hold_slots(core: Core, key: str, pending: int, pending_until: float) -> None:
+    """Slots held by attempts in flight elsewhere (another replica, or one that died)."""
+    async with core.store.write() as conn:
+        values = {"failures": 0, "last_failure_at": time.time(), "locked_until": 0.0}
+        await conn.execute(lockouts.insert().values(key=key, pending=pending, pending_until=pending_until, **values))
+
+
+async def test_attempt_waits_for_a_slot_and_is_refused_uncounted_when_none_frees(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every free slot in flight elsewhere: the right password waits, then is refused (busy), and
+    counts no failure; once the slots' holders are gone (pending_until passed) it works."""
+    monkeypatch.setattr(password_grant, "BUSY_WAIT_S", 0.3)
+    await add_identity(core, "alice", PASSWORD, ("a:b",))
+    key = identity_key("", "alice")
+    await _hold_slots(core, key, core.settings.lockout_free_attempts, time.time() + 60)
+    started = time.monotonic()
+    assert await _attempt(core, "alice", PASSWORD) == "busy"
+    assert time.monotonic() - started >= 0.3
+    row = await _counter(core, key)
+    assert row is not None and row.failures == 0
+    async with core.store.write() as conn:
+        await conn.execute(update(lockouts).where(lockouts.c.key == key).values(pending_until=time.time() - 1))
+    assert await _attempt(core, "alice", PASSWORD) == "ok"
+    assert await _counter(core, key) is None  # the success left nothing behind
