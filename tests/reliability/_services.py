@@ -116,6 +116,14 @@ class TokenService:
             timeout=10,
         )
 
+    def create_client(self, token: str, client_id: str, **fields: Any) -> str:
+        """Register an OAuth client through the admin API; its secret ('' for a public client)."""
+        from native_iam.admin.v1 import admin_pb2
+
+        stub, metadata = self.admin("Clients", token)
+        request = admin_pb2.CreateClientRequest(client_id=client_id, **fields)
+        return str(stub.CreateClient(request, metadata=metadata, timeout=10).client_secret)
+
     def admin_token(self, timeout: float = 20.0) -> str:
         """An iam:admin access token of the bootstrap admin (created just after SERVING: retry)."""
         deadline = time.monotonic() + timeout
