@@ -1,15 +1,18 @@
 """The sidecar's configuration: one frozen object built from the environment at start-up.
 
-Every field has its default and unit beside it. :func:`from_env` is the only place that reads the
-environment; a bad value raises :class:`SettingsError` naming the variable.
+Every field has its default, its environment variable and what it means beside it
+(``docs/configuration.md`` is rendered from them: ``./dev docs``). :func:`from_env` is the only place
+that reads the environment; a bad value raises :class:`SettingsError` naming the variable.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
+
+from native_iam.envdoc import setting
 
 StalePolicy = Literal["closed", "open"]
 
@@ -20,58 +23,120 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    # Where the token service's gRPC API (Feed + OAuth) lives; host:port.
-    token_url: str = "native-iam-token:80"
-    # Seed variable: where CreateTokenWithPassword is forwarded; defaults to token_url.
-    password_url: str = ""
-    # Optional HTTP(S) JWKS URL used instead of Feed.GetJwks.
-    jwks_url: str = ""
-    issuer: str = "http://localhost:8080"
-    # Accepted audiences: a token passes when its `aud` contains any of them.
-    audiences: tuple[str, ...] = ("native-iam",)
-    authz_listen: str = "127.0.0.1:9191"
-    # Empty string: the OAuth facade is not served.
-    oauth_listen: str = "127.0.0.1:9192"
-    # Empty string: no metrics endpoint.
-    metrics_listen: str = "0.0.0.0:9465"
-    workers: int = 1
-    # ext_authz server: "sync" (grpcio with a small thread pool) or "aio" (grpc.aio);
+    token_url: str = setting(
+        "NATIVE_IAM_TOKEN_URL",
+        "token service gRPC (`host:port`): Feed (keys, revocations) and forwarded grants",
+        "native-iam-token:80",
+    )
+    password_url: str = setting(
+        "NATIVE_IAM_AUTHENTICATION_PASSWORD_URL",
+        "seed variable: where `CreateTokenWithPassword` is forwarded; unset = `NATIVE_IAM_TOKEN_URL`",
+        "",
+    )
+    jwks_url: str = setting(
+        "NATIVE_IAM_JWKS_URL",
+        "HTTP(S) JWKS to use instead of `Feed.GetJwks` (`Cache-Control: max-age` honoured)",
+        "",
+    )
+    issuer: str = setting(
+        "NATIVE_IAM_ISSUER", "required `iss`, exactly as the token service's", "http://localhost:8080"
+    )
+    audiences: tuple[str, ...] = setting(
+        "NATIVE_IAM_AUDIENCE",
+        "accepted `aud` values (comma- or space-separated): a token passes when its `aud` contains any of them",
+        ("native-iam",),
+    )
+    authz_listen: str = setting(
+        "NATIVE_IAM_AUTHZ_LISTEN", "ext_authz + gRPC health (what Envoy calls)", "127.0.0.1:9191"
+    )
+    oauth_listen: str = setting(
+        "NATIVE_IAM_OAUTH_LISTEN", "the OAuth API for the workload; empty disables", "127.0.0.1:9192"
+    )
+    metrics_listen: str = setting("NATIVE_IAM_METRICS_LISTEN", "Prometheus `/metrics`; empty disables", "0.0.0.0:9465")
+    workers: int = setting(
+        "NATIVE_IAM_WORKERS",
+        "processes sharing the ports (`SO_REUSEPORT`), each with its own caches and feed",
+        1,
+    )
     # bench/sidecar_servers.py measured sync with 2-3 threads cheapest per Check.
-    authz_server: Literal["sync", "aio"] = "sync"
-    # Threads of the sync server: decisions hold the GIL, so more threads only add contention.
-    authz_threads: int = 3
-    feed_max_staleness_s: float = 30.0
-    feed_stale_policy: StalePolicy = "closed"
-    leeway_s: float = 30.0
-    # Lower-case HTTP header carrying the bearer token.
-    token_header: str = "authorization"
-    realm: str = "native-iam"
-    log_level: str = "INFO"
-    log_format: Literal["json", "text"] = "json"
-    # Last-known-good keys keep verifying through an issuer outage for at most this long (seconds).
-    jwks_max_age_s: float = 86400.0
-    # An unknown `kid` triggers at most one JWKS refetch per this many seconds.
-    jwks_min_refetch_s: float = 5.0
-    # Decision cache: entries, and the longest an entry lives (never beyond the token's exp).
-    decision_cache_size: int = 100_000
-    decision_cache_ttl_s: float = 300.0
-    # Upstream headers set on an allowed request (lower-case); empty disables one.
-    identity_header: str = "x-native-iam-identity"
-    namespace_header: str = "x-native-iam-namespace"
-    scopes_header: str = "x-native-iam-scopes"
-    jti_header: str = "x-native-iam-jti"
-    # Remove the token header before the request reaches the upstream.
-    strip_token: bool = False
-    # Deadline (seconds) of calls forwarded to the token service.
-    forward_timeout_s: float = 5.0
-    # Longest token accepted, in bytes; longer ones are denied as malformed.
-    max_token_bytes: int = 8192
-    # Name sent to the feed as `subscriber` (pod name).
-    subscriber: str = field(default_factory=lambda: os.uname().nodename)
-    # The bearer token WatchRevocations requires (NATIVE_IAM_FEED_TOKEN, or the file named by
-    # NATIVE_IAM_FEED_TOKEN_FILE): the one the token service accepts. Empty: the feed refuses
-    # this sidecar, which then never becomes ready. Never printed.
-    feed_token: str = field(default="", repr=False)
+    authz_server: Literal["sync", "aio"] = setting(
+        "NATIVE_IAM_AUTHZ_SERVER",
+        "ext_authz server: `sync` (grpcio, small thread pool) or `aio` (`grpc.aio`)",
+        "sync",
+    )
+    # Decisions hold the GIL, so more threads only add contention.
+    authz_threads: int = setting("NATIVE_IAM_AUTHZ_THREADS", "threads of the sync ext_authz server", 3)
+    feed_max_staleness_s: float = setting(
+        "NATIVE_IAM_FEED_MAX_STALENESS_S",
+        "feed silence (no event or heartbeat) after which the stale policy applies",
+        30.0,
+    )
+    feed_stale_policy: StalePolicy = setting(  # noqa: RUF009 - a dataclasses.field, like the others
+        "NATIVE_IAM_FEED_STALE_POLICY",
+        "`closed`: deny 503 `feed_stale`; `open`: keep deciding from the caches",
+        "closed",
+    )
+    leeway_s: float = setting("NATIVE_IAM_LEEWAY_S", "clock-skew leeway for `exp` and `nbf`", 30.0)
+    token_header: str = setting(
+        "NATIVE_IAM_TOKEN_HEADER",
+        "header carrying the token, lower-case (`Bearer` scheme required for `authorization`, optional otherwise)",
+        "authorization",
+    )
+    realm: str = setting("NATIVE_IAM_REALM", "`realm` in `WWW-Authenticate`", "native-iam")
+    log_level: str = setting("NATIVE_IAM_LOG_LEVEL", "`DEBUG`, `INFO`, `WARNING`, `ERROR`", "INFO")
+    log_format: Literal["json", "text"] = setting(
+        "NATIVE_IAM_LOG_FORMAT", "`json` (one object per line) or `text`", "json"
+    )
+    jwks_max_age_s: float = setting(
+        "NATIVE_IAM_JWKS_MAX_AGE_S",
+        "last-known-good keys verify at most this long after the last successful fetch (through an issuer outage)",
+        86400.0,
+    )
+    jwks_min_refetch_s: float = setting(
+        "NATIVE_IAM_JWKS_MIN_REFETCH_S", "at most one unknown-`kid` refetch per this many seconds", 5.0
+    )
+    decision_cache_size: int = setting("NATIVE_IAM_DECISION_CACHE_SIZE", "decision-cache entries; 0 disables", 100_000)
+    decision_cache_ttl_s: float = setting(
+        "NATIVE_IAM_DECISION_CACHE_TTL_S",
+        "longest life of a cached decision (never past the token's `exp`)",
+        300.0,
+    )
+    # Upstream headers set on an allowed request (lower-case).
+    identity_header: str = setting(
+        "NATIVE_IAM_IDENTITY_HEADER",
+        "upstream header with the identity (`sub`); empty disables",
+        "x-native-iam-identity",
+    )
+    namespace_header: str = setting(
+        "NATIVE_IAM_NAMESPACE_HEADER", "upstream header with the namespace; empty disables", "x-native-iam-namespace"
+    )
+    scopes_header: str = setting(
+        "NATIVE_IAM_SCOPES_HEADER", "upstream header with the token's scopes; empty disables", "x-native-iam-scopes"
+    )
+    jti_header: str = setting(
+        "NATIVE_IAM_JTI_HEADER", "upstream header with the token's `jti`; empty disables", "x-native-iam-jti"
+    )
+    strip_token: bool = setting(
+        "NATIVE_IAM_STRIP_TOKEN", "remove the token header before the request reaches the workload", False
+    )
+    forward_timeout_s: float = setting(
+        "NATIVE_IAM_FORWARD_TIMEOUT_S", "deadline of calls forwarded to the token service", 5.0
+    )
+    max_token_bytes: int = setting("NATIVE_IAM_MAX_TOKEN_BYTES", "longer tokens are denied as `malformed`", 8192)
+    subscriber: str = setting(
+        "NATIVE_IAM_SUBSCRIBER",
+        "name sent to the feed (pod name), for the token service's logs",
+        default_factory=lambda: os.uname().nodename,
+        shown_default="host name",
+    )
+    # The token the token service accepts; never printed.
+    feed_token: str = setting(
+        "NATIVE_IAM_FEED_TOKEN",
+        "the feed token sent with `WatchRevocations` (or `NATIVE_IAM_FEED_TOKEN_FILE`); without an accepted one the"
+        " sidecar never becomes ready",
+        "",
+        repr=False,
+    )
 
     @property
     def forward_password_url(self) -> str:

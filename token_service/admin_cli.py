@@ -23,17 +23,24 @@ from google.protobuf.message import Message
 
 from native_iam.admin.v1 import admin_pb2 as pb
 from native_iam.admin.v1 import admin_pb2_grpc
+from native_iam.envdoc import EnvVar
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
 from token_service import clients_cli
 
-__all__ = ["main"]
+__all__ = ["ENV_VARS", "main"]
+
+_DEFAULT_URL = "localhost:50051"
+#: The variables this CLI reads (rendered into docs/configuration.md).
+ADMIN_URL = EnvVar(
+    "NATIVE_IAM_ADMIN_URL", "`native-iam admin`: the token service's gRPC address (`--url`)", f"`{_DEFAULT_URL}`"
+)
+ADMIN_TOKEN = EnvVar("NATIVE_IAM_ADMIN_TOKEN", "`native-iam admin`: an access token with `iam:admin` (`--token`)")
+ENV_VARS = (ADMIN_URL, ADMIN_TOKEN)
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="native-iam admin", description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--url", default=os.environ.get("NATIVE_IAM_ADMIN_URL", "localhost:50051"), help="token service gRPC address"
-    )
+    p.add_argument("--url", default=os.environ.get(ADMIN_URL.name, _DEFAULT_URL), help="token service gRPC address")
     p.add_argument("--token", default=None, help="admin access token (default: $NATIVE_IAM_ADMIN_TOKEN)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per call")
@@ -116,7 +123,7 @@ def main(argv: Sequence[str], stdin: TextIO | None = None, stdout: TextIO | None
         try:
             if args.group == "token":
                 return _token(channel, args, _read_password(args, stdin), stdout)
-            token = args.token or os.environ.get("NATIVE_IAM_ADMIN_TOKEN", "")
+            token = args.token or os.environ.get(ADMIN_TOKEN.name, "")
             if not token:
                 print("native-iam admin: an admin token is needed: --token or NATIVE_IAM_ADMIN_TOKEN", file=sys.stderr)
                 return 2

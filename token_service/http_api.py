@@ -39,6 +39,7 @@ from token_service.client_auth import authenticate_client
 from token_service.clients import AuthMethod, ClientStore, GrantType, OAuthClient
 from token_service.errors import GrantError, InsufficientScope, MalformedScope, TokenServiceError
 from token_service.forwarded import client_address
+from token_service.metrics import http_requests_counter
 from token_service.oauth_errors import (
     InvalidBearerToken,
     InvalidClient,
@@ -384,12 +385,7 @@ def create_app(
         Route("/readyz", endpoints.readyz, methods=["GET"]),
     ]
     app = Starlette(routes=routes, exception_handlers={TokenServiceError: oauth_error_response})
-    app.state.requests_total = Counter(
-        "native_iam_http_oauth_requests_total",
-        "OAuth HTTP requests by endpoint, outcome (ok or RFC error code) and deny reason.",
-        ["endpoint", "outcome", "reason"],
-        registry=registry,
-    )
+    app.state.requests_total = http_requests_counter(registry)
     return app
 
 

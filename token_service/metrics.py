@@ -12,9 +12,19 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
 
-__all__ = ["Metrics"]
+__all__ = ["Metrics", "http_requests_counter"]
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def http_requests_counter(registry: CollectorRegistry) -> Counter:
+    """The OAuth HTTP endpoints' counter (created with their app, in the service's registry)."""
+    return Counter(
+        "native_iam_http_oauth_requests_total",
+        "OAuth HTTP requests by endpoint, outcome (ok or RFC error code) and deny reason.",
+        ["endpoint", "outcome", "reason"],
+        registry=registry,
+    )
 
 
 class Metrics:
