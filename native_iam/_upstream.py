@@ -8,7 +8,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-#: Prefix of the headers the sidecar adds on an allowed request (see the README's header table).
+#: Prefix of the headers the sidecar adds on an allowed request (see docs/sidecar.md, "Answers").
 IDENTITY_HEADER_PREFIX = "x-native-iam-"
 
 

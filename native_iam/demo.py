@@ -35,7 +35,7 @@ DEMO_CLIENT = "demo-cli"
 ADMIN_IDENTITY = "admin"
 DEMO_IDENTITY = "demo"
 
-# Default ports, as the README's examples assume; a busy one is replaced by a free one.
+# Default ports, as the docs' examples assume; a busy one is replaced by a free one.
 DEFAULT_PORTS = {
     "envoy": 10000,
     "envoy_admin": 9901,

@@ -1,6 +1,6 @@
 """``native-iam sidecar``: run the ext_authz sidecar (one or NATIVE_IAM_WORKERS processes).
 
-Configuration comes from the environment only (see README, "Configuration"). With several
+Configuration comes from the environment only (see docs/configuration.md). With several
 workers, each process binds the same ports with SO_REUSEPORT (the kernel spreads connections)
 and keeps its own caches and feed subscription; this process only supervises them and serves
 the merged metrics.
@@ -26,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="native-iam sidecar",
         description="Envoy ext_authz sidecar: verifies bearer tokens locally, checks route scopes and "
         "revocations, serves the OAuth API to its workload. Configured by NATIVE_IAM_* environment "
-        "variables (see README).",
+        "variables (see docs/configuration.md).",
     )
 
 

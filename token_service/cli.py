@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="native-iam token-service",
         description="Run the token service (gRPC OAuth/Feed/admin, metrics). Configured by environment "
-        "variables (see README); the options below override them.",
+        "variables (see docs/configuration.md); the options below override them.",
     )
     parser.add_argument(
         "--demo", action="store_true", help="also create a demo identity (and an admin) and print how to call it"

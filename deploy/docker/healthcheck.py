@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-# The components' documented defaults (README configuration table).
+# The components' documented defaults (docs/configuration.md).
 DEFAULT_LISTENS = {
     "NATIVE_IAM_GRPC_LISTEN": "0.0.0.0:50051",
     "NATIVE_IAM_AUTHZ_LISTEN": "127.0.0.1:9191",

@@ -1,0 +1,1 @@
+"""Maintainer tools run through ./dev (not part of the installed package)."""
