@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 
 # What `kubectl apply -k` would receive. "production+prometheus-operator" is production with the
-# optional component enabled, the way README tells an operator to enable it.
+# optional component enabled, the way docs/kubernetes.md tells an operator to enable it.
 RENDERINGS = ("base", "overlays/dev", "overlays/production", "production+prometheus-operator")
 
 

@@ -1,4 +1,4 @@
-"""Dockerfile: hadolint-clean, and built the way the README and the manifests rely on (slim final
+"""Dockerfile: hadolint-clean, and built the way docs/kubernetes.md and the manifests rely on (slim final
 stage, numeric non-root user, one image for both roles, a HEALTHCHECK). No Docker engine runs in
 the test environment, so the image itself is not built here."""
 

@@ -3,7 +3,7 @@ Kubernetes: the Envoy config and the token-service/sidecar settings exactly as t
 renders them, with only the listen ports moved to free loopback ports. A real token service
 (SQLite, --demo as in the dev overlay), the real sidecar, a real Envoy and an echo app.
 
-This is the README's dev walkthrough as a test: public route, 401, 200 with identity headers,
+This is the dev walkthrough of docs/kubernetes.md as a test: public route, 401, 200 with identity headers,
 403 insufficient_scope, readiness through Envoy's /ready, and metrics that pass promtool."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """deploy/k8s: every overlay renders, validates offline against the Kubernetes schemas, and keeps
-the properties the README promises (hardening, probes, ports, replicas, database, Secrets)."""
+the properties docs/kubernetes.md promises (hardening, probes, ports, replicas, database, Secrets)."""
 
 from __future__ import annotations
 
@@ -189,7 +189,7 @@ def test_dev_runs_one_sqlite_replica_without_autoscaler(renderings: dict[str, Re
     data = next(v for v in pod["volumes"] if v["name"] == "data")
     assert data == {"name": "data", "persistentVolumeClaim": {"claimName": "native-iam-token-data"}}
     assert dev.one("PersistentVolumeClaim", "native-iam-token-data")
-    # README's dev walkthrough reads the demo identity's password from the log.
+    # The dev walkthrough (docs/kubernetes.md) reads the demo identity's password from the log.
     assert pod["containers"][0]["args"] == ["token-service", "--demo"]
 
 

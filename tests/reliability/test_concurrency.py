@@ -153,7 +153,7 @@ async def test_100_concurrent_rotating_refreshes_over_http_only(oauth_http: OAut
         assert {rows[_claims(c)["jti"]].state for c in children} == {"active"}
         assert {rows[_claims(c)["jti"]].spent_at for c in children} == {None}
         assert await _families(service.app, "alice") == 1
-        # After the grace window the parent is a replay: the family is revoked (README, RFC 9700 §4.14.2).
+        # After the grace window the parent is a replay: the family is revoked (docs/oauth-http.md, RFC 9700 §4.14.2).
         grace = service.app.settings.refresh_grace_s
         service.app.core.clock = lambda: time.time() + grace + 1
         replay = await http.post("/oauth2/token", data=data, headers=headers)

@@ -1,4 +1,4 @@
-"""Per-address throttling on the HTTP endpoints (the README's promise): one address guessing across
+"""Per-address throttling on the HTTP endpoints (docs/token-service.md's promise): one address guessing across
 many identities is locked out, whatever X-Forwarded-For it sends, unless its peer is a configured
 trusted proxy, whose X-Forwarded-For then names the client."""
 

@@ -1,4 +1,4 @@
-"""Refresh-token rotation over HTTP (RFC 9700 §2.2.2, §4.14.2), as documented in the README.
+"""Refresh-token rotation over HTTP (RFC 9700 §2.2.2, §4.14.2), as documented in docs/oauth-http.md.
 
 Semantics: with rotation on, a refresh spends the presented token and returns a new refresh
 token of the same family, with exactly the old scopes and the family's original expiry. The
