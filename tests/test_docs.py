@@ -129,3 +129,25 @@ def test_repository_paths_exist(page: Path) -> None:
     tops = "|".join((*PRODUCT, "tests", "deploy", "examples", "bench", "proto", "tools"))
     quoted = re.findall(rf"`((?:{tops})/[\w./-]*)`", page.read_text(encoding="utf-8"))
     assert [p for p in quoted if not (ROOT / p).exists()] == []
+
+
+def test_sidecar_answers_table_is_what_the_decision_answers() -> None:
+    """Each deny reason has a row in docs/sidecar.md's answers table naming its HTTP status and RFC 6750
+    error as sidecar/decision.py's OUTCOMES does, and each is a label value docs/metrics.md lists."""
+    from sidecar.decision import OUTCOMES, Reason
+
+    page = (DOCS / "sidecar.md").read_text(encoding="utf-8")
+    table = page[page.index("## Answers") :]
+    table = table[: table.index("\n\n", table.index("|"))]
+    rows: dict[str, tuple[set[int], set[str]]] = {}
+    for line in (line for line in table.splitlines() if line.startswith("| `")):
+        reasons, status, error = line.split(" | ")[:3]
+        codes = {int(code) for code in re.findall(r"\b\d{3}\b", status)}
+        errors = set(re.findall(r"`([a-z_]+)`", error)) | ({"none"} if error.startswith("none") else set())
+        rows.update({reason: (codes, errors) for reason in re.findall(r"`([a-z_]+)`", reasons)})
+    assert set(rows) == {reason.value for reason in Reason}
+    for reason, outcome in OUTCOMES.items():
+        codes, errors = rows[reason.value]
+        assert outcome.http_status in codes and (outcome.error or "none") in errors, reason
+    metrics = (DOCS / "metrics.md").read_text(encoding="utf-8")
+    assert [reason.value for reason in Reason if f"`{reason.value}`" not in metrics] == []
