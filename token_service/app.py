@@ -30,6 +30,8 @@ __all__ = ["TokenServiceApp"]
 
 log = logging.getLogger(__name__)
 
+_GRPC_IDLE_MS = 60_000  # a gRPC connection without any call for this long is closed (GOAWAY)
+
 
 class TokenServiceApp:
     """One token-service process: ``await start()``, then ``await stop()`` (or ``run_until_signal``)."""
@@ -73,6 +75,13 @@ class TokenServiceApp:
                 ("grpc.max_receive_message_length", 1024 * 1024),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+                # Slow clients (token_service/http_guard.py does the same for HTTP/1.1): the HTTP/2
+                # preface and SETTINGS within the head deadline (grpc's default is 120 s), and a
+                # connection with no call for a minute gets a GOAWAY (clients reconnect on their next
+                # call; the sidecars' feed stream keeps theirs busy). Without these a connection
+                # that sent its preface and then nothing was kept for ever.
+                ("grpc.server_handshake_timeout_ms", int(self.settings.http_header_timeout_s * 1000)),
+                ("grpc.max_connection_idle_ms", _GRPC_IDLE_MS),
                 # Several workers (NATIVE_IAM_WORKERS) share the port; one process must own it alone.
                 ("grpc.so_reuseport", 1 if self.settings.workers > 1 else 0),
             ]

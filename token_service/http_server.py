@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 
@@ -18,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from token_service.core import Core
 from token_service.http_api import HttpConfig, create_app
+from token_service.http_guard import GuardedHttpProtocol, HttpLimits
 from token_service.oauth_backend import CoreBackend
 from token_service.store.clients import ClientRepository, client_secret_key
 
@@ -84,8 +86,24 @@ class HttpServer:
             self.registry,
             self.grants,
         )
+        cut = Counter(
+            "native_iam_http_connections_cut_total",
+            "HTTP connections closed by the server: header_timeout, body_timeout, capacity.",
+            ["reason"],
+            registry=self.registry,
+        )
+        limits = HttpLimits(
+            header_timeout_s=settings.http_header_timeout_s,
+            body_timeout_s=settings.http_body_timeout_s,
+            max_connections=settings.http_max_connections,
+            on_cut=lambda reason: cut.labels(reason).inc(),
+        )
         config = uvicorn.Config(
             app,
+            # uvicorn's httptools protocol plus deadlines for the request head and body and a
+            # per-process connection cap (token_service/http_guard.py): slow clients cannot hold the port.
+            http=functools.partial(GuardedHttpProtocol, limits=limits),  # type: ignore[arg-type]
+            timeout_keep_alive=settings.http_keepalive_s,  # type: ignore[arg-type]
             lifespan="off",
             log_config=None,  # the token service configures logging once
             access_log=False,  # an access log line would be one more place a token could leak
