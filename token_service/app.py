@@ -15,6 +15,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from native_iam.listen import bind_grpc
 from native_iam.oauth.v1 import feed_pb2, oauth_pb2  # noqa: F401 - registers descriptors for reflection
 from token_service.admin_clients import client_admin_handlers
 from token_service.admin_grpc import ADMIN_SERVICES, admin_handlers
@@ -23,7 +24,7 @@ from token_service.feed import FeedHub
 from token_service.grpc_api import FEED_SERVICE, OAUTH_SERVICE, rpc_handlers
 from token_service.http_server import HttpServer
 from token_service.metrics import Metrics
-from token_service.settings import Settings
+from token_service.settings import GRPC_LISTEN, METRICS_LISTEN, Settings
 from token_service.telemetry import Telemetry
 
 __all__ = ["TokenServiceApp"]
@@ -102,16 +103,14 @@ class TokenServiceApp:
             reflection.SERVICE_NAME,
         ]
         reflection.enable_server_reflection(service_names, server)
-        self.grpc_port = server.add_insecure_port(self.settings.grpc_listen)
-        if self.grpc_port == 0:
-            raise OSError(f"cannot listen on NATIVE_IAM_GRPC_LISTEN={self.settings.grpc_listen}")
+        self.grpc_port = bind_grpc(server, self.settings.grpc_listen, GRPC_LISTEN)
         await server.start()
         self.server = server
         for name in ("", OAUTH_SERVICE, FEED_SERVICE, *admin_services):
             await _set_health(self.health, name, health_pb2.HealthCheckResponse.SERVING)
         await self.http.start()  # OAuth HTTP endpoints (issue 3)
         if self.settings.metrics_listen.lower() not in {"off", "none"}:
-            self.metrics_port = self.metrics.serve(self.settings.metrics_listen)
+            self.metrics_port = self.metrics.serve(self.settings.metrics_listen, METRICS_LISTEN)
         self._tasks.append(asyncio.create_task(self._reload_keys(), name="key-reload"))
         log.info(
             "token service started",

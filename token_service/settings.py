@@ -19,6 +19,13 @@ __all__ = ["Settings", "SettingsError"]
 T = TypeVar("T")
 
 
+#: Where each listener's address comes from (variable, and the flag of `native-iam token-service`),
+#: for the one-line error a listener that cannot open gives.
+GRPC_LISTEN = "NATIVE_IAM_GRPC_LISTEN or --grpc-listen"
+HTTP_LISTEN = "NATIVE_IAM_HTTP_LISTEN or --http-listen"
+METRICS_LISTEN = "NATIVE_IAM_METRICS_LISTEN or --metrics-listen"
+
+
 class SettingsError(ValueError):
     """An environment variable has a value the token service cannot use."""
 
