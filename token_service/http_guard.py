@@ -6,7 +6,9 @@ descriptor, for ever: a few hundred of them used up the process's descriptors, a
 the HTTP nor the gRPC port (the sidecars' revocation feed) accepted anything. This protocol, a
 subclass of uvicorn's httptools protocol, adds what uvicorn lacks:
 
-- a deadline for the whole request head, from its first byte (NATIVE_IAM_HTTP_HEADER_TIMEOUT_S);
+- a deadline for the whole request head, from its first byte (NATIVE_IAM_HTTP_HEADER_TIMEOUT_S),
+  and a size limit for it (``MAX_HEAD_BYTES``, 431): llhttp has none, and uvicorn kept every
+  header line a client sent (64 MiB in a test) in memory;
 - a deadline for the whole request body, from the end of the head (NATIVE_IAM_HTTP_BODY_TIMEOUT_S);
 - a cap on the connections of one process (NATIVE_IAM_HTTP_MAX_CONNECTIONS, and never more than
   half the open-file limit, so the gRPC port and the database keep descriptors): a connection
@@ -32,6 +34,12 @@ _REQUEST_TIMEOUT = (
     b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 16\r\n"
     b"connection: close\r\n\r\nrequest timeout\n"
 )
+_HEAD_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 24\r\nconnection: close\r\n\r\nrequest head too large\r\n"
+)
+#: Largest request head (request line and headers) accepted; an OAuth request needs a few KiB.
+MAX_HEAD_BYTES = 64 * 1024
 _UNAVAILABLE = (
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 20\r\n"
     b"connection: close\r\n\r\ntoo many connections"
@@ -43,7 +51,7 @@ class HttpLimits:
     header_timeout_s: float
     body_timeout_s: float
     max_connections: int  # as configured; :func:`connection_cap` applies the descriptor limit
-    #: called with "header_timeout", "body_timeout" or "capacity" for each connection cut off
+    #: called with "header_timeout", "header_too_large", "body_timeout" or "capacity" per connection cut off
     on_cut: Callable[[str], None] = lambda _reason: None
 
 
@@ -64,6 +72,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.limits = limits
         self.opened_at = 0.0
         self._deadline: asyncio.TimerHandle | None = None
+        self._head_bytes: int | None = None  # bytes of the request head read so far; None outside a head
 
     # --- connection life -------------------------------------------------------------------
 
@@ -86,6 +95,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             # from here (uvicorn's keep-alive timer, which bounded the silence before, stops now).
             self._arm(self.limits.header_timeout_s, "header_timeout")
         super().data_received(data)
+        if self._head_bytes is not None and not self.transport.is_closing():
+            # Still inside a head after parsing this chunk (a chunk that completes it is not counted).
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._disarm()
+                self._cut("header_too_large", _HEAD_TOO_LARGE)
 
     @property
     def in_request(self) -> bool:
@@ -96,6 +111,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        self._head_bytes = None
         super().on_headers_complete()
         self._arm(self.limits.body_timeout_s, "body_timeout")  # disarmed at once when there is no body
 
@@ -107,6 +123,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def _arm(self, seconds: float, reason: str) -> None:
         self._disarm()
+        if reason == "header_timeout":
+            self._head_bytes = 0
         self._deadline = self.loop.call_later(seconds, self._expired, reason)
 
     def _disarm(self) -> None:

@@ -130,6 +130,24 @@ def test_slow_header_clients_are_cut_off_while_others_are_served(token_service: 
     assert token_service.process is not None and token_service.process.running()
 
 
+def test_an_oversized_request_head_is_refused_with_431(token_service: TokenService) -> None:
+    """A request head over 64 KiB (llhttp sets no limit; uvicorn kept every header line in memory:
+    64 MiB in a test) is answered 431 at once, without waiting for the head deadline."""
+    host, _, port = token_service.http_address.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n")
+        for _ in range(10):  # 80 KiB of header lines
+            sock.sendall(b"X-Big: " + b"a" * 8000 + b"\r\n")
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+        elapsed = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:100]
+    assert elapsed < HEADER_TIMEOUT_S / 2, elapsed
+    assert token_service.process is not None and token_service.process.running()
+
+
 def test_a_grpc_preface_sent_byte_by_byte_is_cut_off(token_service: TokenService) -> None:
     """The gRPC port gives the HTTP/2 preface the same head deadline (grpc's own default: 120 s)."""
     slow = SlowClients(token_service.grpc_address, 20, head=b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
