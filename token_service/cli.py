@@ -133,7 +133,6 @@ def _run_workers(settings: Settings, demo: bool) -> int:
     multiproc_dir = tempfile.mkdtemp(prefix="native-iam-token-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir  # inherited by the spawned workers
     metrics_server = None
-    workers: list[multiprocessing.process.BaseProcess] = []
     try:
         # The merged metrics listener opens before any worker starts, so a busy port stops here.
         if settings.metrics_listen.lower() not in {"off", "none"}:
