@@ -9,6 +9,7 @@ port or a bad address is always a :class:`ListenError` saying which address and 
 from __future__ import annotations
 
 import contextlib
+import resource
 import socket
 import threading
 from socketserver import ThreadingMixIn
@@ -17,7 +18,15 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app
 
-__all__ = ["ListenError", "MetricsServer", "bind_grpc", "bind_tcp", "serve_metrics", "split_address"]
+__all__ = [
+    "ListenError",
+    "MetricsServer",
+    "bind_grpc",
+    "bind_tcp",
+    "raise_open_file_limit",
+    "serve_metrics",
+    "split_address",
+]
 
 #: Whole-request deadline and concurrent-connection cap of the metrics server: a scrape is one
 #: small GET, so anything slower is a client holding a thread and a file descriptor.
@@ -31,6 +40,17 @@ class ListenError(OSError):
     def __init__(self, setting: str, address: str, reason: str) -> None:
         self.setting, self.address, self.reason = setting, address, reason
         super().__init__(f"cannot listen on {address} ({setting}): {reason}")
+
+
+def raise_open_file_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (what the process may use anyway, as Go's
+    runtime does) and return it: many systems start services with a soft limit of 1024, which a
+    few hundred clients use up. The HTTP connection cap is half of this (token_service/http_guard.py)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard and (hard == resource.RLIM_INFINITY or soft < hard):
+        with contextlib.suppress(ValueError, OSError):  # e.g. a hard limit above the kernel's nr_open
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def split_address(address: str) -> tuple[str, int]:

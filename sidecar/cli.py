@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from native_iam.listen import ListenError, serve_metrics
+from native_iam.listen import ListenError, raise_open_file_limit, serve_metrics
 
 from .settings import Settings, SettingsError, from_env
 
@@ -101,6 +101,7 @@ def main(argv: list[str]) -> int:
     except SettingsError as exc:
         print(f"native-iam sidecar: {exc}", file=sys.stderr)
         return 2
+    raise_open_file_limit()  # inherited by the workers
     try:
         if settings.workers > 1:
             return _run_workers(settings)

@@ -18,7 +18,7 @@ import time
 
 import grpc
 
-from native_iam.listen import ListenError, serve_metrics
+from native_iam.listen import ListenError, raise_open_file_limit, serve_metrics
 from token_service import logs
 from token_service.app import TokenServiceApp
 from token_service.bootstrap import DEMO_IDENTITY, bootstrap_admin, bootstrap_demo
@@ -64,6 +64,7 @@ def main(argv: list[str]) -> int:
         print(f"native-iam token-service: configuration error: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, settings.log_format)
+    raise_open_file_limit()  # inherited by the workers
     try:
         if settings.workers > 1:
             return _run_workers(settings, args.demo)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import resource
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 
@@ -51,3 +54,17 @@ def test_metrics_server_cuts_off_a_dripping_client_and_keeps_serving(monkeypatch
         assert closed and time.monotonic() - started < 4
     finally:
         server.stop()
+
+
+def test_the_soft_open_file_limit_is_raised_to_the_hard_one() -> None:
+    """A process started with soft 256 / hard 4096 descriptors may then use 4096 (both CLIs call it)."""
+    code = "from native_iam.listen import raise_open_file_limit; print(raise_open_file_limit())"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 4096)),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    assert int(result.stdout) == 4096

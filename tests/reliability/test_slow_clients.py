@@ -103,7 +103,7 @@ def token_service(tmp_path: Path) -> Iterator[TokenService]:
     service.stop()
 
 
-def _served_promptly(service: TokenService, within_s: float = 2.0) -> float:
+def _served_promptly(service: TokenService, within_s: float = 3.0) -> float:
     """Seconds a fresh client waits for /healthz; fails when it is not answered within ``within_s``."""
     started = time.monotonic()
     response = httpx.get(f"{service.http_url}/healthz", timeout=within_s)
@@ -113,18 +113,19 @@ def _served_promptly(service: TokenService, within_s: float = 2.0) -> float:
 
 def test_slow_header_clients_are_cut_off_while_others_are_served(token_service: TokenService) -> None:
     """300 connections dripping their headers: others are served meanwhile, gRPC stays SERVING, and
-    every slow connection is closed within the header timeout (plus a second of the drip's pace)."""
+    every slow connection is closed within the header timeout (plus the drip's pace and a loaded machine's slack)."""
     slow = SlowClients(token_service.http_address, SLOW_CLIENTS)
     try:
         time.sleep(1.0)
-        assert _served_promptly(token_service) < 2.0
+        assert _served_promptly(token_service) < 3.0
         assert serving(int(token_service.grpc_address.rpartition(":")[2]))
-        deadline = slow.started + HEADER_TIMEOUT_S + 3.0
+        # Margins for a loaded 2-core machine: the drip notices a closed socket at its next tick.
+        deadline = slow.started + HEADER_TIMEOUT_S + 5.0
         while slow.open_count() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert slow.open_count() == 0, f"{slow.open_count()} slow connections still open after the header timeout"
         latest = max(slow.closed_at.values()) - slow.started
-        assert latest < HEADER_TIMEOUT_S + 2.5, latest
+        assert latest < HEADER_TIMEOUT_S + 3.5, latest
     finally:
         slow.close()
     assert token_service.process is not None and token_service.process.running()
@@ -220,7 +221,7 @@ def test_slow_clients_cannot_take_every_file_descriptor(tmp_path: Path) -> None:
         slow = SlowClients(service.http_address, SLOW_CLIENTS)
         time.sleep(1.5)
         for _ in range(3):
-            assert _served_promptly(service) < 2.0
+            assert _served_promptly(service) < 3.0
         assert serving(int(service.grpc_address.rpartition(":")[2]))
         # Connections the kernel queued while descriptors ran out are accepted (and shed) a
         # second later (asyncio's accept back-off), so the count settles within a few drips.
