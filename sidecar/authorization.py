@@ -1,6 +1,6 @@
 """The ext_authz ``Check`` handler: Envoy's request attributes → ``CheckResponse``.
 
-Reads top to bottom: route requirement → bearer token → feed freshness → decision cache or
+Reads top to bottom: request path → route requirement → bearer token → feed freshness → decision cache or
 verification → revocation → scopes → response. Decisions always travel in
 ``CheckResponse.status`` with gRPC OK; a bug inside is caught at the boundary and answered as a
 500 deny (reason ``internal``) — never as an allow.
@@ -23,7 +23,7 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.auth.v3 import external_auth_pb2
 from google.rpc import code_pb2, status_pb2
 
-from . import decision
+from . import decision, request_path
 from .decision import Deny, Policy, Principal, Reason
 from .decision_cache import DecisionCache
 from .keys import KeyStore
@@ -195,6 +195,11 @@ class Authorizer:
     def _check(self, request: Any, refetched: bool) -> Any:
         attributes = request.attributes
         http = attributes.request.http
+        # Envoy chose the route from this path: if it is not normalised, the route (and so the
+        # requirement below) may not be the one the workload's handler belongs to.
+        path_problem = request_path.problem(http.path)
+        if path_problem is not None:
+            return self._deny(Deny(Reason.PATH_NOT_NORMALIZED, path_problem))
         try:
             rule = self._resolver.resolve(attributes).for_method(http.method)
         except RequirementError as exc:
@@ -235,7 +240,7 @@ class Authorizer:
             if isinstance(token, Deny):
                 return self._deny(token)
             now = self._now()
-            verified = decision.verify(token, keys.usable(), self._policy, now)
+            verified = decision.verify(token, keys.usable(), self._policy, now, keys.retired)
             if isinstance(verified, Deny):
                 if verified.reason is Reason.UNKNOWN_KID and not refetched:
                     return _NEED_REFETCH

@@ -8,18 +8,14 @@ the seed's ``CheckAccess`` status.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
-import json
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from google.rpc import code_pb2
 
-from native_iam import claims, scopes
+from native_iam import bearer, jws
 from native_iam.oauth.v1 import oauth_pb2
 
 from .keys import VerifyKey
@@ -47,6 +43,7 @@ class Reason(enum.StrEnum):
     KEYS_UNAVAILABLE = "keys_unavailable"
     FEED_STALE = "feed_stale"
     ROUTE_INVALID = "route_invalid"
+    PATH_NOT_NORMALIZED = "path_not_normalized"
     INTERNAL = "internal"
 
 
@@ -60,6 +57,9 @@ class Outcome(NamedTuple):
     check_status: int
     rpc_code: int
 
+
+#: A malformed request (not token): 400 invalid_request (RFC 6750 §3.1).
+BAD_REQUEST = Outcome(400, "invalid_request", CheckStatus.TOKEN_INVALID, code_pb2.INVALID_ARGUMENT)
 
 OUTCOMES: Mapping[Reason, Outcome] = {
     # RFC 6750 §3.1: a request without credentials gets no error code.
@@ -79,6 +79,8 @@ OUTCOMES: Mapping[Reason, Outcome] = {
     Reason.KEYS_UNAVAILABLE: Outcome(503, "temporarily_unavailable", CheckStatus.TOKEN_INVALID, code_pb2.UNAVAILABLE),
     Reason.FEED_STALE: Outcome(503, "temporarily_unavailable", CheckStatus.TOKEN_INVALID, code_pb2.UNAVAILABLE),
     Reason.ROUTE_INVALID: Outcome(500, "server_error", CheckStatus.TOKEN_INVALID, code_pb2.INTERNAL),
+    # The route was chosen from a path the workload would read differently (sidecar/request_path.py).
+    Reason.PATH_NOT_NORMALIZED: BAD_REQUEST,
     Reason.INTERNAL: Outcome(500, "server_error", CheckStatus.TOKEN_INVALID, code_pb2.INTERNAL),
 }
 
@@ -126,7 +128,7 @@ class Deny:
     @property
     def outcome(self) -> Outcome:
         if self.bad_request:
-            return Outcome(400, "invalid_request", CheckStatus.TOKEN_INVALID, code_pb2.INVALID_ARGUMENT)
+            return BAD_REQUEST
         return OUTCOMES[self.reason]
 
     @property
@@ -146,122 +148,59 @@ class Policy:
     max_token_bytes: int
 
 
-# RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
-_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-# RFC 9068 §2.1: "at+jwt"; the media-type form is equivalent (RFC 7515 §4.1.9).
-_ACCESS_TYPS = (claims.ACCESS_TOKEN_TYP, "application/" + claims.ACCESS_TOKEN_TYP)
-_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +(\S+) *")
-
-
 def extract_token(value: str | None, *, require_scheme: bool, max_bytes: int) -> str | Deny | None:
     """The token in a header value; None when there is none; a 400 Deny when the header is malformed."""
-    if value is None or value.strip() == "":
-        return None
-    if len(value) > max_bytes + 16:
-        return Deny(Reason.MALFORMED, "the token is too long", bad_request=True)
-    match = _BEARER.fullmatch(value)
-    if match is not None:
-        token = match.group(1)
-    elif require_scheme:
-        if value.split(" ", 1)[0].lower() != "bearer":
-            return None  # another scheme (Basic, …): this request carries no bearer token
-        return Deny(Reason.MALFORMED, "expected 'Bearer <token>'", bad_request=True)
-    else:
-        token = value.strip()
-    if not _B64TOKEN.fullmatch(token):
-        return Deny(Reason.MALFORMED, "the token contains characters a bearer token cannot have", bad_request=True)
-    return token
-
-
-def _b64(segment: str) -> bytes:
-    return base64.b64decode(segment + "=" * (-len(segment) % 4), altchars=b"-_", validate=True)
-
-
-def _json_object(segment: str) -> dict[str, Any] | None:
     try:
-        value = json.loads(_b64(segment))
-    except (ValueError, binascii.Error, RecursionError, UnicodeDecodeError):
-        return None
-    return value if isinstance(value, dict) else None
+        return bearer.token_from(value, max_bytes=max_bytes, require_scheme=require_scheme)
+    except bearer.MalformedHeader as exc:
+        return Deny(Reason.MALFORMED, str(exc), bad_request=True)
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+class _Retired(Exception):
+    """Raised by the key lookup for a retired kid, out of :func:`native_iam.jws.verify`."""
 
 
-def verify(token: str, keys: Mapping[str, VerifyKey] | None, policy: Policy, now: float) -> Principal | Deny:
-    """Verify an access token: structure, algorithm, signature, ``typ``, claims. Pure."""
-    if len(token) > policy.max_token_bytes:
-        return Deny(Reason.MALFORMED, "the token is too long")
-    parts = token.split(".")
-    if len(parts) != 3:
-        return Deny(Reason.MALFORMED, "the token is not a signed JWT")
-    header = _json_object(parts[0])
-    if header is None:
-        return Deny(Reason.MALFORMED, "the token header is not valid")
-    alg, kid = header.get("alg"), header.get("kid")
-    if not isinstance(alg, str) or alg not in claims.ASYMMETRIC_ALGORITHMS:
-        return Deny(Reason.SIGNATURE, "the token's algorithm is not accepted")
-    if keys is None:
-        return Deny(Reason.KEYS_UNAVAILABLE, "verification keys are unavailable")
-    if not isinstance(kid, str) or not kid:
-        return Deny(Reason.UNKNOWN_KID, "the token names no key")
-    key = keys.get(kid)
-    if key is None:
-        return Deny(Reason.UNKNOWN_KID, "the token's key is unknown")
-    if key.alg != alg:
-        return Deny(Reason.SIGNATURE, "the token's algorithm does not match its key")
+# A retired key's token: revoked (not an unknown kid, which would trigger a JWKS refetch).
+_RETIRED_KEY = Deny(Reason.REVOKED, DESCRIPTIONS[RevocationReason.KEY_RETIRED], revocation=RevocationReason.KEY_RETIRED)
+
+
+def _key_lookup(keys: Mapping[str, VerifyKey], retired: Container[str]) -> jws.KeyLookup:
+    def find(kid: str) -> tuple[str, Any] | None:
+        if kid in retired:
+            raise _Retired  # even when a stale key set still holds it
+        key = keys.get(kid)
+        return None if key is None else (key.alg, key.key)
+
+    return find
+
+
+def verify(
+    token: str,
+    keys: Mapping[str, VerifyKey] | None,
+    policy: Policy,
+    now: float,
+    retired: Container[str] = frozenset(),
+) -> Principal | Deny:
+    """Verify an access token with the one shared verifier (native_iam.jws). Pure.
+
+    ``retired``: kids the feed said were retired; their tokens are refused whatever they claim.
+    """
+    rules = jws.Rules(policy.issuer, policy.audiences, policy.leeway_s, policy.max_token_bytes)
     try:
-        signature = _b64(parts[2])
-        valid = key.algorithm.verify(f"{parts[0]}.{parts[1]}".encode("ascii"), key.key, signature)
-    except (ValueError, binascii.Error, TypeError):
-        valid = False
-    if not valid:
-        return Deny(Reason.SIGNATURE, "the token's signature is invalid")
-    # Only now, with the signature proven, are the claims worth reading.
-    typ = header.get("typ")
-    if not isinstance(typ, str) or typ.lower() not in _ACCESS_TYPS:
-        return Deny(Reason.TOKEN_TYPE, "the token is not an access token")
-    payload = _json_object(parts[1])
-    if payload is None:
-        return Deny(Reason.MALFORMED, "the token's claims are not valid")
-    jti = payload.get("jti")
-    jti = jti if isinstance(jti, str) else ""
-    if payload.get(claims.TOKEN_USAGE) != claims.ACCESS_TOKEN:
-        return Deny(Reason.TOKEN_TYPE, "the token is not an access token", jti=jti[:128])
-    return _check_claims(payload, jti, kid, policy, now)
-
-
-def _check_claims(payload: dict[str, Any], jti: str, kid: str, policy: Policy, now: float) -> Principal | Deny:
-    if payload.get("iss") != policy.issuer:
-        return Deny(Reason.ISSUER, "the token was issued by another issuer", jti=jti[:128])
-    aud = payload.get("aud")
-    audiences: Sequence[Any] = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else ()
-    if not any(a in policy.audiences for a in audiences if isinstance(a, str)):
-        return Deny(Reason.AUDIENCE, "the token is not meant for this audience", jti=jti[:128])
-    exp, nbf = payload.get("exp"), payload.get("nbf")
-    if not _number(exp):
-        return Deny(Reason.MALFORMED, "the token has no valid exp claim", jti=jti[:128])
-    if now > exp + policy.leeway_s:
-        return Deny(Reason.EXPIRED, "the token expired", jti=jti[:128])
-    if nbf is not None and (not _number(nbf) or now + policy.leeway_s < nbf):
-        return Deny(Reason.NOT_YET_VALID, "the token is not valid yet", jti=jti[:128])
-    sub = payload.get("sub")
-    if not isinstance(sub, str) or not sub or not jti:
-        return Deny(Reason.MALFORMED, "the token lacks sub or jti", jti=jti[:128])
-    namespace = payload.get(claims.NAMESPACE, "")
-    iat = payload.get("iat")
-    client_id = payload.get(claims.CLIENT_ID, "")
+        v = jws.verify(token, None if keys is None else _key_lookup(keys, retired), rules, now)
+    except jws.JwsError as exc:
+        return Deny(Reason(exc.failure.value), exc.message, jti=exc.jti)
+    except _Retired:
+        return _RETIRED_KEY
     return Principal(
-        identity=sub,
-        namespace=namespace if isinstance(namespace, str) else "",
-        scopes=frozenset(s for s in scopes.from_claims(payload) if scopes.is_valid_scope(s)),
-        jti=jti,
-        kid=kid,
-        client_id=client_id if isinstance(client_id, str) else "",
-        # No iat: treat as issued at the epoch, so every cut-off covers it (fail closed).
-        iat=float(iat) if _number(iat) else 0.0,
-        exp=float(exp),
+        identity=v.sub,
+        namespace=v.namespace,
+        scopes=v.scopes,
+        jti=v.jti,
+        kid=v.kid,
+        client_id=v.client_id,
+        iat=float(v.iat),
+        exp=float(v.exp),
     )
 
 

@@ -113,7 +113,7 @@ class OAuthFacade(oauth_pb2_grpc.OAuthServicer):
         revocations = self._revocations
         if not revocations.fresh() and not (self._s.feed_stale_policy == "open" and revocations.synced):
             return Deny(Reason.FEED_STALE, "the revocation feed is stale; retry later")
-        verified = decision.verify(token, self._keys.usable(), self._policy, self._now())
+        verified = decision.verify(token, self._keys.usable(), self._policy, self._now(), self._keys.retired)
         if isinstance(verified, Deny):
             return verified
         p = verified

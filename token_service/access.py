@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from native_iam import claims as claim_names
 from native_iam import scopes as scope_rules
 from token_service.core import Core
-from token_service.errors import InsufficientScope, MalformedScope, TokenDisabled, TokenInvalid, TokenNotFound
+from token_service.errors import InsufficientScope, MalformedScope, TokenDisabled, TokenNotFound
 from token_service.store import queries
 from token_service.tokens import TokenClaims
 
@@ -39,9 +39,7 @@ async def verify_access_token(core: Core, access_token: str) -> TokenClaims:
         return cached
     # Read before verifying: a revocation committed meanwhile moves it, voiding what we store below.
     generation = core.checks.generation
-    claims = core.codec.verify(access_token, now)
-    if claims.usage != claim_names.ACCESS_TOKEN:
-        raise TokenInvalid("a refresh token is not an access token")
+    claims = core.codec.verify(access_token, now, usage=claim_names.ACCESS_TOKEN)
     row = await core.store.run_read(queries.token_for_check_sync, claims.jti)
     if row is None:
         raise TokenNotFound()

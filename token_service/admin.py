@@ -7,8 +7,10 @@ writes a revocation event in the same transaction (:mod:`token_service.events`).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -16,12 +18,15 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from native_iam import claims
 from native_iam import scopes as scope_rules
 from token_service import events
 from token_service.core import Core
 from token_service.errors import AlreadyExists, FailedPrecondition, InvalidRequest, MalformedScope, NotFound
 from token_service.keys import SigningKey
-from token_service.store.tables import identities, passwords, policies, tokens
+from token_service.revocations import disable_tokens
+from token_service.store import queries
+from token_service.store.tables import identities, passwords, policies, revocations, tokens
 
 __all__ = [
     "ADMIN_SCOPE",
@@ -121,12 +126,19 @@ def _label(namespace: str, name: str) -> str:
 async def create_identity(core: Core, namespace: str, name: str, active: bool = True) -> IdentityInfo:
     validate_name("namespace", namespace, required=False)
     validate_name("name", name)
+    await _past_deletion_cutoff(core, namespace, name)
     now = core.clock()
     try:
         async with core.store.write() as conn:
             result = await conn.execute(
                 identities.insert().values(
-                    namespace=namespace, name=name, active=active, created_at=now, updated_at=now
+                    # A fresh uid per row: tokens of an earlier identity of this name never match it.
+                    uid=secrets.token_hex(16),
+                    namespace=namespace,
+                    name=name,
+                    active=active,
+                    created_at=now,
+                    updated_at=now,
                 )
             )
             identity_id = result.inserted_primary_key[0]
@@ -134,6 +146,33 @@ async def create_identity(core: Core, namespace: str, name: str, active: bool = 
     except IntegrityError:
         raise AlreadyExists(f"identity {_label(namespace, name)} already exists") from None
     return await get_identity(core, namespace, name)
+
+
+async def _past_deletion_cutoff(core: Core, namespace: str, name: str) -> None:
+    """Wait, if need be, until the second of the last deletion of this name has passed.
+
+    Cut-offs are whole seconds and a sidecar treats every token of the name with ``iat`` at or
+    before a deletion's cut-off as the deleted identity's: a token of the new identity issued
+    within that second would be refused there while CheckAccess accepts it. Only a re-create
+    within a second of the delete waits (less than a second, before any lock is taken).
+    """
+    now = core.clock()
+    async with core.store.read() as conn:
+        cutoff = (
+            await conn.execute(
+                select(func.max(revocations.c.cutoff_unix)).where(
+                    # Only a deletion in the last second matters; its expires_unix is cut-off +
+                    # max_token_ttl_s, so this bound lets the expires_unix index skip the rest.
+                    revocations.c.expires_unix >= int(now) - 1 + core.settings.max_token_ttl_s,
+                    revocations.c.target == events.Target.IDENTITY,
+                    revocations.c.reason == events.Reason.IDENTITY_DELETED,
+                    revocations.c.namespace == namespace,
+                    revocations.c.identity == name,
+                )
+            )
+        ).scalar()
+    if cutoff is not None and 0 < (wait := cutoff + 1 - now) <= 1:
+        await asyncio.sleep(wait)
 
 
 async def get_identity(core: Core, namespace: str, name: str) -> IdentityInfo:
@@ -225,8 +264,9 @@ async def set_identity_active(core: Core, namespace: str, name: str, active: boo
                 lifted=active,
             )
             if active and current.policy_cutoff_at is not None:
-                # The newest event per identity decides at the sidecar, so lifting the disable
-                # must not lift an earlier policy cut-off with it: re-state that one instead.
+                # The newest state event per identity decides at the sidecar (its deletion
+                # cut-off is kept apart), so lifting the disable must not lift an earlier policy
+                # cut-off with it: re-state that one instead.
                 event = events.Event(
                     target=events.Target.IDENTITY,
                     reason=events.Reason.POLICY_CHANGED,
@@ -267,14 +307,19 @@ async def delete_identity(core: Core, namespace: str, name: str) -> None:
 
 
 async def set_password(core: Core, namespace: str, name: str, password: str, enabled: bool = True) -> None:
+    """Set (or change) the identity's password; revoke its earlier tokens as
+    NATIVE_IAM_REVOKE_ON_PASSWORD_CHANGE says (see :func:`_revoke_earlier_tokens`)."""
     if not password:
         raise InvalidRequest("password is required")
     if len(password.encode("utf-8")) > 1024:
         raise InvalidRequest("password is longer than 1024 bytes")
     hashed = await core.passwords.hash_async(password)
-    now = core.clock()
     async with core.store.write() as conn:
-        identity_id = await _identity_id(conn, namespace, name)
+        # Locked: a grant holding the identity's share lock finishes first (its tokens are then
+        # revoked below); one that starts later sees the new hash and is refused.
+        identity_id = await _identity_id(conn, namespace, name, lock=True)
+        now = core.clock()
+        await _revoke_earlier_tokens(core, conn, identity_id, now)
         changed = await conn.execute(
             update(passwords)
             .where(passwords.c.identity_id == identity_id)
@@ -284,6 +329,33 @@ async def set_password(core: Core, namespace: str, name: str, password: str, ena
             await conn.execute(
                 passwords.insert().values(identity_id=identity_id, hash=hashed, enabled=enabled, updated_at=now)
             )
+
+
+async def _revoke_earlier_tokens(core: Core, conn: AsyncConnection, identity_id: int, now: float) -> None:
+    """Disable the identity's live tokens after a password change (OWASP ASVS V3).
+
+    Passwords change only through the admin API, i.e. an administrator resets them, typically
+    because the old one may be known to someone else: whoever knew it may hold access tokens as
+    well as refresh tokens, so by default both go (``all``); ``refresh`` keeps access tokens
+    until they expire, ``off`` keeps everything. Each token gets a TOKEN_DISABLED feed event,
+    so sidecars drop the access tokens within a feed round trip.
+    """
+    which = core.settings.revoke_on_password_change
+    if which == "off":
+        return
+    condition = and_(tokens.c.identity_id == identity_id, tokens.c.expires_at > int(now))
+    if which == "refresh":
+        condition = and_(condition, tokens.c.usage == claims.REFRESH_TOKEN)
+    await disable_tokens(conn, condition, events.Reason.TOKEN_DISABLED, now)
+
+
+async def _has_password(core: Core, namespace: str, name: str, password: str) -> bool:
+    """Whether the identity's enabled password is already ``password`` (one argon2 verification)."""
+    async with core.store.read() as conn:
+        record = await queries.login_record(conn, namespace, name)
+    if record is None or record.hash is None or not record.enabled:
+        return False
+    return await core.passwords.verify(record.hash, password)
 
 
 async def set_password_enabled(core: Core, namespace: str, name: str, enabled: bool) -> None:
@@ -345,7 +417,9 @@ async def ensure_identity(
         info = await create_identity(core, namespace, name)
     except AlreadyExists:
         info = await get_identity(core, namespace, name)
-    if password:
+    # Only a changed password is set: re-applying the same one at every start-up must not
+    # revoke the identity's tokens (set_password would).
+    if password and not await _has_password(core, namespace, name, password):
         await set_password(core, namespace, name, password)
     wanted = set(info.policy) | set(grants)
     if wanted != set(info.policy):

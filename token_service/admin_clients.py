@@ -52,6 +52,7 @@ def _client(client: OAuthClient) -> pb.OAuthClient:
         access_token_ttl_s=client.access_token_ttl_s or 0,
         refresh_token_ttl_s=client.refresh_token_ttl_s or 0,
         rotate_refresh_tokens=client.rotate_refresh_tokens,
+        introspect_all_tokens=client.introspect_all_tokens,
         created_unix=client.created_at,
     )
 
@@ -90,9 +91,14 @@ class ClientsServicer:
             text_field("audiences", audience, MAX_AUDIENCE_BYTES)
         if not self.registry.client_secret_key:  # the HTTP side has not loaded the key yet
             raise Unavailable("the client secret key is not loaded yet; retry")
+        client_id = _client_id(request.client_id)
+        if client_id == self.core.settings.grpc_client_id:
+            # Tokens with this client_id are the gRPC API's; a registered namesake would let
+            # either side refresh the other's refresh tokens.
+            raise InvalidRequest(f"client_id {client_id!r} is NATIVE_IAM_GRPC_CLIENT_ID, the gRPC API's own")
         try:
             client, secret = clients.new_client(
-                _client_id(request.client_id),
+                client_id,
                 auth_method=request.token_endpoint_auth_method or clients.AuthMethod.CLIENT_SECRET_BASIC,
                 server_key=self.registry.client_secret_key,
                 name=text_field("name", request.name, 200),
@@ -103,6 +109,7 @@ class ClientsServicer:
                 rotate_refresh_tokens=(
                     request.rotate_refresh_tokens if request.HasField("rotate_refresh_tokens") else None
                 ),
+                introspect_all_tokens=request.introspect_all_tokens,
             )
         except clients.ClientError as exc:
             raise InvalidRequest(str(exc)) from None

@@ -75,6 +75,8 @@ class OAuthClient:
     Identify does when no ``resource`` is given); empty means the service default
     (``NATIVE_IAM_AUDIENCE``). TTLs of None mean the service defaults. ``rotate_refresh_tokens``
     defaults to on for public clients (RFC 9700 §2.2.2) and off for confidential ones.
+    ``introspect_all_tokens`` is the introspection permission (a resource server's): see
+    :meth:`may_introspect`.
     """
 
     client_id: str
@@ -86,6 +88,7 @@ class OAuthClient:
     access_token_ttl_s: int | None = None
     refresh_token_ttl_s: int | None = None
     rotate_refresh_tokens: bool = False
+    introspect_all_tokens: bool = False
     created_at: int = field(default=0, compare=False)
 
     @property
@@ -94,6 +97,17 @@ class OAuthClient:
 
     def allows(self, grant: GrantType) -> bool:
         return grant in self.grant_types
+
+    def may_introspect(self, token_client_id: str, token_audience: Iterable[str]) -> bool:
+        """Whether this client may learn about a token (RFC 7662 §4: limit token scanning).
+
+        Its own tokens, and access tokens meant for it (``token_audience``: one of its
+        configured audiences; the shared NATIVE_IAM_AUDIENCE default does not count); every
+        token only with the permission.
+        """
+        if self.introspect_all_tokens or token_client_id == self.client_id:
+            return True
+        return not set(self.audiences).isdisjoint(token_audience)
 
 
 def new_client(
@@ -107,6 +121,7 @@ def new_client(
     access_token_ttl_s: int | None = None,
     refresh_token_ttl_s: int | None = None,
     rotate_refresh_tokens: bool | None = None,
+    introspect_all_tokens: bool = False,
     created_at: int = 0,
 ) -> tuple[OAuthClient, str | None]:
     """A new client and its secret in the clear (None for a public client), shown once to the admin."""
@@ -115,6 +130,8 @@ def new_client(
         grants = frozenset(GrantType(g) for g in grant_types)
     except ValueError as exc:
         raise ClientError(str(exc)) from exc
+    if introspect_all_tokens and method is AuthMethod.NONE:
+        raise ClientError("a public client may not introspect tokens, so it cannot hold the introspection permission")
     for name_, ttl in (("access_token_ttl_s", access_token_ttl_s), ("refresh_token_ttl_s", refresh_token_ttl_s)):
         if ttl is not None and ttl <= 0:
             raise ClientError(f"{name_} must be a positive number of seconds")
@@ -129,6 +146,7 @@ def new_client(
         access_token_ttl_s=access_token_ttl_s,
         refresh_token_ttl_s=refresh_token_ttl_s,
         rotate_refresh_tokens=(method is AuthMethod.NONE) if rotate_refresh_tokens is None else rotate_refresh_tokens,
+        introspect_all_tokens=introspect_all_tokens,
         created_at=created_at,
     )
     return client, secret

@@ -50,6 +50,11 @@ def add_parser(sub: Any) -> None:
     rotation = create.add_mutually_exclusive_group()
     rotation.add_argument("--rotate", dest="rotate", action="store_true", default=None, help="rotate refresh tokens")
     rotation.add_argument("--no-rotate", dest="rotate", action="store_false", help="do not rotate refresh tokens")
+    create.add_argument(
+        "--introspect-all",
+        action="store_true",
+        help="may introspect every token (a resource server); default: only its own and its audiences'",
+    )
     commands.add_parser("list", help="list clients")
     commands.add_parser("get", help="show one client").add_argument("client_id")
     commands.add_parser("delete", help="delete a client (its tokens stay valid until revoked or expired)").add_argument(
@@ -68,6 +73,7 @@ def dispatch(stub: admin_pb2_grpc.ClientsStub, kw: dict[str, Any], args: argpars
             audiences=args.audience,
             access_token_ttl_s=args.access_token_ttl,
             refresh_token_ttl_s=args.refresh_token_ttl,
+            introspect_all_tokens=args.introspect_all,
         )
         if args.rotate is not None:
             request.rotate_refresh_tokens = args.rotate
@@ -79,7 +85,17 @@ def dispatch(stub: admin_pb2_grpc.ClientsStub, kw: dict[str, Any], args: argpars
     return stub.DeleteClient(pb.ClientRef(client_id=args.client_id), **kw), _deleted
 
 
-_COLUMNS = ("CLIENT_ID", "AUTH_METHOD", "GRANTS", "AUDIENCES", "ACCESS_TTL", "REFRESH_TTL", "ROTATE", "NAME")
+_COLUMNS = (
+    "CLIENT_ID",
+    "AUTH_METHOD",
+    "GRANTS",
+    "AUDIENCES",
+    "ACCESS_TTL",
+    "REFRESH_TTL",
+    "ROTATE",
+    "INTROSPECT",
+    "NAME",
+)
 
 
 def _row(client: pb.OAuthClient) -> list[str]:
@@ -91,6 +107,7 @@ def _row(client: pb.OAuthClient) -> list[str]:
         str(client.access_token_ttl_s or "(default)"),
         str(client.refresh_token_ttl_s or "(default)"),
         "yes" if client.rotate_refresh_tokens else "no",
+        "all" if client.introspect_all_tokens else "own",
         client.name or "-",
     ]
 

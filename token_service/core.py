@@ -16,6 +16,7 @@ from token_service.lockout import Lockout
 from token_service.passwords import Passwords
 from token_service.settings import Settings
 from token_service.store import Store
+from token_service.store.clients import ClientRepository
 from token_service.tokens import TokenCodec
 
 __all__ = ["Core"]
@@ -31,6 +32,9 @@ class Core:
     lockout: Lockout
     #: CheckAccess's verified-token cache; used only while a feed tail keeps it fresh.
     checks: CheckCache
+    #: The registered OAuth clients: the token endpoint authenticates against them, and a refresh
+    #: token presented without client authentication (gRPC) is bound to its client through them.
+    clients: ClientRepository
     clock: Callable[[], float] = field(default=time.time)
 
     @classmethod
@@ -59,6 +63,7 @@ class Core:
             ),
             lockout=Lockout(settings, store),
             checks=checks,
+            clients=ClientRepository(store),
         )
 
     async def start(self) -> None:

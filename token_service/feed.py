@@ -35,6 +35,7 @@ import grpc
 from sqlalchemy import delete, func, select, update
 
 from native_iam.oauth.v1 import feed_pb2
+from native_iam.revocation_subjects import subject
 from token_service.core import Core
 from token_service.events import NOTIFY_CHANNEL
 from token_service.metrics import Metrics
@@ -66,22 +67,12 @@ def _message(row: Any) -> feed_pb2.Revocation:
     )
 
 
-def _subject(r: feed_pb2.Revocation) -> tuple[Any, ...]:
-    """What an event is about; the newest event per subject decides (as the sidecar applies them)."""
-    if r.target == feed_pb2.TOKEN:
-        return (r.target, r.jti)
-    if r.target == feed_pb2.IDENTITY:
-        return (r.target, r.namespace, r.identity)
-    if r.target == feed_pb2.NAMESPACE:
-        return (r.target, r.namespace)
-    return (r.target, r.kid)
-
-
 def effective_set(events: Iterable[feed_pb2.Revocation], now_unix: float) -> list[feed_pb2.Revocation]:
-    """The revocations in force: newest event per subject, not lifted, not expired; by sequence."""
+    """The revocations in force: newest event per subject (the rule the sidecar applies, see
+    :mod:`native_iam.revocation_subjects`), not lifted, not expired; by sequence."""
     latest: dict[tuple[Any, ...], feed_pb2.Revocation] = {}
     for r in events:
-        key = _subject(r)
+        key = subject(r)
         if key not in latest or latest[key].sequence < r.sequence:
             latest[key] = r
     return sorted((r for r in latest.values() if not r.lifted and r.expires_unix > now_unix), key=lambda r: r.sequence)

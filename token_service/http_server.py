@@ -23,7 +23,7 @@ from token_service.http_api import HttpConfig, create_app
 from token_service.http_guard import GuardedHttpProtocol, HttpLimits
 from token_service.oauth_backend import CoreBackend
 from token_service.settings import HTTP_LISTEN
-from token_service.store.clients import ClientRepository, client_secret_key
+from token_service.store.clients import client_secret_key
 
 __all__ = ["HttpServer"]
 
@@ -48,7 +48,7 @@ class HttpServer:
         self.configured_secret_key = client_secret_key
         self.refresh_grace_s = refresh_grace_s
         self.port = 0
-        self.clients = ClientRepository(core.store)
+        self.clients = core.clients  # one cache: gRPC refreshes look clients up there too
         self.client_secret_key = b""
         self._server: uvicorn.Server | None = None
         self._socket: socket.socket | None = None
@@ -63,6 +63,7 @@ class HttpServer:
                 signing_alg=settings.signing_alg,
                 client_secret_key=self.client_secret_key,
                 audience=settings.audience,
+                trusted_proxies=settings.trusted_proxies,
             ),
             self.clients,
             CoreBackend(self.core, refresh_grace_s=self.refresh_grace_s),
@@ -71,7 +72,7 @@ class HttpServer:
         )
         cut = Counter(
             "native_iam_http_connections_cut_total",
-            "HTTP connections closed by the server: header_timeout, body_timeout, capacity.",
+            "HTTP connections closed by the server: header_timeout, header_too_large, body_timeout, capacity.",
             ["reason"],
             registry=self.registry,
         )
@@ -91,6 +92,9 @@ class HttpServer:
             log_config=None,  # the token service configures logging once
             access_log=False,  # an access log line would be one more place a token could leak
             server_header=False,
+            # X-Forwarded-For is read by token_service.forwarded, from NATIVE_IAM_TRUSTED_PROXIES
+            # only; uvicorn's own handling would believe any local peer (127.0.0.1 by default).
+            proxy_headers=False,
             timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_s)),
         )
         config.load()

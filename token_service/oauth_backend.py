@@ -13,37 +13,25 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import select
 
 from native_iam import claims as claim_names
 from token_service import events
 from token_service.access import verify_access_token
-from token_service.clients import GrantType, OAuthClient
+from token_service.clients import OAuthClient
 from token_service.core import Core
 from token_service.errors import GrantError, InsufficientScope, TokenServiceError
-from token_service.grants import ClientContext, IssuedTokens, create_token_with_password, refresh_access_token
+from token_service.grants import IssuedTokens, client_context, create_token_with_password, refresh_access_token
 from token_service.http_api import OPENID, TokenResponse
 from token_service.id_tokens import sign_id_token
+from token_service.lockout import address_key
 from token_service.oauth_errors import InvalidBearerToken, InvalidClient
+from token_service.revocations import disable_tokens
 from token_service.store import queries
 from token_service.store.tables import identities, tokens
 from token_service.tokens import TokenClaims, token_hash
 
 __all__ = ["CoreBackend", "client_context"]
-
-
-def client_context(client: OAuthClient, reuse_grace_s: float) -> ClientContext:
-    """What the domain functions need to know about an OAuth client."""
-    return ClientContext(
-        client_id=client.client_id,
-        audiences=client.audiences,
-        access_token_ttl_s=client.access_token_ttl_s,
-        refresh_token_ttl_s=client.refresh_token_ttl_s,
-        issue_refresh_token=client.allows(GrantType.REFRESH_TOKEN),
-        rotate_refresh_tokens=client.rotate_refresh_tokens,
-        reuse_grace_s=reuse_grace_s,
-    )
 
 
 class CoreBackend:
@@ -64,6 +52,7 @@ class CoreBackend:
         namespace: str,
         scopes: tuple[str, ...],
         metadata: str,
+        client_address: str | None,
     ) -> TokenResponse:
         result = await create_token_with_password(
             self.core,
@@ -73,8 +62,9 @@ class CoreBackend:
             metadata=metadata,
             scopes=scopes,
             client=client_context(client, self.refresh_grace_s),
-            # No per-address lockout, as over gRPC: behind an ingress every caller has the
-            # proxy's address, and one attacker would lock everybody out.
+            # Per-address throttling too (gRPC has none: its peer is a sidecar). Behind an ingress
+            # the address comes from X-Forwarded-For of NATIVE_IAM_TRUSTED_PROXIES only.
+            client_address=client_address,
         )
         return self._response(result, auth_time=int(self.core.clock()))
 
@@ -135,7 +125,7 @@ class CoreBackend:
                 condition = tokens.c.family_id == (record.family_id or record.jti)
             else:
                 condition = tokens.c.jti == claims.jti
-            await _disable(conn, condition, now)
+            await disable_tokens(conn, condition, events.Reason.CLIENT_REVOKED, now)
 
     # --- RFC 7662 introspection -------------------------------------------------------------
 
@@ -145,8 +135,8 @@ class CoreBackend:
             # RFC 7662 §2.1: the endpoint needs real authorization against token scanning.
             raise InvalidClient("public clients may not use the introspection endpoint")
         claims = self._verified_or_none(token)
-        if claims is None:
-            return None
+        if claims is None or not client.may_introspect(claims.client_id, _resource_audience(claims)):
+            return None  # RFC 7662 §2.2: another client's token is just inactive, nothing more
         if claims.usage == claim_names.ACCESS_TOKEN:
             try:
                 await verify_access_token(self.core, token)
@@ -181,7 +171,11 @@ class CoreBackend:
             if record.token_hash is None or not hmac.compare_digest(record.token_hash, token_hash(token)):
                 return False
             identity = (
-                await conn.execute(select(identities.c.active).where(identities.c.id == record.identity_id))
+                await conn.execute(
+                    select(identities.c.active).where(
+                        identities.c.id == record.identity_id, identities.c.uid == record.identity_uid
+                    )
+                )
             ).first()
         return identity is not None and bool(identity.active)
 
@@ -199,6 +193,11 @@ class CoreBackend:
         if claims.namespace:
             info[claim_names.NAMESPACE] = claims.namespace
         return info
+
+    async def client_auth_failed(self, client_address: str | None) -> None:
+        if client_address:
+            keys = [address_key(client_address)]
+            await self.core.store.run_write(self.core.lockout.record_failure_sync, keys, self.core.clock())
 
     # --- keys and readiness -----------------------------------------------------------------
 
@@ -221,26 +220,8 @@ class CoreBackend:
             return None
 
 
-async def _disable(conn: AsyncConnection, condition: Any, now: float) -> None:
-    """Disable the active tokens matching ``condition`` and publish one feed event per token."""
-    rows = (
-        await conn.execute(
-            update(tokens)
-            .where(condition, tokens.c.state == "active")
-            .values(state="disabled")
-            .returning(tokens.c.jti, tokens.c.expires_at)
-        )
-    ).all()
-    await events.append(
-        conn,
-        [
-            events.Event(
-                target=events.Target.TOKEN,
-                reason=events.Reason.CLIENT_REVOKED,
-                jti=row.jti,
-                expires_unix=row.expires_at,
-            )
-            for row in rows
-        ],
-        now,
-    )
+def _resource_audience(claims: TokenClaims) -> tuple[str, ...]:
+    """The audience that makes a token "for" a resource server: an access token's ``aud``. A
+    refresh token's ``aud`` is this service's issuer; it is only ever presented back here, so
+    no client is its audience."""
+    return claims.audience if claims.usage == claim_names.ACCESS_TOKEN else ()

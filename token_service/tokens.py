@@ -7,10 +7,8 @@ Expiry is checked after the signature, so an expired forgery is still TOKEN_INVA
 
 from __future__ import annotations
 
-import base64
+import dataclasses
 import hashlib
-import json
-import re
 import secrets
 import time
 from collections.abc import Sequence
@@ -18,9 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-import jwt.algorithms
 
-from native_iam import claims, scopes
+from native_iam import claims, jws, scopes
 from token_service.errors import TokenExpired, TokenInvalid
 from token_service.keys import KeyRing
 
@@ -68,6 +65,20 @@ class TokenCodec:
     def __init__(self, keys: KeyRing, issuer: str) -> None:
         self.keys = keys
         self.issuer = issuer
+        # CheckAccess is asked on behalf of no particular audience (its request names none), and
+        # the issuer's own clock needs no leeway.
+        any_usage = jws.Rules(
+            issuer,
+            audiences=None,
+            leeway_s=0.0,
+            max_token_bytes=MAX_TOKEN_BYTES,
+            algorithms=claims.ALL_ALGORITHMS,
+            usage=None,
+        )
+        self._rules = {
+            usage: dataclasses.replace(any_usage, usage=usage)
+            for usage in (None, claims.ACCESS_TOKEN, claims.REFRESH_TOKEN)
+        }
 
     def sign(
         self,
@@ -105,106 +116,39 @@ class TokenCodec:
         token = jwt.encode(payload, key.private, algorithm=key.alg, headers={"kid": key.kid, "typ": typ})
         return token, key.kid
 
-    def verify(self, token: str, now: float | None = None) -> TokenClaims:
-        """Verify signature, issuer, time window and claim types; the caller checks ``usage``.
+    def verify(self, token: str, now: float | None = None, *, usage: str | None = None) -> TokenClaims:
+        """Verify with the one shared verifier (native_iam.jws, the sidecar's too), with no
+        leeway and any audience. ``usage`` (``token_usage``) is required when given, checked where
+        the sidecar checks it (before the time window), so both refuse a refresh token alike;
+        None leaves the check to the caller.
 
         Raises :class:`TokenInvalid` or :class:`TokenExpired`.
         """
-        # Parsed here rather than by jwt.decode(): PyJWT checks the base64 alphabet one character
-        # at a time in Python, which cost as much as the ES256 verification itself. The
-        # signature is still checked by PyJWT's algorithm objects (cryptography underneath).
-        if not token or len(token) > MAX_TOKEN_BYTES or not token.isascii():
-            raise TokenInvalid("token is malformed")
-        parts = token.split(".")
-        if len(parts) != 3 or not all(_SEGMENT.fullmatch(part) for part in parts):
-            raise TokenInvalid("token is malformed")
-        header = _json_segment(parts[0])
-        kid, alg = header.get("kid"), header.get("alg")
-        if not isinstance(kid, str) or not isinstance(alg, str) or alg not in claims.ALL_ALGORITHMS:
-            raise TokenInvalid("token is not signed by this service")
-        key = self.keys.verification_key(kid, now)
-        if key is None or key.alg != alg:
-            raise TokenInvalid("token is not signed by this service")
-        signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
-        try:
-            valid = _ALGORITHMS[alg].verify(signing_input, key.verifier, _b64decode(parts[2]))
-        except (ValueError, TypeError):  # e.g. a signature of the wrong length
-            valid = False
-        if not valid:
-            raise TokenInvalid("token signature is not valid")
-        payload = _json_segment(parts[1])
-        if payload.get("iss") != self.issuer:
-            raise TokenInvalid("token was not issued by this service")
-        if not all(name in payload for name in ("sub", "exp", "iat", "jti")):
-            raise TokenInvalid("token lacks required claims")
-        parsed = _parse(payload, kid, header.get("typ"))
         now = time.time() if now is None else now
-        if now >= parsed.exp:
-            raise TokenExpired("token has expired")
-        if now < parsed.nbf:
-            raise TokenExpired("token is not valid yet")
-        return parsed
 
+        def key_for(kid: str) -> tuple[str, Any] | None:
+            key = self.keys.verification_key(kid, now)
+            return None if key is None else (key.alg, key.verifier)
 
-_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
-_ALGORITHMS = {name: jwt.algorithms.get_default_algorithms()[name] for name in claims.ALL_ALGORITHMS}
-
-
-def _b64decode(segment: str) -> bytes:
-    if len(segment) % 4 == 1:
-        raise TokenInvalid("token is malformed")
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-
-
-def _json_segment(segment: str) -> dict[str, Any]:
-    try:
-        value = json.loads(_b64decode(segment))
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise TokenInvalid("token is malformed") from None
-    if not isinstance(value, dict):
-        raise TokenInvalid("token is malformed")
-    return value
-
-
-def _parse(payload: dict[str, Any], kid: str, typ: Any) -> TokenClaims:
-    """Check claim types strictly: a signed token of ours always has them right."""
-    usage = payload.get(claims.TOKEN_USAGE)
-    expected_typ = {claims.ACCESS_TOKEN: claims.ACCESS_TOKEN_TYP, claims.REFRESH_TOKEN: claims.REFRESH_TOKEN_TYP}
-    if usage not in expected_typ or typ != expected_typ[usage]:
-        raise TokenInvalid("token type is not recognised")
-    ints = {name: payload.get(name) for name in ("iat", "nbf", "exp")}
-    if ints["nbf"] is None:
-        ints["nbf"] = ints["iat"]
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints.values()):
-        raise TokenInvalid("token has malformed time claims")
-    sub, jti, scope = payload.get("sub"), payload.get("jti"), payload.get(claims.SCOPE, "")
-    namespace, client_id = payload.get(claims.NAMESPACE, ""), payload.get(claims.CLIENT_ID, "")
-    aud = payload.get("aud", [])
-    audience = (aud,) if isinstance(aud, str) else tuple(aud) if isinstance(aud, list) else None
-    family = payload.get(claims.FAMILY)
-    if not (
-        isinstance(sub, str)
-        and isinstance(jti, str)
-        and 0 < len(jti) <= 64
-        and isinstance(scope, str)
-        and isinstance(namespace, str)
-        and isinstance(client_id, str)
-        and audience is not None
-        and all(isinstance(a, str) for a in audience)
-        and (family is None or isinstance(family, str))
-    ):
-        raise TokenInvalid("token has malformed claims")
-    return TokenClaims(
-        jti=jti,
-        usage=usage,
-        sub=sub,
-        namespace=namespace,
-        scopes=tuple(sorted(set(scope.split()))),
-        client_id=client_id,
-        audience=audience,
-        iat=ints["iat"],
-        nbf=ints["nbf"],
-        exp=ints["exp"],
-        kid=kid,
-        family=family,
-    )
+        try:
+            verified = jws.verify(token, key_for, self._rules[usage], now)
+        except jws.JwsError as exc:
+            if exc.failure is jws.Failure.EXPIRED:
+                raise TokenExpired("token has expired") from None
+            if exc.failure is jws.Failure.NOT_YET_VALID:
+                raise TokenExpired("token is not valid yet") from None
+            raise TokenInvalid(exc.message) from None
+        return TokenClaims(
+            jti=verified.jti,
+            usage=verified.usage,
+            sub=verified.sub,
+            namespace=verified.namespace,
+            scopes=tuple(sorted(verified.scopes)),
+            client_id=verified.client_id,
+            audience=verified.audience,
+            iat=verified.iat,
+            nbf=verified.nbf,
+            exp=verified.exp,
+            kid=verified.kid,
+            family=verified.family,
+        )

@@ -30,6 +30,7 @@ from native_iam._procs import Process, ProcessFailed, Supervisor, free_port, nat
 from native_iam._upstream import serve_in_thread
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
 from tests.conftest import require_tool
+from tests.sidecar._stack import local_envoy_config
 
 from .conftest import ROOT, Rendering
 
@@ -78,21 +79,6 @@ def request(url: str, method: str = "GET", headers: dict[str, str] | None = None
         return Reply(err.code, {k.lower(): v for k, v in err.headers.items()}, err.read())
 
 
-def _local_envoy_config(config: dict[str, Any], ports: dict[str, int], upstreams: dict[str, int]) -> dict[str, Any]:
-    """The deployed config with listeners on free loopback ports and clusters pointed at the test's processes."""
-    config["admin"]["address"]["socket_address"].update(address="127.0.0.1", port_value=ports["admin"])
-    for listener in config["static_resources"]["listeners"]:
-        listener["address"]["socket_address"].update(address="127.0.0.1", port_value=ports[listener["name"]])
-    for cluster in config["static_resources"]["clusters"]:
-        for group in cluster["load_assignment"]["endpoints"]:
-            for endpoint in group["lb_endpoints"]:
-                address = endpoint["endpoint"]["address"]["socket_address"]
-                address["port_value"] = (
-                    ports["admin"] if cluster["name"] == "envoy_admin" else upstreams[cluster["name"]]
-                )
-    return config
-
-
 def _demo_password(process: Process) -> str:
     found: list[str] = []
 
@@ -117,13 +103,18 @@ def stack(renderings: dict[str, Rendering], tmp_path_factory: pytest.TempPathFac
     ports = {name: free_port() for name in ("token_grpc", "token_http", "token_metrics", "authz", "sidecar_metrics")}
     envoy_ports = {name: free_port() for name in ("ingress", "ops", "admin")}
 
+    # The revocation feed's credential, as the dev overlay's Secret holds it, read from a file by both.
+    feed_token = work / "feed-token"
+    feed_token.write_bytes(base64.b64decode(dev.one("Secret", "native-iam-feed")["data"]["token"]))
     token_env.update(
+        NATIVE_IAM_FEED_TOKEN_FILE=str(feed_token),
         SYSTEM_DB_URL=f"sqlite:///{work / 'native-iam.db'}",
         NATIVE_IAM_GRPC_LISTEN=f"127.0.0.1:{ports['token_grpc']}",
         NATIVE_IAM_HTTP_LISTEN=f"127.0.0.1:{ports['token_http']}",
         NATIVE_IAM_METRICS_LISTEN=f"127.0.0.1:{ports['token_metrics']}",
     )
     sidecar_env.update(
+        NATIVE_IAM_FEED_TOKEN_FILE=str(feed_token),
         NATIVE_IAM_TOKEN_URL=f"127.0.0.1:{ports['token_grpc']}",
         NATIVE_IAM_AUTHZ_LISTEN=f"127.0.0.1:{ports['authz']}",
         NATIVE_IAM_OAUTH_LISTEN="",
@@ -133,7 +124,7 @@ def stack(renderings: dict[str, Rendering], tmp_path_factory: pytest.TempPathFac
     app = serve_in_thread()
     upstreams = {"native_iam_authz": ports["authz"], "app": app.server_address[1]}
     config_path = work / "envoy.yaml"
-    config_path.write_text(yaml.safe_dump(_local_envoy_config(envoy_config, envoy_ports, upstreams)))
+    config_path.write_text(yaml.safe_dump(local_envoy_config(envoy_config, envoy_ports, upstreams)))
 
     with Supervisor() as supervisor, _shutting_down(app):
         token = supervisor.start(

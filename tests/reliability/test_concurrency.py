@@ -19,11 +19,11 @@ from sqlalchemy import func, select
 from native_iam.oauth.v1 import feed_pb2, feed_pb2_grpc, oauth_pb2, oauth_pb2_grpc
 from sidecar.revocations import RevocationCache
 from tests.token_service.conftest import add_identity
-from tests.token_service.http.conftest import OAuthService, password_grant, start_oauth_service
+from tests.token_service.http.conftest import OAuthService, password_grant, refresh_grant, start_oauth_service
 from token_service import admin
 from token_service.app import TokenServiceApp
 from token_service.store.tables import tokens
-from token_service.testing import running_token_service
+from token_service.testing import FEED_METADATA, running_token_service
 
 CREATE_OK = oauth_pb2.CreateTokenWithPasswordResponse.OK
 REFRESH_OK = oauth_pb2.RefreshTokenResponse.OK
@@ -52,22 +52,21 @@ async def _families(app: TokenServiceApp, identity: str) -> int:
 
 
 async def test_100_concurrent_refreshes_over_http_and_grpc(oauth_http: OAuthService) -> None:
-    """One rotating client's refresh token refreshed 50× over HTTP and 50× over gRPC, all at once:
-    no 5xx and no gRPC error; inside the grace window every HTTP refresh gets a fresh pair of the
-    same family and every gRPC refresh an access token (gRPC never rotates); still one family."""
+    """A public (rotating) client's refresh token refreshed 50× over HTTP and 50× over gRPC, all at
+    once: no 5xx and no gRPC error; inside the grace window every refresh, on either transport,
+    gets a fresh pair of the same family (gRPC applies the client's rotation); still one family."""
     service = oauth_http
     limits = httpx.Limits(max_connections=50)
     async with (
         httpx.AsyncClient(base_url=service.url, limits=limits, timeout=60) as http,
         grpc.aio.insecure_channel(service.app.grpc_target) as channel,
     ):
-        first = (await password_grant(http, service, "rotating", scope="orders:read")).json()
+        first = (await password_grant(http, service, "spa", scope="orders:read")).json()
         parent = first["refresh_token"]
         stub = oauth_pb2_grpc.OAuthStub(channel)
 
         async def over_http() -> httpx.Response:
-            data = {"grant_type": "refresh_token", "refresh_token": parent}
-            return await http.post("/oauth2/token", data=data, headers=service.basic("rotating"))
+            return await refresh_grant(http, service, "spa", parent)
 
         async def over_grpc() -> oauth_pb2.RefreshTokenResponse:
             return await stub.RefreshToken(oauth_pb2.RefreshTokenRequest(refresh_token=parent), timeout=60)
@@ -79,9 +78,8 @@ async def test_100_concurrent_refreshes_over_http_and_grpc(oauth_http: OAuthServ
     by_grpc = [r for r in results if not isinstance(r, httpx.Response)]
     assert [r.status_code for r in by_http] == [200] * 50, [r.text for r in by_http if r.status_code != 200][:3]
     assert [r.status for r in by_grpc] == [REFRESH_OK] * 50
-    assert not any(r.refresh_token for r in by_grpc)
-    children = [r.json()["refresh_token"] for r in by_http]
-    assert len(set(children)) == 50
+    children = [r.json()["refresh_token"] for r in by_http] + [r.refresh_token for r in by_grpc]
+    assert len(set(children)) == 100 and all(children)
     family = _claims(parent)["fam"]
     assert {_claims(c)["fam"] for c in children} == {family}
     access = [r.json()["access_token"] for r in by_http] + [r.access_token for r in by_grpc]
@@ -98,15 +96,15 @@ async def _token_rows(app: TokenServiceApp, identity: str) -> dict[str, Any]:
 
 
 async def test_100_concurrent_refreshes_over_grpc_only(oauth_http: OAuthService) -> None:
-    """A rotating client's refresh token refreshed 100× at once over gRPC RefreshToken alone: 100 ×
-    OK (no error code), no refresh_token in any answer (gRPC knows no client, so it never rotates
-    and never spends the token), 100 distinct access tokens; still one family, parent unspent."""
+    """A public (rotating) client's refresh token refreshed 100× at once over gRPC RefreshToken
+    alone: 100 × OK (no error code) inside the grace window, each with its own new refresh token
+    (gRPC applies the client's rotation), 100 distinct access tokens; one family, parent spent."""
     service = oauth_http
     async with (
         httpx.AsyncClient(base_url=service.url, timeout=60) as http,
         grpc.aio.insecure_channel(service.app.grpc_target) as channel,
     ):
-        parent = (await password_grant(http, service, "rotating", scope="orders:read")).json()["refresh_token"]
+        parent = (await password_grant(http, service, "spa", scope="orders:read")).json()["refresh_token"]
         stub = oauth_pb2_grpc.OAuthStub(channel)
         request = oauth_pb2.RefreshTokenRequest(refresh_token=parent)
         started = time.monotonic()
@@ -118,15 +116,16 @@ async def test_100_concurrent_refreshes_over_grpc_only(oauth_http: OAuthService)
     assert not errors, [(e.code(), e.details()) if isinstance(e, grpc.aio.AioRpcError) else e for e in errors][:3]
     statuses = [oauth_pb2.RefreshTokenResponse.Status.Name(o.status) for o in outcomes]  # type: ignore[union-attr]
     assert statuses == ["OK"] * 100, sorted(set(statuses))
-    assert not any(o.refresh_token for o in outcomes)  # type: ignore[union-attr]
+    children = {o.refresh_token for o in outcomes}  # type: ignore[union-attr]
+    assert len(children) == 100 and all(children)
     access = {o.access_token for o in outcomes}  # type: ignore[union-attr]
     assert len(access) == 100 and {_claims(a)["scope"] for a in access} == {"orders:read"}
     rows = await _token_rows(service.app, "alice")
     parent_row = rows[_claims(parent)["jti"]]
-    assert parent_row.state == "active" and parent_row.spent_at is None
+    assert parent_row.state == "active" and parent_row.spent_at is not None
     assert await _families(service.app, "alice") == 1
     assert elapsed < 30, elapsed
-    print(f"\n100 gRPC refreshes of one refresh token: 100 × OK in {elapsed:.2f} s, 1 family, parent unspent")
+    print(f"\n100 gRPC refreshes of one refresh token: 100 × OK in {elapsed:.2f} s, 1 family, parent spent")
 
 
 async def test_100_concurrent_rotating_refreshes_over_http_only(oauth_http: OAuthService) -> None:
@@ -196,7 +195,9 @@ async def _feed_snapshot(target: str) -> RevocationCache:
     """The revocation set a sidecar would hold: Feed.WatchRevocations(0) applied until synced."""
     cache = RevocationCache(max_staleness_s=60)
     async with grpc.aio.insecure_channel(target) as channel:
-        stream = feed_pb2_grpc.FeedStub(channel).WatchRevocations(feed_pb2.WatchRevocationsRequest(cursor=0))
+        stream = feed_pb2_grpc.FeedStub(channel).WatchRevocations(
+            feed_pb2.WatchRevocationsRequest(cursor=0), metadata=FEED_METADATA
+        )
         async for message in stream:
             cache.apply(message)
             if cache.synced:

@@ -1,7 +1,7 @@
 """Malformed gRPC requests to every method of the token service: INVALID_ARGUMENT, never INTERNAL.
 
-Swept over every method of OAuth, Feed and the admin services (with a valid admin token, so
-requests get past authorization): bytes that are not a protobuf message, invalid UTF-8 in each
+Swept over every method of OAuth, Feed and the admin services (with a valid admin token, or the
+feed token for Feed, so requests get past authorization): bytes that are not a protobuf message, invalid UTF-8 in each
 string field (what grpcio would turn into INTERNAL if the service let the runtime parse it), each
 string field oversized (64 KiB) and each repeated string field with 1,000 oversized entries. The
 sidecar's OAuth facade gets the same sweep. tests/token_service/test_grpc_api.py covers the seed
@@ -20,9 +20,11 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from native_iam.admin.v1 import admin_pb2
 from native_iam.oauth.v1 import feed_pb2, oauth_pb2
+from tests.sidecar._stack import in_process_sidecar
 from token_service.app import TokenServiceApp
 from token_service.bootstrap import bootstrap_admin
 from token_service.grants import create_token_with_password
+from token_service.testing import FEED_METADATA
 
 ALLOWED = {
     grpc.StatusCode.OK,
@@ -113,8 +115,10 @@ async def test_malformed_request_is_invalid_argument_never_internal(
     """Each malformed request to this method gets INVALID_ARGUMENT (undecodable, invalid UTF-8) or a
     business answer (oversized but decodable), and never INTERNAL or UNKNOWN."""
     wrong = {}
+    # The feed's credential is the feed token, the admin services' an admin access token.
+    metadata = list(FEED_METADATA) if module is feed_pb2 else admin_metadata
     for name, raw, strict in _cases(method):
-        code = await _call(channel, rpc_service.full_name, method, raw, admin_metadata)
+        code = await _call(channel, rpc_service.full_name, method, raw, metadata)
         if not _judge(code, strict, ALLOWED):
             wrong[name] = code.name
     assert not wrong, wrong
@@ -123,23 +127,8 @@ async def test_malformed_request_is_invalid_argument_never_internal(
 @pytest.fixture
 async def facade_port(service: TokenServiceApp, tmp_path: Path) -> AsyncIterator[int]:
     """The sidecar's OAuth facade (in process, one worker) in front of the token service."""
-    from prometheus_client import CollectorRegistry
-
-    from sidecar.metrics import Metrics
-    from sidecar.server import Sidecar
-    from sidecar.settings import Settings
-
-    settings = Settings(
-        token_url=service.grpc_target,
-        issuer=service.settings.issuer,
-        authz_listen="127.0.0.1:0",
-        oauth_listen="127.0.0.1:0",
-        metrics_listen="",
-    )
-    sidecar = Sidecar(settings, Metrics(CollectorRegistry()))
-    await sidecar.start()
-    yield sidecar.oauth_port
-    await sidecar.stop(0)
+    async with in_process_sidecar(service.grpc_target, service.settings.issuer) as sidecar:
+        yield sidecar.oauth_port
 
 
 FACADE = [m for m in METHODS if m[1].full_name == "native_iam.oauth.v1.OAuth"]

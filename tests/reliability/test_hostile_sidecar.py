@@ -137,11 +137,12 @@ LEEWAY = 30.0
 
 @pytest.mark.parametrize(
     ("offset", "allowed"),
-    [(-1.0, True), (0.0, True), (0.001, False), (1.0, False)],
-    ids=["inside", "at_edge", "just_past", "past"],
+    [(-1.0, True), (-0.001, True), (0.0, False), (0.001, False), (1.0, False)],
+    ids=["inside", "just_before", "at_edge", "just_past", "past"],
 )
 def test_exp_at_the_leeway_edge(signer: Signer, exact_keys: dict[str, VerifyKey], offset: float, allowed: bool) -> None:
-    """exp + leeway is the last accepted instant: at it a token passes, a millisecond later it is expired."""
+    """exp + leeway is the first refused instant (RFC 7519 §4.1.4: valid only *before* exp; the
+    token service's edge, shifted by the leeway): a millisecond earlier a token passes."""
     now = 2_000_000_000.0
     token = signer.sign(signer.claims(iat=int(now) - 600, nbf=int(now) - 600, exp=int(now)))
     policy = Policy(ISSUER, (AUDIENCE,), LEEWAY, 8192)

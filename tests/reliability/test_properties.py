@@ -101,7 +101,7 @@ _CLAIM_FIELDS: dict[str, tuple[st.SearchStrategy[Any], st.SearchStrategy[Any]]] 
     "aud": (st.sampled_from([AUDIENCE, [AUDIENCE, "x"]]), _maybe(["x"], "x", [])),
     "exp": (st.sampled_from([-25, 60, 3600]), _offset(-3600, -35)),
     "nbf": (st.sampled_from([MISSING, -60, 0, 25]), _offset(35, 3600)),
-    "iat": (st.sampled_from([MISSING, -60, 0]), _offset(60)),
+    "iat": (st.sampled_from([-60, 0]), _offset(60)),  # required (MISSING is among the wrong values)
     "sub": (st.sampled_from(["alice", "mallory"]), _maybe("")),
     "jti": (st.sampled_from(["j-1", "j-2", REVOKED_JTI]), _maybe("")),
     "token_usage": (st.just("access_token"), _maybe("refresh_token")),
@@ -155,34 +155,53 @@ def _build(header: dict[str, Any], claims: dict[str, Any]) -> str:
     return f"{b64json(header)}.{b64json(claims)}.{b64(b'x' * 64)}"
 
 
-def _num(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _date(value: Any) -> bool:
+    """A NumericDate as native_iam accepts it: an integer (not bool) in [0, 2**53)."""
+    return type(value) is int and 0 <= value < 2**53
+
+
+def _text(value: Any, limit: int = 1024) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= limit and value.isprintable()
+
+
+def _held(claims: dict[str, Any]) -> set[str] | None:
+    """The scopes of ``scope`` (space-delimited) and ``scp`` (list or string); None when either
+    has the wrong type (a malformed token)."""
+    scope, scp = claims.get("scope", ""), claims.get("scp", [])
+    scp = scp.split(" ") if isinstance(scp, str) else scp
+    if not isinstance(scope, str) or not isinstance(scp, list) or not all(isinstance(s, str) for s in scp):
+        return None
+    return {s for s in [*scope.split(" "), *scp] if scope_rules.is_valid_scope(s)}
 
 
 def _should_allow(header: dict[str, Any], claims: dict[str, Any], required: frozenset[str], now: float) -> bool:
-    """The rule, stated independently of sidecar/decision.py."""
+    """The rule, stated independently of sidecar/decision.py and native_iam/jws.py."""
     typ = header.get("typ")
     aud = claims.get("aud")
     auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
-    exp, nbf, sub, jti = claims.get("exp"), claims.get("nbf"), claims.get("sub"), claims.get("jti")
-    namespace = claims.get("namespace") if isinstance(claims.get("namespace"), str) else ""
-    iat = claims.get("iat") if _num(claims.get("iat")) else 0
-    held = {s for s in scope_rules.from_claims(claims) if scope_rules.is_valid_scope(s)}
+    exp, iat, sub, jti = claims.get("exp"), claims.get("iat"), claims.get("sub"), claims.get("jti")
+    nbf = claims.get("nbf", iat)  # a token without nbf is valid from iat
+    namespace = claims.get("namespace", "")
+    held = _held(claims)
     return (
         header.get("alg") == "ES256"
         and header.get("kid") == SIGNER.kid
         and isinstance(typ, str)
-        and typ.lower() in ("at+jwt", "application/at+jwt")
+        and typ.lower().removeprefix("application/") == "at+jwt"  # RFC 7515 §4.1.9
         and claims.get("token_usage") == "access_token"
         and claims.get("iss") == ISSUER
+        and bool(auds)
+        and all(_text(a) for a in auds)
         and AUDIENCE in auds
-        and _num(exp)
-        and now <= exp + LEEWAY
-        and (nbf is None or (_num(nbf) and now + LEEWAY >= nbf))
-        and isinstance(sub, str)
-        and sub != ""
-        and isinstance(jti, str)
-        and jti != ""
+        and _date(exp)
+        and _date(iat)
+        and _date(nbf)
+        and now < exp + LEEWAY  # RFC 7519 §4.1.4: valid only before exp
+        and now + LEEWAY >= nbf
+        and _text(sub)
+        and _text(jti, 64)
+        and (namespace == "" or _text(namespace))
+        and held is not None
         and jti != REVOKED_JTI
         and not ((namespace, sub) == CUT_IDENTITY and iat <= time.time() + 86400)
         and required <= held
@@ -199,7 +218,7 @@ def _check(header_value: str | None, required: frozenset[str]) -> bool:
 
 
 def _signed_claims_property(header: dict[str, Any], claims: dict[str, Any], required: list[str]) -> None:
-    now = time.time()
+    now = int(time.time())  # NumericDates are integers; the offsets keep ≥ 5 s from every edge
     h = _materialize(header, now)
     c = _materialize(claims, now, times=("exp", "nbf", "iat"))
     token = _build(h, c)

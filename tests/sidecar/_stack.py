@@ -1,4 +1,5 @@
-"""Processes for the end-to-end tests: the sidecar (``native-iam sidecar``), Envoy, an echo upstream.
+"""Processes for the end-to-end tests: the sidecar (``native-iam sidecar``), Envoy, an echo upstream;
+and :func:`in_process_sidecar`, a sidecar worker in the test's own event loop.
 
 Everything binds 127.0.0.1 ports picked at start; every process is stopped by the fixture that
 started it.
@@ -15,12 +16,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from token_service.testing import TEST_FEED_TOKEN
+
+if TYPE_CHECKING:
+    from sidecar.server import Sidecar
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "envoy" / "envoy.yaml"
@@ -56,8 +63,9 @@ class Echo(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def echo_upstream() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+def echo_upstream(handler: type[BaseHTTPRequestHandler] = Echo) -> Iterator[int]:
+    """An HTTP server on a free loopback port answering with ``handler`` (default :class:`Echo`)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -117,6 +125,7 @@ def sidecar(tmp: Path, env: Mapping[str, str], *, wait_ready: bool = True) -> It
         "NATIVE_IAM_OAUTH_LISTEN": f"127.0.0.1:{ports['oauth']}",
         "NATIVE_IAM_METRICS_LISTEN": f"127.0.0.1:{ports['metrics']}",
         "NATIVE_IAM_LOG_FORMAT": "text",
+        "NATIVE_IAM_FEED_TOKEN": TEST_FEED_TOKEN,
         **env,
     }
     proc = Proc([sys.executable, "-m", "native_iam.cli", "sidecar"], tmp / f"sidecar-{ports['authz']}.log", full_env)
@@ -140,12 +149,57 @@ def envoy_config(tmp: Path, *, listen: int, authz: int, upstream: int, source: P
     return path
 
 
+def local_envoy_config(
+    config: dict[str, Any], ports: Mapping[str, int], upstreams: Mapping[str, int]
+) -> dict[str, Any]:
+    """A parsed Envoy config with its admin (``ports["admin"]``) and listeners (``ports[name]``) on loopback
+    ports and each cluster pointed at ``upstreams[name]`` (``envoy_admin`` at the admin port)."""
+    if "admin" in config:
+        config["admin"]["address"]["socket_address"].update(address="127.0.0.1", port_value=ports["admin"])
+    for listener in config["static_resources"]["listeners"]:
+        listener["address"]["socket_address"].update(address="127.0.0.1", port_value=ports[listener["name"]])
+    for cluster in config["static_resources"]["clusters"]:
+        for group in cluster["load_assignment"]["endpoints"]:
+            for endpoint in group["lb_endpoints"]:
+                address = endpoint["endpoint"]["address"]["socket_address"]
+                address["port_value"] = (
+                    ports["admin"] if cluster["name"] == "envoy_admin" else upstreams[cluster["name"]]
+                )
+    return config
+
+
 @contextlib.contextmanager
 def envoy(envoy_bin: str, config: Path, listen: int) -> Iterator[str]:
     argv = [envoy_bin, "-c", str(config), "--concurrency", "1", "--disable-hot-restart", "-l", "warning"]
+    argv += ["--file-flush-interval-msec", "100"]  # access logs readable at once, not after 10 s
     proc = Proc(argv, config.with_suffix(".log"))
     try:
         proc.wait(lambda: port_open(listen), "listening")
         yield f"http://127.0.0.1:{listen}"
     finally:
         proc.stop()
+
+
+@contextlib.asynccontextmanager
+async def in_process_sidecar(token_url: str, issuer: str) -> AsyncIterator[Sidecar]:
+    """A started sidecar worker (ext_authz, OAuth facade, feed client) on 127.0.0.1:0 ports."""
+    from prometheus_client import CollectorRegistry
+
+    from sidecar.metrics import Metrics
+    from sidecar.server import Sidecar
+    from sidecar.settings import Settings
+
+    settings = Settings(
+        token_url=token_url,
+        issuer=issuer,
+        authz_listen="127.0.0.1:0",
+        oauth_listen="127.0.0.1:0",
+        metrics_listen="",
+        feed_token=TEST_FEED_TOKEN,
+    )
+    sidecar = Sidecar(settings, Metrics(CollectorRegistry()))
+    await sidecar.start()
+    try:
+        yield sidecar
+    finally:
+        await sidecar.stop(0)

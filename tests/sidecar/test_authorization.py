@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,7 +22,7 @@ from sidecar.revocations import RevocationCache
 from sidecar.settings import Settings
 
 from ._feed import AUDIENCE, ISSUER, Issuer, Kind, revocation
-from .conftest import loaded_store, synced_cache
+from .conftest import loaded_store, synced_cache, wait_for
 
 T, R = feed_pb2.RevocationTarget, feed_pb2.RevocationReason
 
@@ -31,13 +33,20 @@ def _settings(**kw: Any) -> Settings:
 
 class Rig:
     def __init__(
-        self, issuer: Issuer, *, keys: KeyStore | None = None, revocations: RevocationCache | None = None, **kw: Any
+        self,
+        issuer: Issuer | None,
+        *,
+        keys: KeyStore | None = None,
+        revocations: RevocationCache | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        **kw: Any,
     ) -> None:
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
-        self.keys = keys or loaded_store(issuer)
+        assert keys is not None or issuer is not None
+        self.keys = keys or loaded_store(issuer)  # type: ignore[arg-type]
         self.revocations = revocations or synced_cache()
-        self.authorizer = Authorizer(_settings(**kw), self.keys, self.revocations, self.metrics)
+        self.authorizer = Authorizer(_settings(**kw), self.keys, self.revocations, self.metrics, wall_clock=wall_clock)
 
     def check(
         self,
@@ -48,11 +57,12 @@ class Rig:
         metadata: dict | None = None,
         extensions: dict | None = None,
         headers: dict | None = None,
+        path: str = "/orders",
     ) -> Any:
         request = external_auth_pb2.CheckRequest()
         http = request.attributes.request.http
         http.method = method
-        http.path = "/orders"
+        http.path = path
         if token is not None:
             http.headers["authorization"] = f"Bearer {token}"
         if header is not None:
@@ -196,6 +206,25 @@ def test_invalid_route_is_500_route_invalid(rig: Rig, issuer: Issuer) -> None:
     assert status == 500 and body["error"] == "server_error" and rig.count("deny", "route_invalid") == 1
 
 
+@pytest.mark.parametrize("path", ["/public/../admin", "/%61dmin", "/public/..%2fadmin", "//admin", "/public\\admin"])
+@pytest.mark.parametrize("route", [{"anonymous": True}, {"scopes": "orders:read"}], ids=["anonymous", "protected"])
+def test_a_path_envoy_did_not_normalise_is_400_whatever_the_route(
+    rig: Rig, issuer: Issuer, path: str, route: dict
+) -> None:
+    """A path that still holds dot-segments, needless %-escapes, encoded or doubled slashes was routed on something
+    other than what the workload will see: 400 invalid_request, reason path_not_normalized, on any route."""
+    status, headers, body = _denied(rig.check(issuer.mint(), metadata=route, path=path))
+    assert status == 400 and body["error"] == "invalid_request", body
+    assert 'error="invalid_request"' in headers["www-authenticate"]
+    assert rig.count("deny", "path_not_normalized") == 1
+
+
+def test_a_normalised_path_with_any_query_is_judged_by_its_route(rig: Rig, issuer: Issuer) -> None:
+    """The query string is not part of the check: %-escapes and dots there are the workload's business."""
+    response = rig.check(issuer.mint(), path="/orders/1?q=%61/../x&r=//")
+    assert response.status.code == code_pb2.OK
+
+
 def test_revoked_token_is_denied_even_after_a_cached_allow(rig: Rig, issuer: Issuer) -> None:
     """A revocation voids the cached allow at once: the next check denies with reason revoked."""
     token = issuer.mint(jti="rev-1")
@@ -209,6 +238,34 @@ def test_revoked_token_is_denied_even_after_a_cached_allow(rig: Rig, issuer: Iss
     status, _, body = _denied(rig.check(token))
     assert status == 401 and body["error"] == "invalid_token" and rig.count("deny", "revoked") == 1
     assert dict(rig.check(token).dynamic_metadata)["jti"] == "rev-1"
+
+
+def test_retired_key_voids_cached_allows_and_is_refused_without_refetch(issuer: Issuer) -> None:
+    """A token allowed (and cached) before its key was retired is refused right after, as retired
+    (401 invalid_token), whatever its iat, and without a JWKS refetch per forged token."""
+    fetches: list[int] = []
+
+    def fetch() -> tuple[str, float]:
+        fetches.append(1)
+        return issuer.jwks_json(), 300.0
+
+    keys = KeyStore(fetch, max_age_s=3600, min_refetch_s=0)
+    assert keys.refresh()
+    rig = Rig(issuer, keys=keys, revocations=RevocationCache(max_staleness_s=30, on_key_retired=keys.ban))
+    rig.revocations.apply(feed_pb2.WatchRevocationsResponse(kind=Kind.SNAPSHOT, reset=True, synced=True, cursor=0))
+    allowed, later = issuer.mint(), issuer.mint(iat=int(time.time()) + 3600)
+    assert rig.check(allowed).status.code == code_pb2.OK  # cached
+    rig.revocations.apply(
+        feed_pb2.WatchRevocationsResponse(
+            kind=Kind.EVENTS, cursor=1, revocations=[revocation(1, T.KEY, R.KEY_RETIRED, kid=issuer.kid)]
+        )
+    )
+    assert wait_for(lambda: len(fetches) == 2)  # the ban's own fetch of the replacement key
+    for token in (allowed, later):
+        denied = rig.check(token)
+        assert denied.denied_response.status.code == 401
+        assert json.loads(denied.denied_response.body)["error_description"] == "the signing key was retired"
+    assert len(fetches) == 2, "a retired kid triggered unknown-kid refetches"
 
 
 def test_second_check_is_a_cache_hit(rig: Rig, issuer: Issuer) -> None:

@@ -158,6 +158,16 @@ def test_unknown_kid(issuer: Issuer, keys, policy: Policy) -> None:
     assert _deny(decision.verify(token, keys, policy, time.time())).reason is Reason.UNKNOWN_KID
 
 
+def test_retired_kid_is_refused_as_retired_even_when_the_key_set_holds_it(issuer: Issuer, keys, policy: Policy) -> None:
+    """A kid in ``retired`` is refused (revoked, KEY_RETIRED → TOKEN_INVALID), whatever the token's
+    iat and even if a stale key set still holds the key; other kids are unaffected."""
+    token = issuer.mint(iat=int(time.time()) + 3600)
+    deny = _deny(decision.verify(token, keys, policy, time.time(), retired={issuer.kid}))
+    assert deny.reason is Reason.REVOKED and deny.revocation == feed_pb2.RevocationReason.KEY_RETIRED
+    assert deny.check_status == CheckStatus.TOKEN_INVALID and deny.outcome.http_status == 401
+    assert isinstance(decision.verify(token, keys, policy, time.time(), retired={"other"}), Principal)
+
+
 def test_missing_kid_is_unknown_kid(issuer: Issuer, keys, policy: Policy) -> None:
     """A token naming no key at all is denied as unknown_kid."""
     token = jwt.encode({"sub": "a"}, issuer.private_key, algorithm="ES256", headers={"typ": "at+jwt"})
@@ -299,6 +309,7 @@ def test_every_reason_has_an_outcome() -> None:
     """The outcome table covers every reason: 4xx/5xx status, RFC error code, and a non-OK gRPC code
     that matches the HTTP status (an OK code would let Envoy allow the request)."""
     expected_code = {
+        400: code_pb2.INVALID_ARGUMENT,
         401: code_pb2.UNAUTHENTICATED,
         403: code_pb2.PERMISSION_DENIED,
         500: code_pb2.INTERNAL,
@@ -366,3 +377,11 @@ def test_odd_kids_are_unknown(kid: str, issuer: Issuer, keys, policy: Policy) ->
     """Empty, path-like or control-character kids match no key."""
     token = issuer.mint(headers={"kid": kid})
     assert _deny(decision.verify(token, keys, policy, time.time())).reason is Reason.UNKNOWN_KID
+
+
+def test_every_shared_verifier_failure_is_a_deny_reason() -> None:
+    """decision.verify turns each native_iam.jws failure into the deny reason of the same name
+    (a failure without one would be a 500 instead of a 401)."""
+    from native_iam import jws
+
+    assert all(Reason(f.value) in OUTCOMES for f in jws.Failure)

@@ -1,7 +1,13 @@
 """Grants: the domain functions that issue tokens, shared by the gRPC and HTTP transports."""
 
-from token_service.grants._issue import ClientContext, IssuedTokens
+from token_service.grants._issue import ClientContext, IssuedTokens, client_context
 from token_service.grants.password import create_token_with_password
 from token_service.grants.refresh_token import refresh_access_token
 
-__all__ = ["ClientContext", "IssuedTokens", "create_token_with_password", "refresh_access_token"]
+__all__ = [
+    "ClientContext",
+    "IssuedTokens",
+    "client_context",
+    "create_token_with_password",
+    "refresh_access_token",
+]

@@ -8,18 +8,20 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Connection
 
 from native_iam import claims
+from token_service.clients import GrantType, OAuthClient
 from token_service.core import Core
 from token_service.store import queries
 from token_service.tokens import new_jti, token_hash
 
-__all__ = ["ClientContext", "IssuedTokens", "issue"]
+__all__ = ["ClientContext", "IssuedTokens", "client_context", "issue"]
 
 
 @dataclass(frozen=True, slots=True)
 class ClientContext:
-    """What an OAuth client changes about issuance (issue 3). ``None`` everywhere = the gRPC API:
-    ``client_id`` NATIVE_IAM_GRPC_CLIENT_ID, ``aud`` NATIVE_IAM_AUDIENCE, configured TTLs, a
-    refresh token with every password grant, no rotation."""
+    """What an OAuth client changes about issuance (issue 3). ``None`` everywhere = the gRPC API's
+    own tokens: ``client_id`` NATIVE_IAM_GRPC_CLIENT_ID, ``aud`` NATIVE_IAM_AUDIENCE, configured
+    TTLs, a refresh token with every password grant, no rotation. A public client's refresh
+    token refreshed over gRPC gets that client's context (``refresh_token._bound_client``)."""
 
     client_id: str
     #: ``aud`` of access tokens; empty = NATIVE_IAM_AUDIENCE.
@@ -33,6 +35,20 @@ class ClientContext:
     #: With rotation: a spent token presented again within this many seconds gets a fresh pair
     #: (concurrent retries); later, the whole family is revoked.
     reuse_grace_s: float = 5.0
+
+
+def client_context(client: OAuthClient, reuse_grace_s: float) -> ClientContext:
+    """What the grants need to know about an OAuth client (at the token endpoint or, for a
+    public client's refresh token, over gRPC)."""
+    return ClientContext(
+        client_id=client.client_id,
+        audiences=client.audiences,
+        access_token_ttl_s=client.access_token_ttl_s,
+        refresh_token_ttl_s=client.refresh_token_ttl_s,
+        issue_refresh_token=client.allows(GrantType.REFRESH_TOKEN),
+        rotate_refresh_tokens=client.rotate_refresh_tokens,
+        reuse_grace_s=reuse_grace_s,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +72,7 @@ def issue(
     conn: Connection,
     *,
     identity_id: int,
+    identity_uid: str,
     namespace: str,
     identity: str,
     scopes: Sequence[str],
@@ -81,6 +98,7 @@ def issue(
     iat = int(now)
     common = {
         "identity_id": identity_id,
+        "identity_uid": identity_uid,
         "namespace": namespace,
         "identity": identity,
         "client_id": client_id,

@@ -11,12 +11,12 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterable
 
-from sqlalchemy import update
 from sqlalchemy.engine import Connection
 
 from native_iam import claims as claim_names
 from native_iam import scopes as scope_rules
 from token_service import events
+from token_service.clients import GrantType
 from token_service.core import Core
 from token_service.errors import (
     IdentityNotActive,
@@ -29,7 +29,8 @@ from token_service.errors import (
     TokenInvalid,
     TokenNotFound,
 )
-from token_service.grants._issue import ClientContext, IssuedTokens, issue
+from token_service.grants._issue import ClientContext, IssuedTokens, client_context, issue
+from token_service.revocations import disable_tokens_sync
 from token_service.store import queries
 from token_service.store.tables import tokens
 from token_service.tokens import TokenClaims, token_hash
@@ -46,7 +47,9 @@ async def refresh_access_token(
 ) -> IssuedTokens:
     """Issue a new access token with the refresh token's scopes (or a subset, ``scopes``).
 
-    With ``client.rotate_refresh_tokens`` the presented token is spent and a new refresh token
+    ``client`` is the authenticated OAuth client (the token endpoint) or None (gRPC, which has
+    no client authentication); :func:`_bound_client` decides which client's context applies.
+    With its ``rotate_refresh_tokens`` the presented token is spent and a new refresh token
     of the same family is returned; a spent token presented again after the grace window
     revokes the whole family (RFC 9700 §4.14.2) and is refused as TOKEN_DISABLED.
     Raises the :class:`~token_service.errors.GrantError` leaves of the seed's RefreshToken.
@@ -54,8 +57,7 @@ async def refresh_access_token(
     claims = core.codec.verify(refresh_token, core.clock())
     if claims.usage != claim_names.REFRESH_TOKEN:
         raise NotARefreshToken()
-    if client is not None and claims.client_id != client.client_id:
-        raise TokenInvalid("refresh token was issued to another client")  # RFC 6749 §6
+    client = await _bound_client(core, claims, client)
     narrowed: tuple[str, ...] | None = None
     if scopes is not None:
         try:
@@ -71,6 +73,35 @@ async def refresh_access_token(
     return outcome  # type: ignore[return-value]
 
 
+async def _bound_client(core: Core, claims: TokenClaims, authenticated: ClientContext | None) -> ClientContext | None:
+    """The client context a refresh runs with: a refresh token is bound to its client (RFC 6749 §6).
+
+    One decision for every transport. With an authenticated client (the token endpoint) the
+    token must be that client's. Without one (gRPC RefreshToken, and the sidecar that forwards
+    it): a token of the gRPC API keeps the gRPC context (None); a token of a public client gets
+    exactly that client's context, rotation and reuse detection included (RFC 9700 §4.14), as
+    a public client proves nothing more at the token endpoint either; a token of a
+    confidential client needs its client authentication, which gRPC cannot carry, so it is
+    refused, as is a token whose client was deleted or lost the refresh_token grant.
+    """
+    if authenticated is not None:
+        if claims.client_id != authenticated.client_id:
+            raise TokenInvalid("refresh token was issued to another client", reason="client_mismatch")
+        return authenticated
+    if claims.client_id == core.settings.grpc_client_id:
+        return None
+    registered = await core.clients.get_client(claims.client_id)
+    if registered is None or not registered.allows(GrantType.REFRESH_TOKEN):
+        raise TokenInvalid("the refresh token's client may no longer refresh tokens", reason="client_unknown")
+    if not registered.is_public:
+        raise TokenInvalid(
+            "refresh token of a confidential OAuth client: refresh it at the token endpoint with the"
+            " client's authentication",
+            reason="client_authentication_required",
+        )
+    return client_context(registered, core.settings.refresh_grace_s)
+
+
 #: Returned (not raised) when reuse was detected, so that the family revocation commits.
 _REUSED = object()
 
@@ -84,20 +115,27 @@ def _refresh_in_transaction(
     client: ClientContext | None,
     rotate: bool,
 ) -> IssuedTokens | object:
-    postgres = conn.dialect.name == "postgresql"
-    if rotate and postgres:
-        queries.token_record_sync(conn, claims.jti, lock=True)  # concurrent uses of one token queue here
     record = queries.refresh_record_sync(conn, claims.jti)
     if record is None:
         raise TokenNotFound()
+    identity = record
+    if conn.dialect.name == "postgresql":
+        # Locks in the order every writer takes them (admin.set_password too): the identity row
+        # (share; see queries.identity_for_grant), then, rotating, the token row, where concurrent
+        # uses of one token queue. Then the token is read again: a revocation that committed
+        # while we waited (a password change) must be seen.
+        identity = queries.identity_for_grant_sync(conn, record.identity_id)
+        if identity is not None and identity.uid != record.identity_uid:
+            identity = None  # another identity on this id: the token's own is gone
+        if rotate:
+            queries.token_record_sync(conn, claims.jti, lock=True)
+        record = queries.refresh_record_sync(conn, claims.jti)
+        if record is None:
+            raise TokenNotFound()
     if record.token_hash is None or not hmac.compare_digest(record.token_hash, token_hash(refresh_token)):
         raise TokenInvalid(reason="hash_mismatch")
     if record.state != "active":
         raise TokenDisabled()
-    identity = record
-    if postgres:
-        # Share-lock the identity row (see queries.identity_for_grant) and read it again under it.
-        identity = queries.identity_for_grant_sync(conn, record.identity_id)
     if identity is None or (identity is record and record.identity_row is None):
         raise IdentityNotFound()
     if not identity.active:
@@ -106,8 +144,8 @@ def _refresh_in_transaction(
         raise IdentityUnauthenticated()
     now = core.clock()
     grace = client.reuse_grace_s if client is not None else core.settings.refresh_grace_s
-    # A spent (rotated) token is checked for reuse whichever transport presents it: the gRPC
-    # API, which knows no client, must not become a way to replay a rotated refresh token.
+    # A spent (rotated) token is checked for reuse whichever transport presents it, also when
+    # the client that rotated it no longer does (``rotate`` off): a replay is a replay.
     if record.spent_at is not None and now - record.spent_at > grace:
         _revoke_family(conn, record.family_id or record.jti, now)
         return _REUSED
@@ -119,6 +157,7 @@ def _refresh_in_transaction(
         core,
         conn,
         identity_id=record.identity_id,
+        identity_uid=record.identity_uid,
         namespace=namespace,
         identity=name,
         scopes=narrowed if narrowed is not None else claims.scopes,
@@ -134,22 +173,4 @@ def _refresh_in_transaction(
 
 
 def _revoke_family(conn: Connection, family_id: str, now: float) -> None:
-    rows = conn.execute(
-        update(tokens)
-        .where(tokens.c.family_id == family_id, tokens.c.state == "active")
-        .values(state="disabled")
-        .returning(tokens.c.jti, tokens.c.expires_at)
-    ).all()
-    events.append_sync(
-        conn,
-        [
-            events.Event(
-                target=events.Target.TOKEN,
-                reason=events.Reason.REFRESH_TOKEN_REUSE,
-                jti=row.jti,
-                expires_unix=row.expires_at,
-            )
-            for row in rows
-        ],
-        now,
-    )
+    disable_tokens_sync(conn, tokens.c.family_id == family_id, events.Reason.REFRESH_TOKEN_REUSE, now)

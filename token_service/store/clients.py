@@ -13,7 +13,7 @@ import time
 from typing import Final
 
 from cachetools import TTLCache
-from sqlalchemy import Boolean, Column, Float, Integer, String, Table, Text, delete, insert, select
+from sqlalchemy import Boolean, Column, Float, Integer, String, Table, Text, delete, false, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -44,6 +44,8 @@ oauth_clients = Table(
     Column("refresh_token_ttl_s", Integer, nullable=True),
     Column("rotate_refresh_tokens", Boolean, nullable=False),
     Column("created_at", Float, nullable=False),
+    #: The introspection permission (migration 0110): may introspect every token.
+    Column("introspect_all_tokens", Boolean, nullable=False, server_default=false()),
 )
 
 #: Server-generated secrets that are not signing keys (hex), created once and shared by replicas.
@@ -68,6 +70,7 @@ def _row_to_client(row: object) -> OAuthClient:
         access_token_ttl_s=m["access_token_ttl_s"],
         refresh_token_ttl_s=m["refresh_token_ttl_s"],
         rotate_refresh_tokens=bool(m["rotate_refresh_tokens"]),
+        introspect_all_tokens=bool(m["introspect_all_tokens"]),
         created_at=int(m["created_at"]),
     )
 
@@ -132,6 +135,7 @@ def _values(client: OAuthClient) -> dict[str, object]:
         "access_token_ttl_s": client.access_token_ttl_s,
         "refresh_token_ttl_s": client.refresh_token_ttl_s,
         "rotate_refresh_tokens": client.rotate_refresh_tokens,
+        "introspect_all_tokens": client.introspect_all_tokens,
         "created_at": float(client.created_at),
     }
 

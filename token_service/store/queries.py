@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, select, update
+from sqlalchemy import Row, Select, and_, bindparam, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -26,6 +26,11 @@ __all__ = [
     "token_record",
     "token_record_sync",
 ]
+
+
+#: A token's identity: the row with its id *and* its uid. An identity created later never matches,
+#: even on an id that came back (see ``identities``); the outer joins then read it as deleted.
+TOKEN_IDENTITY = and_(identities.c.id == tokens.c.identity_id, identities.c.uid == tokens.c.identity_uid)
 
 
 async def login_record(conn: AsyncConnection, namespace: str, name: str) -> Row[Any] | None:
@@ -69,7 +74,7 @@ def _token_for_check(jti: str) -> Select[Any]:
             identities.c.active,
             identities.c.policy_cutoff_at,
         )
-        .select_from(tokens.outerjoin(identities, identities.c.id == tokens.c.identity_id))
+        .select_from(tokens.outerjoin(identities, TOKEN_IDENTITY))
         .where(tokens.c.jti == jti)
     )
 
@@ -94,6 +99,7 @@ _LOGIN_RECORD = (
 _IDENTITY_FOR_GRANT = (
     select(
         identities.c.id,
+        identities.c.uid,
         identities.c.namespace,
         identities.c.name,
         identities.c.active,
@@ -114,9 +120,7 @@ _REFRESH_RECORD = (
         policies.c.grants,
     )
     .select_from(
-        tokens.outerjoin(identities, identities.c.id == tokens.c.identity_id).outerjoin(
-            policies, policies.c.identity_id == identities.c.id
-        )
+        tokens.outerjoin(identities, TOKEN_IDENTITY).outerjoin(policies, policies.c.identity_id == identities.c.id)
     )
     .where(tokens.c.jti == bindparam("jti"))
 )
@@ -124,7 +128,7 @@ _TOKEN_RECORD = select(tokens).where(tokens.c.jti == bindparam("jti"))
 _TOKEN_RECORD_LOCKED = _TOKEN_RECORD.with_for_update(of=tokens)
 _TOKEN_FOR_CHECK = (
     select(tokens.c.state, identities.c.id.label("identity_row"), identities.c.active, identities.c.policy_cutoff_at)
-    .select_from(tokens.outerjoin(identities, identities.c.id == tokens.c.identity_id))
+    .select_from(tokens.outerjoin(identities, TOKEN_IDENTITY))
     .where(tokens.c.jti == bindparam("jti"))
 )
 _INSERT_TOKEN = tokens.insert()

@@ -45,12 +45,18 @@ metadata = MetaData(
     }
 )
 
-#: An identity. namespace '' = global. Deleting removes the row; its tokens keep identity_id, so
-#: they can never come back to life under a re-created identity of the same name.
+#: An identity. namespace '' = global. Deleting removes the row; its tokens keep identity_id and
+#: identity_uid, so they can never come back to life under a later identity: ids are never reused
+#: (AUTOINCREMENT on SQLite, a sequence on PostgreSQL), and a token counts only while its
+#: identity_uid equals the row's ``uid`` (guards against an id that comes back anyway: a restored
+#: table, a reset sequence).
 identities = Table(
     "identities",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    #: Random, immutable, unique per identity row (hex of 16 random bytes): the identity's
+    #: incarnation. A re-created identity of the same name gets a new one.
+    Column("uid", String(32), nullable=False),
     Column("namespace", String(253), nullable=False, server_default=""),
     Column("name", String(253), nullable=False),
     Column("active", Boolean, nullable=False, server_default=true()),
@@ -62,6 +68,9 @@ identities = Table(
     #: narrowed then (the feed's POLICY_CHANGED cut-off). NULL: no cut-off.
     Column("policy_cutoff_at", Integer, nullable=True),
     UniqueConstraint("namespace", "name"),
+    UniqueConstraint("uid"),
+    # SQLite reuses the highest deleted INTEGER PRIMARY KEY without AUTOINCREMENT.
+    sqlite_autoincrement=True,
 )
 
 #: Password authentication of an identity (argon2id PHC string).
@@ -90,6 +99,9 @@ tokens = Table(
     Column("jti", String(64), primary_key=True),
     Column("usage", String(16), nullable=False),
     Column("identity_id", Integer, nullable=False),
+    #: The identity's ``uid`` when the token was issued; NULL (never matches) for tokens that the
+    #: migration could not attribute to the identity now holding their id.
+    Column("identity_uid", String(32), nullable=True),
     Column("namespace", String(253), nullable=False),
     Column("identity", String(253), nullable=False),
     Column("client_id", String(253), nullable=False),
@@ -159,7 +171,8 @@ feed_counter = Table(
     Column("compacted_through", BigInteger, nullable=False, server_default="0"),
 )
 
-#: Brute-force counters by key ('identity:<ns>/<name>' or 'address:<ip>').
+#: Brute-force counters by key: 'identity:<len(ns)>:<ns>/<name>' or 'address:<ip>' ('address:<net>/64'
+#: for IPv6); see token_service/lockout.py. Stale rows are pruned (token_service/prune.py).
 lockouts = Table(
     "lockouts",
     metadata,
@@ -167,4 +180,8 @@ lockouts = Table(
     Column("failures", Integer, nullable=False),
     Column("last_failure_at", Float, nullable=False),
     Column("locked_until", Float, nullable=False),
+    #: Attempts between their reservation and their verdict (migration 0003); ignored once
+    #: ``pending_until`` has passed (their process died).
+    Column("pending", Integer, nullable=False, server_default="0"),
+    Column("pending_until", Float, nullable=False, server_default="0"),
 )

@@ -235,7 +235,7 @@ class ClientRef(_message.Message):
     def __init__(self, client_id: _Optional[str] = ...) -> None: ...
 
 class OAuthClient(_message.Message):
-    __slots__ = ("client_id", "name", "token_endpoint_auth_method", "grant_types", "audiences", "access_token_ttl_s", "refresh_token_ttl_s", "rotate_refresh_tokens", "created_unix")
+    __slots__ = ("client_id", "name", "token_endpoint_auth_method", "grant_types", "audiences", "access_token_ttl_s", "refresh_token_ttl_s", "rotate_refresh_tokens", "created_unix", "introspect_all_tokens")
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TOKEN_ENDPOINT_AUTH_METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -245,6 +245,7 @@ class OAuthClient(_message.Message):
     REFRESH_TOKEN_TTL_S_FIELD_NUMBER: _ClassVar[int]
     ROTATE_REFRESH_TOKENS_FIELD_NUMBER: _ClassVar[int]
     CREATED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    INTROSPECT_ALL_TOKENS_FIELD_NUMBER: _ClassVar[int]
     client_id: str
     name: str
     token_endpoint_auth_method: str
@@ -254,10 +255,11 @@ class OAuthClient(_message.Message):
     refresh_token_ttl_s: int
     rotate_refresh_tokens: bool
     created_unix: int
-    def __init__(self, client_id: _Optional[str] = ..., name: _Optional[str] = ..., token_endpoint_auth_method: _Optional[str] = ..., grant_types: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., access_token_ttl_s: _Optional[int] = ..., refresh_token_ttl_s: _Optional[int] = ..., rotate_refresh_tokens: _Optional[bool] = ..., created_unix: _Optional[int] = ...) -> None: ...
+    introspect_all_tokens: bool
+    def __init__(self, client_id: _Optional[str] = ..., name: _Optional[str] = ..., token_endpoint_auth_method: _Optional[str] = ..., grant_types: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., access_token_ttl_s: _Optional[int] = ..., refresh_token_ttl_s: _Optional[int] = ..., rotate_refresh_tokens: _Optional[bool] = ..., created_unix: _Optional[int] = ..., introspect_all_tokens: _Optional[bool] = ...) -> None: ...
 
 class CreateClientRequest(_message.Message):
-    __slots__ = ("client_id", "name", "token_endpoint_auth_method", "grant_types", "audiences", "access_token_ttl_s", "refresh_token_ttl_s", "rotate_refresh_tokens")
+    __slots__ = ("client_id", "name", "token_endpoint_auth_method", "grant_types", "audiences", "access_token_ttl_s", "refresh_token_ttl_s", "rotate_refresh_tokens", "introspect_all_tokens")
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TOKEN_ENDPOINT_AUTH_METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -266,6 +268,7 @@ class CreateClientRequest(_message.Message):
     ACCESS_TOKEN_TTL_S_FIELD_NUMBER: _ClassVar[int]
     REFRESH_TOKEN_TTL_S_FIELD_NUMBER: _ClassVar[int]
     ROTATE_REFRESH_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    INTROSPECT_ALL_TOKENS_FIELD_NUMBER: _ClassVar[int]
     client_id: str
     name: str
     token_endpoint_auth_method: str
@@ -274,7 +277,8 @@ class CreateClientRequest(_message.Message):
     access_token_ttl_s: int
     refresh_token_ttl_s: int
     rotate_refresh_tokens: bool
-    def __init__(self, client_id: _Optional[str] = ..., name: _Optional[str] = ..., token_endpoint_auth_method: _Optional[str] = ..., grant_types: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., access_token_ttl_s: _Optional[int] = ..., refresh_token_ttl_s: _Optional[int] = ..., rotate_refresh_tokens: _Optional[bool] = ...) -> None: ...
+    introspect_all_tokens: bool
+    def __init__(self, client_id: _Optional[str] = ..., name: _Optional[str] = ..., token_endpoint_auth_method: _Optional[str] = ..., grant_types: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., access_token_ttl_s: _Optional[int] = ..., refresh_token_ttl_s: _Optional[int] = ..., rotate_refresh_tokens: _Optional[bool] = ..., introspect_all_tokens: _Optional[bool] = ...) -> None: ...
 
 class CreateClientResponse(_message.Message):
     __slots__ = ("client", "client_secret")

@@ -5,7 +5,7 @@ import warnings
 
 from native_iam.admin.v1 import admin_pb2 as native__iam_dot_admin_dot_v1_dot_admin__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -123,7 +123,9 @@ class IdentitiesServicer:
 
     def SetPassword(self, request, context):
         """Sets (or replaces) the identity's password, stored as an argon2id hash, and enables or
-        disables password authentication with it.
+        disables password authentication with it. Revokes the identity's earlier tokens (each with a
+        TOKEN_DISABLED feed event) as NATIVE_IAM_REVOKE_ON_PASSWORD_CHANGE says: all (default),
+        refresh (refresh tokens only) or off.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -633,8 +635,9 @@ class KeysServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RetireKey(self, request, context):
-        """Retires a key at once (compromise): it leaves the JWKS, every token it signed becomes
-        TOKEN_INVALID (a KEY_RETIRED feed event), and if it was signing, a new key signs from now.
+        """Retires a key at once (compromise): it leaves the JWKS, every token it signed (whatever its
+        `iat`, so forgeries with the stolen key too) becomes TOKEN_INVALID at once at every replica
+        and every sidecar (a KEY_RETIRED feed event), and if it was signing, a new key signs from now.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

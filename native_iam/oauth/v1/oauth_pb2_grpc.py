@@ -5,7 +5,7 @@ import warnings
 
 from native_iam.oauth.v1 import oauth_pb2 as native__iam_dot_oauth_dot_v1_dot_oauth__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -68,6 +68,11 @@ class OAuthServicer:
     def RefreshToken(self, request, context):
         """Creates a new access token from a refresh token. The new access token carries exactly the
         scopes of the refresh token. The sidecar forwards this call to the token service.
+        A refresh token stays bound to the client it was issued to (RFC 6749 §6), and this call
+        carries no client authentication: a refresh token issued at the HTTP token endpoint to a
+        confidential OAuth client is refused with TOKEN_INVALID (refresh it there, with the client's
+        credentials); one issued to a public client gets exactly that client's audience, lifetimes
+        and refresh-token rotation (a new refresh_token, the presented one spent).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -71,8 +71,10 @@ async def start_oauth_service(db_url: str, **overrides: object) -> OAuthService:
     await app.start()
     service = OAuthService(app)
     core = app.core
-    await service.register("web", audiences=["https://api.example"])
-    await service.register("post", auth_method="client_secret_post")
+    # "web" and "post" hold the introspection permission (resource servers): they introspect
+    # other clients' tokens; the others introspect only their own (test_introspection_limit.py).
+    await service.register("web", audiences=["https://api.example"], introspect_all_tokens=True)
+    await service.register("post", auth_method="client_secret_post", introspect_all_tokens=True)
     await service.register("spa", auth_method="none")
     await service.register("pw-only", grant_types=["password"])
     await service.register("rotating", rotate_refresh_tokens=True)
@@ -94,9 +96,27 @@ async def http(oauth_service: OAuthService) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+async def token_request(
+    http: httpx.AsyncClient, service: OAuthService, client_id: str, data: dict[str, str]
+) -> httpx.Response:
+    """POST /oauth2/token as ``client_id``: Basic credentials, or ``client_id`` alone for a public client."""
+    if client_id in service.secrets:
+        return await http.post("/oauth2/token", data=data, headers=service.basic(client_id))
+    return await http.post("/oauth2/token", data={**data, "client_id": client_id})
+
+
 async def password_grant(
     http: httpx.AsyncClient, service: OAuthService, client_id: str = "web", **params: str
 ) -> httpx.Response:
-    """POST a password grant for alice with ``client_id``'s Basic credentials."""
+    """POST a password grant for alice as ``client_id``."""
     data = {"grant_type": "password", "username": "alice", "password": PASSWORD, **params}
-    return await http.post("/oauth2/token", data=data, headers=service.basic(client_id))
+    return await token_request(http, service, client_id, data)
+
+
+async def refresh_grant(
+    http: httpx.AsyncClient, service: OAuthService, client_id: str, refresh_token: str
+) -> httpx.Response:
+    """POST a refresh grant as ``client_id``."""
+    return await token_request(
+        http, service, client_id, {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    )

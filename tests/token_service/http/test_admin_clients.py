@@ -113,8 +113,17 @@ async def test_deleted_client_is_refused_at_once(
         (pb.CreateClientRequest(client_id="x", grant_types=["client_credentials"]), grpc.StatusCode.INVALID_ARGUMENT),
         (pb.CreateClientRequest(client_id="x", access_token_ttl_s=-1), grpc.StatusCode.INVALID_ARGUMENT),
         (pb.CreateClientRequest(client_id="web"), grpc.StatusCode.ALREADY_EXISTS),
+        (
+            pb.CreateClientRequest(client_id="p", token_endpoint_auth_method="none", introspect_all_tokens=True),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        # NATIVE_IAM_GRPC_CLIENT_ID (default native-iam): the gRPC API's tokens carry it.
+        (
+            pb.CreateClientRequest(client_id="native-iam", token_endpoint_auth_method="none"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
     ],
-    ids=["bad-id", "bad-method", "bad-grant", "negative-ttl", "duplicate"],
+    ids=["bad-id", "bad-method", "bad-grant", "negative-ttl", "duplicate", "grpc-client-id", "public-introspector"],
 )
 async def test_invalid_create_requests(
     admin_stub: tuple[admin_pb2_grpc.ClientsStub, tuple[tuple[str, str], ...]],
@@ -126,6 +135,25 @@ async def test_invalid_create_requests(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.CreateClient(request_, metadata=md)
     assert caught.value.code() == code
+
+
+async def test_introspection_permission_is_granted_through_create_client(
+    oauth_service: OAuthService,
+    channel: grpc.aio.Channel,
+    admin_stub: tuple[admin_pb2_grpc.ClientsStub, tuple[tuple[str, str], ...]],
+) -> None:
+    """introspect_all_tokens set by CreateClient is shown by GetClient and lets the client
+    introspect a token that is neither its own nor for its audience (a gRPC token)."""
+    stub, md = admin_stub
+    created = await stub.CreateClient(pb.CreateClientRequest(client_id="rs", introspect_all_tokens=True), metadata=md)
+    assert (await stub.GetClient(pb.ClientRef(client_id="rs"), metadata=md)).introspect_all_tokens
+    plain = await stub.CreateClient(pb.CreateClientRequest(client_id="plain"), metadata=md)
+    assert not plain.client.introspect_all_tokens
+    token = await _token(channel, "alice", ["orders:read"])
+    async with httpx.AsyncClient(base_url=oauth_service.url) as http:
+        for client_id, secret, active in (("rs", created.client_secret, True), ("plain", plain.client_secret, False)):
+            response = await http.post("/oauth2/introspect", data={"token": token}, auth=(client_id, secret))
+            assert response.json()["active"] is active
 
 
 async def test_unknown_client_is_not_found(

@@ -35,6 +35,7 @@ async def test_created_client_reads_back_equal(store: Store) -> None:
         access_token_ttl_s=60,
         refresh_token_ttl_s=600,
         rotate_refresh_tokens=True,
+        introspect_all_tokens=True,
     )
     created = await repo.create(client)
     assert await repo.get("app") == created

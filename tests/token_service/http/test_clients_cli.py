@@ -61,6 +61,15 @@ async def test_json_create_of_a_public_client(admin_argv: list[str]) -> None:
     assert body["client"]["rotate_refresh_tokens"] is True and body["client"]["grant_types"] == ["password"]
 
 
+async def test_create_with_the_introspection_permission(admin_argv: list[str]) -> None:
+    """--introspect-all grants the introspection permission; the table shows it."""
+    code, out = await _run([*admin_argv, "--json", "clients", "create", "rs", "--introspect-all"])
+    assert code == 0 and json.loads(out)["client"]["introspect_all_tokens"] is True
+    code, out = await _run([*admin_argv, "clients", "get", "rs"])
+    header, row = out.splitlines()[:2]
+    assert code == 0 and row.split()[header.split().index("INTROSPECT")] == "all"
+
+
 async def test_delete_then_get_fails(admin_argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     """delete removes the client; get then exits 1 with NOT_FOUND."""
     await _run([*admin_argv, "clients", "create", "tmp"])

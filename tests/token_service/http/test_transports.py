@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
-from tests.token_service.http.conftest import GRACE_S, PASSWORD, OAuthService, password_grant
+from tests.token_service.http.conftest import GRACE_S, PASSWORD, OAuthService, password_grant, refresh_grant
 
 
 @pytest.fixture
@@ -56,8 +56,9 @@ async def test_grpc_access_token_works_over_http(
 async def test_http_refresh_token_works_over_grpc(
     http: httpx.AsyncClient, oauth_service: OAuthService, grpc_oauth: oauth_pb2_grpc.OAuthStub
 ) -> None:
-    """A refresh token from HTTP refreshes over gRPC RefreshToken with the same scopes."""
-    refresh = (await password_grant(http, oauth_service, scope="orders:read")).json()["refresh_token"]
+    """A public client's refresh token from HTTP refreshes over gRPC RefreshToken with the same
+    scopes (a confidential client's is refused there: see test_refresh_client_binding.py)."""
+    refresh = (await password_grant(http, oauth_service, "spa", scope="orders:read")).json()["refresh_token"]
     response = await grpc_oauth.RefreshToken(oauth_pb2.RefreshTokenRequest(refresh_token=refresh))
     assert response.status == oauth_pb2.RefreshTokenResponse.OK and list(response.scopes) == ["orders:read"]
 
@@ -81,14 +82,10 @@ async def test_same_refusal_over_both_transports(
 async def test_rotated_token_replayed_over_grpc_revokes_family(
     http: httpx.AsyncClient, oauth_service: OAuthService, grpc_oauth: oauth_pb2_grpc.OAuthStub
 ) -> None:
-    """A refresh token rotated over HTTP and replayed over gRPC after the grace window is a reuse:
-    TOKEN_DISABLED, and the family's newer refresh token stops working too."""
-    first = (await password_grant(http, oauth_service, "rotating", scope="orders:read")).json()
-    rotated = await http.post(
-        "/oauth2/token",
-        data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
-        headers=oauth_service.basic("rotating"),
-    )
+    """A (public client's) refresh token rotated over HTTP and replayed over gRPC after the grace
+    window is a reuse: TOKEN_DISABLED, and the family's newer refresh token stops working too."""
+    first = (await password_grant(http, oauth_service, "spa", scope="orders:read")).json()
+    rotated = await refresh_grant(http, oauth_service, "spa", first["refresh_token"])
     later = oauth_service.core.clock() + GRACE_S + 1
     oauth_service.core.clock = lambda: later
     replay = await grpc_oauth.RefreshToken(oauth_pb2.RefreshTokenRequest(refresh_token=first["refresh_token"]))
