@@ -85,7 +85,9 @@ class Settings:
     realm: str = setting("NATIVE_IAM_REALM", "`realm` in `WWW-Authenticate`", "native-iam")
     log_level: str = setting("NATIVE_IAM_LOG_LEVEL", "`DEBUG`, `INFO`, `WARNING`, `ERROR`", "INFO")
     log_format: Literal["json", "text"] = setting(
-        "NATIVE_IAM_LOG_FORMAT", "`json` (one object per line) or `text`", "json"
+        "NATIVE_IAM_LOG_FORMAT",
+        "as the token service's: the same schema, masking and escaping (`native_iam/logs.py`)",
+        "json",
     )
     jwks_max_age_s: float = setting(
         "NATIVE_IAM_JWKS_MAX_AGE_S",

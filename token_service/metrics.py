@@ -7,12 +7,11 @@ has its own registry, so tests can run several in one process.
 
 from __future__ import annotations
 
-import threading
-from wsgiref.simple_server import WSGIServer
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
+from native_iam.listen import MetricsServer, serve_metrics
 
-__all__ = ["Metrics", "http_requests_counter"]
+__all__ = ["Metrics", "http_connections_cut_counter", "http_requests_counter"]
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -23,6 +22,16 @@ def http_requests_counter(registry: CollectorRegistry) -> Counter:
         "native_iam_http_oauth_requests_total",
         "OAuth HTTP requests by endpoint, outcome (ok or RFC error code) and deny reason.",
         ["endpoint", "outcome", "reason"],
+        registry=registry,
+    )
+
+
+def http_connections_cut_counter(registry: CollectorRegistry) -> Counter:
+    """Connections the HTTP server closed (created with the server, in the service's registry)."""
+    return Counter(
+        "native_iam_http_connections_cut_total",
+        "HTTP connections closed by the server: header_timeout, header_too_large, body_timeout, capacity.",
+        ["reason"],
         registry=registry,
     )
 
@@ -77,20 +86,17 @@ class Metrics:
             ["reason"],
             registry=r,
         )
-        self._server: WSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: MetricsServer | None = None
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
-    def serve(self, address: str) -> int:
+    def serve(self, address: str, setting: str) -> int:
         """Serve /metrics on ``address`` (HOST:PORT, port 0 = any); return the bound port."""
-        host, _, port = address.rpartition(":")
-        self._server, self._thread = start_http_server(int(port), addr=host.strip("[]"), registry=self.registry)
-        return int(self._server.server_port)
+        self._server = serve_metrics(address, setting, self.registry)
+        return self._server.port
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None

@@ -23,6 +23,13 @@ T = TypeVar("T")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+#: Where each listener's address comes from (variable, and the flag of `native-iam token-service`),
+#: for the one-line error a listener that cannot open gives.
+GRPC_LISTEN = "NATIVE_IAM_GRPC_LISTEN or --grpc-listen"
+HTTP_LISTEN = "NATIVE_IAM_HTTP_LISTEN or --http-listen"
+METRICS_LISTEN = "NATIVE_IAM_METRICS_LISTEN or --metrics-listen"
+
+
 class SettingsError(ValueError):
     """An environment variable has a value the token service cannot use."""
 
@@ -71,6 +78,30 @@ class Settings:
         " CheckAccess ×1.49, password grant ×1.18, refresh grant ×0.96 (40 % more CPU per grant: the processes share"
         " the database file)",
         1,
+    )
+
+    # --- HTTP connections (slow or idle clients must not hold the port: token_service/http_guard.py) ---
+    http_header_timeout_s: float = setting(
+        "NATIVE_IAM_HTTP_HEADER_TIMEOUT_S",
+        "HTTP: time a client has to send a whole request head (at most 64 KiB, else 431), from its first byte; then"
+        " 408 and close. Also the gRPC port's deadline for the HTTP/2 handshake",
+        5.0,
+    )
+    http_body_timeout_s: float = setting(
+        "NATIVE_IAM_HTTP_BODY_TIMEOUT_S",
+        "HTTP: time a client has to send a whole request body, from the end of its head; then 408 and close",
+        10.0,
+    )
+    http_keepalive_s: float = setting(
+        "NATIVE_IAM_HTTP_KEEPALIVE_S", "HTTP: idle time allowed between requests on one connection", 5.0
+    )
+    http_max_connections: int = setting(
+        "NATIVE_IAM_HTTP_MAX_CONNECTIONS",
+        "HTTP connections per process, and never more than half the open-file limit (`ulimit -n`), so the gRPC port"
+        " keeps descriptors; a connection beyond it closes the oldest one not in a request (idle or still sending"
+        " its head), and only when every other is in a request is the new one refused (503). See"
+        " [Slow clients](security.md#slow-clients)",
+        1000,
     )
 
     # --- tokens ---
@@ -209,7 +240,13 @@ class Settings:
 
     # --- logs ---
     log_level: str = setting("NATIVE_IAM_LOG_LEVEL", "`DEBUG`, `INFO`, `WARNING`, `ERROR`", "INFO")
-    log_format: str = setting("NATIVE_IAM_LOG_FORMAT", "`json` (one object per line) or `text`", "json")
+    log_format: str = setting(
+        "NATIVE_IAM_LOG_FORMAT",
+        "`json` (one object per line: `ts`, `level`, `logger`, `msg`, context fields, `exc`; secret-named fields and"
+        " JWTs masked) or `text` (one line per record: control characters and U+2028/2029 escaped, so a"
+        " client-chosen value cannot start a line)",
+        "json",
+    )
 
     def __repr__(self) -> str:
         # Never print the bootstrap password.
@@ -241,6 +278,10 @@ class Settings:
             "metrics_listen": r.str("NATIVE_IAM_METRICS_LISTEN", d.metrics_listen, check=_optional_address),
             "shutdown_grace_s": r.float("NATIVE_IAM_SHUTDOWN_GRACE_S", d.shutdown_grace_s, low=0),
             "workers": r.int("NATIVE_IAM_WORKERS", d.workers, low=0) or (os.cpu_count() or 1),
+            "http_header_timeout_s": r.float("NATIVE_IAM_HTTP_HEADER_TIMEOUT_S", d.http_header_timeout_s, low=0.1),
+            "http_body_timeout_s": r.float("NATIVE_IAM_HTTP_BODY_TIMEOUT_S", d.http_body_timeout_s, low=0.1),
+            "http_keepalive_s": r.float("NATIVE_IAM_HTTP_KEEPALIVE_S", d.http_keepalive_s, low=0.1),
+            "http_max_connections": r.int("NATIVE_IAM_HTTP_MAX_CONNECTIONS", d.http_max_connections, low=1),
             "issuer": r.str("NATIVE_IAM_ISSUER", d.issuer, check=_nonempty),
             "audience": r.str("NATIVE_IAM_AUDIENCE", d.audience, check=_nonempty),
             "grpc_client_id": r.str("NATIVE_IAM_GRPC_CLIENT_ID", d.grpc_client_id, check=_nonempty),

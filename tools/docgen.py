@@ -109,10 +109,11 @@ def _metric_rows(collectors: Iterable[MetricWrapperBase]) -> str:
 
 
 def token_service_metrics() -> str:
-    from token_service.metrics import Metrics, http_requests_counter
+    from token_service.metrics import Metrics, http_connections_cut_counter, http_requests_counter
 
     metrics = Metrics()
-    return _metric_rows([*_collectors(metrics), http_requests_counter(metrics.registry)])
+    extra = (http_connections_cut_counter(metrics.registry), http_requests_counter(metrics.registry))
+    return _metric_rows([*_collectors(metrics), *extra])
 
 
 def sidecar_metrics() -> str:
