@@ -83,7 +83,7 @@ class Settings:
         "authorization",
     )
     realm: str = setting("NATIVE_IAM_REALM", "`realm` in `WWW-Authenticate`", "native-iam")
-    log_level: str = setting("NATIVE_IAM_LOG_LEVEL", "`DEBUG`, `INFO`, `WARNING`, `ERROR`", "INFO")
+    log_level: str = setting("NATIVE_IAM_LOG_LEVEL", "`DEBUG`, `INFO`, `WARNING`, `ERROR` or `CRITICAL`", "INFO")
     log_format: Literal["json", "text"] = setting(
         "NATIVE_IAM_LOG_FORMAT",
         "as the token service's: the same schema, masking and escaping (`native_iam/logs.py`)",

@@ -239,7 +239,7 @@ class Settings:
     )
 
     # --- logs ---
-    log_level: str = setting("NATIVE_IAM_LOG_LEVEL", "`DEBUG`, `INFO`, `WARNING`, `ERROR`", "INFO")
+    log_level: str = setting("NATIVE_IAM_LOG_LEVEL", "`DEBUG`, `INFO`, `WARNING`, `ERROR` or `CRITICAL`", "INFO")
     log_format: str = setting(
         "NATIVE_IAM_LOG_FORMAT",
         "`json` (one object per line: `ts`, `level`, `logger`, `msg`, context fields, `exc`; secret-named fields and"
