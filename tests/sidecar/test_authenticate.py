@@ -105,6 +105,15 @@ async def test_token_over_the_size_limit_is_refused_by_both(issuer: Issuer, exce
     w.keys.close()
 
 
+async def test_token_over_the_limit_only_in_utf8_bytes_is_refused_by_both(issuer: Issuer) -> None:
+    """Fewer characters than the limit but more UTF-8 bytes: malformed at both, never verified."""
+    token = "é" * (LIMIT // 2 + 1)
+    w = world(issuer)
+    assert (w.check(token), w.check_access(token)) == ("malformed", "malformed")
+    assert await rpc_verdict(w.facade, token) == "INVALID_ARGUMENT"
+    w.keys.close()
+
+
 @pytest.mark.parametrize("verifier", ["check", "check_access", "rpc"])
 async def test_unknown_kid_that_appears_after_a_refetch_is_allowed_by_both(issuer: Issuer, verifier: str) -> None:
     """A token signed with a key published after the sidecar last fetched: each verifier refetches
