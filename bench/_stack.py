@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench import _tokens
 from native_iam._procs import Process, free_port, native_iam_command
+from token_service.testing import TEST_FEED_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -158,6 +159,7 @@ def start_sidecar(
         "NATIVE_IAM_WORKERS": str(workers),
         "NATIVE_IAM_LOG_LEVEL": "WARNING",
         "NATIVE_IAM_LOG_FORMAT": "text",
+        "NATIVE_IAM_FEED_TOKEN": TEST_FEED_TOKEN,
         **(env or {}),
     }
     started = time.monotonic()

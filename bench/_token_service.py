@@ -14,6 +14,7 @@ from typing import Any
 
 from bench._stack import ROOT, Server, ready_or_stop, serving
 from native_iam._procs import Process, free_port, native_iam_command
+from token_service.testing import TEST_FEED_TOKEN
 
 ISSUER = "http://token.bench.native-iam.local"
 AUDIENCE = "native-iam"
@@ -144,6 +145,7 @@ def start(
         "NATIVE_IAM_BOOTSTRAP_ADMIN_PASSWORD": password,
         "NATIVE_IAM_LOG_LEVEL": "WARNING",
         "NATIVE_IAM_LOG_FORMAT": "text",
+        "NATIVE_IAM_FEED_TOKEN": TEST_FEED_TOKEN,
         **(env or {}),
     }
     process = Process(

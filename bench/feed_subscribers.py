@@ -26,6 +26,7 @@ import grpc
 
 from native_iam._procs import Process
 from native_iam.oauth.v1 import feed_pb2, feed_pb2_grpc
+from token_service.testing import FEED_METADATA
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +38,7 @@ async def subscribe(
         stub = feed_pb2_grpc.FeedStub(channel)
         request = feed_pb2.WatchRevocationsRequest(cursor=0, subscriber=f"bench-{index}")
         was_synced = False
-        async for message in stub.WatchRevocations(request):
+        async for message in stub.WatchRevocations(request, metadata=FEED_METADATA):
             now = time.time()
             if message.kind == message.EVENTS:
                 for revocation in message.revocations:

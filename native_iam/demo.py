@@ -105,7 +105,7 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def _token_service_env(data_dir: Path, ports: dict[str, int], creds: Credentials) -> dict[str, str]:
+def _token_service_env(data_dir: Path, ports: dict[str, int], creds: Credentials, feed_token: str) -> dict[str, str]:
     return {
         "SYSTEM_DB_URL": f"sqlite:///{(data_dir / 'token-service.db').resolve()}",
         "NATIVE_IAM_GRPC_LISTEN": f"127.0.0.1:{ports['token_grpc']}",
@@ -114,6 +114,7 @@ def _token_service_env(data_dir: Path, ports: dict[str, int], creds: Credentials
         "NATIVE_IAM_ISSUER": f"http://127.0.0.1:{ports['token_http']}",
         "NATIVE_IAM_BOOTSTRAP_ADMIN": ADMIN_IDENTITY,
         "NATIVE_IAM_BOOTSTRAP_ADMIN_PASSWORD": creds.admin_password,
+        "NATIVE_IAM_FEED_TOKEN": feed_token,
         "NATIVE_IAM_LOG_FORMAT": "text",
     }
 
@@ -130,8 +131,9 @@ def envoy_config(ports: Mapping[str, int], access_log: Path) -> str:
     )
 
 
-def _sidecar_env(ports: dict[str, int]) -> dict[str, str]:
+def _sidecar_env(ports: dict[str, int], feed_token: str) -> dict[str, str]:
     return {
+        "NATIVE_IAM_FEED_TOKEN": feed_token,
         "NATIVE_IAM_TOKEN_URL": f"127.0.0.1:{ports['token_grpc']}",
         "NATIVE_IAM_ISSUER": f"http://127.0.0.1:{ports['token_http']}",
         "NATIVE_IAM_AUTHZ_LISTEN": f"127.0.0.1:{ports['authz']}",
@@ -214,7 +216,9 @@ def _http_ok(url: str) -> Callable[[], bool]:
 
 def _start_everything(sup: Supervisor, data_dir: Path, ports: dict[str, int], creds: Credentials) -> None:
     logs = data_dir / "logs"
-    env = _token_service_env(data_dir, ports, creds)
+    # The revocation feed's credential, shared by the two processes of this run only.
+    feed_token = secrets.token_hex(32)
+    env = _token_service_env(data_dir, ports, creds, feed_token)
 
     _say("[1/5] preparing the database (schema, signing key, admin, demo identity, demo client)…")
     asyncio.run(_seed(env, creds))
@@ -229,7 +233,9 @@ def _start_everything(sup: Supervisor, data_dir: Path, ports: dict[str, int], cr
 
     _say(f"[3/5] starting the sidecar (ext_authz :{ports['authz']})…")
     sidecar = sup.start(
-        Process("sidecar", native_iam_command("sidecar"), log_path=logs / "sidecar.log", env=_sidecar_env(ports))
+        Process(
+            "sidecar", native_iam_command("sidecar"), log_path=logs / "sidecar.log", env=_sidecar_env(ports, feed_token)
+        )
     )
     sidecar.wait_until(
         _grpc_serving(f"127.0.0.1:{ports['authz']}"), timeout=60, what="ready (keys loaded, feed synced)"

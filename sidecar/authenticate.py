@@ -147,7 +147,7 @@ class Authenticator:
         if isinstance(token, Deny):
             return token
         now = self._now()
-        verified = decision.verify(token, keys.usable(), self._policy, now)
+        verified = decision.verify(token, keys.usable(), self._policy, now, keys.retired)
         if isinstance(verified, Deny):
             if verified.reason is Reason.UNKNOWN_KID and not refetched:
                 return _NEED_REFETCH

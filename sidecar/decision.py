@@ -9,7 +9,7 @@ the seed's ``CheckAccess`` status.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -166,21 +166,42 @@ def bare_token(value: str, *, max_bytes: int) -> str | Deny | None:
     return value
 
 
-def _key_lookup(keys: Mapping[str, VerifyKey]) -> jws.KeyLookup:
+class _Retired(Exception):
+    """Raised by the key lookup for a retired kid, out of :func:`native_iam.jws.verify`."""
+
+
+# A retired key's token: revoked (not an unknown kid, which would trigger a JWKS refetch).
+_RETIRED_KEY = Deny(Reason.REVOKED, DESCRIPTIONS[RevocationReason.KEY_RETIRED], revocation=RevocationReason.KEY_RETIRED)
+
+
+def _key_lookup(keys: Mapping[str, VerifyKey], retired: Container[str]) -> jws.KeyLookup:
     def find(kid: str) -> tuple[str, Any] | None:
+        if kid in retired:
+            raise _Retired  # even when a stale key set still holds it
         key = keys.get(kid)
         return None if key is None else (key.alg, key.key)
 
     return find
 
 
-def verify(token: str, keys: Mapping[str, VerifyKey] | None, policy: Policy, now: float) -> Principal | Deny:
-    """Verify an access token with the one shared verifier (native_iam.jws). Pure."""
+def verify(
+    token: str,
+    keys: Mapping[str, VerifyKey] | None,
+    policy: Policy,
+    now: float,
+    retired: Container[str] = frozenset(),
+) -> Principal | Deny:
+    """Verify an access token with the one shared verifier (native_iam.jws). Pure.
+
+    ``retired``: kids the feed said were retired; their tokens are refused whatever they claim.
+    """
     rules = jws.Rules(policy.issuer, policy.audiences, policy.leeway_s, policy.max_token_bytes)
     try:
-        v = jws.verify(token, None if keys is None else _key_lookup(keys), rules, now)
+        v = jws.verify(token, None if keys is None else _key_lookup(keys, retired), rules, now)
     except jws.JwsError as exc:
         return Deny(Reason(exc.failure.value), exc.message, jti=exc.jti)
+    except _Retired:
+        return _RETIRED_KEY
     return Principal(
         identity=v.sub,
         namespace=v.namespace,

@@ -5,10 +5,15 @@ EdDSA) and a token must use exactly that algorithm: never ``none``, never HMAC (
 public, so an HMAC "signature" with it proves nothing — the algorithm-confusion attack). Keys
 that match none of these are skipped. Last-known-good keys keep verifying through an issuer
 outage for at most ``jwks_max_age_s``; after that the sidecar denies with ``keys_unavailable``.
+
+A key the revocation feed says was retired (compromised) is dropped at once and banned for the
+life of the process: a JWKS fetched later that still lists it (a replica that has not seen the
+retirement yet, a cached HTTP answer) never brings it back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -150,6 +155,8 @@ class KeyStore:
         self.fetched_at = float("-inf")
         self.refresh_after_s = DEFAULT_MAX_AGE_S
         self.generation = 0
+        #: Kids the feed said were retired: never trusted again by this process (replaced, not mutated).
+        self.retired: frozenset[str] = frozenset()
         self._lock = threading.Lock()
         self._install_lock = threading.Lock()
         self._inflight: futures.Future[bool] | None = None
@@ -169,6 +176,7 @@ class KeyStore:
             return False
         self._on_fetch(True)
         with self._install_lock:  # background refresh and unknown-kid refetch may finish together
+            keys = {kid: key for kid, key in keys.items() if kid not in self.retired}
             if {k: (v.alg, _fingerprint(v)) for k, v in keys.items()} != {
                 k: (v.alg, _fingerprint(v)) for k, v in self.keys.items()
             }:
@@ -180,6 +188,27 @@ class KeyStore:
             self.loaded = True
         return True
 
+    def ban(self, kid: str) -> None:
+        """Stop trusting ``kid`` now and for good (it was retired): drop it, refuse it in later fetches.
+
+        Tokens naming it are then refused as retired (:func:`sidecar.decision.verify`), without the
+        JWKS refetch an unknown kid triggers: forgeries must not use up the refetch budget that
+        the replacement key's first tokens need.
+        """
+        with self._install_lock:
+            if kid in self.retired:
+                return
+            self.retired = self.retired | {kid}
+            if kid in self.keys:
+                # Replaced, never mutated (readers hold no lock); the new generation voids cached allows.
+                self.keys = {k: v for k, v in self.keys.items() if k != kid}
+            self.generation += 1
+            log.warning("jwks key banned: retired", extra={"kid": kid[:64]})
+        # A retired signing key was replaced by one that signs at once: fetch it now rather than
+        # when its first token arrives (that refetch may be held back by min_refetch_s).
+        with contextlib.suppress(RuntimeError):  # the executor is already shut down: stopping
+            self.refetch(force=True)
+
     def age_s(self) -> float:
         return self._clock() - self.fetched_at
 
@@ -189,8 +218,9 @@ class KeyStore:
             return None
         return self.keys
 
-    def refetch(self) -> futures.Future[bool]:
-        """Refetch for an unknown ``kid``: one fetch at a time, at most one per ``min_refetch_s``.
+    def refetch(self, *, force: bool = False) -> futures.Future[bool]:
+        """Refetch for an unknown ``kid``: one fetch at a time, at most one per ``min_refetch_s``
+        (``force``: whatever the last attempt, for a retirement, which the feed announces).
 
         Returns a future resolving to True when a fetch ran and succeeded; callers wait on it
         (with a deadline) and look the ``kid`` up again.
@@ -198,7 +228,7 @@ class KeyStore:
         with self._lock:
             if self._inflight is not None and not self._inflight.done():
                 return self._inflight
-            if self._clock() - self._last_attempt < self._min_refetch_s:
+            if not force and self._clock() - self._last_attempt < self._min_refetch_s:
                 done: futures.Future[bool] = futures.Future()
                 done.set_result(False)
                 return done

@@ -1,7 +1,9 @@
 """The revocation cache and the ``Feed.WatchRevocations`` client that fills it.
 
-The cache holds revoked ``jti`` until their expiry, and per-identity, per-namespace and per-key
-cut-off instants (tokens issued at or before a cut-off are dead), each with its reason. Events are
+The cache holds revoked ``jti`` until their expiry, per-identity and per-namespace cut-off
+instants (tokens issued at or before a cut-off are dead), each with its reason, and retired keys:
+every token a retired key signed is dead whatever its ``iat`` (whoever holds a compromised key
+writes any ``iat`` they like), and the key store is told to drop the key at once. Events are
 applied in order and idempotently: an event at or below the cursor is skipped, and a subject keeps
 the newest event that touched it (:mod:`native_iam.revocation_subjects`: an identity name's
 deletion cut-off and its current state are two subjects, so lifting a disable of a re-created
@@ -23,6 +25,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import grpc
 
 from native_iam.oauth.v1 import feed_pb2
 from native_iam.revocation_subjects import IDENTITY_DELETION, IDENTITY_STATE, identity_slot
@@ -74,8 +78,16 @@ class _Sets:
 class RevocationCache:
     """What the feed says is revoked, plus the feed's health (cursor, synced, last message)."""
 
-    def __init__(self, *, max_staleness_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        max_staleness_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        on_key_retired: Callable[[str], None] = lambda kid: None,
+    ) -> None:
         self._sets = _Sets()
+        # Told every retired kid (events and snapshots alike) so that the key store drops it.
+        self._on_key_retired = on_key_retired
         self._staging: _Sets | None = None
         self._staging_cursor = 0
         self._clock = clock
@@ -101,6 +113,11 @@ class RevocationCache:
     def lookup(self, *, jti: str, identity: str, namespace: str, kid: str, iat: float) -> int | None:
         """The revocation reason that kills this token, or None when it is alive."""
         sets = self._sets
+        retired = sets.keys.get(kid)
+        if retired is not None:
+            # No iat test: the holder of a retired key chooses the iat. First, as at the token
+            # service, which refuses the key's tokens before it looks at their records.
+            return retired.reason
         reason = sets.tokens.get(jti)
         if reason == Reason.TOKEN_DELETED:
             return reason
@@ -111,11 +128,7 @@ class RevocationCache:
             return deleted.reason
         if reason is not None:
             return reason
-        for entry in (
-            sets.identities.get((namespace, identity, IDENTITY_STATE)),
-            sets.namespaces.get(namespace),
-            sets.keys.get(kid),
-        ):
+        for entry in (sets.identities.get((namespace, identity, IDENTITY_STATE)), sets.namespaces.get(namespace)):
             if entry is not None and iat <= entry.cutoff_unix:
                 return entry.reason
         return None
@@ -151,6 +164,7 @@ class RevocationCache:
                 self._staging_cursor = message.cursor
                 for revocation in message.revocations:
                     _apply_one(self._staging, revocation)
+                    self._retire_key(revocation)
             elif kind == Kind.EVENTS:
                 target = self._staging if self._staging is not None else self._sets
                 changed = False
@@ -158,6 +172,7 @@ class RevocationCache:
                     if revocation.sequence <= self.cursor and self._staging is None:
                         continue  # already applied before a reconnect
                     changed |= _apply_one(target, revocation)
+                    self._retire_key(revocation)
                 if changed and target is self._sets:
                     self.generation += 1
                 if self._staging is not None:
@@ -176,6 +191,11 @@ class RevocationCache:
                 if not self.synced:
                     log.info("revocation feed synced", extra={"cursor": self.cursor, "entries": self._sets.size()})
                 self.synced = True
+
+    def _retire_key(self, r: Any) -> None:
+        """Pass a key retirement on at once, even mid-snapshot: a retired key is never trusted again."""
+        if r.target == Target.KEY and r.kid and not r.lifted:
+            self._on_key_retired(r.kid)
 
     def prune(self, now_unix: float) -> int:
         """Forget entries whose ``expires_unix`` has passed; returns how many were removed."""
@@ -236,6 +256,7 @@ class FeedClient:
         cache: RevocationCache,
         *,
         subscriber: str,
+        credential: str = "",
         idle_timeout_s: float = 15.0,
         on_connected: Callable[[bool], None] = lambda up: None,
         on_message: Callable[[], None] = lambda: None,
@@ -245,6 +266,8 @@ class FeedClient:
         self._stub = feed_pb2_grpc.FeedStub(channel)
         self._cache = cache
         self._subscriber = subscriber[:253]
+        # WatchRevocations needs the feed token (GetJwks does not): sent on every (re)connect.
+        self._metadata = (("authorization", f"Bearer {credential}"),) if credential else ()
         self._idle_timeout_s = idle_timeout_s
         self._on_connected = on_connected
         self._on_message = on_message
@@ -284,7 +307,7 @@ class FeedClient:
             request = feed_pb2.WatchRevocationsRequest(cursor=self._cache.cursor, subscriber=self._subscriber)
             try:
                 self._stream_started_at = time.monotonic()
-                self._call = self._stub.WatchRevocations(request)
+                self._call = self._stub.WatchRevocations(request, metadata=self._metadata)
                 first = True
                 for message in self._call:
                     if first:
@@ -296,7 +319,12 @@ class FeedClient:
             except Exception as exc:  # grpc.RpcError (UNAVAILABLE, CANCELLED, …): reconnect below
                 if self._stop.is_set():
                     break
-                log.warning("revocation feed disconnected", extra={"error": _code(exc), "cursor": self._cache.cursor})
+                if _code(exc) == str(grpc.StatusCode.UNAUTHENTICATED):
+                    log.error("revocation feed refused this sidecar: check NATIVE_IAM_FEED_TOKEN")
+                else:
+                    log.warning(
+                        "revocation feed disconnected", extra={"error": _code(exc), "cursor": self._cache.cursor}
+                    )
             finally:
                 self._call = None
                 self._on_connected(False)

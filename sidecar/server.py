@@ -64,11 +64,12 @@ class Sidecar:
             min_refetch_s=settings.jwks_min_refetch_s,
             on_fetch=self.metrics.fetched,
         )
-        self.revocations = RevocationCache(max_staleness_s=settings.feed_max_staleness_s)
+        self.revocations = RevocationCache(max_staleness_s=settings.feed_max_staleness_s, on_key_retired=self.keys.ban)
         self.feed = FeedClient(
             self._channel,
             self.revocations,
             subscriber=settings.subscriber,
+            credential=settings.feed_token,
             on_connected=lambda up: self.metrics.feed_connected.set(1 if up else 0),
         )
         self.authorizer = Authorizer(settings, self.keys, self.revocations, self.metrics)
@@ -103,6 +104,8 @@ class Sidecar:
     async def start(self) -> None:
         s = self.settings
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        if not s.feed_token:
+            log.error("NATIVE_IAM_FEED_TOKEN is not set: the token service refuses the revocation feed")
 
         handler = authorization.handler(self.authorizer, asynchronous=self.kind == "aio")
         if self.kind == "sync":

@@ -68,6 +68,10 @@ class Settings:
     max_token_bytes: int = 8192
     # Name sent to the feed as `subscriber` (pod name).
     subscriber: str = field(default_factory=lambda: os.uname().nodename)
+    # The bearer token WatchRevocations requires (NATIVE_IAM_FEED_TOKEN, or the file named by
+    # NATIVE_IAM_FEED_TOKEN_FILE): the one the token service accepts. Empty: the feed refuses
+    # this sidecar, which then never becomes ready. Never printed.
+    feed_token: str = field(default="", repr=False)
 
     @property
     def forward_password_url(self) -> str:
@@ -129,6 +133,20 @@ def _listen(env: Mapping[str, str], name: str, default: str, *, optional: bool) 
     return value
 
 
+def _secret(env: Mapping[str, str], name: str) -> str:
+    """``NAME``, or the content of the file named by ``NAME_FILE`` (a mounted Kubernetes Secret)."""
+    direct, file_name = env.get(name, "").strip(), env.get(f"{name}_FILE", "").strip()
+    if direct and file_name:
+        raise SettingsError(f"{name}: set either {name} or {name}_FILE, not both")
+    if not file_name:
+        return direct
+    try:
+        with open(file_name, encoding="utf-8") as f:
+            return f.read().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{name}_FILE={file_name!r}: cannot read it ({type(exc).__name__})") from None
+
+
 def from_env(env: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from ``env`` (default: ``os.environ``)."""
     env = os.environ if env is None else env
@@ -151,6 +169,9 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
     log_level = _str(env, "NATIVE_IAM_LOG_LEVEL", d.log_level).upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise SettingsError(f"NATIVE_IAM_LOG_LEVEL={log_level!r}: expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    feed_token = _secret(env, "NATIVE_IAM_FEED_TOKEN")
+    if feed_token and (not feed_token.isascii() or not feed_token.isprintable() or " " in feed_token):
+        raise SettingsError("NATIVE_IAM_FEED_TOKEN: must be visible ASCII without spaces")
     return Settings(
         token_url=token_url,
         password_url=_str(env, "NATIVE_IAM_AUTHENTICATION_PASSWORD_URL", ""),
@@ -184,4 +205,5 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         forward_timeout_s=_number(env, "NATIVE_IAM_FORWARD_TIMEOUT_S", d.forward_timeout_s, minimum=0.1),
         max_token_bytes=int(_number(env, "NATIVE_IAM_MAX_TOKEN_BYTES", d.max_token_bytes, minimum=256, integer=True)),
         subscriber=_str(env, "NATIVE_IAM_SUBSCRIBER", "") or d.subscriber,
+        feed_token=feed_token,
     )

@@ -16,16 +16,15 @@ import grpc
 from google.protobuf.message import Message
 from opentelemetry import trace
 
-from native_iam import bearer
 from native_iam.admin.v1 import admin_pb2 as pb
 from token_service import admin
 from token_service.access import verify_access_token
 from token_service.core import Core
 from token_service.errors import GrantError, InvalidRequest, PermissionDenied, Unauthenticated
-from token_service.grpc_api import text_field, unary
+from token_service.grpc_api import bearer_token, text_field, unary
 from token_service.keys import SigningKey
 from token_service.metrics import Metrics
-from token_service.tokens import MAX_TOKEN_BYTES, TokenClaims
+from token_service.tokens import TokenClaims
 
 __all__ = ["ADMIN_SERVICES", "admin_handlers", "authorize"]
 
@@ -36,16 +35,8 @@ ADMIN_SERVICES = tuple(s.full_name for s in pb.DESCRIPTOR.services_by_name.value
 
 async def authorize(core: Core, context: grpc.aio.ServicerContext, metrics: Metrics | None = None) -> TokenClaims:
     """The verified claims of the caller's admin token, or Unauthenticated / PermissionDenied."""
-    values = [v for k, v in (context.invocation_metadata() or ()) if k == "authorization"]
     try:
-        if len(values) != 1 or not isinstance(values[0], str):
-            raise Unauthenticated("send exactly one 'authorization: Bearer <access token>' metadata entry")
-        try:
-            token = bearer.token_from(values[0], max_bytes=MAX_TOKEN_BYTES)
-        except bearer.MalformedHeader:
-            token = None
-        if token is None:
-            raise Unauthenticated("the authorization metadata must be 'Bearer <access token>'")
+        token = bearer_token(context)
         try:
             claims = await verify_access_token(core, token)
         except GrantError as exc:

@@ -23,6 +23,7 @@ from token_service.feed import FeedHub
 from token_service.grpc_api import FEED_SERVICE, OAUTH_SERVICE, rpc_handlers
 from token_service.http_server import HttpServer
 from token_service.metrics import Metrics
+from token_service.prune import Pruner
 from token_service.settings import Settings
 from token_service.telemetry import Telemetry
 
@@ -104,6 +105,8 @@ class TokenServiceApp:
         if self.settings.metrics_listen.lower() not in {"off", "none"}:
             self.metrics_port = self.metrics.serve(self.settings.metrics_listen)
         self._tasks.append(asyncio.create_task(self._reload_keys(), name="key-reload"))
+        if self.settings.prune_interval_s > 0:
+            self._tasks.append(asyncio.create_task(Pruner(self.settings, self.core.store).run(), name="prune"))
         log.info(
             "token service started",
             extra={

@@ -90,7 +90,7 @@ class GrantError(TokenServiceError):
 
     ``reason`` says why in more detail than the status, for metrics and logs only (never sent
     to the caller): CREDENTIALS_INVALID may be ``unknown_identity``, ``password_disabled``,
-    ``wrong_password`` or ``locked_out``.
+    ``wrong_password``, ``locked_out`` or ``busy`` (no lockout slot freed in time).
     """
 
     def __init__(self, message: str | None = None, reason: str | None = None) -> None:

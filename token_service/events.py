@@ -22,9 +22,12 @@ from native_iam.oauth.v1 import feed_pb2
 from token_service.store.db import EVENTS_WRITTEN
 from token_service.store.tables import feed_counter, revocations
 
-__all__ = ["NOTIFY_CHANNEL", "Event", "append", "append_sync"]
+__all__ = ["KEY_CUTOFF_ALL", "NOTIFY_CHANNEL", "Event", "append", "append_sync"]
 
 NOTIFY_CHANNEL = "native_iam_feed"
+#: ``cutoff_unix`` of a KEY_RETIRED event: the largest int64, so that no ``iat`` escapes it. A
+#: retired key's tokens are all dead, including forgeries with an ``iat`` after the retirement.
+KEY_CUTOFF_ALL = 2**63 - 1
 
 Target = feed_pb2.RevocationTarget
 Reason = feed_pb2.RevocationReason

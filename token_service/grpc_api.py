@@ -9,6 +9,8 @@ leaf's ``grpc_code``. Nothing else in the package knows about gRPC status codes.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -18,16 +20,32 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 from opentelemetry import trace
 
+from native_iam import bearer
 from native_iam import scopes as scope_rules
 from native_iam.oauth.v1 import feed_pb2, oauth_pb2
 from token_service import grants
 from token_service.access import check_access
 from token_service.core import Core
-from token_service.errors import GrantError, InsufficientScope, InvalidRequest, TokenServiceError, Unavailable
+from token_service.errors import (
+    GrantError,
+    InsufficientScope,
+    InvalidRequest,
+    TokenServiceError,
+    Unauthenticated,
+    Unavailable,
+)
 from token_service.metrics import Metrics
 from token_service.tokens import MAX_TOKEN_BYTES
 
-__all__ = ["business_status", "oauth_handler", "rpc_handlers", "scope_list", "text_field"]
+__all__ = [
+    "FeedCredentials",
+    "bearer_token",
+    "business_status",
+    "oauth_handler",
+    "rpc_handlers",
+    "scope_list",
+    "text_field",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +67,25 @@ def text_field(name: str, value: str, max_bytes: int, required: bool = False) ->
     if len(value) > max_bytes or len(value.encode("utf-8")) > max_bytes:
         raise InvalidRequest(f"{name} is longer than {max_bytes} bytes")
     return value
+
+
+def bearer_token(context: grpc.aio.ServicerContext, what: str = "access token") -> str:
+    """The token of the caller's one ``authorization: Bearer <token>`` metadata entry.
+
+    Shared by every authenticated gRPC call (the admin API, the revocation feed), parsed by the
+    one bearer parser (:mod:`native_iam.bearer`); raises :class:`Unauthenticated` when it is
+    missing, repeated or not a bearer credential.
+    """
+    values = [v for k, v in (context.invocation_metadata() or ()) if k == "authorization"]
+    if len(values) != 1 or not isinstance(values[0], str):
+        raise Unauthenticated(f"send exactly one 'authorization: Bearer <{what}>' metadata entry")
+    try:
+        token = bearer.token_from(values[0], max_bytes=MAX_TOKEN_BYTES)
+    except bearer.MalformedHeader:
+        token = None
+    if token is None:
+        raise Unauthenticated(f"the authorization metadata must be 'Bearer <{what}>'")
+    return token
 
 
 def scope_list(name: str, values: Sequence[str]) -> tuple[str, ...]:
@@ -321,6 +358,42 @@ class FeedServicer:
         )
 
 
+class FeedCredentials:
+    """Who may watch the revocation feed: callers presenting one of the NATIVE_IAM_FEED_TOKEN tokens.
+
+    The feed names identities and jtis, so it is not public (GetJwks is: public keys only). A
+    static token from a Kubernetes Secret shared with the sidecars is the simplest credential to
+    operate: no client registration, no token expiry to track, no dependency of the feed on the
+    database; several tokens may be accepted at once, for a rotation. Compared as SHA-256 digests
+    in constant time, every configured token each time (no early exit).
+    """
+
+    def __init__(self, tokens: Sequence[str]) -> None:
+        self._digests = [hashlib.sha256(t.encode("utf-8")).digest() for t in tokens]
+
+    def check(self, context: grpc.aio.ServicerContext) -> None:
+        """Return when the caller presented an accepted feed token, else raise Unauthenticated."""
+        presented = hashlib.sha256(bearer_token(context, "feed token").encode("utf-8")).digest()
+        # A list, not a generator: every digest is compared, whichever matches.
+        if not any([hmac.compare_digest(presented, d) for d in self._digests]):
+            raise Unauthenticated("the feed token is not accepted (NATIVE_IAM_FEED_TOKEN)")
+
+
+def _authenticated(watch: Streaming, credentials: FeedCredentials) -> Streaming:
+    """``watch`` behind the feed credential, checked before the request is looked at."""
+
+    async def guarded(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Message]:
+        try:
+            credentials.check(context)
+        except Unauthenticated as exc:
+            log.warning("feed subscriber refused", extra={"peer": context.peer(), "detail": exc.message})
+            raise
+        async for message in watch(request, context):
+            yield message
+
+    return guarded
+
+
 def oauth_handler(core: Core, metrics: Metrics | None, tracer: trace.Tracer | None = None) -> grpc.GenericRpcHandler:
     s = OAuthServicer(core, metrics)
     return grpc.method_handlers_generic_handler(
@@ -367,12 +440,14 @@ def feed_handlers(
         )
     }
     if watch is not None:
+        if not core.settings.feed_tokens:
+            log.warning("NATIVE_IAM_FEED_TOKEN is not set: WatchRevocations refuses every caller (no sidecar can sync)")
         handlers["WatchRevocations"] = stream(
             FEED_SERVICE,
             "WatchRevocations",
             feed_pb2.WatchRevocationsRequest,
             feed_pb2.WatchRevocationsResponse,
-            watch,
+            _authenticated(watch, FeedCredentials(core.settings.feed_tokens)),
             metrics,
             tracer,
         )

@@ -38,8 +38,10 @@ from token_service._forms import Form, read_form
 from token_service.client_auth import authenticate_client
 from token_service.clients import AuthMethod, ClientStore, GrantType, OAuthClient
 from token_service.errors import GrantError, InsufficientScope, MalformedScope, TokenServiceError
+from token_service.forwarded import client_address
 from token_service.oauth_errors import (
     InvalidBearerToken,
+    InvalidClient,
     InvalidTarget,
     MissingBearerToken,
     UnauthorizedClient,
@@ -47,6 +49,7 @@ from token_service.oauth_errors import (
     challenge_headers,
     deny_reason,
 )
+from token_service.settings import IPNetwork
 from token_service.tokens import MAX_TOKEN_BYTES
 
 log = logging.getLogger(__name__)
@@ -80,6 +83,7 @@ class OAuthBackend(Protocol):
         namespace: str,
         scopes: tuple[str, ...],
         metadata: str,
+        client_address: str | None,
     ) -> TokenResponse: ...
 
     async def refresh_grant(
@@ -91,6 +95,10 @@ class OAuthBackend(Protocol):
     async def introspect(self, client: OAuthClient, *, token: str) -> Mapping[str, Any] | None: ...
 
     async def userinfo(self, access_token: str) -> Mapping[str, Any]: ...
+
+    async def client_auth_failed(self, client_address: str | None) -> None:
+        """Count a failed client authentication against the client address (brute-force throttling)."""
+        ...
 
     async def jwks(self) -> tuple[str, int]:
         """The public JWK Set as JSON and how long (seconds) a cache may keep it."""
@@ -111,6 +119,8 @@ class HttpConfig:
     #: NATIVE_IAM_AUDIENCE: the audience of clients that configure none.
     audience: str = "native-iam"
     scopes_supported: tuple[str, ...] = (OPENID,)
+    #: NATIVE_IAM_TRUSTED_PROXIES: peers whose X-Forwarded-For names the client.
+    trusted_proxies: tuple[IPNetwork, ...] = ()
 
 
 # --- Errors: the one place where a TokenServiceError becomes an HTTP response.
@@ -175,11 +185,16 @@ def _for_resources(client: OAuthClient, resources: tuple[str, ...], default_audi
     return dataclasses.replace(client, audiences=tuple(dict.fromkeys(resources)))
 
 
-def _metadata(request: Request) -> str:
+def _client_address(request: Request, config: HttpConfig) -> str | None:
+    """Who is asking: the TCP peer, or what a trusted proxy says (:mod:`token_service.forwarded`)."""
+    peer = request.client.host if request.client else None
+    return client_address(peer, request.headers.getlist("x-forwarded-for"), config.trusted_proxies)
+
+
+def _metadata(request: Request, address: str | None) -> str:
     """Seed 000's ``metadata`` for HTTP callers: who asked (stored with the tokens, never in them)."""
-    client = request.client.host if request.client else ""
     agent = request.headers.get("user-agent", "")[:200]
-    return json.dumps({"transport": "http", "ip": client, "user_agent": agent}, separators=(",", ":"))
+    return json.dumps({"transport": "http", "ip": address or "", "user_agent": agent}, separators=(",", ":"))
 
 
 def _token_response(tokens: TokenResponse) -> dict[str, Any]:
@@ -219,9 +234,14 @@ class _Endpoints:
         return tokens
 
     async def _client(self, request: Request, form: Form) -> OAuthClient:
-        client = await authenticate_client(
-            request.headers.get("authorization"), form, self.clients, self.config.client_secret_key
-        )
+        try:
+            client = await authenticate_client(
+                request.headers.get("authorization"), form, self.clients, self.config.client_secret_key
+            )
+        except InvalidClient:
+            # Guessing client credentials costs the address its password attempts too.
+            await self.backend.client_auth_failed(_client_address(request, self.config))
+            raise
         request.scope["native_iam_client"] = client.client_id  # names the client in deny logs
         return client
 
@@ -238,6 +258,7 @@ class _Endpoints:
             raise UnauthorizedClient(f"the client may not use the {grant.value} grant")
         client = _for_resources(client, form.get_all("resource"), self.config.audience)
         scopes = _requested_scopes(form)
+        address = _client_address(request, self.config)
         if grant is GrantType.PASSWORD:
             call = self.backend.password_grant(
                 client,
@@ -245,11 +266,12 @@ class _Endpoints:
                 password=form.require("password"),
                 namespace=form.get("namespace") or "",
                 scopes=scopes or (),
-                metadata=_metadata(request),
+                metadata=_metadata(request, address),
+                client_address=address,
             )
         else:
             call = self.backend.refresh_grant(
-                client, refresh_token=form.require("refresh_token"), scopes=scopes, metadata=_metadata(request)
+                client, refresh_token=form.require("refresh_token"), scopes=scopes, metadata=_metadata(request, address)
             )
         tokens = await self._grant(grant, call)
         return _ok(request, _token_response(tokens))

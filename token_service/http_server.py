@@ -78,6 +78,7 @@ class HttpServer:
                 signing_alg=settings.signing_alg,
                 client_secret_key=self.client_secret_key,
                 audience=settings.audience,
+                trusted_proxies=settings.trusted_proxies,
             ),
             self.clients,
             CoreBackend(self.core, refresh_grace_s=self.refresh_grace_s),
@@ -90,6 +91,9 @@ class HttpServer:
             log_config=None,  # the token service configures logging once
             access_log=False,  # an access log line would be one more place a token could leak
             server_header=False,
+            # X-Forwarded-For is read by token_service.forwarded, from NATIVE_IAM_TRUSTED_PROXIES
+            # only; uvicorn's own handling would believe any local peer (127.0.0.1 by default).
+            proxy_headers=False,
             timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_s)),
         )
         config.load()

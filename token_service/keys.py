@@ -311,7 +311,9 @@ class KeyRing:
                         target=events.Target.KEY,
                         reason=events.Reason.KEY_RETIRED,
                         kid=kid,
-                        cutoff_unix=int(now) + 1,  # every token it ever signed, this second included
+                        # Every token it ever signed, whatever its iat (the key's thief writes any iat);
+                        # the largest cut-off says so to enforcement points that still compare iat.
+                        cutoff_unix=events.KEY_CUTOFF_ALL,
                         expires_unix=int(now) + self.settings.max_token_ttl_s + 1,
                     )
                 ],

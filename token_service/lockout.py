@@ -6,79 +6,267 @@ After ``free_attempts`` consecutive failures for a key, every further failure lo
 live in the database so every replica sees them. A locked attempt is answered exactly like a
 wrong password (CREDENTIALS_INVALID, after a dummy hash), so lockout reveals nothing about
 whether the identity exists.
+
+Checking the counter before the verification and counting the failure after it let N concurrent
+guesses all pass the check. So an attempt first *reserves* a slot on every counter
+(:meth:`Lockout.reserve_sync`: one write transaction holding each counter's row lock, on any
+replica), and only ``failures + pending < free_attempts`` (one at a time once past it) may be in
+flight; its verdict then turns the slot into a failure (:meth:`Lockout.failed_sync`) or gives it
+back (:meth:`Lockout.succeeded_sync`). Any number of concurrent attempts verifies at most the
+threshold's worth of guesses; attempts beyond the free slots wait for one (:data:`Verdict.BUSY`),
+so concurrent right passwords are served, not mistaken for guesses.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
+import asyncio
+import dataclasses
+import enum
+import ipaddress
+import random
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import ReturningInsert
 
 from token_service.settings import Settings
 from token_service.store import Store
 from token_service.store.tables import lockouts
 
-__all__ = ["Lockout", "address_key", "identity_key"]
+__all__ = ["Attempt", "Lockout", "Verdict", "address_key", "identity_key"]
+
+#: A reserved slot older than this belongs to a process that died mid-verification (an argon2id
+#: verification takes milliseconds): it no longer counts.
+PENDING_TTL_S = 60.0
+
+IDENTITY_PREFIX = "identity:"
+ADDRESS_PREFIX = "address:"
 
 
 def identity_key(namespace: str, identity: str) -> str:
-    return f"identity:{namespace}/{identity}"
+    """The counter key of an identity. The namespace is length-prefixed, so no pair of
+    (namespace, name) shares a key with another whatever either contains ('/', ':', digits)."""
+    return f"{IDENTITY_PREFIX}{len(namespace)}:{namespace}/{identity}"
 
 
 def address_key(address: str) -> str:
-    return f"address:{address}"
+    """The counter key of a client address. An IPv6 client counts by its /64: one subscriber is
+    usually given a whole /64 and could otherwise start a fresh counter with every address."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return f"{ADDRESS_PREFIX}{address}"
+    if parsed.version == 6:
+        return f"{ADDRESS_PREFIX}{ipaddress.ip_network((parsed, 64), strict=False)}"
+    return f"{ADDRESS_PREFIX}{parsed}"
+
+
+class Verdict(enum.Enum):
+    GO = "go"  #: a slot is reserved on every counter: verify the password
+    LOCKED = "locked"  #: a counter is locked: refuse (counted as a failure already)
+    BUSY = "busy"  #: every free slot is in flight: nothing changed, ask again shortly
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """A login attempt's reservation: the verdict and its counters (holding a slot when GO)."""
+
+    verdict: Verdict = Verdict.GO
+    keys: tuple[str, ...] = ()
+    #: Counters that hold a slot but never count a failure (an unknown identity's).
+    uncounted: frozenset[str] = frozenset()
 
 
 class Lockout:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.enabled = settings.lockout_enabled
         self.free_attempts = settings.lockout_free_attempts
+        self.address_free_attempts = settings.lockout_address_free_attempts
         self.base_s = settings.lockout_base_s
         self.max_s = settings.lockout_max_s
         self.reset_s = settings.lockout_reset_s
         self.store = store
+        #: Attempts of this process waiting for a slot (BUSY): counter keys and wake-up future.
+        self._waiters: list[tuple[frozenset[str], asyncio.Future[None]]] = []
+        self._freed = 0
 
     def keys(self, namespace: str, identity: str, address: str | None) -> list[str]:
+        """The counters an attempt is charged to: the identity's and the client address's
+        (``None``: the transport does not know it)."""
         keys = [identity_key(namespace, identity)]
         if address:
             keys.append(address_key(address))
         return keys
 
-    async def locked(self, keys: Sequence[str], now: float | None = None) -> str | None:
-        """The first key that is locked now, or ``None``."""
-        if not self.enabled:
-            return None
-        return await self.store.run_read(self.locked_sync, keys, time.time() if now is None else now)
-
-    def locked_sync(self, conn: Connection, keys: Sequence[str], now: float) -> str | None:
-        if not self.enabled:
-            return None
-        rows = conn.execute(select(lockouts.c.key).where(lockouts.c.key.in_(keys), lockouts.c.locked_until > now))
-        return rows.scalars().first()
-
-    def backoff_s(self, failures: int) -> float:
-        if failures < self.free_attempts:
+    def backoff_s(self, failures: int, free_attempts: int | None = None) -> float:
+        free = self.free_attempts if free_attempts is None else free_attempts
+        if failures < free:
             return 0.0
-        return min(self.max_s, self.base_s * 2 ** min(failures - self.free_attempts, 62))
+        return min(self.max_s, self.base_s * 2 ** min(failures - free, 62))
 
-    async def record_failure(self, keys: Sequence[str], now: float | None = None) -> None:
+    def _free_attempts(self, key: str) -> int:
+        return self.address_free_attempts if key.startswith(ADDRESS_PREFIX) else self.free_attempts
+
+    def reserve_sync(
+        self, conn: Connection, keys: Sequence[str], now: float, uncounted: Collection[str] = ()
+    ) -> Attempt:
+        """Reserve a slot on every counter of ``keys`` inside the caller's write transaction (see
+        the module's docstring). A LOCKED attempt is counted as a failure at once; a BUSY one
+        changes nothing. ``uncounted`` counters (an unknown identity's) take slots like the
+        others but never count a failure: the same work and the same limits as for an existing
+        identity, so neither tells them apart, and no row is left behind once the slot is freed."""
+        if not self.enabled or not keys:
+            return Attempt()
+        ordered = tuple(sorted(set(keys)))  # one lock order everywhere: two attempts never deadlock
+        skip = frozenset(uncounted)
+        rows = {key: _Counter.of(conn.execute(_upsert(conn, key, now)).one(), now, self.reset_s) for key in ordered}
+        if any(row.locked_until > now for row in rows.values()):
+            for key, row in rows.items():
+                _store(conn, key, row if key in skip else row.failed(now, self._free_after(key, row)), now)
+            return Attempt(Verdict.LOCKED, ordered, skip)
+        if any(row.pending >= max(self._free_attempts(key) - row.failures, 1) for key, row in rows.items()):
+            for key, row in rows.items():
+                if row.empty(now):  # created just now by the upsert
+                    _store(conn, key, row, now)
+            return Attempt(Verdict.BUSY, ordered, skip)
+        for key, row in rows.items():
+            _store(conn, key, dataclasses.replace(row, pending=row.pending + 1), now)
+        return Attempt(Verdict.GO, ordered, skip)
+
+    def failed_sync(self, conn: Connection, attempt: Attempt, now: float) -> None:
+        """The reserved attempt was a wrong password: its slot becomes a failure."""
+        for key in _slots(attempt):
+            row = _Counter.of(conn.execute(_upsert(conn, key, now)).one(), now, self.reset_s)
+            row = dataclasses.replace(row, pending=max(row.pending - 1, 0))
+            _store(conn, key, row if key in attempt.uncounted else row.failed(now, self._free_after(key, row)), now)
+
+    def succeeded_sync(self, conn: Connection, attempt: Attempt, now: float) -> None:
+        """The reserved attempt proved the password (inside the grant's transaction): its slot is
+        given back, and the identity forgets its failures. The address keeps them: one valid
+        account must not wash away an address's guesses at others."""
+        for key in _slots(attempt):
+            row = _Counter.of(conn.execute(_upsert(conn, key, now)).one(), now, self.reset_s)
+            row = dataclasses.replace(row, pending=max(row.pending - 1, 0))
+            if key.startswith(IDENTITY_PREFIX):
+                row = dataclasses.replace(row, failures=0, locked_until=0.0)
+            _store(conn, key, row, now)
+
+    def record_failure_sync(self, conn: Connection, keys: Sequence[str], now: float) -> None:
+        """Count a failure that needed no reservation (a failed client authentication)."""
         if self.enabled:
-            await self.store.run_write(self._record_failure, keys, time.time() if now is None else now)
+            for key in sorted(set(keys)):
+                row = _Counter.of(conn.execute(_upsert(conn, key, now)).one(), now, self.reset_s)
+                _store(conn, key, row.failed(now, self._free_after(key, row)), now)
 
-    def _record_failure(self, conn: Connection, keys: Sequence[str], now: float) -> None:
-        existing = {row.key: row for row in conn.execute(select(lockouts).where(lockouts.c.key.in_(keys)))}
-        for key in keys:
-            row = existing.get(key)
-            failures = 1 if row is None or now - row.last_failure_at > self.reset_s else row.failures + 1
-            values = {"failures": failures, "last_failure_at": now, "locked_until": now + self.backoff_s(failures)}
-            if row is None:
-                conn.execute(lockouts.insert().values(key=key, **values))
-            else:
-                conn.execute(update(lockouts).where(lockouts.c.key == key).values(**values))
+    async def finish(self, attempt: Attempt, now: float, *, success: bool) -> None:
+        """:meth:`failed_sync` or :meth:`succeeded_sync` in a transaction of its own, then
+        :meth:`slot_freed`."""
+        if _slots(attempt):
+            await self.store.run_write(self.succeeded_sync if success else self.failed_sync, attempt, now)
+            self.slot_freed(attempt)
 
-    def clear_sync(self, conn: Connection, key: str) -> None:
-        """Forget the failures of ``key`` (after a successful login), inside the grant's transaction."""
-        if self.enabled:
-            conn.execute(delete(lockouts).where(lockouts.c.key == key))
+    @property
+    def freed(self) -> int:
+        """How many slots attempts of this process have freed so far (see :meth:`wait_for_slot`)."""
+        return self._freed
+
+    async def wait_for_slot(self, attempt: Attempt, freed_before: int, poll_s: float) -> None:
+        """Wait until an attempt of this process frees a slot on one of ``attempt``'s counters, or
+        about ``poll_s`` passes (another replica's freed slots are seen only by asking again).
+
+        ``freed_before`` is :attr:`freed` read before the reservation that said BUSY: a slot freed
+        while that reservation ran would otherwise wake nobody. One waiter is woken per freed slot
+        (first come, first served), so a burst does not stampede the database.
+        """
+        if self._freed != freed_before:
+            return
+        waiter = (frozenset(attempt.keys), asyncio.get_running_loop().create_future())
+        self._waiters.append(waiter)
+        try:
+            await asyncio.wait_for(waiter[1], poll_s * random.uniform(0.5, 1.5))  # noqa: S311 - jitter
+        except TimeoutError:
+            pass
+        finally:
+            self._waiters.remove(waiter)
+
+    def slot_freed(self, attempt: Attempt) -> None:
+        """Wake the first waiter on one of ``attempt``'s counters (after its verdict committed)."""
+        self._freed += 1
+        for keys, future in self._waiters:
+            if not future.done() and not keys.isdisjoint(attempt.keys):
+                future.set_result(None)
+                return
+
+    def _free_after(self, key: str, row: _Counter) -> float:
+        """The back-off after one more failure on ``row``."""
+        return self.backoff_s(row.failures + 1, self._free_attempts(key))
+
+
+def _store(conn: Connection, key: str, row: _Counter, now: float) -> None:
+    """Write ``row`` back; an empty counter (no failure, no slot, no lock) is deleted instead."""
+    if row.empty(now):
+        conn.execute(delete(lockouts).where(lockouts.c.key == key))
+        return
+    values = dataclasses.asdict(row)
+    if row.pending:
+        values["pending_until"] = now + PENDING_TTL_S
+    conn.execute(update(lockouts).where(lockouts.c.key == key).values(**values))
+
+
+def _slots(attempt: Attempt) -> tuple[str, ...]:
+    """The counters on which ``attempt`` holds a slot: all of them when GO, none otherwise."""
+    return attempt.keys if attempt.verdict is Verdict.GO else ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Counter:
+    """A counter as it stands now: failures forgotten after the quiet period, slots of dead
+    processes (past ``pending_until``) dropped."""
+
+    failures: int
+    last_failure_at: float
+    locked_until: float
+    pending: int
+
+    @classmethod
+    def of(cls, row: Any, now: float, reset_s: float) -> _Counter:
+        quiet = now - row.last_failure_at > reset_s
+        return cls(
+            failures=0 if quiet else row.failures,
+            last_failure_at=row.last_failure_at,
+            locked_until=row.locked_until,
+            pending=row.pending if row.pending_until > now else 0,
+        )
+
+    def empty(self, now: float) -> bool:
+        return self.failures == 0 and self.pending == 0 and self.locked_until <= now
+
+    def failed(self, now: float, backoff_s: float) -> _Counter:
+        """One more failure, now, locking for ``backoff_s`` (never shortening a running lock)."""
+        return dataclasses.replace(
+            self, failures=self.failures + 1, last_failure_at=now, locked_until=max(self.locked_until, now + backoff_s)
+        )
+
+
+def _upsert(conn: Connection, key: str, now: float) -> ReturningInsert[Any]:
+    """The counter row of ``key``, created if missing, row-locked until commit, in one statement.
+
+    INSERT … ON CONFLICT DO UPDATE (a no-op update) … RETURNING: two replicas creating the same
+    counter both succeed (a plain INSERT failed one of them with a unique-key violation), and a
+    row deleted meanwhile by pruning is simply created again.
+    """
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(lockouts).values(key=key, failures=0, last_failure_at=now, locked_until=0.0)
+    return statement.on_conflict_do_update(
+        index_elements=[lockouts.c.key], set_={"key": statement.excluded.key}
+    ).returning(
+        lockouts.c.failures,
+        lockouts.c.last_failure_at,
+        lockouts.c.locked_until,
+        lockouts.c.pending,
+        lockouts.c.pending_until,
+    )

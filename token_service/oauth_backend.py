@@ -24,6 +24,7 @@ from token_service.errors import GrantError, InsufficientScope, TokenServiceErro
 from token_service.grants import IssuedTokens, client_context, create_token_with_password, refresh_access_token
 from token_service.http_api import OPENID, TokenResponse
 from token_service.id_tokens import sign_id_token
+from token_service.lockout import address_key
 from token_service.oauth_errors import InvalidBearerToken, InvalidClient
 from token_service.revocations import disable_tokens
 from token_service.store import queries
@@ -51,6 +52,7 @@ class CoreBackend:
         namespace: str,
         scopes: tuple[str, ...],
         metadata: str,
+        client_address: str | None,
     ) -> TokenResponse:
         result = await create_token_with_password(
             self.core,
@@ -60,8 +62,9 @@ class CoreBackend:
             metadata=metadata,
             scopes=scopes,
             client=client_context(client, self.refresh_grace_s),
-            # No per-address lockout, as over gRPC: behind an ingress every caller has the
-            # proxy's address, and one attacker would lock everybody out.
+            # Per-address throttling too (gRPC has none: its peer is a sidecar). Behind an ingress
+            # the address comes from X-Forwarded-For of NATIVE_IAM_TRUSTED_PROXIES only.
+            client_address=client_address,
         )
         return self._response(result, auth_time=int(self.core.clock()))
 
@@ -190,6 +193,11 @@ class CoreBackend:
         if claims.namespace:
             info[claim_names.NAMESPACE] = claims.namespace
         return info
+
+    async def client_auth_failed(self, client_address: str | None) -> None:
+        if client_address:
+            keys = [address_key(client_address)]
+            await self.core.store.run_write(self.core.lockout.record_failure_sync, keys, self.core.clock())
 
     # --- keys and readiness -----------------------------------------------------------------
 

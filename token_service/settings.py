@@ -6,6 +6,7 @@ environment variables and raises :class:`SettingsError` naming the variable when
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -17,6 +18,7 @@ from native_iam import claims
 __all__ = ["Settings", "SettingsError"]
 
 T = TypeVar("T")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class SettingsError(ValueError):
@@ -75,6 +77,18 @@ class Settings:
     lockout_base_s: float = 1.0  # NATIVE_IAM_LOCKOUT_BASE_S: first back-off, doubled per further failure
     lockout_max_s: float = 900.0  # NATIVE_IAM_LOCKOUT_MAX_S: back-off cap = lockout duration
     lockout_reset_s: float = 3600.0  # NATIVE_IAM_LOCKOUT_RESET_S: quiet time after which failures are forgotten
+    #: NATIVE_IAM_LOCKOUT_ADDRESS_FREE_ATTEMPTS: failures from one client address (any identity)
+    #: before its back-off starts; higher than per identity, as several users may share an address.
+    lockout_address_free_attempts: int = 20
+    #: NATIVE_IAM_TRUSTED_PROXIES: CIDRs of the reverse proxies in front of the HTTP endpoints. A
+    #: request from one of them is attributed to the rightmost X-Forwarded-For entry that is not
+    #: itself a trusted proxy; from anybody else, X-Forwarded-For is ignored. Empty: the TCP peer.
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+
+    # --- housekeeping ---
+    #: NATIVE_IAM_PRUNE_INTERVAL_S: how often expired lockout counters and tokens expired for longer
+    #: than the feed retention are deleted, seconds; 0 = never.
+    prune_interval_s: float = 300.0
 
     # --- revocation feed ---
     feed_heartbeat_s: float = 5.0  # NATIVE_IAM_FEED_HEARTBEAT_S
@@ -100,6 +114,12 @@ class Settings:
     #: revokes (OWASP ASVS V3): all (refresh and access tokens) | refresh | off.
     revoke_on_password_change: str = "all"
 
+    # --- revocation feed credential ---
+    #: NATIVE_IAM_FEED_TOKEN (or …_FILE): the bearer token(s) WatchRevocations accepts (sidecars send
+    #: theirs as NATIVE_IAM_FEED_TOKEN too); several, separated by spaces, during a rotation. Each
+    #: at least 32 bytes of visible ASCII. Unset: the feed refuses every caller.
+    feed_tokens: tuple[str, ...] = ()
+
     # --- logs ---
     log_level: str = "INFO"  # NATIVE_IAM_LOG_LEVEL
     log_format: str = "json"  # NATIVE_IAM_LOG_FORMAT: json | text
@@ -111,6 +131,7 @@ class Settings:
             shown["bootstrap_admin_password"] = "***"
         if shown["client_secret_key"]:
             shown["client_secret_key"] = "***"
+        shown["feed_tokens"] = tuple("***" for _ in self.feed_tokens)
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     @property
@@ -153,6 +174,11 @@ class Settings:
             "lockout_base_s": r.float("NATIVE_IAM_LOCKOUT_BASE_S", d.lockout_base_s, low=0),
             "lockout_max_s": r.float("NATIVE_IAM_LOCKOUT_MAX_S", d.lockout_max_s, low=0),
             "lockout_reset_s": r.float("NATIVE_IAM_LOCKOUT_RESET_S", d.lockout_reset_s, low=1),
+            "lockout_address_free_attempts": r.int(
+                "NATIVE_IAM_LOCKOUT_ADDRESS_FREE_ATTEMPTS", d.lockout_address_free_attempts, low=1
+            ),
+            "trusted_proxies": r.networks("NATIVE_IAM_TRUSTED_PROXIES"),
+            "prune_interval_s": r.float("NATIVE_IAM_PRUNE_INTERVAL_S", d.prune_interval_s, low=0),
             "feed_heartbeat_s": r.float("NATIVE_IAM_FEED_HEARTBEAT_S", d.feed_heartbeat_s, low=0.05),
             "feed_poll_s": r.float("NATIVE_IAM_FEED_POLL_S", d.feed_poll_s, low=0.01),
             "feed_retention_s": r.int("NATIVE_IAM_FEED_RETENTION_S", d.feed_retention_s, low=60),
@@ -165,6 +191,7 @@ class Settings:
             "revoke_on_password_change": r.str(
                 "NATIVE_IAM_REVOKE_ON_PASSWORD_CHANGE", d.revoke_on_password_change, check=_revoke_on_password_change
             ),
+            "feed_tokens": _feed_tokens(r.secret("NATIVE_IAM_FEED_TOKEN")),
             "log_level": r.str("NATIVE_IAM_LOG_LEVEL", d.log_level, check=_log_level).upper(),
             "log_format": r.str("NATIVE_IAM_LOG_FORMAT", d.log_format, check=_log_format),
         }
@@ -246,6 +273,16 @@ class _Reader:
             raise SettingsError(name, f"{value!r} is not a directory")
         return path
 
+    def networks(self, name: str) -> tuple[IPNetwork, ...]:
+        """Comma- or space-separated CIDRs (a bare address is a /32 or /128)."""
+        value = self._raw(name)
+        if value is None:
+            return ()
+        try:
+            return tuple(ipaddress.ip_network(item, strict=False) for item in value.replace(",", " ").split())
+        except ValueError as exc:
+            raise SettingsError(name, f"expected CIDRs such as 10.0.0.0/8, {exc}") from None
+
     def secret(self, name: str) -> str | None:
         """``NAME`` or the content of the file named by ``NAME_FILE`` (a mounted Secret)."""
         direct = self.env.get(name)
@@ -258,6 +295,15 @@ class _Reader:
             except (OSError, UnicodeDecodeError) as exc:
                 raise SettingsError(f"{name}_FILE", f"cannot read {file_name!r}: {exc.__class__.__name__}") from None
         return direct or None
+
+
+def _feed_tokens(value: str | None) -> tuple[str, ...]:
+    tokens = tuple((value or "").split())
+    if any(len(t) < 32 or not t.isascii() or not t.isprintable() for t in tokens):
+        raise SettingsError(
+            "NATIVE_IAM_FEED_TOKEN", "each token must be at least 32 visible ASCII characters (`openssl rand -hex 32`)"
+        )
+    return tokens
 
 
 def _db_url(value: str) -> str | None:

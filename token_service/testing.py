@@ -16,7 +16,12 @@ from typing import Any
 from token_service.app import TokenServiceApp
 from token_service.settings import Settings
 
-__all__ = ["TEST_OVERRIDES", "running_token_service", "settings_for_tests"]
+__all__ = ["FEED_METADATA", "TEST_FEED_TOKEN", "TEST_OVERRIDES", "running_token_service", "settings_for_tests"]
+
+#: The revocation feed's credential in tests and benchmarks (NATIVE_IAM_FEED_TOKEN of both roles).
+TEST_FEED_TOKEN = "test-feed-token-0123456789abcdef0123456789abcdef"
+#: The gRPC metadata a feed subscriber sends with WatchRevocations.
+FEED_METADATA = (("authorization", f"Bearer {TEST_FEED_TOKEN}"),)
 
 #: Settings overrides that make a service fast and isolated for tests.
 TEST_OVERRIDES: dict[str, Any] = {
@@ -30,6 +35,7 @@ TEST_OVERRIDES: dict[str, Any] = {
     "feed_heartbeat_s": 0.5,
     "feed_poll_s": 0.05,
     "log_format": "text",
+    "feed_tokens": (TEST_FEED_TOKEN,),
 }
 
 

@@ -103,13 +103,18 @@ def stack(renderings: dict[str, Rendering], tmp_path_factory: pytest.TempPathFac
     ports = {name: free_port() for name in ("token_grpc", "token_http", "token_metrics", "authz", "sidecar_metrics")}
     envoy_ports = {name: free_port() for name in ("ingress", "ops", "admin")}
 
+    # The revocation feed's credential, as the dev overlay's Secret holds it, read from a file by both.
+    feed_token = work / "feed-token"
+    feed_token.write_bytes(base64.b64decode(dev.one("Secret", "native-iam-feed")["data"]["token"]))
     token_env.update(
+        NATIVE_IAM_FEED_TOKEN_FILE=str(feed_token),
         SYSTEM_DB_URL=f"sqlite:///{work / 'native-iam.db'}",
         NATIVE_IAM_GRPC_LISTEN=f"127.0.0.1:{ports['token_grpc']}",
         NATIVE_IAM_HTTP_LISTEN=f"127.0.0.1:{ports['token_http']}",
         NATIVE_IAM_METRICS_LISTEN=f"127.0.0.1:{ports['token_metrics']}",
     )
     sidecar_env.update(
+        NATIVE_IAM_FEED_TOKEN_FILE=str(feed_token),
         NATIVE_IAM_TOKEN_URL=f"127.0.0.1:{ports['token_grpc']}",
         NATIVE_IAM_AUTHZ_LISTEN=f"127.0.0.1:{ports['authz']}",
         NATIVE_IAM_OAUTH_LISTEN="",

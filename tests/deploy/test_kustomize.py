@@ -136,6 +136,35 @@ def test_token_service_secrets_are_referenced_not_inlined(renderings: dict[str, 
     assert volumes[mount["name"]]["secret"]["secretName"] == "native-iam-bootstrap-admin"
 
 
+def _feed_token_file(container: dict[str, Any], volumes: dict[str, Any]) -> tuple[str, str]:
+    """(Secret name, key) of the file NATIVE_IAM_FEED_TOKEN_FILE names in ``container``."""
+    env = {e["name"]: e for e in container.get("env", [])}
+    assert "NATIVE_IAM_FEED_TOKEN" not in env, "the feed token must come from a file, not an env value"
+    path = env["NATIVE_IAM_FEED_TOKEN_FILE"]["value"]
+    mount = next(m for m in container["volumeMounts"] if path.startswith(m["mountPath"] + "/"))
+    secret = volumes[mount["name"]]["secret"]
+    item = next(i for i in secret["items"] if path == f"{mount['mountPath']}/{i['path']}")
+    return secret["secretName"], item["key"]
+
+
+def test_token_service_and_sidecars_read_the_feed_token_from_one_secret(renderings: dict[str, Rendering]) -> None:
+    """WatchRevocations needs the feed token: the token service and every sidecar read it from a file of the
+    Secret native-iam-feed; the dev overlay generates it, production ships none."""
+    dev = renderings["overlays/dev"]
+    refs = set()
+    for deployment in dev.of_kind("Deployment"):
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        for container in containers(deployment):
+            if container["name"] in {"token-service", "native-iam"}:
+                refs.add(_feed_token_file(container, volumes))
+    secret = dev.one("Secret", "native-iam-feed")
+    assert refs == {(secret["metadata"]["name"], "token")}
+    assert renderings["overlays/production"].of_kind("Secret") == []
+    prod = renderings["overlays/production"].one("Deployment", TOKEN)
+    prod_volumes = {v["name"]: v for v in prod["spec"]["template"]["spec"]["volumes"]}
+    assert _feed_token_file(next(containers(prod)), prod_volumes) == ("native-iam-feed", "token")
+
+
 def test_production_runs_replicas_behind_an_autoscaler(renderings: dict[str, Rendering]) -> None:
     """Production: ≥ 2 replicas, an HPA on the token Deployment with minReplicas ≥ 2, a PDB keeping ≥ 2 up."""
     prod = renderings["overlays/production"]

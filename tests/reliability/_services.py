@@ -20,6 +20,7 @@ import grpc
 from native_iam._procs import Process, free_port, native_iam_command
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
 from tests.sidecar._stack import serving
+from token_service.testing import TEST_FEED_TOKEN
 
 ISSUER = "http://token-service.reliability.test"
 ADMIN = "admin"
@@ -61,6 +62,7 @@ class TokenService:
             "NATIVE_IAM_ARGON2_MEMORY_KIB": "256",
             "NATIVE_IAM_ARGON2_TIME_COST": "1",
             "NATIVE_IAM_SHUTDOWN_GRACE_S": "0.5",
+            "NATIVE_IAM_FEED_TOKEN": TEST_FEED_TOKEN,
             **self.env,
         }
         self.process = Process(
@@ -91,6 +93,12 @@ class TokenService:
                 timeout=10,
             )
 
+    def check_access(self, token: str, scopes: tuple[str, ...] = ("orders:read",)) -> int:
+        """The status of the token service's own CheckAccess."""
+        with grpc.insecure_channel(self.grpc_address) as channel:
+            request = oauth_pb2.CheckAccessRequest(access_token=token, scopes=scopes)
+            return oauth_pb2_grpc.OAuthStub(channel).CheckAccess(request, timeout=10).status
+
     def admin(self, service: str, token: str) -> tuple[Any, tuple[tuple[str, str], ...]]:
         """An admin stub (``Identities``, ``Tokens``, …) on a fresh channel, and the bearer metadata."""
         from native_iam.admin.v1 import admin_pb2_grpc
@@ -107,6 +115,14 @@ class TokenService:
             metadata=metadata,
             timeout=10,
         )
+
+    def create_client(self, token: str, client_id: str, **fields: Any) -> str:
+        """Register an OAuth client through the admin API; its secret ('' for a public client)."""
+        from native_iam.admin.v1 import admin_pb2
+
+        stub, metadata = self.admin("Clients", token)
+        request = admin_pb2.CreateClientRequest(client_id=client_id, **fields)
+        return str(stub.CreateClient(request, metadata=metadata, timeout=10).client_secret)
 
     def admin_token(self, timeout: float = 20.0) -> str:
         """An iam:admin access token of the bootstrap admin (created just after SERVING: retry)."""
@@ -140,6 +156,7 @@ class Sidecar:
             "NATIVE_IAM_AUTHZ_LISTEN": f"127.0.0.1:{self.authz_port}",
             "NATIVE_IAM_OAUTH_LISTEN": f"127.0.0.1:{self.oauth_port}",
             "NATIVE_IAM_METRICS_LISTEN": f"127.0.0.1:{self.metrics_port}",
+            "NATIVE_IAM_FEED_TOKEN": TEST_FEED_TOKEN,
             **self.env,
         }
         self.process = Process(
@@ -151,6 +168,24 @@ class Sidecar:
 
     def ready(self) -> bool:
         return serving(self.authz_port)
+
+    def check(self, token: str, path: str = "/orders/1") -> int:
+        """ext_authz Check straight at the sidecar: the HTTP status Envoy would answer (200 = allowed)."""
+        from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
+
+        request = external_auth_pb2.CheckRequest()
+        http = request.attributes.request.http
+        http.method, http.path = "GET", path
+        http.headers["authorization"] = f"Bearer {token}"
+        with grpc.insecure_channel(f"127.0.0.1:{self.authz_port}") as channel:
+            response = external_auth_pb2_grpc.AuthorizationStub(channel).Check(request, timeout=5)
+        return 200 if response.status.code == 0 else response.denied_response.status.code
+
+    def check_access(self, token: str, scopes: tuple[str, ...] = ("orders:read",)) -> int:
+        """The status of the sidecar's OAuth facade CheckAccess (answered locally, like Check)."""
+        with grpc.insecure_channel(f"127.0.0.1:{self.oauth_port}") as channel:
+            request = oauth_pb2.CheckAccessRequest(access_token=token, scopes=scopes)
+            return oauth_pb2_grpc.OAuthStub(channel).CheckAccess(request, timeout=5).status
 
     def stop(self) -> None:
         if self.process is not None:

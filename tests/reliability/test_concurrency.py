@@ -23,7 +23,7 @@ from tests.token_service.http.conftest import OAuthService, password_grant, refr
 from token_service import admin
 from token_service.app import TokenServiceApp
 from token_service.store.tables import tokens
-from token_service.testing import running_token_service
+from token_service.testing import FEED_METADATA, running_token_service
 
 CREATE_OK = oauth_pb2.CreateTokenWithPasswordResponse.OK
 REFRESH_OK = oauth_pb2.RefreshTokenResponse.OK
@@ -195,7 +195,9 @@ async def _feed_snapshot(target: str) -> RevocationCache:
     """The revocation set a sidecar would hold: Feed.WatchRevocations(0) applied until synced."""
     cache = RevocationCache(max_staleness_s=60)
     async with grpc.aio.insecure_channel(target) as channel:
-        stream = feed_pb2_grpc.FeedStub(channel).WatchRevocations(feed_pb2.WatchRevocationsRequest(cursor=0))
+        stream = feed_pb2_grpc.FeedStub(channel).WatchRevocations(
+            feed_pb2.WatchRevocationsRequest(cursor=0), metadata=FEED_METADATA
+        )
         async for message in stream:
             cache.apply(message)
             if cache.synced:

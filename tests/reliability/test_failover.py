@@ -21,14 +21,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import jwt
 import pytest
-from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 from sqlalchemy import func, select
 
 from native_iam.admin.v1 import admin_pb2
-from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
+from native_iam.oauth.v1 import oauth_pb2
 from token_service.core import Core
 from token_service.store.tables import revocations
 from token_service.testing import settings_for_tests
@@ -52,12 +50,6 @@ def _alice(service: TokenService) -> str:
 def _disable(service: TokenService, admin_token: str, token: str) -> None:
     stub, md = service.admin("Tokens", admin_token)
     stub.SetTokenEnabled(admin_pb2.SetTokenEnabledRequest(jti=_jti(token), enabled=False), metadata=md, timeout=10)
-
-
-def _facade_status(sidecar: Sidecar, token: str) -> int:
-    with grpc.insecure_channel(f"127.0.0.1:{sidecar.oauth_port}") as channel:
-        request = oauth_pb2.CheckAccessRequest(access_token=token, scopes=["orders:read"])
-        return oauth_pb2_grpc.OAuthStub(channel).CheckAccess(request, timeout=5).status
 
 
 def _sidecar_cursors(sidecar: Sidecar, message: str) -> list[int]:
@@ -108,8 +100,8 @@ def test_feed_fails_over_to_the_other_replica_and_resumes_from_its_cursor(postgr
         target = "ipv4:" + ",".join(r.grpc_address for r in replicas)
         sidecar = Sidecar(tmp_path, target, {"NATIVE_IAM_SUBSCRIBER": "failover-sidecar"}).start()
         stack.callback(sidecar.stop)
-        assert _facade_status(sidecar, revoked_before) == Check.TOKEN_DISABLED
-        assert _facade_status(sidecar, revoked_during) == Check.OK
+        assert sidecar.check_access(revoked_before) == Check.TOKEN_DISABLED
+        assert sidecar.check_access(revoked_during) == Check.OK
 
         serving = [r for r in replicas if _subscriptions(r, "failover-sidecar")]
         hints = [line for r in replicas for line in r.log().splitlines() if "subscriber" in line]
@@ -123,7 +115,7 @@ def test_feed_fails_over_to_the_other_replica_and_resumes_from_its_cursor(postgr
         victim.kill()
         killed_at = time.monotonic()
         _disable(survivor, admin_token, revoked_during)
-        while _facade_status(sidecar, revoked_during) != Check.TOKEN_DISABLED:
+        while sidecar.check_access(revoked_during) != Check.TOKEN_DISABLED:
             assert time.monotonic() - killed_at < 8.0, "revocation through the surviving replica never arrived"
             time.sleep(0.05)
         took = time.monotonic() - killed_at
@@ -133,23 +125,12 @@ def test_feed_fails_over_to_the_other_replica_and_resumes_from_its_cursor(postgr
         # (not 0, which would mean a new snapshot, and not any other point in the feed).
         assert dropped and dropped[0] == held[0], f"disconnected with cursor {dropped}, held {held[0]}"
         assert cursors and cursors[0] == held[0], f"resubscribed with cursor {cursors}, held {held[0]}"
-        assert _facade_status(sidecar, revoked_before) == Check.TOKEN_DISABLED
-        assert _facade_status(sidecar, valid) == Check.OK
+        assert sidecar.check_access(revoked_before) == Check.TOKEN_DISABLED
+        assert sidecar.check_access(valid) == Check.OK
         print(
             f"\nfailover: revocation denied {took:.2f} s after the kill; cursor held before the kill "
             f"{held[0]} (database head {head}), at disconnect {dropped[0]}, resubscribed with {cursors}"
         )
-
-
-def _check(port: int, token: str) -> int:
-    """ext_authz Check straight at the sidecar: the HTTP status Envoy would answer (200 = allowed)."""
-    request = external_auth_pb2.CheckRequest()
-    http = request.attributes.request.http
-    http.method, http.path = "GET", "/orders/1"
-    http.headers["authorization"] = f"Bearer {token}"
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        response = external_auth_pb2_grpc.AuthorizationStub(channel).Check(request, timeout=5)
-    return 200 if response.status.code == 0 else response.denied_response.status.code
 
 
 @pytest.fixture
@@ -178,7 +159,7 @@ def test_sidecar_started_without_token_service_is_not_ready_and_denies(
         answers = []
         deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline:
-            answers.append((sidecar.ready(), _check(sidecar.authz_port, revoked), _check(sidecar.authz_port, valid)))
+            answers.append((sidecar.ready(), sidecar.check(revoked), sidecar.check(valid)))
             time.sleep(0.05)
         assert answers and set(answers) == {(False, 503, 503)}, set(answers)
         service.start()
@@ -186,8 +167,8 @@ def test_sidecar_started_without_token_service_is_not_ready_and_denies(
         while not sidecar.ready():
             assert time.monotonic() - became_ready < 10.0, "the sidecar never became ready"
             time.sleep(0.05)
-        assert _check(sidecar.authz_port, revoked) == 401
-        assert _check(sidecar.authz_port, valid) == 200
+        assert sidecar.check(revoked) == 401
+        assert sidecar.check(valid) == 200
     finally:
         sidecar.stop()
 
@@ -200,7 +181,7 @@ def test_restarted_sidecar_never_allows_a_revoked_token_while_starting(
     snapshot are in, a moment before health says SERVING)."""
     service, revoked, valid = revoked_and_valid
     first = Sidecar(tmp_path, service.grpc_address, name="sidecar-first").start()
-    assert _check(first.authz_port, revoked) == 401
+    assert first.check(revoked) == 401
     first.stop()
     second = Sidecar(tmp_path, service.grpc_address, name="sidecar-second").start(wait_ready=False)
     try:
@@ -210,10 +191,10 @@ def test_restarted_sidecar_never_allows_a_revoked_token_while_starting(
         deadline = time.monotonic() + 10.0
         while time.monotonic() < deadline and not ready:
             ready = second.ready()
-            seen.append((ready, _check(second.authz_port, revoked), _check(second.authz_port, valid)))
+            seen.append((ready, second.check(revoked), second.check(valid)))
         assert ready, "the restarted sidecar never became ready"
         assert all(r != 200 for _, r, _ in seen), "a revoked token was allowed during start-up"
-        assert _check(second.authz_port, revoked) == 401 and _check(second.authz_port, valid) == 200
+        assert second.check(revoked) == 401 and second.check(valid) == 200
         print(f"\nrestart: {len(seen)} checks from port open to ready, answers {sorted(set(seen))}")
     finally:
         second.stop()

@@ -39,7 +39,7 @@ from tests.sidecar import _stack
 from token_service import admin
 from token_service.core import Core
 from token_service.store.tables import revocations, tokens
-from token_service.testing import settings_for_tests
+from token_service.testing import FEED_METADATA, settings_for_tests
 
 from ._services import Sidecar, TokenService
 
@@ -126,7 +126,7 @@ def _feed_snapshot(target: str) -> dict[str, set[str]]:
     revoked: dict[str, set[str]] = {kind: set() for kind in KINDS.values()}
     with grpc.insecure_channel(target) as channel:
         stream = feed_pb2_grpc.FeedStub(channel).WatchRevocations(
-            feed_pb2.WatchRevocationsRequest(cursor=0), timeout=10
+            feed_pb2.WatchRevocationsRequest(cursor=0), timeout=10, metadata=FEED_METADATA
         )
         for message in stream:
             for r in message.revocations:

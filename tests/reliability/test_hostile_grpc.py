@@ -1,7 +1,7 @@
 """Malformed gRPC requests to every method of the token service: INVALID_ARGUMENT, never INTERNAL.
 
-Swept over every method of OAuth, Feed and the admin services (with a valid admin token, so
-requests get past authorization): bytes that are not a protobuf message, invalid UTF-8 in each
+Swept over every method of OAuth, Feed and the admin services (with a valid admin token, or the
+feed token for Feed, so requests get past authorization): bytes that are not a protobuf message, invalid UTF-8 in each
 string field (what grpcio would turn into INTERNAL if the service let the runtime parse it), each
 string field oversized (64 KiB) and each repeated string field with 1,000 oversized entries. The
 sidecar's OAuth facade gets the same sweep. tests/token_service/test_grpc_api.py covers the seed
@@ -24,6 +24,7 @@ from tests.sidecar._stack import in_process_sidecar
 from token_service.app import TokenServiceApp
 from token_service.bootstrap import bootstrap_admin
 from token_service.grants import create_token_with_password
+from token_service.testing import FEED_METADATA
 
 ALLOWED = {
     grpc.StatusCode.OK,
@@ -114,8 +115,10 @@ async def test_malformed_request_is_invalid_argument_never_internal(
     """Each malformed request to this method gets INVALID_ARGUMENT (undecodable, invalid UTF-8) or a
     business answer (oversized but decodable), and never INTERNAL or UNKNOWN."""
     wrong = {}
+    # The feed's credential is the feed token, the admin services' an admin access token.
+    metadata = list(FEED_METADATA) if module is feed_pb2 else admin_metadata
     for name, raw, strict in _cases(method):
-        code = await _call(channel, rpc_service.full_name, method, raw, admin_metadata)
+        code = await _call(channel, rpc_service.full_name, method, raw, metadata)
         if not _judge(code, strict, ALLOWED):
             wrong[name] = code.name
     assert not wrong, wrong

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tests.token_service.conftest import channel, service, sqlite_url
+from tests.token_service.conftest import channel, db_url, postgres_url, service, sqlite_url
 
-__all__ = ["channel", "service", "sqlite_url"]
+__all__ = ["channel", "db_url", "postgres_url", "service", "sqlite_url"]

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from token_service.testing import TEST_FEED_TOKEN
+
 if TYPE_CHECKING:
     from sidecar.server import Sidecar
 
@@ -123,6 +125,7 @@ def sidecar(tmp: Path, env: Mapping[str, str], *, wait_ready: bool = True) -> It
         "NATIVE_IAM_OAUTH_LISTEN": f"127.0.0.1:{ports['oauth']}",
         "NATIVE_IAM_METRICS_LISTEN": f"127.0.0.1:{ports['metrics']}",
         "NATIVE_IAM_LOG_FORMAT": "text",
+        "NATIVE_IAM_FEED_TOKEN": TEST_FEED_TOKEN,
         **env,
     }
     proc = Proc([sys.executable, "-m", "native_iam.cli", "sidecar"], tmp / f"sidecar-{ports['authz']}.log", full_env)
@@ -187,7 +190,12 @@ async def in_process_sidecar(token_url: str, issuer: str) -> AsyncIterator[Sidec
     from sidecar.settings import Settings
 
     settings = Settings(
-        token_url=token_url, issuer=issuer, authz_listen="127.0.0.1:0", oauth_listen="127.0.0.1:0", metrics_listen=""
+        token_url=token_url,
+        issuer=issuer,
+        authz_listen="127.0.0.1:0",
+        oauth_listen="127.0.0.1:0",
+        metrics_listen="",
+        feed_token=TEST_FEED_TOKEN,
     )
     sidecar = Sidecar(settings, Metrics(CollectorRegistry()))
     await sidecar.start()

@@ -22,7 +22,7 @@ from sidecar.revocations import RevocationCache
 from sidecar.settings import Settings
 
 from ._feed import AUDIENCE, ISSUER, Issuer, Kind, revocation
-from .conftest import loaded_store, synced_cache
+from .conftest import loaded_store, synced_cache, wait_for
 
 T, R = feed_pb2.RevocationTarget, feed_pb2.RevocationReason
 
@@ -238,6 +238,34 @@ def test_revoked_token_is_denied_even_after_a_cached_allow(rig: Rig, issuer: Iss
     status, _, body = _denied(rig.check(token))
     assert status == 401 and body["error"] == "invalid_token" and rig.count("deny", "revoked") == 1
     assert dict(rig.check(token).dynamic_metadata)["jti"] == "rev-1"
+
+
+def test_retired_key_voids_cached_allows_and_is_refused_without_refetch(issuer: Issuer) -> None:
+    """A token allowed (and cached) before its key was retired is refused right after, as retired
+    (401 invalid_token), whatever its iat, and without a JWKS refetch per forged token."""
+    fetches: list[int] = []
+
+    def fetch() -> tuple[str, float]:
+        fetches.append(1)
+        return issuer.jwks_json(), 300.0
+
+    keys = KeyStore(fetch, max_age_s=3600, min_refetch_s=0)
+    assert keys.refresh()
+    rig = Rig(issuer, keys=keys, revocations=RevocationCache(max_staleness_s=30, on_key_retired=keys.ban))
+    rig.revocations.apply(feed_pb2.WatchRevocationsResponse(kind=Kind.SNAPSHOT, reset=True, synced=True, cursor=0))
+    allowed, later = issuer.mint(), issuer.mint(iat=int(time.time()) + 3600)
+    assert rig.check(allowed).status.code == code_pb2.OK  # cached
+    rig.revocations.apply(
+        feed_pb2.WatchRevocationsResponse(
+            kind=Kind.EVENTS, cursor=1, revocations=[revocation(1, T.KEY, R.KEY_RETIRED, kid=issuer.kid)]
+        )
+    )
+    assert wait_for(lambda: len(fetches) == 2)  # the ban's own fetch of the replacement key
+    for token in (allowed, later):
+        denied = rig.check(token)
+        assert denied.denied_response.status.code == 401
+        assert json.loads(denied.denied_response.body)["error_description"] == "the signing key was retired"
+    assert len(fetches) == 2, "a retired kid triggered unknown-kid refetches"
 
 
 def test_second_check_is_a_cache_hit(rig: Rig, issuer: Issuer) -> None:

@@ -158,6 +158,16 @@ def test_unknown_kid(issuer: Issuer, keys, policy: Policy) -> None:
     assert _deny(decision.verify(token, keys, policy, time.time())).reason is Reason.UNKNOWN_KID
 
 
+def test_retired_kid_is_refused_as_retired_even_when_the_key_set_holds_it(issuer: Issuer, keys, policy: Policy) -> None:
+    """A kid in ``retired`` is refused (revoked, KEY_RETIRED → TOKEN_INVALID), whatever the token's
+    iat and even if a stale key set still holds the key; other kids are unaffected."""
+    token = issuer.mint(iat=int(time.time()) + 3600)
+    deny = _deny(decision.verify(token, keys, policy, time.time(), retired={issuer.kid}))
+    assert deny.reason is Reason.REVOKED and deny.revocation == feed_pb2.RevocationReason.KEY_RETIRED
+    assert deny.check_status == CheckStatus.TOKEN_INVALID and deny.outcome.http_status == 401
+    assert isinstance(decision.verify(token, keys, policy, time.time(), retired={"other"}), Principal)
+
+
 def test_missing_kid_is_unknown_kid(issuer: Issuer, keys, policy: Policy) -> None:
     """A token naming no key at all is denied as unknown_kid."""
     token = jwt.encode({"sub": "a"}, issuer.private_key, algorithm="ES256", headers={"typ": "at+jwt"})

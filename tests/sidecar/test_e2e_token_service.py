@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
+from token_service.testing import TEST_FEED_TOKEN
 
 from ..conftest import require_tool
 from . import _stack
@@ -50,6 +51,7 @@ def token_service(tmp: Path) -> Iterator[tuple[str, _stack.Proc]]:
         "NATIVE_IAM_ARGON2_MEMORY_KIB": "256",
         "NATIVE_IAM_ARGON2_TIME_COST": "1",
         "NATIVE_IAM_LOG_FORMAT": "text",
+        "NATIVE_IAM_FEED_TOKEN": TEST_FEED_TOKEN,
     }
     proc = _stack.Proc(
         [sys.executable, "-m", "native_iam.cli", "token-service"], tmp / f"token-service-{port}.log", env

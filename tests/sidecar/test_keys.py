@@ -15,6 +15,7 @@ from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
 from sidecar.keys import JwksError, KeyStore, grpc_fetcher, http_fetcher, parse_jwks
 
 from ._feed import FeedServer, Issuer
+from .conftest import wait_for
 
 
 def test_ec_key_verifies_es256(issuer: Issuer) -> None:
@@ -197,3 +198,27 @@ def test_http_fetcher_unreachable_is_jwks_error() -> None:
     with pytest.raises(JwksError):
         http_fetcher(f"http://127.0.0.1:{port}/jwks.json", timeout_s=1)()
     assert time.monotonic() - started < 5
+
+
+def test_retired_key_is_dropped_at_once_and_never_readmitted(issuer: Issuer) -> None:
+    """ban(kid): the key leaves the set now (new generation, so cached allows are void), a JWKS that
+    still lists it (a stale replica or cache) never brings it back, and the other keys stay."""
+    other = Issuer("k2")
+    fetches: list[float] = []
+
+    def fetch() -> tuple[str, float]:
+        fetches.append(time.monotonic())
+        return issuer.jwks_json(other.jwk), 300.0
+
+    store = KeyStore(fetch, max_age_s=3600, min_refetch_s=3600)
+    assert store.refresh() and set(store.keys) == {"k1", "k2"}
+    generation = store.generation
+    store.ban("k1")
+    assert set(store.keys) == {"k2"} and store.retired == {"k1"} and store.generation > generation
+    # The ban fetches at once (the replacement key signs from now), despite min_refetch_s.
+    assert wait_for(lambda: len(fetches) == 2)
+    assert store.refresh() and store.refetch(force=True).result(5)
+    assert set(store.keys) == {"k2"}, "a stale JWKS re-admitted a retired key"
+    generation = store.generation
+    store.ban("k1")  # again (a snapshot after a reconnect): nothing changes
+    assert store.generation == generation

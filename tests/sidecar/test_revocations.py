@@ -73,6 +73,36 @@ def test_key_cutoff() -> None:
     assert _lookup(cache, iat=10) == R.KEY_RETIRED and _lookup(cache, kid="k2", iat=10) is None
 
 
+def test_retired_key_kills_its_tokens_whatever_their_iat() -> None:
+    """A retired key's tokens are dead even with an iat after the cut-off (a forger writes any iat)."""
+    cache = synced_cache()
+    cache.apply(_events(revocation(1, T.KEY, R.KEY_RETIRED, kid="k1", cutoff_unix=100)))
+    assert _lookup(cache, iat=101) == R.KEY_RETIRED and _lookup(cache, iat=10**12) == R.KEY_RETIRED
+    assert _lookup(cache, kid="k2", iat=101) is None
+
+
+def test_key_retirements_reach_the_key_store_from_events_and_snapshots() -> None:
+    """Every KEY event (live, or in a snapshot, even before it is complete) is passed on at once;
+    lifted events and other targets are not."""
+    retired: list[str] = []
+    cache = RevocationCache(max_staleness_s=30, on_key_retired=retired.append)
+    cache.apply(
+        feed_pb2.WatchRevocationsResponse(
+            kind=Kind.SNAPSHOT, reset=True, cursor=2, revocations=[revocation(2, T.KEY, R.KEY_RETIRED, kid="k0")]
+        )
+    )
+    assert retired == ["k0"]  # mid-snapshot: not synced yet, already banned
+    cache.apply(feed_pb2.WatchRevocationsResponse(kind=Kind.SNAPSHOT, cursor=2, synced=True))
+    cache.apply(
+        _events(
+            revocation(3, T.KEY, R.KEY_RETIRED, kid="k1"),
+            revocation(4, T.KEY, R.KEY_RETIRED, kid="k2", lifted=True),
+            revocation(5, T.TOKEN, R.TOKEN_DISABLED, jti="j", expires_unix=10**10),
+        )
+    )
+    assert retired == ["k0", "k1"]
+
+
 def test_lifted_identity_revives_tokens_but_not_revoked_jti() -> None:
     """Lifting an identity cut-off keeps tokens revoked by their own event dead."""
     cache = synced_cache()

@@ -22,7 +22,7 @@ from token_service.app import TokenServiceApp
 from token_service.errors import TokenInvalid
 from token_service.feed import effective_set
 from token_service.grants import create_token_with_password
-from token_service.testing import running_token_service
+from token_service.testing import FEED_METADATA, TEST_FEED_TOKEN, running_token_service
 
 Kind = feed_pb2.WatchRevocationsResponse
 
@@ -84,7 +84,9 @@ async def test_snapshot_on_cursor_zero(service: TokenServiceApp, feed: feed_pb2_
     await admin.set_token_active(service.core, revived, True)
     await admin.set_identity_active(service.core, "", "alice", False)
     await service.feed._read_new()  # type: ignore[union-attr]
-    stream = feed.WatchRevocations(feed_pb2.WatchRevocationsRequest(cursor=0, subscriber="test")).__aiter__()
+    stream = feed.WatchRevocations(
+        feed_pb2.WatchRevocationsRequest(cursor=0, subscriber="test"), metadata=FEED_METADATA
+    ).__aiter__()
     first = await _next(stream)
     assert first.kind == Kind.SNAPSHOT and first.reset and first.synced and first.cursor == 5
     got = {(r.target, r.reason, r.jti or r.identity) for r in first.revocations}
@@ -102,7 +104,7 @@ async def test_catch_up_from_cursor_then_synced(service: TokenServiceApp, feed: 
     for jti in jtis:
         await admin.set_token_active(service.core, jti, False)
     await service.feed._read_new()  # type: ignore[union-attr]
-    stream = feed.WatchRevocations(feed_pb2.WatchRevocationsRequest(cursor=1)).__aiter__()
+    stream = feed.WatchRevocations(feed_pb2.WatchRevocationsRequest(cursor=1), metadata=FEED_METADATA).__aiter__()
     message = await _next(stream)
     assert message.kind == Kind.EVENTS and message.synced and message.cursor == 3
     assert [r.jti for r in message.revocations] == jtis[1:]
@@ -111,7 +113,7 @@ async def test_catch_up_from_cursor_then_synced(service: TokenServiceApp, feed: 
 async def test_live_event_and_heartbeat(service: TokenServiceApp, feed: feed_pb2_grpc.FeedStub) -> None:
     """After sync, a new revocation arrives as EVENTS at once; idle streams get HEARTBEATs with the cursor."""
     (jti,) = await _tokens(service)
-    stream = feed.WatchRevocations(feed_pb2.WatchRevocationsRequest(cursor=0)).__aiter__()
+    stream = feed.WatchRevocations(feed_pb2.WatchRevocationsRequest(cursor=0), metadata=FEED_METADATA).__aiter__()
     assert (await _next(stream)).synced
     started = time.monotonic()
     await admin.set_token_active(service.core, jti, False)
@@ -136,7 +138,7 @@ async def test_cursor_older_than_compaction_gets_snapshot(
     removed = await hub.compact(now=time.time() + 61)  # old enough, but second's token is still alive
     assert removed == 2  # events 1 and 2 (first's disable and its lifting)
     await service.feed._read_new()  # type: ignore[union-attr]
-    stream = feed.WatchRevocations(feed_pb2.WatchRevocationsRequest(cursor=1)).__aiter__()
+    stream = feed.WatchRevocations(feed_pb2.WatchRevocationsRequest(cursor=1), metadata=FEED_METADATA).__aiter__()
     message = await _next(stream)
     assert message.kind == Kind.SNAPSHOT and message.reset
     assert [r.jti for r in message.revocations] == [second]
@@ -147,7 +149,7 @@ async def test_policy_narrowing_and_identity_delete_are_events(
 ) -> None:
     """Narrowing a policy is a POLICY_CHANGED cut-off; deleting the identity an IDENTITY_DELETED one."""
     await _tokens(service)
-    stream = feed.WatchRevocations(feed_pb2.WatchRevocationsRequest(cursor=0)).__aiter__()
+    stream = feed.WatchRevocations(feed_pb2.WatchRevocationsRequest(cursor=0), metadata=FEED_METADATA).__aiter__()
     assert (await _next(stream)).synced
     await admin.set_policy(service.core, "", "alice", ["a:b", "c:d"])  # widening: no event
     await admin.set_policy(service.core, "", "alice", [])
@@ -167,7 +169,11 @@ async def test_stop_ends_streams(sqlite_url: str) -> None:
     """On shutdown open feed streams end promptly so clients reconnect elsewhere."""
     async with running_token_service(sqlite_url) as app:
         channel = grpc.aio.insecure_channel(app.grpc_target)
-        stream = feed_pb2_grpc.FeedStub(channel).WatchRevocations(feed_pb2.WatchRevocationsRequest()).__aiter__()
+        stream = (
+            feed_pb2_grpc.FeedStub(channel)
+            .WatchRevocations(feed_pb2.WatchRevocationsRequest(), metadata=FEED_METADATA)
+            .__aiter__()
+        )
         assert (await _next(stream)).synced
         started = time.monotonic()
         await app.stop(5)
@@ -195,6 +201,7 @@ async def test_event_reaches_other_replica_within_100ms(postgres_url: str, tmp_p
         "NATIVE_IAM_FEED_POLL_S": "10",
         "NATIVE_IAM_ARGON2_MEMORY_KIB": "256",
         "NATIVE_IAM_ARGON2_TIME_COST": "1",
+        "NATIVE_IAM_FEED_TOKEN": TEST_FEED_TOKEN,
     }
     async with running_token_service(postgres_url) as writer:
         (jti,) = await _tokens(writer)
@@ -212,7 +219,9 @@ async def test_event_reaches_other_replica_within_100ms(postgres_url: str, tmp_p
             target = await asyncio.wait_for(_read_target(other), 30)
             async with grpc.aio.insecure_channel(target) as channel:
                 stream = (
-                    feed_pb2_grpc.FeedStub(channel).WatchRevocations(feed_pb2.WatchRevocationsRequest()).__aiter__()
+                    feed_pb2_grpc.FeedStub(channel)
+                    .WatchRevocations(feed_pb2.WatchRevocationsRequest(), metadata=FEED_METADATA)
+                    .__aiter__()
                 )
                 assert (await _next(stream)).synced
                 delays = []
@@ -269,7 +278,7 @@ async def test_cursor_ahead_of_the_database_gets_snapshot(
     snapshot rather than silence."""
     (jti,) = await _tokens(service)
     await admin.set_token_active(service.core, jti, False)
-    stream = feed.WatchRevocations(feed_pb2.WatchRevocationsRequest(cursor=10**9)).__aiter__()
+    stream = feed.WatchRevocations(feed_pb2.WatchRevocationsRequest(cursor=10**9), metadata=FEED_METADATA).__aiter__()
     message = await _next(stream)
     assert message.kind == Kind.SNAPSHOT and message.reset and message.synced
     assert [r.jti for r in message.revocations] == [jti] and message.cursor == 1

@@ -13,6 +13,7 @@ from tests.token_service.test_feed import _next, _next_events, _tokens
 from token_service import admin
 from token_service.app import TokenServiceApp
 from token_service.feed import FeedHub
+from token_service.testing import FEED_METADATA
 
 Kind = feed_pb2.WatchRevocationsResponse
 
@@ -86,7 +87,9 @@ async def test_two_hundred_streams_all_receive_a_revocation(service: TokenServic
     try:
         stubs = [feed_pb2_grpc.FeedStub(channel) for channel in channels]
         streams = [
-            stubs[i % 4].WatchRevocations(feed_pb2.WatchRevocationsRequest(cursor=0, subscriber=f"s{i}")).__aiter__()
+            stubs[i % 4]
+            .WatchRevocations(feed_pb2.WatchRevocationsRequest(cursor=0, subscriber=f"s{i}"), metadata=FEED_METADATA)
+            .__aiter__()
             for i in range(200)
         ]
         synced = await asyncio.gather(*(_next(stream, wait_s=30) for stream in streams))

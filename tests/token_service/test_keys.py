@@ -7,14 +7,22 @@ import secrets
 import time
 from pathlib import Path
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import select
 
+from tests.token_service.conftest import add_identity
+from token_service.access import verify_access_token
 from token_service.core import Core
+from token_service.errors import TokenInvalid
+from token_service.events import KEY_CUTOFF_ALL
+from token_service.grants import create_token_with_password, refresh_access_token
 from token_service.keys import KeyRing, generate_key, load_key_dir
 from token_service.settings import SettingsError
 from token_service.store import Store
+from token_service.store.tables import revocations
 from token_service.testing import settings_for_tests
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "k"}
@@ -90,3 +98,31 @@ async def test_rotation_publishes_before_signing(core: Core) -> None:
     assert old.kid in {k["kid"] for k in core.keys.jwks(later)["keys"]}
     gone = later + core.settings.max_token_ttl_s
     assert old.kid not in {k["kid"] for k in core.keys.jwks(gone)["keys"]}
+
+
+async def test_retired_key_verifies_nothing_at_once_whatever_the_iat(core: Core) -> None:
+    """After retire(kid), CheckAccess (even from its cache), refresh and every token verification
+    refuse the key's tokens, forged ones with an iat after the retirement included; the JWKS drops
+    it, and the KEY_RETIRED event's cut-off covers every iat (for sidecars that compare it)."""
+    await add_identity(core, "frank", "pw-123456", ("a:b",))
+    issued = await create_token_with_password(core, namespace="", identity="frank", password="pw-123456")
+    await verify_access_token(core, issued.access_token)  # now in CheckAccess's cache
+    key = core.keys.signing_key()
+    now = int(time.time())
+    claims = {
+        **jwt.decode(issued.access_token, options={"verify_signature": False}),
+        "iat": now + 3600,
+        "nbf": now,
+        "exp": now + 600,
+    }
+    forged = jwt.encode(claims, key.private, algorithm=key.alg, headers={"kid": key.kid, "typ": "at+jwt"})
+    await core.keys.retire(key.kid)
+    for token in (issued.access_token, forged):
+        with pytest.raises(TokenInvalid):
+            await verify_access_token(core, token)
+    with pytest.raises(TokenInvalid):
+        await refresh_access_token(core, refresh_token=issued.refresh_token)
+    assert key.kid not in {k["kid"] for k in core.keys.jwks()["keys"]}
+    async with core.store.read() as conn:
+        cutoffs = (await conn.execute(select(revocations.c.cutoff_unix).where(revocations.c.kid == key.kid))).all()
+    assert [c for (c,) in cutoffs] == [KEY_CUTOFF_ALL]

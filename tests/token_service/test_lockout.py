@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
+from sqlalchemy import Row, select, update
 
 from tests.token_service.conftest import add_identity
 from token_service.core import Core
 from token_service.errors import CredentialsInvalid
 from token_service.grants import create_token_with_password
-from token_service.lockout import Lockout
+from token_service.grants import password as password_grant
+from token_service.lockout import Lockout, address_key, identity_key
+from token_service.store import Store
+from token_service.store.tables import lockouts
 from token_service.testing import settings_for_tests
 
 PASSWORD = "right-pass-1"
 
 
-async def _attempt(core: Core, identity: str, password: str, address: str | None = None) -> str:
+async def _attempt(core: Core, identity: str, password: str, address: str | None = None, namespace: str = "") -> str:
     try:
         await create_token_with_password(
-            core, namespace="", identity=identity, password=password, client_address=address
+            core, namespace=namespace, identity=identity, password=password, client_address=address
         )
     except CredentialsInvalid as exc:
         return exc.reason
@@ -34,16 +39,31 @@ def test_backoff_doubles_after_free_attempts_up_to_max() -> None:
     assert [lockout.backoff_s(n) for n in range(1, 8)] == [0, 0, 1, 2, 4, 5, 5]
 
 
-@pytest.mark.parametrize("identity", ["alice", "ghost"], ids=["existing", "unknown"])
-async def test_lockout_engages_at_threshold_the_same_for_unknown_identities(core: Core, identity: str) -> None:
-    """After 5 failures the identity is locked: even the right password is CREDENTIALS_INVALID,
-    and an unknown identity goes through exactly the same states (no enumeration)."""
+async def _counter(core: Core, key: str) -> Row[Any] | None:
+    """The stored counter of ``key`` (None: no row)."""
+    async with core.store.read() as conn:
+        return (await conn.execute(select(lockouts).where(lockouts.c.key == key))).first()
+
+
+async def test_lockout_engages_at_threshold(core: Core) -> None:
+    """After 5 failures the identity is locked: even the right password is CREDENTIALS_INVALID."""
     await add_identity(core, "alice", PASSWORD, ("a:b",))
-    reasons = [await _attempt(core, identity, "wrong") for _ in range(6)]
-    expected = "wrong_password" if identity == "alice" else "unknown_identity"
-    assert reasons == [expected] * 5 + ["locked_out"]
-    assert await core.lockout.locked([f"identity:/{identity}"]) is not None
-    assert await _attempt(core, identity, PASSWORD) == "locked_out"
+    reasons = [await _attempt(core, "alice", "wrong") for _ in range(6)]
+    assert reasons == ["wrong_password"] * 5 + ["locked_out"]
+    row = await _counter(core, identity_key("", "alice"))
+    assert row is not None and row.locked_until > time.time()
+    assert await _attempt(core, "alice", PASSWORD) == "locked_out"
+
+
+async def test_unknown_identities_leave_no_counter_behind(core: Core) -> None:
+    """Guessed names create no lockout rows (each would stay forever); the caller's answer is the
+    same CREDENTIALS_INVALID as a locked identity's. With a client address, only its row."""
+    for i in range(8):
+        assert await _attempt(core, f"ghost-{i}", "wrong") == "unknown_identity"
+        assert await _attempt(core, "ghost", "wrong", address="203.0.113.7") == "unknown_identity"
+    async with core.store.read() as conn:
+        keys = (await conn.execute(select(lockouts.c.key))).scalars().all()
+    assert keys == [address_key("203.0.113.7")]
 
 
 async def test_lock_expires_and_success_clears_the_counter(core: Core) -> None:
@@ -59,7 +79,7 @@ async def test_lock_expires_and_success_clears_the_counter(core: Core) -> None:
 async def test_address_lockout_spans_identities(core: Core) -> None:
     """Failures from one client address against many identities lock that address."""
     await add_identity(core, "alice", PASSWORD, ("a:b",))
-    for i in range(5):
+    for i in range(core.settings.lockout_address_free_attempts):
         await _attempt(core, f"user{i}", "guess", address="203.0.113.9")
     assert await _attempt(core, "alice", PASSWORD, address="203.0.113.9") == "locked_out"
     assert await _attempt(core, "alice", PASSWORD, address="198.51.100.1") == "ok"
@@ -76,3 +96,83 @@ async def test_disabled_lockout_never_locks(db_url: str) -> None:
         assert await _attempt(core, "alice", PASSWORD) == "ok"
     finally:
         await core.close()
+
+
+async def test_identity_keys_never_collide(core: Core) -> None:
+    """Names may contain '/': ("a", "b/c") and ("a/b", "c") are two identities with two counters,
+    and locking one leaves the other alone."""
+    assert identity_key("a", "b/c") != identity_key("a/b", "c")
+    assert identity_key("", "1:x/y") != identity_key("1:x", "y")
+    await add_identity(core, "b/c", PASSWORD, ("a:b",), namespace="a")
+    await add_identity(core, "c", PASSWORD, ("a:b",), namespace="a/b")
+    for _ in range(6):
+        await _attempt(core, "b/c", "wrong", namespace="a")
+    assert await _attempt(core, "b/c", PASSWORD, namespace="a") == "locked_out"
+    assert await _attempt(core, "c", PASSWORD, namespace="a/b") == "ok"
+
+
+def test_ipv6_addresses_count_by_their_64() -> None:
+    """A client rotating through its /64 stays on one counter; another /64 has its own."""
+    assert address_key("2001:db8:1:2::1") == address_key("2001:db8:1:2:ffff::9") == "address:2001:db8:1:2::/64"
+    assert address_key("2001:db8:1:3::1") != address_key("2001:db8:1:2::1")
+    assert address_key("203.0.113.9") == "address:203.0.113.9"
+
+
+async def test_counters_written_before_migration_0003_still_work(db_url: str) -> None:
+    """A database at 0001 with an old-style counter ('identity:<ns>/<name>', no slot columns)
+    upgrades, and logins and pruning go on (the old row is ignored, then pruned)."""
+    from alembic import command
+    from alembic.config import Config
+
+    from token_service.prune import Pruner
+    from token_service.store import db as store_db
+
+    def upgrade_to_0001(sync_conn: Any) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(store_db.MIGRATIONS))
+        config.attributes["connection"] = sync_conn
+        command.upgrade(config, "0001")
+        sync_conn.exec_driver_sql(
+            "INSERT INTO lockouts (key, failures, last_failure_at, locked_until) VALUES ('identity:/alice', 9, 0, 0)"
+        )
+
+    store = Store(db_url)
+    async with store.engine.begin() as conn:
+        await conn.run_sync(upgrade_to_0001)
+    await store.close()
+    core = Core.build(settings_for_tests(db_url))
+    await core.start()  # migrates to the newest revision
+    try:
+        await add_identity(core, "alice", PASSWORD, ("a:b",))
+        assert await _attempt(core, "alice", "wrong") == "wrong_password"
+        assert await _attempt(core, "alice", PASSWORD) == "ok"
+        assert (await Pruner(core.settings, core.store).prune()).lockouts == 1
+    finally:
+        await core.close()
+
+
+async def _hold_slots(core: Core, key: str, pending: int, pending_until: float) -> None:
+    """Slots held by attempts in flight elsewhere (another replica, or one that died)."""
+    async with core.store.write() as conn:
+        values = {"failures": 0, "last_failure_at": time.time(), "locked_until": 0.0}
+        await conn.execute(lockouts.insert().values(key=key, pending=pending, pending_until=pending_until, **values))
+
+
+async def test_attempt_waits_for_a_slot_and_is_refused_uncounted_when_none_frees(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every free slot in flight elsewhere: the right password waits, then is refused (busy), and
+    counts no failure; once the slots' holders are gone (pending_until passed) it works."""
+    monkeypatch.setattr(password_grant, "BUSY_WAIT_S", 0.3)
+    await add_identity(core, "alice", PASSWORD, ("a:b",))
+    key = identity_key("", "alice")
+    await _hold_slots(core, key, core.settings.lockout_free_attempts, time.time() + 60)
+    started = time.monotonic()
+    assert await _attempt(core, "alice", PASSWORD) == "busy"
+    assert time.monotonic() - started >= 0.3
+    row = await _counter(core, key)
+    assert row is not None and row.failures == 0
+    async with core.store.write() as conn:
+        await conn.execute(update(lockouts).where(lockouts.c.key == key).values(pending_until=time.time() - 1))
+    assert await _attempt(core, "alice", PASSWORD) == "ok"
+    assert await _counter(core, key) is None  # the success left nothing behind

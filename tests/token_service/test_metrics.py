@@ -12,7 +12,7 @@ import grpc
 from native_iam.oauth.v1 import feed_pb2, feed_pb2_grpc, oauth_pb2, oauth_pb2_grpc
 from tests.conftest import require_tool
 from tests.token_service.conftest import add_identity
-from token_service.testing import running_token_service
+from token_service.testing import FEED_METADATA, running_token_service
 
 
 async def _scrape(port: int) -> str:
@@ -38,7 +38,11 @@ async def test_metrics_after_traffic_pass_promtool(sqlite_url: str, tmp_path: Pa
                 oauth_pb2.CreateTokenWithPasswordRequest(identity="alice", password="bad")
             )
             await oauth.CheckAccess(oauth_pb2.CheckAccessRequest(access_token=ok.access_token, scopes=["x:y"]))
-            stream = feed_pb2_grpc.FeedStub(channel).WatchRevocations(feed_pb2.WatchRevocationsRequest()).__aiter__()
+            stream = (
+                feed_pb2_grpc.FeedStub(channel)
+                .WatchRevocations(feed_pb2.WatchRevocationsRequest(), metadata=FEED_METADATA)
+                .__aiter__()
+            )
             await stream.__anext__()
             text = await _scrape(app.metrics_port)
     assert 'native_iam_grants_total{grant="password",status="OK"} 1.0' in text

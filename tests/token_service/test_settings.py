@@ -28,6 +28,9 @@ def test_defaults_match_the_documented_ones() -> None:
         ("NATIVE_IAM_ACCESS_TOKEN_TTL_S", "0"),
         ("NATIVE_IAM_HS256_KEY_BYTES", "16"),
         ("NATIVE_IAM_LOCKOUT_ENABLED", "maybe"),
+        ("NATIVE_IAM_LOCKOUT_ADDRESS_FREE_ATTEMPTS", "0"),
+        ("NATIVE_IAM_TRUSTED_PROXIES", "10.0.0.0/8, proxy.local"),
+        ("NATIVE_IAM_PRUNE_INTERVAL_S", "-1"),
         ("NATIVE_IAM_LOG_FORMAT", "xml"),
         ("NATIVE_IAM_SIGNING_KEYS_DIR", "/does/not/exist"),
     ],
@@ -37,6 +40,13 @@ def test_bad_value_names_the_variable(variable: str, value: str) -> None:
     with pytest.raises(SettingsError) as info:
         Settings.from_env({variable: value})
     assert str(info.value).startswith(variable)
+
+
+def test_trusted_proxies_are_networks() -> None:
+    """NATIVE_IAM_TRUSTED_PROXIES: comma- or space-separated CIDRs; a bare address is one host."""
+    s = Settings.from_env({"NATIVE_IAM_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7 fd00::/8"})
+    assert [str(n) for n in s.trusted_proxies] == ["10.0.0.0/8", "192.0.2.7/32", "fd00::/8"]
+    assert Settings.from_env({}).trusted_proxies == ()
 
 
 def test_bootstrap_password_from_file(tmp_path: Path) -> None:

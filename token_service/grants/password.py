@@ -1,12 +1,16 @@
 """The password grant: CreateTokenWithPassword (gRPC) and ``grant_type=password`` (HTTP).
 
-Order: lockout check → look up → verify (off the event loop; a dummy hash when the identity,
-its password or the lockout says no) → one write transaction that re-reads the identity under a
-share lock, checks it is active and that its policy grants the scopes, and stores the tokens.
+Order: one write transaction that looks the identity up and reserves the attempt's slot on its
+lockout counters (:meth:`~token_service.lockout.Lockout.reserve_sync`; that is the lockout check)
+→ verify (off the event loop; a dummy hash when the identity, its password or the lockout says
+no) → a wrong password turns the slot into a failure; a right one runs one write transaction that
+re-reads the identity under a share lock, checks it is active and that its policy grants the
+scopes, stores the tokens and gives the slot back.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,10 +20,15 @@ from native_iam import scopes as scope_rules
 from token_service.core import Core
 from token_service.errors import CredentialsInvalid, IdentityNotActive, MalformedScope, ScopeNotGranted
 from token_service.grants._issue import ClientContext, IssuedTokens, issue
-from token_service.lockout import identity_key
+from token_service.lockout import Attempt, Verdict, identity_key
 from token_service.store import queries
 
 __all__ = ["create_token_with_password"]
+
+#: How long an attempt waits for a free slot on its counters, and how often it asks again when
+#: no attempt of this process frees one (the slot may be freed by another replica).
+BUSY_WAIT_S = 10.0
+BUSY_POLL_S = 0.25
 
 
 async def create_token_with_password(
@@ -43,11 +52,9 @@ async def create_token_with_password(
         requested = scope_rules.normalize(scopes)
     except scope_rules.ScopeError as exc:
         raise MalformedScope(str(exc)) from None
-    now = core.clock()
-    lock_keys = core.lockout.keys(namespace, identity, client_address)
-    locked, record = await core.store.run_read(_login, core, lock_keys, namespace, identity, now)
-    if locked is not None:
-        reason = "locked_out"
+    attempt, record = await _reserve(core, namespace, identity, client_address)
+    if attempt.verdict is not Verdict.GO:
+        reason = "locked_out" if attempt.verdict is Verdict.LOCKED else "busy"
     elif record is None:
         reason = "unknown_identity"
     elif record.hash is None or not record.enabled:
@@ -56,20 +63,50 @@ async def create_token_with_password(
         reason = ""
     # Always one argon2 verification, so every refusal below costs the same time.
     if not await core.passwords.verify(record.hash if record and not reason else None, password):
-        await core.lockout.record_failure(lock_keys, now)
+        await core.lockout.finish(attempt, core.clock(), success=False)
         raise CredentialsInvalid(reason=reason or "wrong_password")
     if record is None:  # unreachable: verify() returns False without a record
         raise CredentialsInvalid(reason="unknown_identity")
-    return await core.store.run_write(
-        _issue_in_transaction, core, record.id, record.hash, namespace, identity, requested, metadata, client
-    )
+    try:
+        issued = await core.store.run_write(
+            _issue_in_transaction,
+            *(core, record.id, record.hash, namespace, identity, requested, metadata, client, attempt),
+        )
+    except (IdentityNotActive, ScopeNotGranted):
+        # The password was right: refusing the grant for another reason is not a guess.
+        await core.lockout.finish(attempt, core.clock(), success=True)
+        raise
+    except CredentialsInvalid:
+        # Deleted, or its password changed while we verified: a failed login like any other.
+        await core.lockout.finish(attempt, core.clock(), success=False)
+        raise
+    core.lockout.slot_freed(attempt)
+    return issued
 
 
-def _login(
-    conn: Connection, core: Core, lock_keys: list[str], namespace: str, identity: str, now: float
-) -> tuple[str | None, Any]:
-    """The lockout state and the identity's login record, in one read transaction."""
-    return core.lockout.locked_sync(conn, lock_keys, now), queries.login_record_sync(conn, namespace, identity)
+async def _reserve(core: Core, namespace: str, identity: str, client_address: str | None) -> tuple[Attempt, Any]:
+    """Reserve the attempt's slots, waiting (up to BUSY_WAIT_S) while they are all in flight: a
+    burst of right passwords gets served in turn; a burst of guesses still verifies no more than
+    the threshold. After the wait the attempt is refused, uncounted (reason ``busy``)."""
+    deadline = time.monotonic() + BUSY_WAIT_S
+    while True:
+        freed_before = core.lockout.freed
+        attempt, record = await core.store.run_write(_begin, core, namespace, identity, client_address, core.clock())
+        if attempt.verdict is not Verdict.BUSY or time.monotonic() >= deadline:
+            return attempt, record
+        await core.lockout.wait_for_slot(attempt, freed_before, BUSY_POLL_S)
+
+
+def _begin(
+    conn: Connection, core: Core, namespace: str, identity: str, client_address: str | None, now: float
+) -> tuple[Attempt, Any]:
+    """The identity's login record, and the attempt's slots on its counters and the client
+    address's, in one write transaction. An unknown identity's counter holds slots but counts no
+    failure, so no row stays behind for a guessed name; its failures count against the address."""
+    record = queries.login_record_sync(conn, namespace, identity)
+    keys = core.lockout.keys(namespace, identity, client_address)
+    unknown = () if record is not None and record.hash is not None else (identity_key(namespace, identity),)
+    return core.lockout.reserve_sync(conn, keys, now, unknown), record
 
 
 def _issue_in_transaction(
@@ -82,6 +119,7 @@ def _issue_in_transaction(
     requested: tuple[str, ...],
     metadata: str,
     client: ClientContext | None,
+    attempt: Attempt,
 ) -> IssuedTokens:
     current = queries.identity_for_grant_sync(conn, identity_id)
     if current is None:  # deleted while we verified
@@ -115,5 +153,5 @@ def _issue_in_transaction(
         now=core.clock(),  # after the lock: an identity cut-off taken later covers this iat
         with_refresh=client.issue_refresh_token if client else True,
     )
-    core.lockout.clear_sync(conn, identity_key(namespace, identity))
+    core.lockout.succeeded_sync(conn, attempt, core.clock())
     return result

@@ -171,7 +171,8 @@ feed_counter = Table(
     Column("compacted_through", BigInteger, nullable=False, server_default="0"),
 )
 
-#: Brute-force counters by key ('identity:<ns>/<name>' or 'address:<ip>').
+#: Brute-force counters by key: 'identity:<len(ns)>:<ns>/<name>' or 'address:<ip>' ('address:<net>/64'
+#: for IPv6); see token_service/lockout.py. Stale rows are pruned (token_service/prune.py).
 lockouts = Table(
     "lockouts",
     metadata,
@@ -179,4 +180,8 @@ lockouts = Table(
     Column("failures", Integer, nullable=False),
     Column("last_failure_at", Float, nullable=False),
     Column("locked_until", Float, nullable=False),
+    #: Attempts between their reservation and their verdict (migration 0003); ignored once
+    #: ``pending_until`` has passed (their process died).
+    Column("pending", Integer, nullable=False, server_default="0"),
+    Column("pending_until", Float, nullable=False, server_default="0"),
 )

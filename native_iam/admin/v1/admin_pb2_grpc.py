@@ -635,8 +635,9 @@ class KeysServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RetireKey(self, request, context):
-        """Retires a key at once (compromise): it leaves the JWKS, every token it signed becomes
-        TOKEN_INVALID (a KEY_RETIRED feed event), and if it was signing, a new key signs from now.
+        """Retires a key at once (compromise): it leaves the JWKS, every token it signed (whatever its
+        `iat`, so forgeries with the stolen key too) becomes TOKEN_INVALID at once at every replica
+        and every sidecar (a KEY_RETIRED feed event), and if it was signing, a new key signs from now.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -26,9 +26,14 @@ if _version_not_supported:
 
 
 class FeedStub:
-    """Feed is served by the token service and consumed by every sidecar. It needs no credentials:
-    it carries public keys and token identifiers (jti), never tokens. Restrict who can reach it
-    with a NetworkPolicy.
+    """Feed is served by the token service and consumed by every sidecar. It carries public keys and
+    token identifiers (jti) and identity names, never tokens. GetJwks is public (public keys only).
+    WatchRevocations requires the metadata `authorization: Bearer <feed token>`, with a token the
+    token service accepts (NATIVE_IAM_FEED_TOKEN, from a Kubernetes Secret shared with the
+    sidecars): a static shared secret is the simplest credential to operate (no client to
+    register, no expiry to track, no database read per stream) and rotates by accepting two
+    tokens for a while. A missing or wrong token is UNAUTHENTICATED, before anything else is
+    looked at. Also restrict who can reach the port with a NetworkPolicy.
     """
 
     def __init__(self, channel):
@@ -50,9 +55,14 @@ class FeedStub:
 
 
 class FeedServicer:
-    """Feed is served by the token service and consumed by every sidecar. It needs no credentials:
-    it carries public keys and token identifiers (jti), never tokens. Restrict who can reach it
-    with a NetworkPolicy.
+    """Feed is served by the token service and consumed by every sidecar. It carries public keys and
+    token identifiers (jti) and identity names, never tokens. GetJwks is public (public keys only).
+    WatchRevocations requires the metadata `authorization: Bearer <feed token>`, with a token the
+    token service accepts (NATIVE_IAM_FEED_TOKEN, from a Kubernetes Secret shared with the
+    sidecars): a static shared secret is the simplest credential to operate (no client to
+    register, no expiry to track, no database read per stream) and rotates by accepting two
+    tokens for a while. A missing or wrong token is UNAUTHENTICATED, before anything else is
+    looked at. Also restrict who can reach the port with a NetworkPolicy.
     """
 
     def GetJwks(self, request, context):
@@ -65,14 +75,15 @@ class FeedServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchRevocations(self, request, context):
-        """Streams revocations. The server first sends the full effective set when `cursor` is 0 or
-        older than the oldest event it keeps (snapshot chunks, the first with `reset` set, the last
-        with `synced` set), otherwise every event after `cursor` followed by one message with
-        `synced` set; then every later event in order as it happens, and a HEARTBEAT carrying the
-        current cursor at each tick of the server's heartbeat clock (every NATIVE_IAM_FEED_HEARTBEAT_S,
-        default 5; one clock for all streams, so a heartbeat may follow an event closely, and no
-        stream is silent for longer than the interval). The stream never ends by itself; a client
-        reconnects with the last cursor it applied.
+        """Streams revocations (needs the feed token, see above). The server first sends the full
+        effective set when `cursor` is 0 or older than the oldest event it keeps (snapshot chunks,
+        the first with `reset` set, the last with `synced` set), otherwise every event after
+        `cursor` followed by one message with `synced` set; then every later event in order as it
+        happens, and a HEARTBEAT carrying the current cursor at each tick of the server's heartbeat
+        clock (every NATIVE_IAM_FEED_HEARTBEAT_S, default 5; one clock for all streams, so a
+        heartbeat may follow an event closely, and no stream is silent for longer than the
+        interval). The stream never ends by itself; a client reconnects with the last cursor it
+        applied.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -100,9 +111,14 @@ def add_FeedServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Feed:
-    """Feed is served by the token service and consumed by every sidecar. It needs no credentials:
-    it carries public keys and token identifiers (jti), never tokens. Restrict who can reach it
-    with a NetworkPolicy.
+    """Feed is served by the token service and consumed by every sidecar. It carries public keys and
+    token identifiers (jti) and identity names, never tokens. GetJwks is public (public keys only).
+    WatchRevocations requires the metadata `authorization: Bearer <feed token>`, with a token the
+    token service accepts (NATIVE_IAM_FEED_TOKEN, from a Kubernetes Secret shared with the
+    sidecars): a static shared secret is the simplest credential to operate (no client to
+    register, no expiry to track, no database read per stream) and rotates by accepting two
+    tokens for a while. A missing or wrong token is UNAUTHENTICATED, before anything else is
+    looked at. Also restrict who can reach the port with a NetworkPolicy.
     """
 
     @staticmethod

@@ -1,0 +1,91 @@
+"""Housekeeping: delete rows that can no longer decide anything, so the tables stop growing.
+
+* ``lockouts``: counters that are not locked, hold no attempt in flight and whose last failure
+  is older than ``NATIVE_IAM_LOCKOUT_RESET_S`` — the next failure would start from 1 anyway, so
+  the row is equivalent to no row (:meth:`token_service.lockout.Lockout.reserve_sync`).
+* ``tokens``: tokens expired for longer than ``NATIVE_IAM_FEED_RETENTION_S``. An expired token
+  is refused by its ``exp`` before any row is read (no leeway), so its row only serves listings
+  and audits; the feed's revocation events carry their own copy of what they need (jti, expiry)
+  and are compacted by the feed on the same retention, so nothing refers to a deleted row.
+
+Every replica runs :class:`Pruner` every ``NATIVE_IAM_PRUNE_INTERVAL_S``: the deletes are
+idempotent, and run in batches (one short transaction each) so grants never wait long behind them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Table, delete, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from token_service.settings import Settings
+from token_service.store import Store
+from token_service.store.tables import lockouts, tokens
+
+__all__ = ["Pruned", "Pruner"]
+
+log = logging.getLogger(__name__)
+
+#: Rows deleted per transaction.
+BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    lockouts: int
+    tokens: int
+
+
+class Pruner:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+
+    async def prune(self, now: float | None = None) -> Pruned:
+        """Delete what can go now (see the module's docstring); how many rows of each."""
+        now = time.time() if now is None else now
+        quiet_since = now - self.settings.lockout_reset_s
+        no_slot_in_flight = (lockouts.c.pending == 0) | (lockouts.c.pending_until <= now)
+        stale_counter = (
+            (lockouts.c.locked_until <= now) & (lockouts.c.last_failure_at < quiet_since) & no_slot_in_flight
+        )
+        long_expired = tokens.c.expires_at < int(now) - self.settings.feed_retention_s
+        return Pruned(
+            lockouts=await self._delete(lockouts, lockouts.c.key, stale_counter),
+            tokens=await self._delete(tokens, tokens.c.jti, long_expired),
+        )
+
+    async def _delete(self, table: Table, key: ColumnElement[str], condition: ColumnElement[bool]) -> int:
+        total = 0
+        while True:
+            deleted = await self.store.run_write(_delete_batch, table, key, condition)
+            total += deleted
+            if deleted < BATCH:
+                return total
+
+    async def run(self) -> None:
+        """Prune every ``NATIVE_IAM_PRUNE_INTERVAL_S`` until cancelled; a failure waits for the next turn."""
+        while True:
+            await asyncio.sleep(self.settings.prune_interval_s)
+            try:
+                pruned = await self.prune()
+            except Exception:
+                log.warning("pruning failed", exc_info=True)
+                continue
+            if pruned.lockouts or pruned.tokens:
+                log.info("pruned", extra={"lockouts": pruned.lockouts, "tokens": pruned.tokens})
+
+
+def _delete_batch(conn: Connection, table: Table, key: ColumnElement[str], condition: ColumnElement[bool]) -> int:
+    """Delete up to BATCH rows matching ``condition`` (a LIMIT in a subquery works on both stores).
+
+    ``condition`` is repeated outside the subquery: PostgreSQL re-checks only the outer WHERE on
+    a row that a concurrent login updated meanwhile, and a counter that just failed again must stay.
+    """
+    doomed = select(key).where(condition).limit(BATCH).scalar_subquery()
+    return int(conn.execute(delete(table).where(key.in_(doomed), condition)).rowcount)
