@@ -107,27 +107,27 @@ class Authenticator:
 
     def authenticate(self, credential: str) -> Entry | Deny:
         """Decide ``credential``, blocking up to :data:`REFETCH_WAIT_S` for an unknown-kid refetch."""
-        result = self._attempt(credential, refetched=False)
+        result = self._attempt(credential, False)
         if result is _NEED_REFETCH:
             try:
                 self._keys.refetch().result(timeout=REFETCH_WAIT_S)
             except Exception:  # timeout or fetch error: decide with what we have
                 log.debug("jwks refetch wait failed")
-            result = self._attempt(credential, refetched=True)
+            result = self._attempt(credential, True)
         return result  # type: ignore[return-value]
 
     async def authenticate_async(self, credential: str) -> Entry | Deny:
         """:meth:`authenticate` for an event loop: the refetch wait never blocks the loop."""
-        result = self._attempt(credential, refetched=False)
+        result = self._attempt(credential, False)
         if result is _NEED_REFETCH:
             try:
                 await asyncio.wait_for(asyncio.wrap_future(self._keys.refetch()), REFETCH_WAIT_S)
             except Exception:
                 log.debug("jwks refetch wait failed")
-            result = self._attempt(credential, refetched=True)
+            result = self._attempt(credential, True)
         return result  # type: ignore[return-value]
 
-    def _attempt(self, credential: str, *, refetched: bool) -> Entry | Deny | _NeedRefetch:
+    def _attempt(self, credential: str, refetched: bool) -> Entry | Deny | _NeedRefetch:
         revocations = self._revocations
         if not revocations.fresh() and not (self._open_when_stale and revocations.synced):
             return _FEED_STALE

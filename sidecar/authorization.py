@@ -145,7 +145,7 @@ class Authorizer:
         self._responses = Responses(settings)
         self._header = settings.token_header
         credential = Credential.AUTHORIZATION if settings.token_header == "authorization" else Credential.HEADER
-        self._authenticator = Authenticator(
+        authenticator = Authenticator(
             settings,
             keys,
             revocations,
@@ -155,6 +155,9 @@ class Authorizer:
             cache=cache,
             wall_clock=wall_clock,
         )
+        # Bound once: the cached-token path is a handful of attribute loads, each one counts.
+        self._authenticate = authenticator.authenticate
+        self._authenticate_async = authenticator.authenticate_async
 
     # ---- the two server flavours differ only in how they wait for an unknown-kid refetch ----
 
@@ -166,7 +169,7 @@ class Authorizer:
                 response = admitted
             else:
                 header, rule = admitted
-                response = self._answer(self._authenticator.authenticate(header), rule)
+                response = self._answer(self._authenticate(header), rule)
         except Exception:
             response = self._internal()
         self._metrics.check_seconds.observe(time.perf_counter() - started)
@@ -180,7 +183,7 @@ class Authorizer:
                 response = admitted
             else:
                 header, rule = admitted
-                response = self._answer(await self._authenticator.authenticate_async(header), rule)
+                response = self._answer(await self._authenticate_async(header), rule)
         except Exception:
             response = self._internal()
         self._metrics.check_seconds.observe(time.perf_counter() - started)
@@ -219,9 +222,9 @@ class Authorizer:
 
     def _answer(self, result: Entry | Deny, rule: Rule) -> bytes:
         """The authenticated token against the route's rule: the prebuilt allow, or a deny."""
-        if isinstance(result, Deny):
-            return self._deny(result)
-        principal = result.principal
+        if result.__class__ is Deny:
+            return self._deny(result)  # type: ignore[arg-type]
+        principal = result.principal  # type: ignore[union-attr]
         if not rule.satisfied_by(principal.scopes):
             return self._deny(decision.insufficient(principal, rule))  # type: ignore[arg-type]
         self._metrics.allow["token"].inc()
