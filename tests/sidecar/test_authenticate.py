@@ -148,3 +148,15 @@ async def test_revoked_jti_cached_earlier_as_allowed_is_denied_by_both(issuer: I
     assert (w.check(token), w.check_access(token)) == ("revoked", "revoked")
     assert await rpc_verdict(w.facade, token) == "TOKEN_DISABLED"
     w.keys.close()
+
+
+async def test_a_header_value_allowed_by_check_is_not_a_token_at_check_access(issuer: Issuer) -> None:
+    """Check caches by header value, CheckAccess by bare token: after Check allowed
+    ``Bearer <token>``, that same text given to CheckAccess as the token is still malformed (as at
+    the token service), never answered from Check's cache."""
+    w = world(issuer)
+    token = issuer.mint(scope=SCOPE)
+    assert w.check(token) == "allow"
+    assert w.check_access(f"Bearer {token}") == "malformed"
+    assert await rpc_verdict(w.facade, f"Bearer {token}") == "TOKEN_INVALID"
+    w.keys.close()
