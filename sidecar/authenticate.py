@@ -97,9 +97,9 @@ class Authenticator:
         self._policy = Policy(settings.issuer, settings.audiences, settings.leeway_s, settings.max_token_bytes)
         self._open_when_stale = settings.feed_stale_policy == "open"
         self._render = render
-        self._cache = cache or DecisionCache(
-            max_entries=settings.decision_cache_size, ttl_s=settings.decision_cache_ttl_s
-        )
+        if cache is None:  # not `cache or …`: an empty DecisionCache is falsy (it has __len__)
+            cache = DecisionCache(max_entries=settings.decision_cache_size, ttl_s=settings.decision_cache_ttl_s)
+        self._cache = cache
         self._now = wall_clock
         # Cache hits and misses are the ext_authz decision-cache metric; other callers count nothing.
         self._hit: Any = metrics.hit if metrics is not None else _NoCount()

@@ -14,16 +14,21 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
+from envoy.service.auth.v3 import external_auth_pb2
+from prometheus_client import CollectorRegistry
 
 from native_iam.oauth.v1 import feed_pb2, oauth_pb2, oauth_pb2_grpc
 from sidecar import oauth_facade
+from sidecar.authorization import Authorizer, parse_response
 from sidecar.decision import Deny
+from sidecar.decision_cache import DecisionCache
 from sidecar.keys import KeyStore
+from sidecar.metrics import Metrics
 from sidecar.oauth_facade import OAuthFacade
 from sidecar.revocations import RevocationCache
 
 from ._feed import Issuer, Kind, revocation
-from .conftest import synced_cache
+from .conftest import loaded_store, synced_cache
 from .test_authorization import Rig, _settings
 
 T, R = feed_pb2.RevocationTarget, feed_pb2.RevocationReason
@@ -160,3 +165,15 @@ async def test_a_header_value_allowed_by_check_is_not_a_token_at_check_access(is
     assert w.check_access(f"Bearer {token}") == "malformed"
     assert await rpc_verdict(w.facade, f"Bearer {token}") == "TOKEN_INVALID"
     w.keys.close()
+
+
+def test_the_decision_cache_passed_in_is_the_one_filled(issuer: Issuer) -> None:
+    """An empty DecisionCache handed to the Authorizer is used, not silently replaced (it is falsy)."""
+    cache = DecisionCache(max_entries=10, ttl_s=60)
+    authorizer = Authorizer(
+        _settings(), loaded_store(issuer), synced_cache(), Metrics(CollectorRegistry()), cache=cache
+    )
+    request = external_auth_pb2.CheckRequest()
+    request.attributes.request.http.headers["authorization"] = f"Bearer {issuer.mint()}"
+    assert parse_response(authorizer.check_sync(request)).status.code == 0
+    assert len(cache) == 1
