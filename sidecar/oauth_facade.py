@@ -3,9 +3,9 @@
 ``CheckAccess`` is answered locally by the same authentication path as ext_authz's ``Check``
 (sidecar/authenticate.py: size limit, decision cache, verification, unknown-kid refetch,
 revocations), with the seed's statuses (revocation reasons map to TOKEN_DISABLED /
-TOKEN_NOT_FOUND as feed.proto documents). ``CreateTokenWithPassword`` and ``RefreshToken`` are forwarded to the
-token service with a deadline; when it cannot be reached the workload gets UNAVAILABLE with a
-message saying so (retry with back-off), never a made-up status.
+TOKEN_NOT_FOUND as feed.proto documents). ``CreateTokenWithPassword`` and ``RefreshToken`` are
+forwarded to the token service with a deadline; when it cannot be reached the workload gets
+UNAVAILABLE with a message saying so (retry with back-off), never a made-up status.
 """
 
 from __future__ import annotations
