@@ -44,7 +44,7 @@ def test_two_workers_share_the_port_and_merge_metrics(feed: FeedServer, issuer: 
     env = {
         "NATIVE_IAM_TOKEN_URL": feed.address,
         "NATIVE_IAM_ISSUER": ISSUER,
-        "NATIVE_IAM_AUDIENCE": AUDIENCE,
+        "NATIVE_IAM_ACCEPTED_AUDIENCES": AUDIENCE,
         "NATIVE_IAM_WORKERS": "2",
     }
     with _stack.sidecar(tmp_path, env) as ports:
