@@ -76,8 +76,8 @@ class Workers:
     metrics_listen: str
     metrics_setting: str
     stop_timeout_s: float = 10.0
-    processes: list[multiprocessing.process.BaseProcess] = field(default_factory=list)
-    _stopping: bool = False
+    processes: list[multiprocessing.process.BaseProcess] = field(default_factory=list, init=False)
+    _stopping: bool = field(default=False, init=False)
 
     def run(self, started: Callable[[Workers], None] | None = None) -> int:
         """Serve until a signal (exit code 0) or a worker's death (1); ``started`` runs once all
