@@ -70,6 +70,7 @@ class Env:
     def text(
         self, name: str, default: T, *, check: Callable[[str], str | None] | None = None, blank: Blank = "default"
     ) -> str | T:
+        """Text; ``check`` returns why a (non-blank) value is bad, or None."""
         value = self.raw(name)
         if value is None or (value == "" and blank == "default"):
             return default
