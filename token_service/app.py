@@ -69,6 +69,8 @@ class TokenServiceApp:
         return self.http.url
 
     async def start(self) -> None:
+        # grpc's servicer starts with the server ("") SERVING; nothing is served until every listener is up.
+        await health.set_status(self.health, ("",), health.NOT_SERVING)
         await self.core.start()
         self.feed = FeedHub(self.core, self.metrics)
         await self.feed.start()
@@ -107,10 +109,11 @@ class TokenServiceApp:
         self.grpc_port = bind_grpc(server, self.settings.grpc_listen, GRPC_LISTEN)
         await server.start()
         self.server = server
-        await health.set_status(self.health, ("", OAUTH_SERVICE, FEED_SERVICE, *admin_services), health.SERVING)
         await self.http.start()  # OAuth HTTP endpoints (issue 3)
         if enabled(self.settings.metrics_listen):
             self.metrics_port = self.metrics.serve(self.settings.metrics_listen, METRICS_LISTEN)
+        # SERVING last: a probe that sees it may send traffic to any of the listeners above.
+        await health.set_status(self.health, ("", OAUTH_SERVICE, FEED_SERVICE, *admin_services), health.SERVING)
         self._tasks.append(asyncio.create_task(self._reload_keys(), name="key-reload"))
         if self.settings.prune_interval_s > 0:
             self._tasks.append(asyncio.create_task(Pruner(self.settings, self.core.store).run(), name="prune"))
