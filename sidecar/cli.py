@@ -1,24 +1,28 @@
 """``native-iam sidecar``: run the ext_authz sidecar (one or NATIVE_IAM_WORKERS processes).
 
 Configuration comes from the environment only (see README, "Configuration"). With several
-workers, each process binds the same ports with SO_REUSEPORT (the kernel spreads connections)
-and keeps its own caches and feed subscription; this process only supervises them and serves
-the merged metrics.
+workers (native_iam/runtime/workers.py), each process binds the same ports with SO_REUSEPORT
+(the kernel spreads connections) and keeps its own caches and feed subscription; this process
+only supervises them and serves the merged metrics.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
-import os
-import shutil
-import signal
+import logging
 import sys
-import tempfile
-import time
+
+from native_iam.runtime import logs
+from native_iam.runtime.env import warn_renamed
+from native_iam.runtime.listen import ListenError, enabled, raise_open_file_limit, serve_metrics
+from native_iam.runtime.workers import Workers, fixed_port_problem
 
 from .settings import Settings, SettingsError, from_env
+
+log = logging.getLogger(__name__)
+
+_METRICS_LISTEN = "NATIVE_IAM_METRICS_LISTEN"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,59 +34,33 @@ def _parser() -> argparse.ArgumentParser:
     )
 
 
-def _serve_metrics(listen: str) -> None:
-    from prometheus_client import start_http_server
+def _serve(settings: Settings, reuse_port: bool = False) -> None:
+    """One serving process (the only one, or a worker in its own spawned interpreter)."""
+    from . import server  # after PROMETHEUS_MULTIPROC_DIR is set: it fixes how metrics are stored
 
-    host, _, port = listen.rpartition(":")
-    start_http_server(int(port), addr=host)
-
-
-def _worker(settings: Settings, multiproc_dir: str) -> None:
-    # Runs in a spawned process: set up logging and the metrics mode before anything is imported.
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir
-    from . import _logging, server
-
-    _logging.configure(settings.log_level, settings.log_format)
-    asyncio.run(server.serve(settings, reuse_port=True))
+    logs.configure(settings.log_level, settings.log_format)
+    asyncio.run(server.serve(settings, reuse_port=reuse_port))
 
 
 def _run_workers(settings: Settings) -> int:
-    multiproc_dir = tempfile.mkdtemp(prefix="native-iam-sidecar-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir
-    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
-
-    ctx = multiprocessing.get_context("spawn")
-    workers = [
-        ctx.Process(target=_worker, args=(settings, multiproc_dir), name=f"worker-{i}") for i in range(settings.workers)
-    ]
-    for worker in workers:
-        worker.start()
-    if settings.metrics_listen:
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        host, _, port = settings.metrics_listen.rpartition(":")
-        start_http_server(int(port), addr=host, registry=registry)
-    stopping = False
-
-    def stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        for worker in workers:
-            if worker.pid is not None and worker.is_alive():
-                os.kill(worker.pid, signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    try:
-        # A worker that dies takes the sidecar down: Kubernetes restarts the pod cleanly.
-        while all(w.is_alive() for w in workers) and not stopping:
-            time.sleep(0.2)
-        stop(signal.SIGTERM, None)
-        for worker in workers:
-            worker.join(10)
-    finally:
-        shutil.rmtree(multiproc_dir, ignore_errors=True)
-    return 0 if stopping else 1
+    problem = fixed_port_problem(
+        {
+            "NATIVE_IAM_AUTHZ_LISTEN": settings.authz_listen,
+            "NATIVE_IAM_OAUTH_LISTEN": settings.oauth_listen,
+        }
+    )
+    if problem:
+        print(f"native-iam sidecar: {problem}", file=sys.stderr)
+        return 2
+    workers = Workers(
+        role="sidecar",
+        target=_serve,
+        args=(settings, True),
+        count=settings.workers,
+        metrics_listen=settings.metrics_listen,
+        metrics_setting=_METRICS_LISTEN,
+    )
+    return workers.run()
 
 
 def main(argv: list[str]) -> int:
@@ -92,16 +70,16 @@ def main(argv: list[str]) -> int:
     except SettingsError as exc:
         print(f"native-iam sidecar: {exc}", file=sys.stderr)
         return 2
-    if settings.workers > 1:
-        return _run_workers(settings)
-    from . import _logging, server
-
-    _logging.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.log_level, settings.log_format)
+    warn_renamed(settings.renamed, log)
+    raise_open_file_limit()  # inherited by the workers
     try:
-        if settings.metrics_listen:
-            _serve_metrics(settings.metrics_listen)
-        asyncio.run(server.serve(settings))
-    except OSError as exc:
+        if settings.workers > 1:
+            return _run_workers(settings)
+        if enabled(settings.metrics_listen):
+            serve_metrics(settings.metrics_listen, _METRICS_LISTEN)
+        _serve(settings)
+    except ListenError as exc:
         print(f"native-iam sidecar: {exc}", file=sys.stderr)
         return 1
     return 0

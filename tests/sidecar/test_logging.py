@@ -1,11 +1,12 @@
-"""sidecar/_logging.py: JSON and text log lines carry the record's extra fields."""
+"""The sidecar's JSON and text log lines carry the record's extra fields (the schema shared with
+the token service, native_iam/runtime/logs.py)."""
 
 from __future__ import annotations
 
 import json
 import logging
 
-from sidecar._logging import JsonFormatter, TextFormatter
+from native_iam.runtime.logs import JsonFormatter, TextFormatter
 
 
 def _record() -> logging.LogRecord:
@@ -18,7 +19,7 @@ def _record() -> logging.LogRecord:
 def test_json_line_has_message_and_extras() -> None:
     """A JSON log line is one object with level, logger, message and the extra fields."""
     line = json.loads(JsonFormatter().format(_record()))
-    assert (line["level"], line["logger"], line["message"]) == ("info", "sidecar.authorization", "deny")
+    assert (line["level"], line["logger"], line["msg"]) == ("INFO", "sidecar.authorization", "deny")
     assert (line["reason"], line["jti"]) == ("expired", "j-1")
 
 
