@@ -253,12 +253,6 @@ class OAuthServicer:
         self.core = core
         self.metrics = metrics
 
-    def _count(self, grant: str, status: str, reason: str = "") -> None:
-        if self.metrics:
-            self.metrics.grants.labels(grant, status).inc()
-            if reason:
-                self.metrics.grant_denials.labels(grant, reason).inc()
-
     async def CreateTokenWithPassword(
         self, request: oauth_pb2.CreateTokenWithPasswordRequest, context: grpc.aio.ServicerContext
     ) -> oauth_pb2.CreateTokenWithPasswordResponse:
@@ -278,7 +272,6 @@ class OAuthServicer:
                 scopes=requested,
             )
         except GrantError as exc:
-            self._count("password", exc.status or "", exc.reason)
             log.info(
                 "password grant refused",
                 extra={
@@ -289,7 +282,6 @@ class OAuthServicer:
                 },
             )
             return Response(status=business_status(Response.Status, exc))
-        self._count("password", "OK")
         return Response(
             status=Response.OK,
             access_token=issued.access_token,
@@ -306,10 +298,8 @@ class OAuthServicer:
         try:
             issued = await grants.refresh_access_token(self.core, refresh_token=request.refresh_token)
         except GrantError as exc:
-            self._count("refresh_token", exc.status or "", exc.reason)
             log.info("refresh grant refused", extra={"status": exc.status, "reason": exc.reason, "detail": exc.message})
             return Response(status=business_status(Response.Status, exc))
-        self._count("refresh_token", "OK")
         return Response(
             status=Response.OK,
             access_token=issued.access_token,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -37,7 +37,7 @@ from native_iam import scopes as scope_rules
 from token_service._forms import Form, read_form
 from token_service.client_auth import authenticate_client
 from token_service.clients import AuthMethod, ClientStore, GrantType, OAuthClient
-from token_service.errors import GrantError, InsufficientScope, MalformedScope, TokenServiceError
+from token_service.errors import InsufficientScope, MalformedScope, TokenServiceError
 from token_service.forwarded import client_address
 from token_service.oauth_errors import (
     InvalidBearerToken,
@@ -215,23 +215,10 @@ def _token_response(tokens: TokenResponse) -> dict[str, Any]:
 
 
 class _Endpoints:
-    def __init__(self, config: HttpConfig, clients: ClientStore, backend: OAuthBackend, grants: Counter | None) -> None:
+    def __init__(self, config: HttpConfig, clients: ClientStore, backend: OAuthBackend) -> None:
         self.config = config
         self.clients = clients
         self.backend = backend
-        self.grants = grants
-
-    async def _grant(self, grant: GrantType, call: Awaitable[TokenResponse]) -> TokenResponse:
-        """Run a grant, counting its seed status in native_iam_grants_total as the gRPC API does."""
-        try:
-            tokens = await call
-        except GrantError as exc:
-            if self.grants is not None:
-                self.grants.labels(grant.value, exc.status or "").inc()
-            raise
-        if self.grants is not None:
-            self.grants.labels(grant.value, "OK").inc()
-        return tokens
 
     async def _client(self, request: Request, form: Form) -> OAuthClient:
         try:
@@ -273,8 +260,8 @@ class _Endpoints:
             call = self.backend.refresh_grant(
                 client, refresh_token=form.require("refresh_token"), scopes=scopes, metadata=_metadata(request, address)
             )
-        tokens = await self._grant(grant, call)
-        return _ok(request, _token_response(tokens))
+        # The grant layer counts the outcome in native_iam_grants_total, as for gRPC.
+        return _ok(request, _token_response(await call))
 
     async def revoke(self, request: Request) -> Response:
         _endpoint(request, "revoke")
@@ -363,15 +350,11 @@ def create_app(
     clients: ClientStore,
     backend: OAuthBackend,
     registry: CollectorRegistry,
-    grants: Counter | None = None,
 ) -> Starlette:
-    """The Starlette application serving every OAuth HTTP route; its metrics go into ``registry``.
-
-    ``grants`` is the service's ``native_iam_grants_total{grant, status}``, shared with gRPC.
-    """
+    """The Starlette application serving every OAuth HTTP route; its metrics go into ``registry``."""
     if not config.issuer or not config.client_secret_key:
         raise ValueError("HttpConfig needs an issuer and a client secret key")
-    endpoints = _Endpoints(config, clients, backend, grants)
+    endpoints = _Endpoints(config, clients, backend)
     routes = [
         Route("/oauth2/token", endpoints.token, methods=["POST"]),
         Route("/oauth2/revoke", endpoints.revoke, methods=["POST"]),

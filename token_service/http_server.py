@@ -14,7 +14,7 @@ import logging
 import socket
 
 import uvicorn
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 
 from token_service.core import Core
 from token_service.http_api import HttpConfig, create_app
@@ -55,11 +55,9 @@ class HttpServer:
         *,
         client_secret_key: bytes | None,
         refresh_grace_s: float,
-        grants: Counter | None = None,
     ) -> None:
         self.core = core
         self.registry = registry
-        self.grants = grants  # native_iam_grants_total, shared with the gRPC API
         self.configured_secret_key = client_secret_key
         self.refresh_grace_s = refresh_grace_s
         self.port = 0
@@ -83,7 +81,6 @@ class HttpServer:
             self.clients,
             CoreBackend(self.core, refresh_grace_s=self.refresh_grace_s),
             self.registry,
-            self.grants,
         )
         config = uvicorn.Config(
             app,

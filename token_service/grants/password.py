@@ -20,6 +20,7 @@ from native_iam import scopes as scope_rules
 from token_service.core import Core
 from token_service.errors import CredentialsInvalid, IdentityNotActive, MalformedScope, ScopeNotGranted
 from token_service.grants._issue import ClientContext, IssuedTokens, issue
+from token_service.grants._outcomes import counted
 from token_service.lockout import Attempt, Verdict, identity_key
 from token_service.store import queries
 
@@ -31,6 +32,7 @@ BUSY_WAIT_S = 10.0
 BUSY_POLL_S = 0.25
 
 
+@counted("password")
 async def create_token_with_password(
     core: Core,
     *,

@@ -30,6 +30,7 @@ from token_service.errors import (
     TokenNotFound,
 )
 from token_service.grants._issue import ClientContext, IssuedTokens, client_context, issue
+from token_service.grants._outcomes import counted
 from token_service.revocations import disable_tokens_sync
 from token_service.store import queries
 from token_service.store.tables import tokens
@@ -38,6 +39,7 @@ from token_service.tokens import TokenClaims, token_hash
 __all__ = ["refresh_access_token"]
 
 
+@counted("refresh_token")
 async def refresh_access_token(
     core: Core,
     *,

@@ -55,3 +55,17 @@ async def test_http_grants_count_in_the_shared_grant_counter(
     value = oauth_service.registry.get_sample_value
     assert value("native_iam_grants_total", {"grant": "password", "status": "OK"}) == 1
     assert value("native_iam_grants_total", {"grant": "password", "status": "CREDENTIALS_INVALID"}) == 1
+
+
+async def test_http_denials_count_in_the_shared_denial_counter(
+    http: httpx.AsyncClient, oauth_service: OAuthService
+) -> None:
+    """A refused HTTP grant lands in native_iam_grant_denials_total{grant, reason} as a gRPC one does."""
+    await http.post(
+        "/oauth2/token",
+        data={"grant_type": "password", "username": "alice", "password": "wrong"},
+        headers=oauth_service.basic("web"),
+    )
+    value = oauth_service.registry.get_sample_value
+    assert value("native_iam_grant_denials_total", {"grant": "password", "reason": "wrong_password"}) == 1
+    assert value("native_iam_grants_total", {"grant": "password", "status": "CREDENTIALS_INVALID"}) == 1
