@@ -14,8 +14,7 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
-from token_service.errors import InvalidRequest
-from token_service.oauth_errors import RequestTooLarge
+from token_service.errors import InvalidRequest, RequestTooLarge
 
 FORM_CONTENT_TYPE: Final = "application/x-www-form-urlencoded"
 #: Largest accepted body: a refresh token (≤ 8 KiB) plus every other parameter fits easily.

@@ -13,8 +13,8 @@ Routes::
 
 A token request reads top to bottom: parse the form → authenticate the client → check the grant
 is enabled for it → one domain call → response. Every failure is a leaf of the core's error tree
-(:mod:`token_service.errors`, plus :mod:`token_service.oauth_errors`) raised on
-the way and rendered by the one exception handler, :func:`oauth_error_response`.
+(:mod:`token_service.errors`) raised on the way and rendered by the one exception handler,
+:func:`oauth_error_response`.
 """
 
 from __future__ import annotations
@@ -37,18 +37,20 @@ from native_iam import scopes as scope_rules
 from token_service._forms import Form, read_form
 from token_service.client_auth import authenticate_client
 from token_service.clients import AuthMethod, ClientStore, GrantType, OAuthClient
-from token_service.errors import InsufficientScope, MalformedScope, TokenServiceError
-from token_service.forwarded import client_address
-from token_service.oauth_errors import (
+from token_service.errors import (
+    REALM,
+    InsufficientScope,
     InvalidBearerToken,
     InvalidClient,
     InvalidTarget,
+    MalformedScope,
     MissingBearerToken,
+    TokenServiceError,
     UnauthorizedClient,
     UnsupportedGrantType,
-    challenge_headers,
     deny_reason,
 )
+from token_service.forwarded import client_address
 from token_service.settings import IPNetwork
 from token_service.tokens import MAX_TOKEN_BYTES
 
@@ -124,6 +126,16 @@ class HttpConfig:
 
 
 # --- Errors: the one place where a TokenServiceError becomes an HTTP response.
+
+
+def challenge_headers(exc: TokenServiceError, *, required_scope: str = "") -> dict[str, str]:
+    """The headers that go with ``exc``: its ``WWW-Authenticate`` challenge, and Retry-After on a 503."""
+    headers: dict[str, str] = {}
+    if exc.challenge is not None:
+        headers["WWW-Authenticate"] = exc.challenge.format(realm=REALM, scope=required_scope)
+    if exc.http_status == 503:
+        headers["Retry-After"] = "1"
+    return headers
 
 
 def oauth_error_response(request: Request, exc: Exception) -> Response:
@@ -376,4 +388,12 @@ def create_app(
     return app
 
 
-__all__ = ["NO_STORE", "HttpConfig", "OAuthBackend", "TokenResponse", "create_app", "oauth_error_response"]
+__all__ = [
+    "NO_STORE",
+    "HttpConfig",
+    "OAuthBackend",
+    "TokenResponse",
+    "challenge_headers",
+    "create_app",
+    "oauth_error_response",
+]
