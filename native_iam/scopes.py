@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-MAX_SCOPE_LENGTH = 200
-MAX_SCOPES = 100
+from native_iam.limits import MAX_SCOPE_LENGTH, MAX_SCOPES
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _ALLOWED = frozenset(chr(c) for c in range(0x21, 0x7F) if c not in (0x22, 0x5C))

@@ -19,6 +19,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from native_iam import scopes as scope_rules
+from native_iam.limits import MAX_TOKEN_BYTES
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
 
 from . import decision
@@ -30,7 +31,6 @@ from .settings import Settings
 log = logging.getLogger("sidecar.oauth_facade")
 
 CheckStatus = oauth_pb2.CheckAccessResponse.Status
-MAX_TOKEN_BYTES = 8192
 _UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 

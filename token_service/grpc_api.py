@@ -22,6 +22,7 @@ from opentelemetry import trace
 
 from native_iam import bearer
 from native_iam import scopes as scope_rules
+from native_iam.limits import MAX_METADATA_BYTES, MAX_NAME_BYTES, MAX_PASSWORD_BYTES, MAX_TOKEN_BYTES
 from native_iam.oauth.v1 import feed_pb2, oauth_pb2
 from token_service import grants
 from token_service.access import check_access
@@ -35,7 +36,6 @@ from token_service.errors import (
     Unavailable,
 )
 from token_service.metrics import Metrics
-from token_service.tokens import MAX_TOKEN_BYTES
 
 __all__ = [
     "FeedCredentials",
@@ -257,10 +257,10 @@ class OAuthServicer:
         self, request: oauth_pb2.CreateTokenWithPasswordRequest, context: grpc.aio.ServicerContext
     ) -> oauth_pb2.CreateTokenWithPasswordResponse:
         Response = oauth_pb2.CreateTokenWithPasswordResponse
-        text_field("namespace", request.namespace, 253)
-        text_field("identity", request.identity, 253, required=True)
-        text_field("password", request.password, 1024, required=True)
-        text_field("metadata", request.metadata, 4096)
+        text_field("namespace", request.namespace, MAX_NAME_BYTES)
+        text_field("identity", request.identity, MAX_NAME_BYTES, required=True)
+        text_field("password", request.password, MAX_PASSWORD_BYTES, required=True)
+        text_field("metadata", request.metadata, MAX_METADATA_BYTES)
         requested = scope_list("scopes", request.scopes)
         try:
             issued = await grants.create_token_with_password(

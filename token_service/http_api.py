@@ -34,6 +34,7 @@ from starlette.routing import Route
 
 from native_iam import bearer
 from native_iam import scopes as scope_rules
+from native_iam.limits import MAX_TOKEN_BYTES
 from token_service._forms import Form, read_form
 from token_service.client_auth import authenticate_client
 from token_service.clients import AuthMethod, ClientStore, GrantType, OAuthClient
@@ -52,7 +53,6 @@ from token_service.errors import (
 )
 from token_service.forwarded import client_address
 from token_service.settings import IPNetwork
-from token_service.tokens import MAX_TOKEN_BYTES
 
 log = logging.getLogger(__name__)
 
