@@ -25,13 +25,19 @@ def is_valid_scope(scope: str) -> bool:
 
 
 def normalize(scopes: Iterable[str]) -> tuple[str, ...]:
-    """Deduplicate and sort ``scopes``; raise :class:`ScopeError` on an invalid one or too many."""
-    unique = set(scopes)
+    """Deduplicate and sort requested ``scopes``: the one scope rule of every request, both roles,
+    both transports. Raise :class:`ScopeError` on an invalid one, or on more than MAX_SCOPES
+    values (repeats count: the bound is on the work a request may cause)."""
+    values = list(scopes)
+    if len(values) > MAX_SCOPES:
+        raise ScopeError(f"too many scopes: {len(values)} (at most {MAX_SCOPES})")
+    unique = set(values)
     for scope in unique:
         if not is_valid_scope(scope):
-            raise ScopeError(f"invalid scope {scope[:40]!r}: use printable ASCII without spaces, quotes or backslashes")
-    if len(unique) > MAX_SCOPES:
-        raise ScopeError(f"too many scopes: {len(unique)} (at most {MAX_SCOPES})")
+            raise ScopeError(
+                f"invalid scope {scope[:40]!r}: use printable ASCII without spaces, quotes or backslashes,"
+                f" at most {MAX_SCOPE_LENGTH} characters"
+            )
     return tuple(sorted(unique))
 
 

@@ -21,7 +21,6 @@ from google.protobuf.message import DecodeError, Message
 from opentelemetry import trace
 
 from native_iam import bearer
-from native_iam import scopes as scope_rules
 from native_iam.limits import MAX_METADATA_BYTES, MAX_NAME_BYTES, MAX_PASSWORD_BYTES, MAX_TOKEN_BYTES
 from native_iam.oauth.v1 import feed_pb2, oauth_pb2
 from token_service import grants
@@ -43,7 +42,6 @@ __all__ = [
     "business_status",
     "oauth_handler",
     "rpc_handlers",
-    "scope_list",
     "text_field",
 ]
 
@@ -86,18 +84,6 @@ def bearer_token(context: grpc.aio.ServicerContext, what: str = "access token") 
     if token is None:
         raise Unauthenticated(f"the authorization metadata must be 'Bearer <{what}>'")
     return token
-
-
-def scope_list(name: str, values: Sequence[str]) -> tuple[str, ...]:
-    if len(values) > scope_rules.MAX_SCOPES:
-        raise InvalidRequest(f"{name}: too many scopes ({len(values)}, at most {scope_rules.MAX_SCOPES})")
-    for value in values:
-        if not scope_rules.is_valid_scope(value):
-            raise InvalidRequest(
-                f"{name}: invalid scope {value[:40]!r} (printable ASCII without spaces, quotes or backslashes,"
-                f" at most {scope_rules.MAX_SCOPE_LENGTH} bytes)"
-            )
-    return tuple(values)
 
 
 def business_status(enum: Any, error: GrantError) -> int:
@@ -261,7 +247,6 @@ class OAuthServicer:
         text_field("identity", request.identity, MAX_NAME_BYTES, required=True)
         text_field("password", request.password, MAX_PASSWORD_BYTES, required=True)
         text_field("metadata", request.metadata, MAX_METADATA_BYTES)
-        requested = scope_list("scopes", request.scopes)
         try:
             issued = await grants.create_token_with_password(
                 self.core,
@@ -269,7 +254,7 @@ class OAuthServicer:
                 identity=request.identity,
                 password=request.password,
                 metadata=request.metadata,
-                scopes=requested,
+                scopes=request.scopes,  # checked by the grant (token_service.requested_scopes)
             )
         except GrantError as exc:
             log.info(
@@ -313,9 +298,8 @@ class OAuthServicer:
     ) -> oauth_pb2.CheckAccessResponse:
         Response = oauth_pb2.CheckAccessResponse
         text_field("access_token", request.access_token, MAX_TOKEN_BYTES, required=True)
-        required = scope_list("scopes", request.scopes)
         try:
-            granted = await check_access(self.core, access_token=request.access_token, scopes=required)
+            granted = await check_access(self.core, access_token=request.access_token, scopes=request.scopes)
         except GrantError as exc:
             if self.metrics:
                 self.metrics.checks.labels(exc.status or "").inc()
