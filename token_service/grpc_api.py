@@ -103,14 +103,12 @@ def _peer_label(context: grpc.aio.ServicerContext) -> str:
 
 def _failure(method: str, exc: BaseException, metrics: Metrics | None) -> tuple[grpc.StatusCode, str]:
     """Translate an exception that escaped a handler into a gRPC status, once, here."""
+    if metrics:
+        metrics.count_failure(exc)
     if isinstance(exc, TokenServiceError):
         if isinstance(exc, Unavailable):
-            if metrics:
-                metrics.db_errors.labels("unavailable").inc()
             log.warning("database unavailable", extra={"method": method, "cause": type(exc.__cause__).__name__})
         return exc.grpc_code, exc.message
-    if metrics and "sqlalchemy" in type(exc).__module__:
-        metrics.db_errors.labels("other").inc()
     log.exception("unexpected error in %s", method)
     return grpc.StatusCode.INTERNAL, "internal error"
 

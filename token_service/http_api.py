@@ -51,6 +51,7 @@ from token_service.errors import (
     deny_reason,
 )
 from token_service.forwarded import client_address
+from token_service.metrics import Metrics
 from token_service.settings import IPNetwork
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,8 @@ def oauth_error_response(request: Request, exc: Exception) -> Response:
         raise exc
     endpoint = request.scope.get("native_iam_endpoint", "unknown")
     reason = deny_reason(exc)
+    if request.app.state.metrics is not None:
+        request.app.state.metrics.count_failure(exc)
     request.app.state.requests_total.labels(endpoint, exc.error, reason).inc()
     log.info(
         "oauth request denied",
@@ -357,8 +360,12 @@ def create_app(
     clients: ClientStore,
     backend: OAuthBackend,
     registry: CollectorRegistry,
+    metrics: Metrics | None = None,
 ) -> Starlette:
-    """The Starlette application serving every OAuth HTTP route; its metrics go into ``registry``."""
+    """The Starlette application serving every OAuth HTTP route; its metrics go into ``registry``.
+
+    ``metrics`` are the service's own (shared with gRPC): database failures are counted there.
+    """
     if not config.issuer or not config.client_secret_key:
         raise ValueError("HttpConfig needs an issuer and a client secret key")
     endpoints = _Endpoints(config, clients, backend)
@@ -374,6 +381,7 @@ def create_app(
         Route("/readyz", endpoints.readyz, methods=["GET"]),
     ]
     app = Starlette(routes=routes, exception_handlers={TokenServiceError: oauth_error_response})
+    app.state.metrics = metrics
     app.state.requests_total = Counter(
         "native_iam_http_oauth_requests_total",
         "OAuth HTTP requests by endpoint, outcome (ok or RFC error code) and deny reason.",

@@ -81,6 +81,7 @@ class HttpServer:
             self.clients,
             CoreBackend(self.core, refresh_grace_s=self.refresh_grace_s),
             self.registry,
+            self.core.metrics,
         )
         config = uvicorn.Config(
             app,

@@ -12,6 +12,8 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
 
+from token_service.errors import Unavailable
+
 __all__ = ["Metrics"]
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -69,6 +71,15 @@ class Metrics:
         )
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
+
+    def count_failure(self, exc: BaseException) -> None:
+        """Count ``exc`` in native_iam_db_errors_total if it is a database failure: the one rule for
+        every transport's edge (an unreachable database is Unavailable; any other SQLAlchemy error
+        escaped a handler)."""
+        if isinstance(exc, Unavailable):
+            self.db_errors.labels("unavailable").inc()
+        elif "sqlalchemy" in type(exc).__module__:
+            self.db_errors.labels("other").inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

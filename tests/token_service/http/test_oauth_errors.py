@@ -22,6 +22,7 @@ def _app(exc: Exception) -> Starlette:
     app = Starlette(
         routes=[Route("/", fail, methods=["GET"])], exception_handlers={errors.TokenServiceError: oauth_error_response}
     )
+    app.state.metrics = None
     app.state.requests_total = Counter(
         "t_requests_total", "test", ["endpoint", "outcome", "reason"], registry=CollectorRegistry()
     )
