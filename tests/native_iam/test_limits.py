@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from native_iam import limits
+from token_service.store import clients as _clients  # noqa: F401 - defines oauth_clients in the metadata
+from token_service.store.tables import metadata
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("native_iam", "sidecar", "token_service")
@@ -103,3 +105,29 @@ def test_the_scope_parameter_holds_every_scope() -> None:
 def test_a_refresh_token_fits_a_form_body() -> None:
     """The largest token plus a client secret and the other parameters fits the form body limit."""
     assert limits.MAX_TOKEN_BYTES + limits.MAX_CLIENT_SECRET_BYTES + 1024 < limits.MAX_FORM_BODY_BYTES
+
+
+#: (table, column) → the limit of the values stored there; each column must hold the longest value.
+STORED = {
+    ("identities", "namespace"): limits.MAX_NAME_BYTES,
+    ("identities", "name"): limits.MAX_NAME_BYTES,
+    ("tokens", "jti"): limits.MAX_JTI_LENGTH,
+    ("tokens", "namespace"): limits.MAX_NAME_BYTES,
+    ("tokens", "identity"): limits.MAX_NAME_BYTES,
+    ("tokens", "client_id"): limits.MAX_CLIENT_ID_LENGTH,
+    ("tokens", "kid"): limits.MAX_KID_LENGTH,
+    ("signing_keys", "kid"): limits.MAX_KID_LENGTH,
+    ("revocations", "jti"): limits.MAX_JTI_LENGTH,
+    ("revocations", "namespace"): limits.MAX_NAME_BYTES,
+    ("revocations", "identity"): limits.MAX_NAME_BYTES,
+    ("revocations", "kid"): limits.MAX_KID_LENGTH,
+    ("oauth_clients", "client_id"): limits.MAX_CLIENT_ID_LENGTH,
+    ("oauth_clients", "name"): limits.MAX_CLIENT_NAME_BYTES,
+}
+
+
+@pytest.mark.parametrize(("table", "column"), sorted(STORED), ids=lambda v: str(v))
+def test_columns_hold_the_longest_value(table: str, column: str) -> None:
+    """VARCHAR(n) counts characters; a limit in bytes is never more characters, so n >= limit suffices.
+    PostgreSQL enforces n (SQLite does not): a narrower column turns a valid request into a 500."""
+    assert metadata.tables[table].c[column].type.length >= STORED[(table, column)]
