@@ -15,7 +15,7 @@ import logging
 import socket
 
 import uvicorn
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
 from native_iam.listen import bind_tcp
 from token_service.core import Core

@@ -10,7 +10,6 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from native_iam.listen import MetricsServer, serve_metrics
-
 from token_service.errors import Unavailable
 
 __all__ = ["Metrics"]
