@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from native_iam.limits import MAX_TOKEN_BYTES
 from native_iam.runtime.env import Env, EnvError, Renamed
 from native_iam.runtime.logs import LOG_FORMATS, LOG_LEVELS
 
@@ -71,7 +72,7 @@ class Settings:
     # Deadline (seconds) of calls forwarded to the token service.
     forward_timeout_s: float = 5.0
     # Longest token accepted, in bytes; longer ones are denied as malformed.
-    max_token_bytes: int = 8192
+    max_token_bytes: int = MAX_TOKEN_BYTES
     # Name sent to the feed as `subscriber` (pod name).
     subscriber: str = field(default_factory=lambda: os.uname().nodename)
     # The bearer token WatchRevocations requires (NATIVE_IAM_FEED_TOKEN, or the file named by

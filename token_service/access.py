@@ -11,9 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from native_iam import claims as claim_names
-from native_iam import scopes as scope_rules
 from token_service.core import Core
-from token_service.errors import InsufficientScope, MalformedScope, TokenDisabled, TokenNotFound
+from token_service.errors import InsufficientScope, TokenDisabled, TokenNotFound
+from token_service.requested_scopes import requested_scopes
 from token_service.store import queries
 from token_service.tokens import TokenClaims
 
@@ -61,10 +61,7 @@ async def check_access(core: Core, *, access_token: str, scopes: Iterable[str] =
     Raises as :func:`verify_access_token`, plus :class:`InsufficientScope` (with ``.claims`` set)
     and :class:`MalformedScope`.
     """
-    try:
-        required = scope_rules.normalize(scopes)
-    except scope_rules.ScopeError as exc:
-        raise MalformedScope(str(exc)) from None
+    required = requested_scopes(scopes)
     claims = await verify_access_token(core, access_token)
     missing = [s for s in required if s not in claims.scopes]
     if missing:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from native_iam import claims
 from native_iam import scopes as scope_rules
+from native_iam.limits import MAX_NAME_BYTES, MAX_PAGE_SIZE, MAX_PASSWORD_BYTES, MAX_POLICY_ENTRIES
 from token_service import events
 from token_service.core import Core
 from token_service.errors import AlreadyExists, FailedPrecondition, InvalidRequest, MalformedScope, NotFound
@@ -52,8 +53,6 @@ __all__ = [
 
 #: The scope an access token needs to call the admin API.
 ADMIN_SCOPE = "iam:admin"
-MAX_NAME_BYTES = 253
-MAX_PAGE_SIZE = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +100,8 @@ def validate_grants(grants: Iterable[str]) -> tuple[str, ...]:
         if grant != "*" and not scope_rules.is_valid_scope(base + ":x" if grant.endswith(":*") else base):
             raise MalformedScope(f"invalid policy entry {grant[:40]!r}: use scope, prefix:* or *")
         result.add(grant)
-    if len(result) > 1000:
-        raise MalformedScope("a policy holds at most 1000 entries")
+    if len(result) > MAX_POLICY_ENTRIES:
+        raise MalformedScope(f"a policy holds at most {MAX_POLICY_ENTRIES} entries")
     return tuple(sorted(result))
 
 
@@ -311,8 +310,8 @@ async def set_password(core: Core, namespace: str, name: str, password: str, ena
     NATIVE_IAM_REVOKE_ON_PASSWORD_CHANGE says (see :func:`_revoke_earlier_tokens`)."""
     if not password:
         raise InvalidRequest("password is required")
-    if len(password.encode("utf-8")) > 1024:
-        raise InvalidRequest("password is longer than 1024 bytes")
+    if len(password.encode("utf-8")) > MAX_PASSWORD_BYTES:
+        raise InvalidRequest(f"password is longer than {MAX_PASSWORD_BYTES} bytes")
     hashed = await core.passwords.hash_async(password)
     async with core.store.write() as conn:
         # Locked: a grant holding the identity's share lock finishes first (its tokens are then

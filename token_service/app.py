@@ -42,6 +42,7 @@ class TokenServiceApp:
         self.settings = settings
         self.core = core or Core.build(settings)
         self.metrics = Metrics()
+        self.core.metrics = self.metrics  # the grant layer counts its outcomes there
         self.telemetry = Telemetry(settings.telemetry_endpoint)
         self.server: grpc.aio.Server | None = None
         self.health = health.new_servicer(asynchronous=True)
@@ -55,7 +56,6 @@ class TokenServiceApp:
             self.metrics.registry,
             client_secret_key=settings.client_secret_key.encode("utf-8") if settings.client_secret_key else None,
             refresh_grace_s=settings.refresh_grace_s,
-            grants=self.metrics.grants,
         )
 
     @property

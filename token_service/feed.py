@@ -34,9 +34,11 @@ from typing import Any
 import grpc
 from sqlalchemy import delete, func, select, update
 
+from native_iam.limits import MAX_SUBSCRIBER_BYTES
 from native_iam.oauth.v1 import feed_pb2
 from native_iam.revocation_subjects import subject
 from token_service.core import Core
+from token_service.errors import InvalidRequest
 from token_service.events import NOTIFY_CHANNEL
 from token_service.metrics import Metrics
 from token_service.store.tables import feed_counter, revocations
@@ -283,10 +285,8 @@ class FeedHub:
         self, request: feed_pb2.WatchRevocationsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[feed_pb2.WatchRevocationsResponse]:
         """The WatchRevocations stream (see feed.proto)."""
-        if len(request.subscriber.encode("utf-8")) > 253:
-            from token_service.errors import InvalidRequest
-
-            raise InvalidRequest("subscriber is longer than 253 bytes")
+        if len(request.subscriber.encode("utf-8")) > MAX_SUBSCRIBER_BYTES:
+            raise InvalidRequest(f"subscriber is longer than {MAX_SUBSCRIBER_BYTES} bytes")
         if self.metrics:
             self.metrics.feed_subscribers.inc()
         log.info("feed subscriber connected", extra={"subscriber": request.subscriber, "cursor": request.cursor})

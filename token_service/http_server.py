@@ -40,11 +40,9 @@ class HttpServer:
         *,
         client_secret_key: bytes | None,
         refresh_grace_s: float,
-        grants: Counter | None = None,
     ) -> None:
         self.core = core
         self.registry = registry
-        self.grants = grants  # native_iam_grants_total, shared with the gRPC API
         self.configured_secret_key = client_secret_key
         self.refresh_grace_s = refresh_grace_s
         self.port = 0
@@ -68,7 +66,7 @@ class HttpServer:
             self.clients,
             CoreBackend(self.core, refresh_grace_s=self.refresh_grace_s),
             self.registry,
-            self.grants,
+            self.core.metrics,
         )
         cut = Counter(
             "native_iam_http_connections_cut_total",

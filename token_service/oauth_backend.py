@@ -20,12 +20,11 @@ from token_service import events
 from token_service.access import verify_access_token
 from token_service.clients import OAuthClient
 from token_service.core import Core
-from token_service.errors import GrantError, InsufficientScope, TokenServiceError
+from token_service.errors import GrantError, InsufficientScope, InvalidBearerToken, InvalidClient, TokenServiceError
 from token_service.grants import IssuedTokens, client_context, create_token_with_password, refresh_access_token
 from token_service.http_api import OPENID, TokenResponse
 from token_service.id_tokens import sign_id_token
 from token_service.lockout import address_key
-from token_service.oauth_errors import InvalidBearerToken, InvalidClient
 from token_service.revocations import disable_tokens
 from token_service.store import queries
 from token_service.store.tables import identities, tokens

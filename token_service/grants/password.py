@@ -18,9 +18,11 @@ from sqlalchemy.engine import Connection
 
 from native_iam import scopes as scope_rules
 from token_service.core import Core
-from token_service.errors import CredentialsInvalid, IdentityNotActive, MalformedScope, ScopeNotGranted
+from token_service.errors import CredentialsInvalid, IdentityNotActive, ScopeNotGranted
 from token_service.grants._issue import ClientContext, IssuedTokens, issue
+from token_service.grants._outcomes import counted
 from token_service.lockout import Attempt, Verdict, identity_key
+from token_service.requested_scopes import requested_scopes
 from token_service.store import queries
 
 __all__ = ["create_token_with_password"]
@@ -31,6 +33,7 @@ BUSY_WAIT_S = 10.0
 BUSY_POLL_S = 0.25
 
 
+@counted("password")
 async def create_token_with_password(
     core: Core,
     *,
@@ -48,10 +51,7 @@ async def create_token_with_password(
     Raises :class:`CredentialsInvalid`, :class:`IdentityNotActive`, :class:`ScopeNotGranted`,
     :class:`MalformedScope`, :class:`~token_service.errors.Unavailable`.
     """
-    try:
-        requested = scope_rules.normalize(scopes)
-    except scope_rules.ScopeError as exc:
-        raise MalformedScope(str(exc)) from None
+    requested = requested_scopes(scopes)
     attempt, record = await _reserve(core, namespace, identity, client_address)
     if attempt.verdict is not Verdict.GO:
         reason = "locked_out" if attempt.verdict is Verdict.LOCKED else "busy"

@@ -22,7 +22,6 @@ from token_service.errors import (
     IdentityNotActive,
     IdentityNotFound,
     IdentityUnauthenticated,
-    MalformedScope,
     NotARefreshToken,
     ScopeNotGranted,
     TokenDisabled,
@@ -30,6 +29,8 @@ from token_service.errors import (
     TokenNotFound,
 )
 from token_service.grants._issue import ClientContext, IssuedTokens, client_context, issue
+from token_service.grants._outcomes import counted
+from token_service.requested_scopes import requested_scopes
 from token_service.revocations import disable_tokens_sync
 from token_service.store import queries
 from token_service.store.tables import tokens
@@ -38,6 +39,7 @@ from token_service.tokens import TokenClaims, token_hash
 __all__ = ["refresh_access_token"]
 
 
+@counted("refresh_token")
 async def refresh_access_token(
     core: Core,
     *,
@@ -54,18 +56,14 @@ async def refresh_access_token(
     revokes the whole family (RFC 9700 §4.14.2) and is refused as TOKEN_DISABLED.
     Raises the :class:`~token_service.errors.GrantError` leaves of the seed's RefreshToken.
     """
+    # Malformed input is refused before the token is looked at (invalid_scope before invalid_grant).
+    narrowed = None if scopes is None else requested_scopes(scopes)
     claims = core.codec.verify(refresh_token, core.clock())
     if claims.usage != claim_names.REFRESH_TOKEN:
         raise NotARefreshToken()
     client = await _bound_client(core, claims, client)
-    narrowed: tuple[str, ...] | None = None
-    if scopes is not None:
-        try:
-            narrowed = scope_rules.normalize(scopes)
-        except scope_rules.ScopeError as exc:
-            raise MalformedScope(str(exc)) from None
-        if not set(narrowed) <= set(claims.scopes):
-            raise ScopeNotGranted("a refresh may not widen the token's scopes")  # RFC 6749 §6
+    if narrowed is not None and not set(narrowed) <= set(claims.scopes):
+        raise ScopeNotGranted("a refresh may not widen the token's scopes")  # RFC 6749 §6
     rotate = bool(client and client.rotate_refresh_tokens)
     outcome = await core.store.run_write(_refresh_in_transaction, core, claims, refresh_token, narrowed, client, rotate)
     if outcome is _REUSED:

@@ -24,6 +24,8 @@ from sqlalchemy import (
     true,
 )
 
+from native_iam.limits import MAX_CLIENT_ID_LENGTH
+
 __all__ = [
     "feed_counter",
     "identities",
@@ -104,7 +106,7 @@ tokens = Table(
     Column("identity_uid", String(32), nullable=True),
     Column("namespace", String(253), nullable=False),
     Column("identity", String(253), nullable=False),
-    Column("client_id", String(253), nullable=False),
+    Column("client_id", String(MAX_CLIENT_ID_LENGTH), nullable=False),
     Column("scopes", Text, nullable=False),
     Column("metadata", Text, nullable=False, server_default=""),
     Column("kid", String(128), nullable=False),
