@@ -60,3 +60,60 @@ def test_the_rule_sees_sql() -> None:
 @pytest.mark.parametrize("path", list(_product_modules()), ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_sql_outside_the_store(path: Path) -> None:
     assert list(_violations(path)) == []
+
+
+# --- "this token is dead" has one home ---------------------------------------------------------
+
+#: The store functions that make tokens dead or publish feed events, by store module: only
+#: token_service/revocations.py calls them, so every state change comes with its event.
+DEAD_STATE_WRITERS = {
+    "token_service.store.revocations": frozenset({"append", "Event"}),
+    "token_service.store.tokens": frozenset({"disable_active", "set_state", "delete_token"}),
+    "token_service.store.identities": frozenset({"set_active", "delete", "set_policy_cutoff"}),
+    "token_service.store.keys": frozenset({"retire"}),
+}
+REVOCATIONS = ROOT / "token_service" / "revocations.py"
+
+
+def _dead_state_writes(source: str, where: str) -> Iterator[str]:
+    tree = ast.parse(source)
+    aliases: dict[str, frozenset[str]] = {}  # local name of a store module -> its forbidden names
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                if node.module in DEAD_STATE_WRITERS and alias.name in DEAD_STATE_WRITERS[node.module]:
+                    yield f"{where}:{node.lineno}: from {node.module} import {alias.name}"
+                qualified = f"{node.module}.{alias.name}"
+                if qualified in DEAD_STATE_WRITERS:
+                    aliases[alias.asname or alias.name] = DEAD_STATE_WRITERS[qualified]
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in DEAD_STATE_WRITERS and alias.asname:
+                    aliases[alias.asname] = DEAD_STATE_WRITERS[alias.name]
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.attr in aliases.get(node.value.id, frozenset())
+        ):
+            yield f"{where}:{node.lineno}: {node.value.id}.{node.attr}"
+
+
+def test_the_dead_state_rule_sees_a_writer() -> None:
+    sample = (
+        "from token_service.store import revocations as log, tokens\n"
+        "from token_service.store.keys import retire\n"
+        "log.append(conn, [log.Event(target=1, reason=1, expires_unix=0)], 0.0)\n"
+        "tokens.set_state(conn, 'j', 'disabled')\n"
+        "tokens.record(conn, 'j')\n"
+    )
+    found = list(_dead_state_writes(sample, "sample"))
+    assert len(found) == 4, found  # the import of retire, append, Event, set_state; not record
+    assert list(_dead_state_writes(REVOCATIONS.read_text(encoding="utf-8"), "revocations"))
+
+
+@pytest.mark.parametrize("path", list(_product_modules()), ids=lambda p: str(p.relative_to(ROOT)))
+def test_only_revocations_writes_dead_state(path: Path) -> None:
+    if path == REVOCATIONS:
+        return
+    assert list(_dead_state_writes(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))) == []
