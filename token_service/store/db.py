@@ -102,9 +102,7 @@ class Store:
         """Run ``fn(conn, *args, **kwargs)`` (a plain function on a sync Connection) in one
         read-write transaction, committed when it returns. On SQLite that is one hop to the writer
         thread; on PostgreSQL it runs on asyncpg through ``run_sync``."""
-        return await self._write(_bind(fn, args, kwargs))
-
-    async def _write(self, work: Work[T]) -> T:
+        work = _bind(fn, args, kwargs)
         try:
             if self._writer is not None and self._write_lock is not None:
                 loop = asyncio.get_running_loop()
