@@ -18,6 +18,8 @@ import sys
 import tempfile
 import time
 
+from native_iam.listen import ListenError, raise_open_file_limit, serve_metrics
+
 from .settings import Settings, SettingsError, from_env
 
 
@@ -30,11 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
 
-def _serve_metrics(listen: str) -> None:
-    from prometheus_client import start_http_server
-
-    host, _, port = listen.rpartition(":")
-    start_http_server(int(port), addr=host)
+_METRICS_LISTEN = "NATIVE_IAM_METRICS_LISTEN"
 
 
 def _worker(settings: Settings, multiproc_dir: str) -> None:
@@ -43,25 +41,34 @@ def _worker(settings: Settings, multiproc_dir: str) -> None:
     from . import _logging, server
 
     _logging.configure(settings.log_level, settings.log_format)
-    asyncio.run(server.serve(settings, reuse_port=True))
+    try:
+        asyncio.run(server.serve(settings, reuse_port=True))
+    except ListenError as exc:
+        # One line, as from a single process; the supervisor sees the exit and stops the others.
+        print(f"native-iam sidecar: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 def _run_workers(settings: Settings) -> int:
     multiproc_dir = tempfile.mkdtemp(prefix="native-iam-sidecar-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir
-    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+    from prometheus_client import CollectorRegistry, multiprocess
 
+    if settings.metrics_listen:
+        # The merged metrics listener opens before any worker starts, so a busy port stops here.
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        try:
+            serve_metrics(settings.metrics_listen, _METRICS_LISTEN, registry)
+        except ListenError:
+            shutil.rmtree(multiproc_dir, ignore_errors=True)
+            raise
     ctx = multiprocessing.get_context("spawn")
     workers = [
         ctx.Process(target=_worker, args=(settings, multiproc_dir), name=f"worker-{i}") for i in range(settings.workers)
     ]
     for worker in workers:
         worker.start()
-    if settings.metrics_listen:
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        host, _, port = settings.metrics_listen.rpartition(":")
-        start_http_server(int(port), addr=host, registry=registry)
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
@@ -77,12 +84,14 @@ def _run_workers(settings: Settings) -> int:
         # A worker that dies takes the sidecar down: Kubernetes restarts the pod cleanly.
         while all(w.is_alive() for w in workers) and not stopping:
             time.sleep(0.2)
+        # Read before stop() below, which sets it too: a dead worker (not a signal) is a failure.
+        worker_died = not stopping
         stop(signal.SIGTERM, None)
         for worker in workers:
             worker.join(10)
     finally:
         shutil.rmtree(multiproc_dir, ignore_errors=True)
-    return 0 if stopping else 1
+    return 1 if worker_died else 0
 
 
 def main(argv: list[str]) -> int:
@@ -92,16 +101,17 @@ def main(argv: list[str]) -> int:
     except SettingsError as exc:
         print(f"native-iam sidecar: {exc}", file=sys.stderr)
         return 2
-    if settings.workers > 1:
-        return _run_workers(settings)
-    from . import _logging, server
-
-    _logging.configure(settings.log_level, settings.log_format)
+    raise_open_file_limit()  # inherited by the workers
     try:
+        if settings.workers > 1:
+            return _run_workers(settings)
+        from . import _logging, server
+
+        _logging.configure(settings.log_level, settings.log_format)
         if settings.metrics_listen:
-            _serve_metrics(settings.metrics_listen)
+            serve_metrics(settings.metrics_listen, _METRICS_LISTEN)
         asyncio.run(server.serve(settings))
-    except OSError as exc:
+    except ListenError as exc:
         print(f"native-iam sidecar: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -22,6 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
+from native_iam.listen import bind_grpc
 from native_iam.oauth.v1 import oauth_pb2
 
 from . import authorization, oauth_facade
@@ -114,13 +115,13 @@ class Sidecar:
             sync = grpc.server(pool, options=self._options())
             sync.add_generic_rpc_handlers((handler,))
             health_pb2_grpc.add_HealthServicer_to_server(self.health, sync)
-            self.authz_port = _bind(sync, s.authz_listen, "NATIVE_IAM_AUTHZ_LISTEN")
+            self.authz_port = bind_grpc(sync, s.authz_listen, "NATIVE_IAM_AUTHZ_LISTEN")
             self._sync_server = sync
         else:
             authz = self._server()
             authz.add_generic_rpc_handlers((handler,))
             health_pb2_grpc.add_HealthServicer_to_server(self.health, authz)
-            self.authz_port = _bind(authz, s.authz_listen, "NATIVE_IAM_AUTHZ_LISTEN")
+            self.authz_port = bind_grpc(authz, s.authz_listen, "NATIVE_IAM_AUTHZ_LISTEN")
             self._servers.append(authz)
 
         if s.oauth_listen:
@@ -138,7 +139,7 @@ class Sidecar:
             reflection.enable_server_reflection(
                 (oauth_pb2.DESCRIPTOR.services_by_name["OAuth"].full_name, reflection.SERVICE_NAME), oauth
             )
-            self.oauth_port = _bind(oauth, s.oauth_listen, "NATIVE_IAM_OAUTH_LISTEN")
+            self.oauth_port = bind_grpc(oauth, s.oauth_listen, "NATIVE_IAM_OAUTH_LISTEN")
             self._servers.append(oauth)
 
         if self._sync_server is not None:
@@ -230,16 +231,6 @@ class Sidecar:
         m.feed_lag.set(lag if lag != float("inf") else -1)
         for kind, count in self.revocations.size().items():
             m.revocations.labels(kind).set(count)
-
-
-def _bind(server: grpc.aio.Server | grpc.Server, address: str, variable: str) -> int:
-    try:
-        port = server.add_insecure_port(address)
-    except RuntimeError as exc:
-        raise OSError(f"{variable}={address}: cannot listen there ({exc})") from exc
-    if port == 0:
-        raise OSError(f"{variable}={address}: cannot listen there (address in use?)")
-    return port
 
 
 async def serve(settings: Settings, metrics: Metrics | None = None, *, reuse_port: bool = False) -> None:

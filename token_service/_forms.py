@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import parse_qsl
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from token_service.errors import InvalidRequest
 from token_service.oauth_errors import RequestTooLarge
@@ -84,11 +84,16 @@ async def _read_body(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     # Stream rather than request.body(): a lying or absent Content-Length cannot make us buffer more.
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLarge(f"the request body exceeds {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestTooLarge(f"the request body exceeds {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The client left, or the body deadline cut it off (token_service/http_guard.py, which
+        # already answered 408): an ordinary refusal that nobody will read, not a server error.
+        raise InvalidRequest("the request body did not arrive") from None
     return b"".join(chunks)
 
 

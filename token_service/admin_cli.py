@@ -107,9 +107,27 @@ def _read_password(args: argparse.Namespace, stdin: TextIO) -> str:
     return password
 
 
+#: Commands whose one argument is an id the service generated: a jti, or a key id (an RFC 7638
+#: thumbprint). Both are base64url and may begin with "-" (key ids always can; jtis issued before
+#: new_jti avoided it); argparse would take that for an unknown option.
+_ID_COMMANDS = frozenset({("tokens", "enable"), ("tokens", "disable"), ("tokens", "delete"), ("keys", "retire")})
+
+
+def _ids_as_arguments(argv: list[str]) -> list[str]:
+    """``argv`` with "--" put before a generated id that begins with "-", so that
+    `tokens disable -AbC…` works as the README shows it (an explicit "--" works anyway)."""
+    for i in range(len(argv) - 2):
+        if (argv[i], argv[i + 1]) in _ID_COMMANDS:
+            value = argv[i + 2]
+            if value.startswith("-") and value not in {"--", "-h", "--help"}:
+                return [*argv[: i + 2], "--", *argv[i + 2 :]]
+            break
+    return argv
+
+
 def main(argv: Sequence[str], stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
-    args = _parser().parse_args(list(argv))
+    args = _parser().parse_args(_ids_as_arguments(list(argv)))
     if args.group == "bootstrap":
         return _bootstrap(args.name, _read_password(args, stdin), stdout)
     with grpc.insecure_channel(args.url) as channel:

@@ -15,6 +15,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from native_iam.listen import bind_grpc
 from native_iam.oauth.v1 import feed_pb2, oauth_pb2  # noqa: F401 - registers descriptors for reflection
 from token_service.admin_clients import client_admin_handlers
 from token_service.admin_grpc import ADMIN_SERVICES, admin_handlers
@@ -24,12 +25,14 @@ from token_service.grpc_api import FEED_SERVICE, OAUTH_SERVICE, rpc_handlers
 from token_service.http_server import HttpServer
 from token_service.metrics import Metrics
 from token_service.prune import Pruner
-from token_service.settings import Settings
+from token_service.settings import GRPC_LISTEN, METRICS_LISTEN, Settings
 from token_service.telemetry import Telemetry
 
 __all__ = ["TokenServiceApp"]
 
 log = logging.getLogger(__name__)
+
+_GRPC_IDLE_MS = 60_000  # a gRPC connection without any call for this long is closed (GOAWAY)
 
 
 class TokenServiceApp:
@@ -74,6 +77,13 @@ class TokenServiceApp:
                 ("grpc.max_receive_message_length", 1024 * 1024),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+                # Slow clients (token_service/http_guard.py does the same for HTTP/1.1): the HTTP/2
+                # preface and SETTINGS within the head deadline (grpc's default is 120 s), and a
+                # connection with no call for a minute gets a GOAWAY (clients reconnect on their next
+                # call; the sidecars' feed stream keeps theirs busy). Without these a connection
+                # that sent its preface and then nothing was kept for ever.
+                ("grpc.server_handshake_timeout_ms", int(self.settings.http_header_timeout_s * 1000)),
+                ("grpc.max_connection_idle_ms", _GRPC_IDLE_MS),
                 # Several workers (NATIVE_IAM_WORKERS) share the port; one process must own it alone.
                 ("grpc.so_reuseport", 1 if self.settings.workers > 1 else 0),
             ]
@@ -94,16 +104,14 @@ class TokenServiceApp:
             reflection.SERVICE_NAME,
         ]
         reflection.enable_server_reflection(service_names, server)
-        self.grpc_port = server.add_insecure_port(self.settings.grpc_listen)
-        if self.grpc_port == 0:
-            raise OSError(f"cannot listen on NATIVE_IAM_GRPC_LISTEN={self.settings.grpc_listen}")
+        self.grpc_port = bind_grpc(server, self.settings.grpc_listen, GRPC_LISTEN)
         await server.start()
         self.server = server
         for name in ("", OAUTH_SERVICE, FEED_SERVICE, *admin_services):
             await _set_health(self.health, name, health_pb2.HealthCheckResponse.SERVING)
         await self.http.start()  # OAuth HTTP endpoints (issue 3)
         if self.settings.metrics_listen.lower() not in {"off", "none"}:
-            self.metrics_port = self.metrics.serve(self.settings.metrics_listen)
+            self.metrics_port = self.metrics.serve(self.settings.metrics_listen, METRICS_LISTEN)
         self._tasks.append(asyncio.create_task(self._reload_keys(), name="key-reload"))
         if self.settings.prune_interval_s > 0:
             self._tasks.append(asyncio.create_task(Pruner(self.settings, self.core.store).run(), name="prune"))

@@ -18,11 +18,12 @@ import time
 
 import grpc
 
+from native_iam.listen import ListenError, raise_open_file_limit, serve_metrics
 from token_service import logs
 from token_service.app import TokenServiceApp
 from token_service.bootstrap import DEMO_IDENTITY, bootstrap_admin, bootstrap_demo
 from token_service.core import Core
-from token_service.settings import Settings, SettingsError
+from token_service.settings import METRICS_LISTEN, Settings, SettingsError
 
 __all__ = ["main"]
 
@@ -40,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--db-url", help="override SYSTEM_DB_URL")
     parser.add_argument("--grpc-listen", help="override NATIVE_IAM_GRPC_LISTEN")
+    parser.add_argument("--http-listen", help="override NATIVE_IAM_HTTP_LISTEN (the OAuth 2.0 HTTP endpoints)")
     parser.add_argument("--metrics-listen", help="override NATIVE_IAM_METRICS_LISTEN ('off' to disable)")
     return parser
 
@@ -51,6 +53,7 @@ def main(argv: list[str]) -> int:
         for k, v in {
             "db_url": args.db_url,
             "grpc_listen": args.grpc_listen,
+            "http_listen": args.http_listen,
             "metrics_listen": args.metrics_listen,
         }.items()
         if v
@@ -61,6 +64,7 @@ def main(argv: list[str]) -> int:
         print(f"native-iam token-service: configuration error: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, settings.log_format)
+    raise_open_file_limit()  # inherited by the workers
     try:
         if settings.workers > 1:
             return _run_workers(settings, args.demo)
@@ -68,6 +72,9 @@ def main(argv: list[str]) -> int:
     except SettingsError as exc:
         print(f"native-iam token-service: configuration error: {exc}", file=sys.stderr)
         return 2
+    except ListenError as exc:
+        print(f"native-iam token-service: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return 0
@@ -76,8 +83,8 @@ def main(argv: list[str]) -> int:
 async def _serve(settings: Settings, demo: bool, revocations_seen: object = None) -> None:
     app = TokenServiceApp(settings)
     app.core.checks.shared = revocations_seen
-    await app.start()
     try:
+        await app.start()
         banner = await _bootstrap(app.core, settings, demo, app.grpc_target)
         if banner:
             print(banner, flush=True)
@@ -126,25 +133,25 @@ def _run_workers(settings: Settings, demo: bool) -> int:
     banner = asyncio.run(_prepare(settings, demo, target))
     multiproc_dir = tempfile.mkdtemp(prefix="native-iam-token-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir  # inherited by the spawned workers
-    worker_settings = _worker_settings(settings)
-    context = multiprocessing.get_context("spawn")
-    # CheckAccess caches of all workers: a revocation committed by one voids the others' at once.
-    revocations_seen = context.Value("Q", 0)
-    workers = [
-        context.Process(target=_worker, args=(worker_settings, revocations_seen), name=f"token-service-{i}")
-        for i in range(settings.workers)
-    ]
-    for worker in workers:
-        worker.start()
     metrics_server = None
     try:
+        # The merged metrics listener opens before any worker starts, so a busy port stops here.
         if settings.metrics_listen.lower() not in {"off", "none"}:
-            from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+            from prometheus_client import CollectorRegistry, multiprocess
 
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
-            host, _, port = settings.metrics_listen.rpartition(":")
-            metrics_server, _ = start_http_server(int(port), addr=host.strip("[]"), registry=registry)
+            metrics_server = serve_metrics(settings.metrics_listen, METRICS_LISTEN, registry)
+        worker_settings = _worker_settings(settings)
+        context = multiprocessing.get_context("spawn")
+        # CheckAccess caches of all workers: a revocation committed by one voids the others' at once.
+        revocations_seen = context.Value("Q", 0)
+        workers = [
+            context.Process(target=_worker, args=(worker_settings, revocations_seen), name=f"token-service-{i}")
+            for i in range(settings.workers)
+        ]
+        for worker in workers:
+            worker.start()
         stopping = False
 
         def stop(_signum: int, _frame: object) -> None:
@@ -162,15 +169,17 @@ def _run_workers(settings: Settings, demo: bool) -> int:
         # A worker that dies takes the service down: the orchestrator restarts it cleanly.
         while all(w.is_alive() for w in workers) and not stopping:
             time.sleep(0.2)
+        # Read before stop() below, which sets it too: a dead worker (not a signal) is a failure.
+        worker_died = not stopping
         stop(signal.SIGTERM, None)
         for worker in workers:
             worker.join(settings.shutdown_grace_s + 10)
             if worker.is_alive():
                 worker.kill()
-        return 0 if stopping else 1
+        return 1 if worker_died else 0
     finally:
         if metrics_server is not None:
-            metrics_server.shutdown()
+            metrics_server.stop()
         shutil.rmtree(multiproc_dir, ignore_errors=True)
 
 
@@ -193,7 +202,12 @@ def _worker_settings(settings: Settings) -> Settings:
 
 def _worker(settings: Settings, revocations_seen: object) -> None:
     logs.configure(settings.log_level, settings.log_format)
-    asyncio.run(_serve(settings, demo=False, revocations_seen=revocations_seen))
+    try:
+        asyncio.run(_serve(settings, demo=False, revocations_seen=revocations_seen))
+    except ListenError as exc:
+        # One line, as from a single process; the supervisor sees the exit and stops the others.
+        print(f"native-iam token-service: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 def _wait_serving(target: str, workers: list[multiprocessing.process.BaseProcess], timeout_s: float = 60) -> bool:

@@ -2,47 +2,32 @@
 
 uvicorn's ``Server.serve()`` takes over SIGTERM/SIGINT and exits the process when it cannot
 bind; the token service owns both (one signal handler, one graceful shutdown for gRPC and HTTP).
-So we bind the socket ourselves (port 0 works, a bind error is an ``OSError`` naming the
-variable) and drive uvicorn's ``startup`` / ``main_loop`` / ``shutdown`` steps directly.
+So we bind the socket ourselves (port 0 works, a bind error is a ``ListenError`` naming the
+address and the setting) and drive uvicorn's ``startup`` / ``main_loop`` / ``shutdown`` steps directly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 
 import uvicorn
 from prometheus_client import CollectorRegistry, Counter
 
+from native_iam.listen import bind_tcp
 from token_service.core import Core
 from token_service.http_api import HttpConfig, create_app
+from token_service.http_guard import GuardedHttpProtocol, HttpLimits
 from token_service.oauth_backend import CoreBackend
+from token_service.settings import HTTP_LISTEN
 from token_service.store.clients import client_secret_key
 
 __all__ = ["HttpServer"]
 
 log = logging.getLogger(__name__)
-
-
-def _bind(address: str, reuse_port: bool = False) -> socket.socket:
-    host, _, port = address.rpartition(":")
-    host = host.strip("[]")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets that say they are TCP,
-    # and without it every keep-alive response waits ~40 ms for the client's delayed ACK.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:  # NATIVE_IAM_WORKERS > 1: every worker binds the port, the kernel spreads connections
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    try:
-        sock.bind((host, int(port)))
-    except OSError as exc:
-        sock.close()
-        raise OSError(f"cannot listen on NATIVE_IAM_HTTP_LISTEN={address}: {exc.strerror}") from exc
-    sock.setblocking(False)
-    return sock
 
 
 class HttpServer:
@@ -85,8 +70,24 @@ class HttpServer:
             self.registry,
             self.grants,
         )
+        cut = Counter(
+            "native_iam_http_connections_cut_total",
+            "HTTP connections closed by the server: header_timeout, header_too_large, body_timeout, capacity.",
+            ["reason"],
+            registry=self.registry,
+        )
+        limits = HttpLimits(
+            header_timeout_s=settings.http_header_timeout_s,
+            body_timeout_s=settings.http_body_timeout_s,
+            max_connections=settings.http_max_connections,
+            on_cut=lambda reason: cut.labels(reason).inc(),
+        )
         config = uvicorn.Config(
             app,
+            # uvicorn's httptools protocol plus deadlines for the request head and body and a
+            # per-process connection cap (token_service/http_guard.py): slow clients cannot hold the port.
+            http=functools.partial(GuardedHttpProtocol, limits=limits),  # type: ignore[arg-type]
+            timeout_keep_alive=settings.http_keepalive_s,  # type: ignore[arg-type]
             lifespan="off",
             log_config=None,  # the token service configures logging once
             access_log=False,  # an access log line would be one more place a token could leak
@@ -99,7 +100,7 @@ class HttpServer:
         config.load()
         server = uvicorn.Server(config)
         server.lifespan = config.lifespan_class(config)
-        sock = _bind(settings.http_listen, reuse_port=settings.workers > 1)
+        sock = bind_tcp(settings.http_listen, HTTP_LISTEN, reuse_port=settings.workers > 1)
         await server.startup(sockets=[sock])
         self._server, self._socket = server, sock
         self.port = int(sock.getsockname()[1])

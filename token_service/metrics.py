@@ -7,10 +7,9 @@ has its own registry, so tests can run several in one process.
 
 from __future__ import annotations
 
-import threading
-from wsgiref.simple_server import WSGIServer
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
+from native_iam.listen import MetricsServer, serve_metrics
 
 __all__ = ["Metrics"]
 
@@ -67,20 +66,17 @@ class Metrics:
             ["reason"],
             registry=r,
         )
-        self._server: WSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: MetricsServer | None = None
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
-    def serve(self, address: str) -> int:
+    def serve(self, address: str, setting: str) -> int:
         """Serve /metrics on ``address`` (HOST:PORT, port 0 = any); return the bound port."""
-        host, _, port = address.rpartition(":")
-        self._server, self._thread = start_http_server(int(port), addr=host.strip("[]"), registry=self.registry)
-        return int(self._server.server_port)
+        self._server = serve_metrics(address, setting, self.registry)
+        return self._server.port
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None

@@ -21,6 +21,13 @@ T = TypeVar("T")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+#: Where each listener's address comes from (variable, and the flag of `native-iam token-service`),
+#: for the one-line error a listener that cannot open gives.
+GRPC_LISTEN = "NATIVE_IAM_GRPC_LISTEN or --grpc-listen"
+HTTP_LISTEN = "NATIVE_IAM_HTTP_LISTEN or --http-listen"
+METRICS_LISTEN = "NATIVE_IAM_METRICS_LISTEN or --metrics-listen"
+
+
 class SettingsError(ValueError):
     """An environment variable has a value the token service cannot use."""
 
@@ -47,6 +54,14 @@ class Settings:
     metrics_listen: str = "0.0.0.0:9464"  # NATIVE_IAM_METRICS_LISTEN; empty = no metrics server
     shutdown_grace_s: float = 10.0  # NATIVE_IAM_SHUTDOWN_GRACE_S: seconds in-flight RPCs get on SIGTERM
     workers: int = 1  # NATIVE_IAM_WORKERS: serving processes sharing the ports (SO_REUSEPORT); 0 = one per CPU
+
+    # --- HTTP connections (slow or idle clients must not hold the port: token_service/http_guard.py) ---
+    http_header_timeout_s: float = 5.0  # NATIVE_IAM_HTTP_HEADER_TIMEOUT_S: whole request head, from its first byte
+    http_body_timeout_s: float = 10.0  # NATIVE_IAM_HTTP_BODY_TIMEOUT_S: whole request body, from the end of the head
+    http_keepalive_s: float = 5.0  # NATIVE_IAM_HTTP_KEEPALIVE_S: idle time allowed between requests
+    #: NATIVE_IAM_HTTP_MAX_CONNECTIONS: per process, and never more than half the open-file limit;
+    #: beyond it the oldest connection not in a request is closed.
+    http_max_connections: int = 1000
 
     # --- tokens ---
     issuer: str = "http://localhost:8080"  # NATIVE_IAM_ISSUER: `iss` of every token
@@ -154,6 +169,10 @@ class Settings:
             "metrics_listen": r.str("NATIVE_IAM_METRICS_LISTEN", d.metrics_listen, check=_optional_address),
             "shutdown_grace_s": r.float("NATIVE_IAM_SHUTDOWN_GRACE_S", d.shutdown_grace_s, low=0),
             "workers": r.int("NATIVE_IAM_WORKERS", d.workers, low=0) or (os.cpu_count() or 1),
+            "http_header_timeout_s": r.float("NATIVE_IAM_HTTP_HEADER_TIMEOUT_S", d.http_header_timeout_s, low=0.1),
+            "http_body_timeout_s": r.float("NATIVE_IAM_HTTP_BODY_TIMEOUT_S", d.http_body_timeout_s, low=0.1),
+            "http_keepalive_s": r.float("NATIVE_IAM_HTTP_KEEPALIVE_S", d.http_keepalive_s, low=0.1),
+            "http_max_connections": r.int("NATIVE_IAM_HTTP_MAX_CONNECTIONS", d.http_max_connections, low=1),
             "issuer": r.str("NATIVE_IAM_ISSUER", d.issuer, check=_nonempty),
             "audience": r.str("NATIVE_IAM_AUDIENCE", d.audience, check=_nonempty),
             "grpc_client_id": r.str("NATIVE_IAM_GRPC_CLIENT_ID", d.grpc_client_id, check=_nonempty),

@@ -28,8 +28,12 @@ MAX_TOKEN_BYTES = 8192
 
 
 def new_jti() -> str:
-    """A fresh token identifier: 128 random bits, URL-safe."""
-    return secrets.token_urlsafe(16)
+    """A fresh token identifier: 128 random bits, 22 URL-safe characters, never beginning with "-"
+    (it is a command-line argument: `native-iam admin tokens disable JTI`; argparse would read a
+    leading "-" as an option). Drawing again in that 1-in-64 case keeps the rest uniform."""
+    while (jti := secrets.token_urlsafe(16)).startswith("-"):
+        pass
+    return jti
 
 
 def token_hash(token: str) -> str:

@@ -57,7 +57,7 @@ def _sidecar_cursors(sidecar: Sidecar, message: str) -> list[int]:
     return [
         int(r["cursor"])  # type: ignore[call-overload]
         for r in json_lines(sidecar.log())
-        if r.get("message") == message and "cursor" in r
+        if r.get("msg") == message and "cursor" in r
     ]
 
 

@@ -25,7 +25,7 @@ import pytest
 from native_iam.admin.v1 import admin_pb2
 
 from ._services import Sidecar, TokenService
-from .test_failover import _alice, _check, _jti
+from .test_failover import _alice, _jti
 from .test_faults import (
     Outage,
     _feed_snapshot_counts,
@@ -101,7 +101,7 @@ def test_churn_never_allows_a_revoked_token(tmp_path: Path) -> None:
                     token = random.choice(tokens)
                     since = revoked_at.get(token)
                 try:
-                    status = _check(sidecar.authz_port, token)
+                    status = sidecar.check(token)
                 except grpc.RpcError as exc:
                     failures.append(f"Check failed: {exc.code()}")
                     continue

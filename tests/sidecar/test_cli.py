@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 import time
@@ -9,9 +11,11 @@ from pathlib import Path
 
 import grpc
 import httpx
+import pytest
 from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 from google.rpc import code_pb2
 
+from native_iam._procs import free_port
 from sidecar import cli
 
 from ..conftest import require_tool
@@ -68,3 +72,37 @@ def test_two_workers_share_the_port_and_merge_metrics(feed: FeedServer, issuer: 
     promtool = require_tool("promtool")
     result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False)
     assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result.stdout + result.stderr
+
+
+_LISTENERS = ("NATIVE_IAM_AUTHZ_LISTEN", "NATIVE_IAM_OAUTH_LISTEN", "NATIVE_IAM_METRICS_LISTEN")
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("variable", _LISTENERS)
+def test_a_busy_port_is_one_line_naming_the_address_and_variable(variable: str, workers: str) -> None:
+    """Each listener's port already taken: exit 1 with one line naming the address and the
+    variable — no traceback — with one process and with several workers."""
+    addresses = {name: f"127.0.0.1:{free_port()}" for name in _LISTENERS}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = f"127.0.0.1:{taken.getsockname()[1]}"
+        addresses[variable] = busy
+        result = subprocess.run(
+            [sys.executable, "-m", "native_iam.cli", "sidecar"],
+            env={
+                **os.environ,
+                **addresses,
+                "NATIVE_IAM_TOKEN_URL": f"127.0.0.1:{free_port()}",
+                "NATIVE_IAM_WORKERS": workers,
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-4000:]
+    lines = {line for line in result.stderr.splitlines() if line.startswith("native-iam sidecar: ")}
+    assert len(lines) == 1, result.stderr[-2000:]
+    (line,) = lines
+    assert busy in line and variable in line, line

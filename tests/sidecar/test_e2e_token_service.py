@@ -17,14 +17,12 @@ import grpc
 import httpx
 import pytest
 
+from native_iam.admin.v1 import admin_pb2, admin_pb2_grpc
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
 from token_service.testing import TEST_FEED_TOKEN
 
 from ..conftest import require_tool
 from . import _stack
-
-admin_pb2 = pytest.importorskip("native_iam.admin.v1.admin_pb2")
-admin_pb2_grpc = pytest.importorskip("native_iam.admin.v1.admin_pb2_grpc")
 
 pytestmark = pytest.mark.envoy
 ISSUER = "http://token-service.test"

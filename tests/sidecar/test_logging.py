@@ -1,4 +1,5 @@
-"""sidecar/_logging.py: JSON and text log lines carry the record's extra fields."""
+"""sidecar/_logging.py: JSON and text log lines carry the record's extra fields (the schema shared
+with the token service, native_iam/logs.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def _record() -> logging.LogRecord:
 def test_json_line_has_message_and_extras() -> None:
     """A JSON log line is one object with level, logger, message and the extra fields."""
     line = json.loads(JsonFormatter().format(_record()))
-    assert (line["level"], line["logger"], line["message"]) == ("info", "sidecar.authorization", "deny")
+    assert (line["level"], line["logger"], line["msg"]) == ("INFO", "sidecar.authorization", "deny")
     assert (line["reason"], line["jti"]) == ("expired", "j-1")
 
 

@@ -27,10 +27,12 @@ from token_service.testing import settings_for_tests
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[Any]:
     """A PostgreSQL 16 server for the whole session (pgserver wheel)."""
-    pgserver = pytest.importorskip("pgserver")
     directory = tempfile.mkdtemp(prefix="native-iam-pg-")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        # A test dependency (./dev test installs it): missing is an error, never a silent skip.
+        import pgserver
+
         server = pgserver.get_server(directory, cleanup_mode="stop")
     yield server
     with warnings.catch_warnings():

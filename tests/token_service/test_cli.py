@@ -226,3 +226,55 @@ def test_workers_refuse_a_revoked_token_at_once(tmp_path: Path, db: str, request
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+_LISTENERS = {
+    "NATIVE_IAM_GRPC_LISTEN": "--grpc-listen",
+    "NATIVE_IAM_HTTP_LISTEN": "--http-listen",
+    "NATIVE_IAM_METRICS_LISTEN": "--metrics-listen",
+}
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("variable", list(_LISTENERS))
+def test_a_busy_port_is_one_line_naming_the_address_and_setting(tmp_path: Path, variable: str, workers: str) -> None:
+    """Each listener's port already taken: exit 1 with one line naming the address, the variable and
+    the flag — no traceback — with one process and with several workers."""
+    addresses = {name: f"127.0.0.1:{_free_port()}" for name in _LISTENERS}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = f"127.0.0.1:{taken.getsockname()[1]}"
+        addresses[variable] = busy
+        result = subprocess.run(
+            [sys.executable, "-m", "native_iam.cli", "token-service"],
+            env=_env(tmp_path, **addresses, NATIVE_IAM_WORKERS=workers),
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-4000:]
+    lines = {line for line in result.stderr.splitlines() if line.startswith("native-iam token-service: ")}
+    assert len(lines) == 1, result.stderr[-2000:]
+    (line,) = lines
+    assert busy in line and variable in line and _LISTENERS[variable] in line, line
+
+
+def test_http_listen_flag_overrides_the_variable(tmp_path: Path) -> None:
+    """--http-listen sets the OAuth HTTP address (over NATIVE_IAM_HTTP_LISTEN), like --grpc-listen."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "native_iam.cli", "token-service", "--demo", "--http-listen", f"127.0.0.1:{port}"],
+        env=_env(tmp_path, NATIVE_IAM_HTTP_LISTEN="127.0.0.1:1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        _read_banner(process)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            assert response.status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)

@@ -34,3 +34,25 @@ def test_bad_grace_names_the_variable(value: str) -> None:
     """A negative or non-numeric grace window names NATIVE_IAM_REFRESH_GRACE_S."""
     with pytest.raises(SettingsError, match="NATIVE_IAM_REFRESH_GRACE_S"):
         Settings.from_env({"NATIVE_IAM_REFRESH_GRACE_S": value})
+
+
+def test_http_connection_limits_default_to_a_few_seconds() -> None:
+    """Slow clients are cut off within seconds by default (head 5 s, body 10 s, idle 5 s)."""
+    settings = Settings.from_env({})
+    assert (settings.http_header_timeout_s, settings.http_body_timeout_s, settings.http_keepalive_s) == (5, 10, 5)
+    assert settings.http_max_connections == 1000
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("NATIVE_IAM_HTTP_HEADER_TIMEOUT_S", "0"),
+        ("NATIVE_IAM_HTTP_BODY_TIMEOUT_S", "never"),
+        ("NATIVE_IAM_HTTP_KEEPALIVE_S", "-1"),
+        ("NATIVE_IAM_HTTP_MAX_CONNECTIONS", "0"),
+    ],
+)
+def test_bad_http_connection_limit_names_the_variable(variable: str, value: str) -> None:
+    """A timeout of zero (no deadline at all) or a cap under one stops start-up naming the variable."""
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_env({variable: value})
