@@ -2,8 +2,7 @@
 
 Transport-agnostic like the grants: the admin gRPC servicer (:mod:`token_service.admin_grpc`)
 and ``native-iam admin bootstrap`` call these. Every change that makes tokens unacceptable
-goes through :mod:`token_service.revocations` (the state change and its feed event, in one
-transaction); the statements are in :mod:`token_service.store.identities` and ``.tokens``.
+goes through :mod:`token_service.revocations` (the state change and its feed event, together).
 """
 
 from __future__ import annotations
@@ -110,6 +109,13 @@ async def _identity_id(conn: AsyncConnection, namespace: str, name: str, lock: b
     return found
 
 
+async def _lock_identity(core: Core, conn: AsyncConnection, namespace: str, name: str) -> tuple[int, float]:
+    """Lock the identity's row, then read the clock: the instant of a cut-off of its tokens. Read
+    only once the lock is held: every grant that committed first read its clock (its tokens' iat)
+    before this, so a cut-off at this instant covers them."""
+    return await _identity_id(conn, namespace, name, lock=True), core.clock()
+
+
 def _label(namespace: str, name: str) -> str:
     return f"{namespace}/{name}" if namespace else name
 
@@ -156,10 +162,7 @@ async def list_identities(
 ) -> tuple[list[IdentityInfo], str]:
     """Identities ordered by (namespace, name); ``namespace=None`` lists every namespace."""
     page_size = max(1, min(page_size or 100, MAX_PAGE_SIZE))
-    after = None
-    if page_token:
-        after_ns, after_name = _decode_token(page_token, 2)
-        after = (after_ns, after_name)
+    after = _decode_token(page_token) if page_token else None
     async with core.store.read() as conn:
         rows = _identity_infos(await identities.page(conn, namespace=namespace, after=after, limit=page_size + 1))
     next_token = _encode_token(rows[page_size - 1].namespace, rows[page_size - 1].name) if len(rows) > page_size else ""
@@ -184,10 +187,7 @@ def _identity_infos(rows: Iterable[Any]) -> list[IdentityInfo]:
 async def set_identity_active(core: Core, namespace: str, name: str, active: bool) -> IdentityInfo:
     """Enable or disable; disabling cuts every token issued to the identity until now."""
     async with core.store.write() as conn:
-        identity_id = await _identity_id(conn, namespace, name, lock=True)
-        # The cut-off instant is read only now, holding the identity's lock: every grant that
-        # committed first read its clock (its tokens' iat) before this, so the cut-off covers them.
-        now = core.clock()
+        identity_id, now = await _lock_identity(core, conn, namespace, name)
         await conn.run_sync(
             revocations.set_identity_active, identity_id, namespace, name, active, now, core.settings.max_token_ttl_s
         )
@@ -197,10 +197,7 @@ async def set_identity_active(core: Core, namespace: str, name: str, active: boo
 async def delete_identity(core: Core, namespace: str, name: str) -> None:
     """Delete an identity; its tokens become TOKEN_NOT_FOUND / IDENTITY_NOT_FOUND."""
     async with core.store.write() as conn:
-        identity_id = await _identity_id(conn, namespace, name, lock=True)
-        # The cut-off instant is read only now, holding the identity's lock: every grant that
-        # committed first read its clock (its tokens' iat) before this, so the cut-off covers them.
-        now = core.clock()
+        identity_id, now = await _lock_identity(core, conn, namespace, name)
         await conn.run_sync(
             revocations.delete_identity, identity_id, namespace, name, now, core.settings.max_token_ttl_s
         )
@@ -220,8 +217,7 @@ async def set_password(core: Core, namespace: str, name: str, password: str, ena
     async with core.store.write() as conn:
         # Locked: a grant holding the identity's share lock finishes first (its tokens are then
         # revoked below); one that starts later sees the new hash and is refused.
-        identity_id = await _identity_id(conn, namespace, name, lock=True)
-        now = core.clock()
+        identity_id, now = await _lock_identity(core, conn, namespace, name)
         await _revoke_earlier_tokens(core, conn, identity_id, now)
         await identities.set_password(conn, identity_id, hashed, enabled, now)
 
@@ -266,10 +262,7 @@ async def set_policy(core: Core, namespace: str, name: str, grants: Iterable[str
     are still granted keep working (the refresh grant re-checks the policy)."""
     new = validate_grants(grants)
     async with core.store.write() as conn:
-        identity_id = await _identity_id(conn, namespace, name, lock=True)
-        # The cut-off instant is read only now, holding the identity's lock: every grant that
-        # committed first read its clock (its tokens' iat) before this, so the cut-off covers them.
-        now = core.clock()
+        identity_id, now = await _lock_identity(core, conn, namespace, name)
         old_text = await identities.grants(conn, identity_id)
         old = tuple((old_text or "").split())
         await identities.set_policy(conn, identity_id, " ".join(new), now, exists=old_text is not None)
@@ -313,7 +306,7 @@ async def list_tokens(
     page_size = max(1, min(page_size or 100, MAX_PAGE_SIZE))
     before = None
     if page_token:
-        created, jti = _decode_token(page_token, 2)
+        created, jti = _decode_token(page_token)
         try:
             before = (int(created), jti)
         except ValueError:
@@ -396,11 +389,11 @@ def _encode_token(*parts: str) -> str:
     return base64.urlsafe_b64encode(raw).decode("ascii")
 
 
-def _decode_token(token: str, count: int) -> list[str]:
+def _decode_token(token: str) -> tuple[str, str]:
     try:
         parts = base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8").split("\x00")
     except (binascii.Error, UnicodeError, ValueError):
         raise InvalidRequest("page_token is not valid") from None
-    if len(parts) != count:
+    if len(parts) != 2:
         raise InvalidRequest("page_token is not valid")
-    return parts
+    return parts[0], parts[1]
