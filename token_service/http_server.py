@@ -17,7 +17,7 @@ import socket
 import uvicorn
 from prometheus_client import CollectorRegistry, Counter
 
-from native_iam.listen import bind_tcp
+from native_iam.runtime.listen import bind_tcp
 from token_service.core import Core
 from token_service.http_api import HttpConfig, create_app
 from token_service.http_guard import GuardedHttpProtocol, HttpLimits

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from native_iam.listen import MetricsServer, serve_metrics
+from native_iam.runtime.listen import MetricsServer, serve_metrics
 
 __all__ = ["Metrics"]
 
