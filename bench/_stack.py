@@ -152,7 +152,7 @@ def start_sidecar(
     environment = {
         "NATIVE_IAM_TOKEN_URL": token_url,
         "NATIVE_IAM_ISSUER": issuer,
-        "NATIVE_IAM_AUDIENCE": audience,
+        "NATIVE_IAM_ACCEPTED_AUDIENCES": audience,
         "NATIVE_IAM_AUTHZ_LISTEN": address,
         "NATIVE_IAM_OAUTH_LISTEN": f"127.0.0.1:{free_port()}",
         "NATIVE_IAM_METRICS_LISTEN": f"127.0.0.1:{free_port()}",

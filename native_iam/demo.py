@@ -190,18 +190,9 @@ def _http(method: str, url: str, *, form: dict[str, str] | None = None, token: s
 
 
 def _grpc_serving(target: str) -> Callable[[], bool]:
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from native_iam.runtime import health
 
-    def check() -> bool:
-        with grpc.insecure_channel(target) as channel:
-            try:
-                reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
-            except grpc.RpcError:
-                return False
-        return reply.status == health_pb2.HealthCheckResponse.SERVING
-
-    return check
+    return lambda: health.serving(target)
 
 
 def _http_ok(url: str) -> Callable[[], bool]:

@@ -26,6 +26,10 @@ class EnvVar:
     meaning: str
     #: How the default reads in the docs when the field's value is not it (e.g. "host name").
     shown_default: str | None = None
+    #: The name this variable had before, still read (with a warning) for one release.
+    was: str | None = None
+    #: Why it was renamed (Markdown), shown beside the old name.
+    why_renamed: str = ""
 
 
 def setting(
@@ -35,14 +39,17 @@ def setting(
     *,
     default_factory: Any = dataclasses.MISSING,
     shown_default: str | None = None,
+    was: str | None = None,
+    why_renamed: str = "",
     repr: bool = True,
 ) -> Any:
-    """A dataclass field set by the environment variable ``env`` (read by the class's parser)."""
+    """A dataclass field set by the environment variable ``env`` (read by the class's parser);
+    ``was`` names a deprecated old name the parser still reads."""
     return dataclasses.field(
         default=default,
         default_factory=default_factory,
         repr=repr,
-        metadata={_KEY: EnvVar(env, meaning, shown_default)},
+        metadata={_KEY: EnvVar(env, meaning, shown_default, was, why_renamed)},
     )
 
 

@@ -44,11 +44,10 @@ from jwt.algorithms import get_default_algorithms
 
 from native_iam import claims as names
 from native_iam import scopes as scope_rules
+from native_iam.limits import MAX_CLAIM_LENGTH, MAX_JTI_LENGTH
 
 __all__ = ["Failure", "JwsError", "KeyLookup", "Rules", "Verified", "b64decode", "parse_json", "typ_usage", "verify"]
 
-#: Longest ``jti`` accepted (the issuer writes 22 characters).
-MAX_JTI_LENGTH = 64
 #: NumericDate values must lie in [0, 2**53): integers a JSON double represents exactly.
 _MAX_NUMERIC_DATE = 2**53
 
@@ -223,7 +222,7 @@ def _check_signature(parts: list[str], alg: str, key: Any) -> None:
         raise JwsError(Failure.SIGNATURE, "the token's signature is invalid")
 
 
-def _text(value: Any, *, required: bool = True, max_length: int = 1024) -> bool:
+def _text(value: Any, *, required: bool = True, max_length: int = MAX_CLAIM_LENGTH) -> bool:
     """A printable string (so it is valid UTF-8 and safe in a header); non-empty when required."""
     return isinstance(value, str) and (bool(value) or not required) and len(value) <= max_length and value.isprintable()
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-MAX_SCOPE_LENGTH = 200
-MAX_SCOPES = 100
+from native_iam.limits import MAX_SCOPE_LENGTH, MAX_SCOPES
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _ALLOWED = frozenset(chr(c) for c in range(0x21, 0x7F) if c not in (0x22, 0x5C))
@@ -26,13 +25,19 @@ def is_valid_scope(scope: str) -> bool:
 
 
 def normalize(scopes: Iterable[str]) -> tuple[str, ...]:
-    """Deduplicate and sort ``scopes``; raise :class:`ScopeError` on an invalid one or too many."""
-    unique = set(scopes)
+    """Deduplicate and sort requested ``scopes``: the one scope rule of every request, both roles,
+    both transports. Raise :class:`ScopeError` on an invalid one, or on more than MAX_SCOPES
+    values (repeats count: the bound is on the work a request may cause)."""
+    values = list(scopes)
+    if len(values) > MAX_SCOPES:
+        raise ScopeError(f"too many scopes: {len(values)} (at most {MAX_SCOPES})")
+    unique = set(values)
     for scope in unique:
         if not is_valid_scope(scope):
-            raise ScopeError(f"invalid scope {scope[:40]!r}: use printable ASCII without spaces, quotes or backslashes")
-    if len(unique) > MAX_SCOPES:
-        raise ScopeError(f"too many scopes: {len(unique)} (at most {MAX_SCOPES})")
+            raise ScopeError(
+                f"invalid scope {scope[:40]!r}: use printable ASCII without spaces, quotes or backslashes,"
+                f" at most {MAX_SCOPE_LENGTH} characters"
+            )
     return tuple(sorted(unique))
 
 

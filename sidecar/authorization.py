@@ -1,7 +1,8 @@
 """The ext_authz ``Check`` handler: Envoy's request attributes → ``CheckResponse``.
 
-Reads top to bottom: request path → route requirement → bearer token → feed freshness → decision cache or
-verification → revocation → scopes → response. Decisions always travel in
+Reads top to bottom: request path → route requirement → token header → authentication (feed
+freshness, decision cache or verification, revocation: sidecar/authenticate.py, shared with the
+OAuth facade's CheckAccess) → scopes → response. Decisions always travel in
 ``CheckResponse.status`` with gRPC OK; a bug inside is caught at the boundary and answered as a
 500 deny (reason ``internal``) — never as an allow.
 
@@ -11,7 +12,6 @@ when the token was first verified. Allowed requests are counted, not logged.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -24,11 +24,12 @@ from envoy.service.auth.v3 import external_auth_pb2
 from google.rpc import code_pb2, status_pb2
 
 from . import decision, request_path
-from .decision import Deny, Policy, Principal, Reason
+from .authenticate import Authenticator, Credential, Entry
+from .decision import Deny, Principal, Reason
 from .decision_cache import DecisionCache
 from .keys import KeyStore
 from .metrics import Metrics
-from .requirements import RequirementError, Resolver
+from .requirements import RequirementError, Resolver, Rule
 from .revocations import RevocationCache
 from .settings import Settings
 
@@ -36,10 +37,6 @@ log = logging.getLogger("sidecar.authorization")
 
 SERVICE = "envoy.service.auth.v3.Authorization"
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
-# Envoy gives the whole Check 0.5 s in the example config; a JWKS fetch on the same network takes
-# milliseconds. Waiting longer would only turn a deny into an Envoy timeout.
-_REFETCH_WAIT_S = 0.3
-_NEED_REFETCH = object()
 _MAX_CACHED_DENIES = 4096
 
 
@@ -131,7 +128,7 @@ class Responses:
 
 
 class Authorizer:
-    """Decides ``CheckRequest``s from the key store, the revocation cache and the decision cache."""
+    """Decides ``CheckRequest``s: the route and token header here, the token by :class:`Authenticator`."""
 
     def __init__(
         self,
@@ -143,56 +140,63 @@ class Authorizer:
         cache: DecisionCache | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self._s = settings
-        self._keys = keys
-        self._revocations = revocations
         self._metrics = metrics
-        self._cache = cache or DecisionCache(
-            max_entries=settings.decision_cache_size, ttl_s=settings.decision_cache_ttl_s
-        )
-        self._now = wall_clock
         self._resolver = Resolver()
         self._responses = Responses(settings)
-        self._policy = Policy(settings.issuer, settings.audiences, settings.leeway_s, settings.max_token_bytes)
         self._header = settings.token_header
-        self._require_scheme = settings.token_header == "authorization"
-        self._open_when_stale = settings.feed_stale_policy == "open"
+        credential = Credential.AUTHORIZATION if settings.token_header == "authorization" else Credential.HEADER
+        authenticator = Authenticator(
+            settings,
+            keys,
+            revocations,
+            credential=credential,
+            metrics=metrics,
+            render=self._responses.allow,
+            cache=cache,
+            wall_clock=wall_clock,
+        )
+        # Bound once: the cached-token path is a handful of attribute loads, each one counts.
+        self._authenticate = authenticator.authenticate
+        self._authenticate_async = authenticator.authenticate_async
 
-    # ---- the two server flavours share _check; only the unknown-kid wait differs ----
+    # ---- the two server flavours differ only in how they wait for an unknown-kid refetch ----
 
     def check_sync(self, request: Any, context: Any = None) -> bytes:
         started = time.perf_counter()
-        response = self._guarded(request, False)
-        if response is _NEED_REFETCH:
-            try:
-                self._keys.refetch().result(timeout=_REFETCH_WAIT_S)
-            except Exception:  # timeout or fetch error: decide with what we have
-                log.debug("jwks refetch wait failed")
-            response = self._guarded(request, True)
+        try:
+            admitted = self._admit(request)
+            if admitted.__class__ is bytes:
+                response = admitted
+            else:
+                header, rule = admitted
+                response = self._answer(self._authenticate(header), rule)
+        except Exception:
+            response = self._internal()
         self._metrics.check_seconds.observe(time.perf_counter() - started)
         return response  # type: ignore[return-value]
 
     async def check_async(self, request: Any, context: Any = None) -> bytes:
         started = time.perf_counter()
-        response = self._guarded(request, False)
-        if response is _NEED_REFETCH:
-            try:
-                await asyncio.wait_for(asyncio.wrap_future(self._keys.refetch()), _REFETCH_WAIT_S)
-            except Exception:
-                log.debug("jwks refetch wait failed")
-            response = self._guarded(request, True)
+        try:
+            admitted = self._admit(request)
+            if admitted.__class__ is bytes:
+                response = admitted
+            else:
+                header, rule = admitted
+                response = self._answer(await self._authenticate_async(header), rule)
+        except Exception:
+            response = self._internal()
         self._metrics.check_seconds.observe(time.perf_counter() - started)
         return response  # type: ignore[return-value]
 
-    def _guarded(self, request: Any, refetched: bool) -> Any:
-        try:
-            return self._check(request, refetched)
-        except Exception:
-            # Fail closed: a bug is a 500 deny with a reason, never an allow or a gRPC error.
-            log.exception("check failed", extra={"reason": Reason.INTERNAL.value})
-            return self._deny(Deny(Reason.INTERNAL, "the authorization service failed"))
+    def _internal(self) -> bytes:
+        # Fail closed: a bug is a 500 deny with a reason, never an allow or a gRPC error.
+        log.exception("check failed", extra={"reason": Reason.INTERNAL.value})
+        return self._deny(Deny(Reason.INTERNAL, "the authorization service failed"))
 
-    def _check(self, request: Any, refetched: bool) -> Any:
+    def _admit(self, request: Any) -> bytes | tuple[str, Rule]:
+        """The answer to a request decided without a token (bad path, invalid or anonymous route,
+        no token header); otherwise the token header and the route's rule for this method."""
         attributes = request.attributes
         http = attributes.request.http
         # Envoy chose the route from this path: if it is not normalised, the route (and so the
@@ -214,57 +218,17 @@ class Authorizer:
             header = _from_header_map(http.header_map, self._header)
         if header is None:
             return self._deny(Deny(Reason.MISSING, "an access token is required"))
+        return header, rule
 
-        revocations = self._revocations
-        if not revocations.fresh() and not (self._open_when_stale and revocations.synced):
-            return self._deny(Deny(Reason.FEED_STALE, "the revocation feed is stale; retry later"))
-
-        # Read the epoch before verifying: a revocation applied meanwhile moves it, so the entry
-        # stored below can never outlive that revocation. The cache is keyed by the header value
-        # itself (it holds nothing but the token), so a hit skips even the header parsing.
-        keys = self._keys
-        epoch = keys.generation + revocations.generation
-        # Keys past their maximum age void cached allows too (verification then says why).
-        entry = self._cache.get(header, epoch) if keys.usable() is not None else None
-        if entry is not None:
-            self._metrics.hit.inc()
-            principal = entry.principal
-            response = entry.response
-        else:
-            self._metrics.miss.inc()
-            token = decision.extract_token(
-                header, require_scheme=self._require_scheme, max_bytes=self._s.max_token_bytes
-            )
-            if token is None:
-                return self._deny(Deny(Reason.MISSING, "an access token is required"))
-            if isinstance(token, Deny):
-                return self._deny(token)
-            now = self._now()
-            verified = decision.verify(token, keys.usable(), self._policy, now, keys.retired)
-            if isinstance(verified, Deny):
-                if verified.reason is Reason.UNKNOWN_KID and not refetched:
-                    return _NEED_REFETCH
-                return self._deny(verified)
-            principal = verified
-            deny = decision.revoked(
-                principal,
-                revocations.lookup(
-                    jti=principal.jti,
-                    identity=principal.identity,
-                    namespace=principal.namespace,
-                    kid=principal.kid,
-                    iat=principal.iat,
-                ),
-            )
-            if deny is not None:
-                return self._deny(deny)
-            response = self._responses.allow(principal)
-            self._cache.put(header, principal, epoch, response, now)
-
+    def _answer(self, result: Entry | Deny, rule: Rule) -> bytes:
+        """The authenticated token against the route's rule: the prebuilt allow, or a deny."""
+        if result.__class__ is Deny:
+            return self._deny(result)  # type: ignore[arg-type]
+        principal = result.principal  # type: ignore[union-attr]
         if not rule.satisfied_by(principal.scopes):
             return self._deny(decision.insufficient(principal, rule))  # type: ignore[arg-type]
         self._metrics.allow["token"].inc()
-        return response
+        return result.response  # type: ignore[no-any-return]
 
     def _deny(self, d: Deny) -> bytes:
         self._metrics.deny[d.reason].inc()

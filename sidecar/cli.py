@@ -1,26 +1,28 @@
 """``native-iam sidecar``: run the ext_authz sidecar (one or NATIVE_IAM_WORKERS processes).
 
 Configuration comes from the environment only (see docs/configuration.md). With several
-workers, each process binds the same ports with SO_REUSEPORT (the kernel spreads connections)
-and keeps its own caches and feed subscription; this process only supervises them and serves
-the merged metrics.
+workers (native_iam/runtime/workers.py), each process binds the same ports with SO_REUSEPORT
+(the kernel spreads connections) and keeps its own caches and feed subscription; this process
+only supervises them and serves the merged metrics.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
-import os
-import shutil
-import signal
+import logging
 import sys
-import tempfile
-import time
 
-from native_iam.listen import ListenError, raise_open_file_limit, serve_metrics
+from native_iam.runtime import logs
+from native_iam.runtime.env import warn_renamed
+from native_iam.runtime.listen import ListenError, enabled, raise_open_file_limit, serve_metrics
+from native_iam.runtime.workers import Workers, fixed_port_problem
 
 from .settings import Settings, SettingsError, from_env
+
+log = logging.getLogger(__name__)
+
+_METRICS_LISTEN = "NATIVE_IAM_METRICS_LISTEN"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,66 +34,33 @@ def _parser() -> argparse.ArgumentParser:
     )
 
 
-_METRICS_LISTEN = "NATIVE_IAM_METRICS_LISTEN"
+def _serve(settings: Settings, reuse_port: bool = False) -> None:
+    """One serving process (the only one, or a worker in its own spawned interpreter)."""
+    from . import server  # after PROMETHEUS_MULTIPROC_DIR is set: it fixes how metrics are stored
 
-
-def _worker(settings: Settings, multiproc_dir: str) -> None:
-    # Runs in a spawned process: set up logging and the metrics mode before anything is imported.
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir
-    from . import _logging, server
-
-    _logging.configure(settings.log_level, settings.log_format)
-    try:
-        asyncio.run(server.serve(settings, reuse_port=True))
-    except ListenError as exc:
-        # One line, as from a single process; the supervisor sees the exit and stops the others.
-        print(f"native-iam sidecar: {exc}", file=sys.stderr)
-        sys.exit(1)
+    logs.configure(settings.log_level, settings.log_format)
+    asyncio.run(server.serve(settings, reuse_port=reuse_port))
 
 
 def _run_workers(settings: Settings) -> int:
-    multiproc_dir = tempfile.mkdtemp(prefix="native-iam-sidecar-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir
-    from prometheus_client import CollectorRegistry, multiprocess
-
-    if settings.metrics_listen:
-        # The merged metrics listener opens before any worker starts, so a busy port stops here.
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        try:
-            serve_metrics(settings.metrics_listen, _METRICS_LISTEN, registry)
-        except ListenError:
-            shutil.rmtree(multiproc_dir, ignore_errors=True)
-            raise
-    ctx = multiprocessing.get_context("spawn")
-    workers = [
-        ctx.Process(target=_worker, args=(settings, multiproc_dir), name=f"worker-{i}") for i in range(settings.workers)
-    ]
-    for worker in workers:
-        worker.start()
-    stopping = False
-
-    def stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        for worker in workers:
-            if worker.pid is not None and worker.is_alive():
-                os.kill(worker.pid, signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    try:
-        # A worker that dies takes the sidecar down: Kubernetes restarts the pod cleanly.
-        while all(w.is_alive() for w in workers) and not stopping:
-            time.sleep(0.2)
-        # Read before stop() below, which sets it too: a dead worker (not a signal) is a failure.
-        worker_died = not stopping
-        stop(signal.SIGTERM, None)
-        for worker in workers:
-            worker.join(10)
-    finally:
-        shutil.rmtree(multiproc_dir, ignore_errors=True)
-    return 1 if worker_died else 0
+    problem = fixed_port_problem(
+        {
+            "NATIVE_IAM_AUTHZ_LISTEN": settings.authz_listen,
+            "NATIVE_IAM_OAUTH_LISTEN": settings.oauth_listen,
+        }
+    )
+    if problem:
+        print(f"native-iam sidecar: {problem}", file=sys.stderr)
+        return 2
+    workers = Workers(
+        role="sidecar",
+        target=_serve,
+        args=(settings, True),
+        count=settings.workers,
+        metrics_listen=settings.metrics_listen,
+        metrics_setting=_METRICS_LISTEN,
+    )
+    return workers.run()
 
 
 def main(argv: list[str]) -> int:
@@ -101,16 +70,15 @@ def main(argv: list[str]) -> int:
     except SettingsError as exc:
         print(f"native-iam sidecar: {exc}", file=sys.stderr)
         return 2
+    logs.configure(settings.log_level, settings.log_format)
+    warn_renamed(settings.renamed, log)
     raise_open_file_limit()  # inherited by the workers
     try:
         if settings.workers > 1:
             return _run_workers(settings)
-        from . import _logging, server
-
-        _logging.configure(settings.log_level, settings.log_format)
-        if settings.metrics_listen:
+        if enabled(settings.metrics_listen):
             serve_metrics(settings.metrics_listen, _METRICS_LISTEN)
-        asyncio.run(server.serve(settings))
+        _serve(settings)
     except ListenError as exc:
         print(f"native-iam sidecar: {exc}", file=sys.stderr)
         return 1

@@ -156,6 +156,16 @@ def extract_token(value: str | None, *, require_scheme: bool, max_bytes: int) ->
         return Deny(Reason.MALFORMED, str(exc), bad_request=True)
 
 
+def bare_token(value: str, *, max_bytes: int) -> str | Deny | None:
+    """A token passed as such (``CheckAccessRequest.access_token``): None when empty; a 400 Deny
+    when longer than ``max_bytes`` in UTF-8 (the whole field is the token: a malformed request)."""
+    if not value:
+        return None
+    if len(value) > max_bytes or (not value.isascii() and len(value.encode()) > max_bytes):
+        return Deny(Reason.MALFORMED, "the token is too long", bad_request=True)
+    return value
+
+
 class _Retired(Exception):
     """Raised by the key lookup for a retired kid, out of :func:`native_iam.jws.verify`."""
 

@@ -4,7 +4,8 @@ Each key's algorithm is derived from its type (EC P-256 → ES256, RSA → RS256
 EdDSA) and a token must use exactly that algorithm: never ``none``, never HMAC (a published key is
 public, so an HMAC "signature" with it proves nothing — the algorithm-confusion attack). Keys
 that match none of these are skipped. Last-known-good keys keep verifying through an issuer
-outage for at most ``jwks_max_age_s``; after that the sidecar denies with ``keys_unavailable``.
+outage for at most ``jwks_max_staleness_s`` (NATIVE_IAM_JWKS_MAX_STALENESS_S); after that the
+sidecar denies with ``keys_unavailable``.
 
 A key the revocation feed says was retired (compromised) is dropped at once and banned for the
 life of the process: a JWKS fetched later that still lists it (a replica that has not seen the

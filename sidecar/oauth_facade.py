@@ -1,15 +1,15 @@
 """The seed's ``native_iam.oauth.v1.OAuth`` API, served by the sidecar to its own workload.
 
-``CheckAccess`` is answered locally from the same keys and revocation cache that ext_authz uses,
-with the seed's statuses (revocation reasons map to TOKEN_DISABLED / TOKEN_NOT_FOUND as
-feed.proto documents). ``CreateTokenWithPassword`` and ``RefreshToken`` are forwarded to the
-token service with a deadline; when it cannot be reached the workload gets UNAVAILABLE with a
-message saying so (retry with back-off), never a made-up status.
+``CheckAccess`` is answered locally by the same authentication path as ext_authz's ``Check``
+(sidecar/authenticate.py: size limit, decision cache, verification, unknown-kid refetch,
+revocations), with the seed's statuses (revocation reasons map to TOKEN_DISABLED /
+TOKEN_NOT_FOUND as feed.proto documents). ``CreateTokenWithPassword`` and ``RefreshToken`` are
+forwarded to the token service with a deadline; when it cannot be reached the workload gets
+UNAVAILABLE with a message saying so (retry with back-off), never a made-up status.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -21,8 +21,8 @@ from google.protobuf.message import DecodeError
 from native_iam import scopes as scope_rules
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
 
-from . import decision
-from .decision import Deny, Policy, Reason
+from .authenticate import Authenticator, Credential, Entry
+from .decision import Deny, Reason
 from .keys import KeyStore
 from .revocations import RevocationCache
 from .settings import Settings
@@ -30,7 +30,6 @@ from .settings import Settings
 log = logging.getLogger("sidecar.oauth_facade")
 
 CheckStatus = oauth_pb2.CheckAccessResponse.Status
-MAX_TOKEN_BYTES = 8192
 _UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
@@ -46,12 +45,12 @@ class OAuthFacade(oauth_pb2_grpc.OAuthServicer):
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._s = settings
-        self._keys = keys
-        self._revocations = revocations
         self._token = oauth_pb2_grpc.OAuthStub(token_channel)
         self._password = oauth_pb2_grpc.OAuthStub(password_channel) if password_channel else self._token
-        self._policy = Policy(settings.issuer, settings.audiences, settings.leeway_s, MAX_TOKEN_BYTES)
-        self._now = wall_clock
+        # Its own instance (and cache): it takes bare tokens, ext_authz takes header values.
+        self._authenticator = Authenticator(
+            settings, keys, revocations, credential=Credential.TOKEN, wall_clock=wall_clock
+        )
 
     # ---- forwarded ----
 
@@ -88,20 +87,14 @@ class OAuthFacade(oauth_pb2_grpc.OAuthServicer):
         token = request.access_token
         if not token:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "access_token: required")
-        if len(token.encode()) > MAX_TOKEN_BYTES:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"access_token: at most {MAX_TOKEN_BYTES} bytes")
         try:
             wanted = scope_rules.normalize(request.scopes)
         except scope_rules.ScopeError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"scopes: {exc}")
-        result = self.check(token, wanted)
-        if isinstance(result, Deny) and result.reason is Reason.UNKNOWN_KID:
-            try:
-                await asyncio.wait_for(asyncio.wrap_future(self._keys.refetch()), 2.0)
-            except Exception:
-                log.debug("jwks refetch wait failed")
-            result = self.check(token, wanted)
+        result = self._answer(await self._authenticator.authenticate_async(token), wanted)
         if isinstance(result, Deny):
+            if result.bad_request:  # the access_token field itself is malformed (too long)
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"access_token: {result.description}")
             if result.reason in (Reason.FEED_STALE, Reason.KEYS_UNAVAILABLE):
                 await context.abort(grpc.StatusCode.UNAVAILABLE, f"{result.description} ({result.reason.value})")
             log.info("check_access denied", extra={"reason": result.reason.value, "jti": result.jti or None})
@@ -109,19 +102,16 @@ class OAuthFacade(oauth_pb2_grpc.OAuthServicer):
         return result
 
     def check(self, token: str, wanted: tuple[str, ...]) -> oauth_pb2.CheckAccessResponse | Deny:
-        """CheckAccess without the gRPC plumbing: a response, or the Deny to translate."""
-        revocations = self._revocations
-        if not revocations.fresh() and not (self._s.feed_stale_policy == "open" and revocations.synced):
-            return Deny(Reason.FEED_STALE, "the revocation feed is stale; retry later")
-        verified = decision.verify(token, self._keys.usable(), self._policy, self._now(), self._keys.retired)
-        if isinstance(verified, Deny):
-            return verified
-        p = verified
-        deny = decision.revoked(
-            p, revocations.lookup(jti=p.jti, identity=p.identity, namespace=p.namespace, kid=p.kid, iat=p.iat)
-        )
-        if deny is not None:
-            return deny
+        """CheckAccess without the gRPC plumbing (blocking on an unknown-kid refetch): a response,
+        or the Deny to translate."""
+        return self._answer(self._authenticator.authenticate(token), wanted)
+
+    @staticmethod
+    def _answer(result: Entry | Deny, wanted: tuple[str, ...]) -> oauth_pb2.CheckAccessResponse | Deny:
+        """The authenticated token against the scopes the workload asked for."""
+        if isinstance(result, Deny):
+            return result
+        p = result.principal
         token_scopes = sorted(p.scopes)
         missing = [s for s in wanted if s not in p.scopes]
         if missing:

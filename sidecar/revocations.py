@@ -28,6 +28,7 @@ from typing import Any
 
 import grpc
 
+from native_iam.limits import MAX_SUBSCRIBER_BYTES
 from native_iam.oauth.v1 import feed_pb2
 from native_iam.revocation_subjects import IDENTITY_DELETION, IDENTITY_STATE, identity_slot
 
@@ -265,7 +266,7 @@ class FeedClient:
 
         self._stub = feed_pb2_grpc.FeedStub(channel)
         self._cache = cache
-        self._subscriber = subscriber[:253]
+        self._subscriber = subscriber[:MAX_SUBSCRIBER_BYTES]
         # WatchRevocations needs the feed token (GetJwks does not): sent on every (re)connect.
         self._metadata = (("authorization", f"Bearer {credential}"),) if credential else ()
         self._idle_timeout_s = idle_timeout_s

@@ -15,15 +15,13 @@ import logging
 import signal
 import time
 from concurrent import futures
-from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
-from native_iam.listen import bind_grpc
 from native_iam.oauth.v1 import oauth_pb2
+from native_iam.runtime import health
+from native_iam.runtime.listen import bind_grpc, enabled
 
 from . import authorization, oauth_facade
 from .authorization import Authorizer
@@ -61,7 +59,7 @@ class Sidecar:
         fetch = http_fetcher(settings.jwks_url) if settings.jwks_url else grpc_fetcher(self._channel)
         self.keys = KeyStore(
             fetch,
-            max_age_s=settings.jwks_max_age_s,
+            max_age_s=settings.jwks_max_staleness_s,
             min_refetch_s=settings.jwks_min_refetch_s,
             on_fetch=self.metrics.fetched,
         )
@@ -77,7 +75,7 @@ class Sidecar:
         self.kind = settings.authz_server
         # Health lives on the ext_authz port (what Envoy and the kubelet ask); a sync server
         # needs the sync servicer, whose set() is thread-safe.
-        self.health: Any = health.HealthServicer() if self.kind == "sync" else health_aio.HealthServicer()
+        self.health = health.new_servicer(asynchronous=self.kind == "aio")
         self.authz_port = 0
         self.oauth_port = 0
         self._servers: list[grpc.aio.Server] = []
@@ -97,14 +95,11 @@ class Sidecar:
         return grpc.aio.server(options=self._options())
 
     async def _set_health(self, status: int) -> None:
-        for service in _HEALTH_SERVICES:
-            result = self.health.set(service, status)
-            if asyncio.iscoroutine(result):
-                await result
+        await health.set_status(self.health, _HEALTH_SERVICES, status)
 
     async def start(self) -> None:
         s = self.settings
-        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self._set_health(health.NOT_SERVING)
         if not s.feed_token:
             log.error("NATIVE_IAM_FEED_TOKEN is not set: the token service refuses the revocation feed")
 
@@ -114,17 +109,17 @@ class Sidecar:
             pool = futures.ThreadPoolExecutor(max_workers=s.authz_threads, thread_name_prefix="authz")
             sync = grpc.server(pool, options=self._options())
             sync.add_generic_rpc_handlers((handler,))
-            health_pb2_grpc.add_HealthServicer_to_server(self.health, sync)
+            health.add_to_server(self.health, sync)
             self.authz_port = bind_grpc(sync, s.authz_listen, "NATIVE_IAM_AUTHZ_LISTEN")
             self._sync_server = sync
         else:
             authz = self._server()
             authz.add_generic_rpc_handlers((handler,))
-            health_pb2_grpc.add_HealthServicer_to_server(self.health, authz)
+            health.add_to_server(self.health, authz)
             self.authz_port = bind_grpc(authz, s.authz_listen, "NATIVE_IAM_AUTHZ_LISTEN")
             self._servers.append(authz)
 
-        if s.oauth_listen:
+        if enabled(s.oauth_listen):
             token_channel = grpc.aio.insecure_channel(s.token_url, options=_CHANNEL_OPTIONS)
             self._aio_channels.append(token_channel)
             password_channel = None
@@ -159,9 +154,7 @@ class Sidecar:
         )
 
     async def stop(self, grace: float = 2.0) -> None:
-        result = self.health.enter_graceful_shutdown()
-        if asyncio.iscoroutine(result):
-            await result
+        await health.enter_graceful_shutdown(self.health)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -214,8 +207,7 @@ class Sidecar:
         ready = self.ready
         if ready != self._ready:
             self._ready = ready
-            status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
-            await self._set_health(status)
+            await self._set_health(health.SERVING if ready else health.NOT_SERVING)
             log.info("readiness changed", extra={"ready": ready})
         self._gauges()
         if prune:

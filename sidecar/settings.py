@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from native_iam.envdoc import setting
+from native_iam.limits import MAX_TOKEN_BYTES
+from native_iam.runtime.env import Env, EnvError, Renamed
+from native_iam.runtime.logs import LOG_FORMATS, LOG_LEVELS
 
 StalePolicy = Literal["closed", "open"]
 
 
-class SettingsError(ValueError):
-    """An environment variable has a value the sidecar cannot use; the message names it."""
+#: A bad value: the message starts with the variable (the one error class of both roles).
+SettingsError = EnvError
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,20 +45,27 @@ class Settings:
         "NATIVE_IAM_ISSUER", "required `iss`, exactly as the token service's", "http://localhost:8080"
     )
     audiences: tuple[str, ...] = setting(
-        "NATIVE_IAM_AUDIENCE",
+        "NATIVE_IAM_ACCEPTED_AUDIENCES",
         "accepted `aud` values (comma- or space-separated): a token passes when its `aud` contains any of them",
         ("native-iam",),
+        was="NATIVE_IAM_AUDIENCE",
+        why_renamed="the token service's variable of this name is the audience it issues",
     )
     authz_listen: str = setting(
         "NATIVE_IAM_AUTHZ_LISTEN", "ext_authz + gRPC health (what Envoy calls)", "127.0.0.1:9191"
     )
     oauth_listen: str = setting(
-        "NATIVE_IAM_OAUTH_LISTEN", "the OAuth API for the workload; empty disables", "127.0.0.1:9192"
+        "NATIVE_IAM_OAUTH_LISTEN", "the OAuth API for the workload; empty, `off` or `none` disables", "127.0.0.1:9192"
     )
-    metrics_listen: str = setting("NATIVE_IAM_METRICS_LISTEN", "Prometheus `/metrics`; empty disables", "0.0.0.0:9465")
+    metrics_listen: str = setting(
+        "NATIVE_IAM_METRICS_LISTEN",
+        "Prometheus `/metrics`; empty, `off` or `none` disables (as in the token service)",
+        "0.0.0.0:9465",
+    )
     workers: int = setting(
         "NATIVE_IAM_WORKERS",
-        "processes sharing the ports (`SO_REUSEPORT`), each with its own caches and feed",
+        "processes sharing the ports (`SO_REUSEPORT`, fixed ports), each with its own caches and feed; as the token"
+        " service's, but at least 1 (no \"one per CPU\": the sidecar shares its pod's CPUs with the workload)",
         1,
     )
     # bench/sidecar_servers.py measured sync with 2-3 threads cheapest per Check.
@@ -86,13 +96,15 @@ class Settings:
     log_level: str = setting("NATIVE_IAM_LOG_LEVEL", "`DEBUG`, `INFO`, `WARNING`, `ERROR` or `CRITICAL`", "INFO")
     log_format: Literal["json", "text"] = setting(
         "NATIVE_IAM_LOG_FORMAT",
-        "as the token service's: the same schema, masking and escaping (`native_iam/logs.py`)",
+        "as the token service's: the same schema, masking and escaping (`native_iam/runtime/logs.py`)",
         "json",
     )
-    jwks_max_age_s: float = setting(
-        "NATIVE_IAM_JWKS_MAX_AGE_S",
+    jwks_max_staleness_s: float = setting(
+        "NATIVE_IAM_JWKS_MAX_STALENESS_S",
         "last-known-good keys verify at most this long after the last successful fetch (through an issuer outage)",
         86400.0,
+        was="NATIVE_IAM_JWKS_MAX_AGE_S",
+        why_renamed="the token service's variable of this name is the JWKS `Cache-Control` max-age",
     )
     jwks_min_refetch_s: float = setting(
         "NATIVE_IAM_JWKS_MIN_REFETCH_S", "at most one unknown-`kid` refetch per this many seconds", 5.0
@@ -124,7 +136,9 @@ class Settings:
     forward_timeout_s: float = setting(
         "NATIVE_IAM_FORWARD_TIMEOUT_S", "deadline of calls forwarded to the token service", 5.0
     )
-    max_token_bytes: int = setting("NATIVE_IAM_MAX_TOKEN_BYTES", "longer tokens are denied as `malformed`", 8192)
+    max_token_bytes: int = setting(
+        "NATIVE_IAM_MAX_TOKEN_BYTES", "longer tokens are denied as `malformed`", MAX_TOKEN_BYTES
+    )
     subscriber: str = setting(
         "NATIVE_IAM_SUBSCRIBER",
         "name sent to the feed (pod name), for the token service's logs",
@@ -139,138 +153,83 @@ class Settings:
         "",
         repr=False,
     )
+    # Deprecated variable names read in place of their new ones: cli.py warns once logging is up.
+    renamed: tuple[Renamed, ...] = field(default=(), compare=False)
 
     @property
     def forward_password_url(self) -> str:
         return self.password_url or self.token_url
 
 
-def _str(env: Mapping[str, str], name: str, default: str) -> str:
-    return env.get(name, default).strip()
-
-
-def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float, integer: bool = False) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw) if integer else float(raw)
-    except ValueError:
-        kind = "an integer" if integer else "a number"
-        raise SettingsError(f"{name}={raw!r}: expected {kind}") from None
-    if value != value or value < minimum:  # NaN compares unequal to itself
-        raise SettingsError(f"{name}={raw!r}: must be at least {minimum}")
-    return value
-
-
-def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = env.get(name, default).strip().lower() or default
-    if value not in choices:
-        raise SettingsError(f"{name}={value!r}: expected one of {', '.join(choices)}")
-    return value
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw == "":
-        return default
-    if raw in {"1", "true", "yes", "on"}:
-        return True
-    if raw in {"0", "false", "no", "off"}:
-        return False
-    raise SettingsError(f"{name}={raw!r}: expected true or false")
-
-
-def _header(env: Mapping[str, str], name: str, default: str, *, required: bool = False) -> str:
-    value = env.get(name, default).strip().lower()
-    if required and not value:
-        raise SettingsError(f"{name}: must not be empty")
+def _header(env: Env, name: str, default: str, *, required: bool = False) -> str:
+    value = env.text(name, default, blank="error" if required else "off").lower()
     if value and not all(c.isalnum() or c in "-_" for c in value):
-        raise SettingsError(f"{name}={value!r}: not an HTTP header name")
+        raise SettingsError(name, f"not an HTTP header name, got {value!r}")
     return value
 
 
-def _listen(env: Mapping[str, str], name: str, default: str, *, optional: bool) -> str:
-    value = _str(env, name, default)
-    if not value and optional:
-        return ""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise SettingsError(f"{name}={value!r}: expected host:port")
-    return value
+def _jwks_url(value: str) -> str | None:
+    return None if value.startswith(("http://", "https://")) else f"expected an http:// or https:// URL, got {value!r}"
 
 
-def _secret(env: Mapping[str, str], name: str) -> str:
-    """``NAME``, or the content of the file named by ``NAME_FILE`` (a mounted Kubernetes Secret)."""
-    direct, file_name = env.get(name, "").strip(), env.get(f"{name}_FILE", "").strip()
-    if direct and file_name:
-        raise SettingsError(f"{name}: set either {name} or {name}_FILE, not both")
-    if not file_name:
-        return direct
-    try:
-        with open(file_name, encoding="utf-8") as f:
-            return f.read().strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"{name}_FILE={file_name!r}: cannot read it ({type(exc).__name__})") from None
+def _realm(value: str) -> str | None:
+    if any(c in value for c in '"\\') or not value.isprintable():
+        return f"printable text without quotes or backslashes, got {value!r}"
+    return None
 
 
-def from_env(env: Mapping[str, str] | None = None) -> Settings:
-    """Build :class:`Settings` from ``env`` (default: ``os.environ``)."""
-    env = os.environ if env is None else env
-    d = Settings()
-    token_url = _str(env, "NATIVE_IAM_TOKEN_URL", d.token_url)
-    if not token_url:
-        raise SettingsError("NATIVE_IAM_TOKEN_URL: must not be empty")
-    jwks_url = _str(env, "NATIVE_IAM_JWKS_URL", "")
-    if jwks_url and not jwks_url.startswith(("http://", "https://")):
-        raise SettingsError(f"NATIVE_IAM_JWKS_URL={jwks_url!r}: expected an http:// or https:// URL")
-    issuer = _str(env, "NATIVE_IAM_ISSUER", d.issuer)
-    if not issuer:
-        raise SettingsError("NATIVE_IAM_ISSUER: must not be empty")
-    audiences = tuple(a for a in _str(env, "NATIVE_IAM_AUDIENCE", "native-iam").replace(",", " ").split() if a)
+def _audiences(env: Env) -> tuple[str, ...]:
+    name = env.renamed("NATIVE_IAM_ACCEPTED_AUDIENCES", "NATIVE_IAM_AUDIENCE")
+    audiences = tuple(env.text(name, "native-iam", blank="error").replace(",", " ").split())
     if not audiences:
-        raise SettingsError("NATIVE_IAM_AUDIENCE: must name at least one audience")
-    realm = _str(env, "NATIVE_IAM_REALM", d.realm)
-    if not realm or any(c in realm for c in '"\\') or not realm.isprintable():
-        raise SettingsError(f"NATIVE_IAM_REALM={realm!r}: printable text without quotes or backslashes")
-    log_level = _str(env, "NATIVE_IAM_LOG_LEVEL", d.log_level).upper()
-    if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-        raise SettingsError(f"NATIVE_IAM_LOG_LEVEL={log_level!r}: expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
-    feed_token = _secret(env, "NATIVE_IAM_FEED_TOKEN")
-    if feed_token and (not feed_token.isascii() or not feed_token.isprintable() or " " in feed_token):
-        raise SettingsError("NATIVE_IAM_FEED_TOKEN: must be visible ASCII without spaces")
+        raise SettingsError(name, "must name at least one audience")
+    return audiences
+
+
+def _feed_token(env: Env) -> str:
+    token = (env.secret("NATIVE_IAM_FEED_TOKEN") or "").strip()
+    if token and (not token.isascii() or not token.isprintable() or " " in token):
+        raise SettingsError("NATIVE_IAM_FEED_TOKEN", "must be visible ASCII without spaces")
+    return token
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build :class:`Settings` from ``environ`` (default: ``os.environ``)."""
+    env = Env(environ)
+    d = Settings()
+    audiences = _audiences(env)
+    jwks_max_staleness = env.renamed("NATIVE_IAM_JWKS_MAX_STALENESS_S", "NATIVE_IAM_JWKS_MAX_AGE_S")
     return Settings(
-        token_url=token_url,
-        password_url=_str(env, "NATIVE_IAM_AUTHENTICATION_PASSWORD_URL", ""),
-        jwks_url=jwks_url,
-        issuer=issuer,
+        token_url=env.text("NATIVE_IAM_TOKEN_URL", d.token_url, blank="error"),
+        password_url=env.text("NATIVE_IAM_AUTHENTICATION_PASSWORD_URL", ""),
+        jwks_url=env.text("NATIVE_IAM_JWKS_URL", "", check=_jwks_url),
+        issuer=env.text("NATIVE_IAM_ISSUER", d.issuer, blank="error"),
         audiences=audiences,
-        authz_listen=_listen(env, "NATIVE_IAM_AUTHZ_LISTEN", d.authz_listen, optional=False),
-        oauth_listen=_listen(env, "NATIVE_IAM_OAUTH_LISTEN", d.oauth_listen, optional=True),
-        metrics_listen=_listen(env, "NATIVE_IAM_METRICS_LISTEN", d.metrics_listen, optional=True),
-        workers=int(_number(env, "NATIVE_IAM_WORKERS", d.workers, minimum=1, integer=True)),
-        authz_server=_choice(env, "NATIVE_IAM_AUTHZ_SERVER", d.authz_server, ("sync", "aio")),  # type: ignore[arg-type]
-        authz_threads=int(_number(env, "NATIVE_IAM_AUTHZ_THREADS", d.authz_threads, minimum=1, integer=True)),
-        feed_max_staleness_s=_number(env, "NATIVE_IAM_FEED_MAX_STALENESS_S", d.feed_max_staleness_s, minimum=0.1),
-        feed_stale_policy=_choice(env, "NATIVE_IAM_FEED_STALE_POLICY", d.feed_stale_policy, ("closed", "open")),  # type: ignore[arg-type]
-        leeway_s=_number(env, "NATIVE_IAM_LEEWAY_S", d.leeway_s, minimum=0),
+        authz_listen=env.listen("NATIVE_IAM_AUTHZ_LISTEN", d.authz_listen),
+        oauth_listen=env.listen("NATIVE_IAM_OAUTH_LISTEN", d.oauth_listen, optional=True),
+        metrics_listen=env.listen("NATIVE_IAM_METRICS_LISTEN", d.metrics_listen, optional=True),
+        workers=env.workers("NATIVE_IAM_WORKERS", d.workers, per_cpu=False),
+        authz_server=env.choice("NATIVE_IAM_AUTHZ_SERVER", d.authz_server, ("sync", "aio")),  # type: ignore[arg-type]
+        authz_threads=env.integer("NATIVE_IAM_AUTHZ_THREADS", d.authz_threads, low=1),
+        feed_max_staleness_s=env.number("NATIVE_IAM_FEED_MAX_STALENESS_S", d.feed_max_staleness_s, low=0.1),
+        feed_stale_policy=env.choice("NATIVE_IAM_FEED_STALE_POLICY", d.feed_stale_policy, ("closed", "open")),  # type: ignore[arg-type]
+        leeway_s=env.number("NATIVE_IAM_LEEWAY_S", d.leeway_s, low=0),
         token_header=_header(env, "NATIVE_IAM_TOKEN_HEADER", d.token_header, required=True),
-        realm=realm,
-        log_level=log_level,
-        log_format=_choice(env, "NATIVE_IAM_LOG_FORMAT", d.log_format, ("json", "text")),  # type: ignore[arg-type]
-        jwks_max_age_s=_number(env, "NATIVE_IAM_JWKS_MAX_AGE_S", d.jwks_max_age_s, minimum=1),
-        jwks_min_refetch_s=_number(env, "NATIVE_IAM_JWKS_MIN_REFETCH_S", d.jwks_min_refetch_s, minimum=0),
-        decision_cache_size=int(
-            _number(env, "NATIVE_IAM_DECISION_CACHE_SIZE", d.decision_cache_size, minimum=0, integer=True)
-        ),
-        decision_cache_ttl_s=_number(env, "NATIVE_IAM_DECISION_CACHE_TTL_S", d.decision_cache_ttl_s, minimum=0),
+        realm=env.text("NATIVE_IAM_REALM", d.realm, check=_realm, blank="error"),
+        log_level=env.choice("NATIVE_IAM_LOG_LEVEL", d.log_level, LOG_LEVELS).upper(),
+        log_format=env.choice("NATIVE_IAM_LOG_FORMAT", d.log_format, LOG_FORMATS),  # type: ignore[arg-type]
+        jwks_max_staleness_s=env.number(jwks_max_staleness, d.jwks_max_staleness_s, low=1),
+        jwks_min_refetch_s=env.number("NATIVE_IAM_JWKS_MIN_REFETCH_S", d.jwks_min_refetch_s, low=0),
+        decision_cache_size=env.integer("NATIVE_IAM_DECISION_CACHE_SIZE", d.decision_cache_size, low=0),
+        decision_cache_ttl_s=env.number("NATIVE_IAM_DECISION_CACHE_TTL_S", d.decision_cache_ttl_s, low=0),
         identity_header=_header(env, "NATIVE_IAM_IDENTITY_HEADER", d.identity_header),
         namespace_header=_header(env, "NATIVE_IAM_NAMESPACE_HEADER", d.namespace_header),
         scopes_header=_header(env, "NATIVE_IAM_SCOPES_HEADER", d.scopes_header),
         jti_header=_header(env, "NATIVE_IAM_JTI_HEADER", d.jti_header),
-        strip_token=_bool(env, "NATIVE_IAM_STRIP_TOKEN", d.strip_token),
-        forward_timeout_s=_number(env, "NATIVE_IAM_FORWARD_TIMEOUT_S", d.forward_timeout_s, minimum=0.1),
-        max_token_bytes=int(_number(env, "NATIVE_IAM_MAX_TOKEN_BYTES", d.max_token_bytes, minimum=256, integer=True)),
-        subscriber=_str(env, "NATIVE_IAM_SUBSCRIBER", "") or d.subscriber,
-        feed_token=feed_token,
+        strip_token=env.boolean("NATIVE_IAM_STRIP_TOKEN", d.strip_token),
+        forward_timeout_s=env.number("NATIVE_IAM_FORWARD_TIMEOUT_S", d.forward_timeout_s, low=0.1),
+        max_token_bytes=env.integer("NATIVE_IAM_MAX_TOKEN_BYTES", d.max_token_bytes, low=256),
+        subscriber=env.text("NATIVE_IAM_SUBSCRIBER", d.subscriber),
+        feed_token=_feed_token(env),
+        renamed=tuple(env.renames),
     )

@@ -77,8 +77,9 @@ def _read_and_documented(role: str) -> tuple[set[str], set[str], str]:
         from sidecar.settings import Settings, from_env
 
         from_env(env)
-    rows = documented(Settings)
-    return env.asked, {var.name for _, var in rows}, " ".join(var.meaning for _, var in rows)
+    rows = [var for _, var in documented(Settings)]
+    names = {var.name for var in rows} | {var.was for var in rows if var.was}
+    return env.asked, names, " ".join(var.meaning for var in rows)
 
 
 @pytest.mark.parametrize("role", ["token-service", "sidecar"])

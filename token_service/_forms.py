@@ -14,29 +14,28 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import ClientDisconnect, Request
 
-from token_service.errors import InvalidRequest
-from token_service.oauth_errors import RequestTooLarge
+from native_iam import limits
+from token_service.errors import InvalidRequest, RequestTooLarge
 
 FORM_CONTENT_TYPE: Final = "application/x-www-form-urlencoded"
-#: Largest accepted body: a refresh token (≤ 8 KiB) plus every other parameter fits easily.
-MAX_BODY_BYTES: Final = 16 * 1024
+MAX_BODY_BYTES: Final = limits.MAX_FORM_BODY_BYTES
 #: More fields than any OAuth request has; bounds the parser's work.
 MAX_FIELDS: Final = 32
 #: Per-parameter limits (bytes of UTF-8), matching the gRPC API's request limits.
 MAX_LENGTHS: Final[Mapping[str, int]] = {
-    "grant_type": 64,
-    "username": 253,
-    "namespace": 253,
-    "password": 1024,
-    "scope": 100 * 201,
-    "refresh_token": 8192,
-    "token": 8192,
-    "token_type_hint": 64,
-    "client_id": 255,
-    "client_secret": 255,
+    "grant_type": limits.MAX_KEYWORD_BYTES,
+    "username": limits.MAX_NAME_BYTES,
+    "namespace": limits.MAX_NAME_BYTES,
+    "password": limits.MAX_PASSWORD_BYTES,
+    "scope": limits.MAX_SCOPE_PARAMETER_LENGTH,
+    "refresh_token": limits.MAX_TOKEN_BYTES,
+    "token": limits.MAX_TOKEN_BYTES,
+    "token_type_hint": limits.MAX_KEYWORD_BYTES,
+    "client_id": limits.MAX_CLIENT_ID_LENGTH,
+    "client_secret": limits.MAX_CLIENT_SECRET_BYTES,
 }
 #: Any other parameter (ignored by the endpoints, RFC 6749 §3.1) still gets a bound.
-DEFAULT_MAX_LENGTH: Final = 1024
+DEFAULT_MAX_LENGTH: Final = limits.MAX_OTHER_PARAMETER_BYTES
 #: Parameters that may legitimately repeat: RFC 8707 §2 allows several ``resource`` values.
 MULTI_VALUED: Final = frozenset({"resource"})
 

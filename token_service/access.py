@@ -11,10 +11,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from native_iam import claims as claim_names
-from native_iam import scopes as scope_rules
 from token_service.core import Core
-from token_service.errors import InsufficientScope, MalformedScope, TokenDisabled, TokenNotFound
-from token_service.store import queries
+from token_service.errors import InsufficientScope, TokenDisabled, TokenNotFound
+from token_service.requested_scopes import requested_scopes
+from token_service.store import tokens
 from token_service.tokens import TokenClaims
 
 __all__ = ["AccessGranted", "check_access", "verify_access_token"]
@@ -40,7 +40,7 @@ async def verify_access_token(core: Core, access_token: str) -> TokenClaims:
     # Read before verifying: a revocation committed meanwhile moves it, voiding what we store below.
     generation = core.checks.generation
     claims = core.codec.verify(access_token, now, usage=claim_names.ACCESS_TOKEN)
-    row = await core.store.run_read(queries.token_for_check_sync, claims.jti)
+    row = await core.store.run_read(tokens.for_check, claims.jti)
     if row is None:
         raise TokenNotFound()
     if row.identity_row is None:
@@ -61,10 +61,7 @@ async def check_access(core: Core, *, access_token: str, scopes: Iterable[str] =
     Raises as :func:`verify_access_token`, plus :class:`InsufficientScope` (with ``.claims`` set)
     and :class:`MalformedScope`.
     """
-    try:
-        required = scope_rules.normalize(scopes)
-    except scope_rules.ScopeError as exc:
-        raise MalformedScope(str(exc)) from None
+    required = requested_scopes(scopes)
     claims = await verify_access_token(core, access_token)
     missing = [s for s in required if s not in claims.scopes]
     if missing:

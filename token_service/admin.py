@@ -2,7 +2,7 @@
 
 Transport-agnostic like the grants: the admin gRPC servicer (:mod:`token_service.admin_grpc`)
 and ``native-iam admin bootstrap`` call these. Every change that makes tokens unacceptable
-writes a revocation event in the same transaction (:mod:`token_service.events`).
+goes through :mod:`token_service.revocations` (the state change and its feed event, together).
 """
 
 from __future__ import annotations
@@ -10,23 +10,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from native_iam import claims
 from native_iam import scopes as scope_rules
-from token_service import events
+from native_iam.limits import MAX_NAME_BYTES, MAX_PAGE_SIZE, MAX_PASSWORD_BYTES, MAX_POLICY_ENTRIES
+from token_service import revocations
 from token_service.core import Core
 from token_service.errors import AlreadyExists, FailedPrecondition, InvalidRequest, MalformedScope, NotFound
 from token_service.keys import SigningKey
-from token_service.revocations import disable_tokens
-from token_service.store import queries
-from token_service.store.tables import identities, passwords, policies, revocations, tokens
+from token_service.store import identities, tokens
 
 __all__ = [
     "ADMIN_SCOPE",
@@ -52,8 +49,6 @@ __all__ = [
 
 #: The scope an access token needs to call the admin API.
 ADMIN_SCOPE = "iam:admin"
-MAX_NAME_BYTES = 253
-MAX_PAGE_SIZE = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,19 +96,23 @@ def validate_grants(grants: Iterable[str]) -> tuple[str, ...]:
         if grant != "*" and not scope_rules.is_valid_scope(base + ":x" if grant.endswith(":*") else base):
             raise MalformedScope(f"invalid policy entry {grant[:40]!r}: use scope, prefix:* or *")
         result.add(grant)
-    if len(result) > 1000:
-        raise MalformedScope("a policy holds at most 1000 entries")
+    if len(result) > MAX_POLICY_ENTRIES:
+        raise MalformedScope(f"a policy holds at most {MAX_POLICY_ENTRIES} entries")
     return tuple(sorted(result))
 
 
 async def _identity_id(conn: AsyncConnection, namespace: str, name: str, lock: bool = False) -> int:
-    query = select(identities.c.id).where(identities.c.namespace == namespace, identities.c.name == name)
-    if lock:
-        query = query.with_for_update(of=identities)
-    found = (await conn.execute(query)).scalar()
+    found = await identities.id_of(conn, namespace, name, lock)
     if found is None:
         raise NotFound(f"identity {_label(namespace, name)} not found")
-    return int(found)
+    return found
+
+
+async def _lock_identity(core: Core, conn: AsyncConnection, namespace: str, name: str) -> tuple[int, float]:
+    """Lock the identity's row, then read the clock: the instant of a cut-off of its tokens. Read
+    only once the lock is held: every grant that committed first read its clock (its tokens' iat)
+    before this, so a cut-off at this instant covers them."""
+    return await _identity_id(conn, namespace, name, lock=True), core.clock()
 
 
 def _label(namespace: str, name: str) -> str:
@@ -128,23 +127,9 @@ async def create_identity(core: Core, namespace: str, name: str, active: bool = 
     validate_name("name", name)
     await _past_deletion_cutoff(core, namespace, name)
     now = core.clock()
-    try:
-        async with core.store.write() as conn:
-            result = await conn.execute(
-                identities.insert().values(
-                    # A fresh uid per row: tokens of an earlier identity of this name never match it.
-                    uid=secrets.token_hex(16),
-                    namespace=namespace,
-                    name=name,
-                    active=active,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-            identity_id = result.inserted_primary_key[0]
-            await conn.execute(policies.insert().values(identity_id=identity_id, grants="", updated_at=now))
-    except IntegrityError:
-        raise AlreadyExists(f"identity {_label(namespace, name)} already exists") from None
+    async with core.store.write() as conn:
+        if await identities.create(conn, namespace, name, active, now) is None:
+            raise AlreadyExists(f"identity {_label(namespace, name)} already exists")
     return await get_identity(core, namespace, name)
 
 
@@ -158,26 +143,14 @@ async def _past_deletion_cutoff(core: Core, namespace: str, name: str) -> None:
     """
     now = core.clock()
     async with core.store.read() as conn:
-        cutoff = (
-            await conn.execute(
-                select(func.max(revocations.c.cutoff_unix)).where(
-                    # Only a deletion in the last second matters; its expires_unix is cut-off +
-                    # max_token_ttl_s, so this bound lets the expires_unix index skip the rest.
-                    revocations.c.expires_unix >= int(now) - 1 + core.settings.max_token_ttl_s,
-                    revocations.c.target == events.Target.IDENTITY,
-                    revocations.c.reason == events.Reason.IDENTITY_DELETED,
-                    revocations.c.namespace == namespace,
-                    revocations.c.identity == name,
-                )
-            )
-        ).scalar()
+        cutoff = await revocations.last_deletion_cutoff(conn, namespace, name, now, core.settings.max_token_ttl_s)
     if cutoff is not None and 0 < (wait := cutoff + 1 - now) <= 1:
         await asyncio.sleep(wait)
 
 
 async def get_identity(core: Core, namespace: str, name: str) -> IdentityInfo:
     async with core.store.read() as conn:
-        rows = await _identity_rows(conn, and_(identities.c.namespace == namespace, identities.c.name == name), 1)
+        rows = _identity_infos(await identities.page(conn, namespace=namespace, name=name, limit=1))
     if not rows:
         raise NotFound(f"identity {_label(namespace, name)} not found")
     return rows[0]
@@ -188,40 +161,14 @@ async def list_identities(
 ) -> tuple[list[IdentityInfo], str]:
     """Identities ordered by (namespace, name); ``namespace=None`` lists every namespace."""
     page_size = max(1, min(page_size or 100, MAX_PAGE_SIZE))
-    condition = identities.c.namespace == namespace if namespace is not None else None
-    if page_token:
-        after_ns, after_name = _decode_token(page_token, 2)
-        after = or_(
-            identities.c.namespace > after_ns, and_(identities.c.namespace == after_ns, identities.c.name > after_name)
-        )
-        condition = after if condition is None else and_(condition, after)
+    after = _decode_token(page_token) if page_token else None
     async with core.store.read() as conn:
-        rows = await _identity_rows(conn, condition, page_size + 1)
+        rows = _identity_infos(await identities.page(conn, namespace=namespace, after=after, limit=page_size + 1))
     next_token = _encode_token(rows[page_size - 1].namespace, rows[page_size - 1].name) if len(rows) > page_size else ""
     return rows[:page_size], next_token
 
 
-async def _identity_rows(conn: AsyncConnection, condition: object, limit: int) -> list[IdentityInfo]:
-    query = (
-        select(
-            identities.c.namespace,
-            identities.c.name,
-            identities.c.active,
-            identities.c.created_at,
-            passwords.c.enabled,
-            passwords.c.identity_id.label("password_row"),
-            policies.c.grants,
-        )
-        .select_from(
-            identities.outerjoin(passwords, passwords.c.identity_id == identities.c.id).outerjoin(
-                policies, policies.c.identity_id == identities.c.id
-            )
-        )
-        .order_by(identities.c.namespace, identities.c.name)
-        .limit(limit)
-    )
-    if condition is not None:
-        query = query.where(condition)  # type: ignore[arg-type]
+def _identity_infos(rows: Iterable[Any]) -> list[IdentityInfo]:
     return [
         IdentityInfo(
             namespace=row.namespace,
@@ -232,74 +179,26 @@ async def _identity_rows(conn: AsyncConnection, condition: object, limit: int) -
             password_enabled=bool(row.enabled),
             policy=tuple((row.grants or "").split()),
         )
-        for row in (await conn.execute(query)).all()
+        for row in rows
     ]
 
 
 async def set_identity_active(core: Core, namespace: str, name: str, active: bool) -> IdentityInfo:
     """Enable or disable; disabling cuts every token issued to the identity until now."""
     async with core.store.write() as conn:
-        identity_id = await _identity_id(conn, namespace, name, lock=True)
-        # The cut-off instant is read only now, holding the identity's lock: every grant that
-        # committed first read its clock (its tokens' iat) before this, so the cut-off covers them.
-        now = core.clock()
-        current = (
-            await conn.execute(
-                select(identities.c.active, identities.c.policy_cutoff_at).where(identities.c.id == identity_id)
-            )
-        ).first()
-        if current is not None and bool(current.active) != active:
-            await conn.execute(
-                update(identities)
-                .where(identities.c.id == identity_id)
-                .values(active=active, updated_at=now, disabled_at=None if active else now)
-            )
-            event = events.Event(
-                target=events.Target.IDENTITY,
-                reason=events.Reason.IDENTITY_DISABLED,
-                namespace=namespace,
-                identity=name,
-                cutoff_unix=int(now),
-                expires_unix=int(now) + core.settings.max_token_ttl_s,
-                lifted=active,
-            )
-            if active and current.policy_cutoff_at is not None:
-                # The newest state event per identity decides at the sidecar (its deletion
-                # cut-off is kept apart), so lifting the disable must not lift an earlier policy
-                # cut-off with it: re-state that one instead.
-                event = events.Event(
-                    target=events.Target.IDENTITY,
-                    reason=events.Reason.POLICY_CHANGED,
-                    namespace=namespace,
-                    identity=name,
-                    cutoff_unix=current.policy_cutoff_at,
-                    expires_unix=current.policy_cutoff_at + core.settings.max_token_ttl_s,
-                )
-            await events.append(conn, [event], now)
+        identity_id, now = await _lock_identity(core, conn, namespace, name)
+        await conn.run_sync(
+            revocations.set_identity_active, identity_id, namespace, name, active, now, core.settings.max_token_ttl_s
+        )
     return await get_identity(core, namespace, name)
 
 
 async def delete_identity(core: Core, namespace: str, name: str) -> None:
     """Delete an identity; its tokens become TOKEN_NOT_FOUND / IDENTITY_NOT_FOUND."""
     async with core.store.write() as conn:
-        identity_id = await _identity_id(conn, namespace, name, lock=True)
-        # The cut-off instant is read only now, holding the identity's lock: every grant that
-        # committed first read its clock (its tokens' iat) before this, so the cut-off covers them.
-        now = core.clock()
-        await conn.execute(delete(identities).where(identities.c.id == identity_id))
-        await events.append(
-            conn,
-            [
-                events.Event(
-                    target=events.Target.IDENTITY,
-                    reason=events.Reason.IDENTITY_DELETED,
-                    namespace=namespace,
-                    identity=name,
-                    cutoff_unix=int(now),
-                    expires_unix=int(now) + core.settings.max_token_ttl_s,
-                )
-            ],
-            now,
+        identity_id, now = await _lock_identity(core, conn, namespace, name)
+        await conn.run_sync(
+            revocations.delete_identity, identity_id, namespace, name, now, core.settings.max_token_ttl_s
         )
 
 
@@ -311,24 +210,15 @@ async def set_password(core: Core, namespace: str, name: str, password: str, ena
     NATIVE_IAM_REVOKE_ON_PASSWORD_CHANGE says (see :func:`_revoke_earlier_tokens`)."""
     if not password:
         raise InvalidRequest("password is required")
-    if len(password.encode("utf-8")) > 1024:
-        raise InvalidRequest("password is longer than 1024 bytes")
+    if len(password.encode("utf-8")) > MAX_PASSWORD_BYTES:
+        raise InvalidRequest(f"password is longer than {MAX_PASSWORD_BYTES} bytes")
     hashed = await core.passwords.hash_async(password)
     async with core.store.write() as conn:
         # Locked: a grant holding the identity's share lock finishes first (its tokens are then
         # revoked below); one that starts later sees the new hash and is refused.
-        identity_id = await _identity_id(conn, namespace, name, lock=True)
-        now = core.clock()
+        identity_id, now = await _lock_identity(core, conn, namespace, name)
         await _revoke_earlier_tokens(core, conn, identity_id, now)
-        changed = await conn.execute(
-            update(passwords)
-            .where(passwords.c.identity_id == identity_id)
-            .values(hash=hashed, enabled=enabled, updated_at=now)
-        )
-        if changed.rowcount == 0:
-            await conn.execute(
-                passwords.insert().values(identity_id=identity_id, hash=hashed, enabled=enabled, updated_at=now)
-            )
+        await identities.set_password(conn, identity_id, hashed, enabled, now)
 
 
 async def _revoke_earlier_tokens(core: Core, conn: AsyncConnection, identity_id: int, now: float) -> None:
@@ -343,16 +233,16 @@ async def _revoke_earlier_tokens(core: Core, conn: AsyncConnection, identity_id:
     which = core.settings.revoke_on_password_change
     if which == "off":
         return
-    condition = and_(tokens.c.identity_id == identity_id, tokens.c.expires_at > int(now))
-    if which == "refresh":
-        condition = and_(condition, tokens.c.usage == claims.REFRESH_TOKEN)
-    await disable_tokens(conn, condition, events.Reason.TOKEN_DISABLED, now)
+    match = revocations.TokenMatch(
+        identity_id=identity_id, expiring_after=int(now), usage=claims.REFRESH_TOKEN if which == "refresh" else None
+    )
+    await conn.run_sync(revocations.disable_tokens, match, revocations.Reason.TOKEN_DISABLED, now)
 
 
 async def _has_password(core: Core, namespace: str, name: str, password: str) -> bool:
     """Whether the identity's enabled password is already ``password`` (one argon2 verification)."""
     async with core.store.read() as conn:
-        record = await queries.login_record(conn, namespace, name)
+        record = await identities.login_record_async(conn, namespace, name)
     if record is None or record.hash is None or not record.enabled:
         return False
     return await core.passwords.verify(record.hash, password)
@@ -361,12 +251,7 @@ async def _has_password(core: Core, namespace: str, name: str, password: str) ->
 async def set_password_enabled(core: Core, namespace: str, name: str, enabled: bool) -> None:
     async with core.store.write() as conn:
         identity_id = await _identity_id(conn, namespace, name)
-        changed = await conn.execute(
-            update(passwords)
-            .where(passwords.c.identity_id == identity_id)
-            .values(enabled=enabled, updated_at=core.clock())
-        )
-        if changed.rowcount == 0:
+        if not await identities.set_password_enabled(conn, identity_id, enabled, core.clock()):
             raise NotFound(f"identity {_label(namespace, name)} has no password")
 
 
@@ -376,34 +261,13 @@ async def set_policy(core: Core, namespace: str, name: str, grants: Iterable[str
     are still granted keep working (the refresh grant re-checks the policy)."""
     new = validate_grants(grants)
     async with core.store.write() as conn:
-        identity_id = await _identity_id(conn, namespace, name, lock=True)
-        # The cut-off instant is read only now, holding the identity's lock: every grant that
-        # committed first read its clock (its tokens' iat) before this, so the cut-off covers them.
-        now = core.clock()
-        old_text = (await conn.execute(select(policies.c.grants).where(policies.c.identity_id == identity_id))).scalar()
+        identity_id, now = await _lock_identity(core, conn, namespace, name)
+        old_text = await identities.grants(conn, identity_id)
         old = tuple((old_text or "").split())
-        values = {"grants": " ".join(new), "updated_at": now}
-        if old_text is None:
-            await conn.execute(policies.insert().values(identity_id=identity_id, **values))
-        else:
-            await conn.execute(update(policies).where(policies.c.identity_id == identity_id).values(**values))
+        await identities.set_policy(conn, identity_id, " ".join(new), now, exists=old_text is not None)
         if not scope_rules.covered(old, new):
-            await conn.execute(
-                update(identities).where(identities.c.id == identity_id).values(policy_cutoff_at=int(now))
-            )
-            await events.append(
-                conn,
-                [
-                    events.Event(
-                        target=events.Target.IDENTITY,
-                        reason=events.Reason.POLICY_CHANGED,
-                        namespace=namespace,
-                        identity=name,
-                        cutoff_unix=int(now),
-                        expires_unix=int(now) + core.settings.max_token_ttl_s,
-                    )
-                ],
-                now,
+            await conn.run_sync(
+                revocations.cut_policy, identity_id, namespace, name, now, core.settings.max_token_ttl_s
             )
     return await get_identity(core, namespace, name)
 
@@ -439,22 +303,15 @@ async def list_tokens(
 ) -> tuple[list[TokenInfo], str]:
     """Issued tokens, newest first, filtered by namespace and identity; keyset paging."""
     page_size = max(1, min(page_size or 100, MAX_PAGE_SIZE))
-    query = select(tokens).order_by(tokens.c.created_at.desc(), tokens.c.jti.desc()).limit(page_size + 1)
-    if namespace is not None:
-        query = query.where(tokens.c.namespace == namespace)
-    if identity is not None:
-        query = query.where(tokens.c.identity == identity)
+    before = None
     if page_token:
-        created, jti = _decode_token(page_token, 2)
+        created, jti = _decode_token(page_token)
         try:
-            created_at = int(created)
+            before = (int(created), jti)
         except ValueError:
             raise InvalidRequest("page_token is not valid") from None
-        query = query.where(
-            or_(tokens.c.created_at < created_at, and_(tokens.c.created_at == created_at, tokens.c.jti < jti))
-        )
     async with core.store.read() as conn:
-        rows = (await conn.execute(query)).all()
+        rows = await tokens.page(conn, namespace=namespace, identity=identity, before=before, limit=page_size + 1)
     infos = [
         TokenInfo(
             jti=row.jti,
@@ -481,48 +338,18 @@ async def list_tokens(
 async def set_token_active(core: Core, jti: str, active: bool) -> None:
     now = core.clock()
     async with core.store.write() as conn:
-        row = (await conn.execute(select(tokens.c.state, tokens.c.expires_at).where(tokens.c.jti == jti))).first()
-        if row is None:
-            raise NotFound("token not found")
-        state = "active" if active else "disabled"
-        if row.state != state:
-            await conn.execute(update(tokens).where(tokens.c.jti == jti).values(state=state))
-            await events.append(
-                conn,
-                [
-                    events.Event(
-                        target=events.Target.TOKEN,
-                        reason=events.Reason.TOKEN_DISABLED,
-                        jti=jti,
-                        expires_unix=row.expires_at,
-                        lifted=active,
-                    )
-                ],
-                now,
-            )
+        await conn.run_sync(revocations.set_token_active, jti, active, now)
 
 
 async def delete_token(core: Core, jti: str) -> None:
     now = core.clock()
     async with core.store.write() as conn:
-        row = (await conn.execute(select(tokens.c.expires_at).where(tokens.c.jti == jti))).first()
-        if row is None:
-            raise NotFound("token not found")
-        await conn.execute(delete(tokens).where(tokens.c.jti == jti))
-        await events.append(
-            conn,
-            [
-                events.Event(
-                    target=events.Target.TOKEN, reason=events.Reason.TOKEN_DELETED, jti=jti, expires_unix=row.expires_at
-                )
-            ],
-            now,
-        )
+        await conn.run_sync(revocations.delete_token, jti, now)
 
 
 async def count_tokens(core: Core) -> int:
     async with core.store.read() as conn:
-        return int((await conn.execute(select(func.count()).select_from(tokens))).scalar_one())
+        return await tokens.count(conn)
 
 
 # --- keys ----------------------------------------------------------------------------------
@@ -561,11 +388,11 @@ def _encode_token(*parts: str) -> str:
     return base64.urlsafe_b64encode(raw).decode("ascii")
 
 
-def _decode_token(token: str, count: int) -> list[str]:
+def _decode_token(token: str) -> tuple[str, str]:
     try:
         parts = base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8").split("\x00")
     except (binascii.Error, UnicodeError, ValueError):
         raise InvalidRequest("page_token is not valid") from None
-    if len(parts) != count:
+    if len(parts) != 2:
         raise InvalidRequest("page_token is not valid")
-    return parts
+    return parts[0], parts[1]

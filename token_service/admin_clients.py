@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 from opentelemetry import trace
 
 from native_iam.admin.v1 import admin_pb2 as pb
+from native_iam.limits import MAX_AUDIENCE_BYTES, MAX_AUDIENCES, MAX_CLIENT_ID_LENGTH, MAX_CLIENT_NAME_BYTES
 from token_service import clients
 from token_service.admin_grpc import authorize
 from token_service.clients import GrantType, OAuthClient
@@ -30,9 +31,6 @@ __all__ = ["CLIENTS_SERVICE", "client_admin_handlers"]
 log = logging.getLogger(__name__)
 
 CLIENTS_SERVICE = pb.DESCRIPTOR.services_by_name["Clients"].full_name
-#: Bounds on what one client definition may hold.
-MAX_AUDIENCES = 20
-MAX_AUDIENCE_BYTES = 255
 
 
 class ClientRegistry(Protocol):
@@ -59,7 +57,7 @@ def _client(client: OAuthClient) -> pb.OAuthClient:
 
 def _client_id(value: str) -> str:
     try:
-        return clients.validate_client_id(text_field("client_id", value, clients.MAX_CLIENT_ID_LENGTH, required=True))
+        return clients.validate_client_id(text_field("client_id", value, MAX_CLIENT_ID_LENGTH, required=True))
     except clients.ClientError as exc:
         raise InvalidRequest(str(exc)) from None
 
@@ -84,7 +82,7 @@ class ClientsServicer:
         )
 
     async def CreateClient(self, request: pb.CreateClientRequest, context: Any) -> pb.CreateClientResponse:
-        await self._caller(context, "create_client", request.client_id[:255])
+        await self._caller(context, "create_client", request.client_id[:MAX_CLIENT_ID_LENGTH])
         if len(request.audiences) > MAX_AUDIENCES:
             raise InvalidRequest(f"audiences: at most {MAX_AUDIENCES}")
         for audience in request.audiences:
@@ -101,7 +99,7 @@ class ClientsServicer:
                 client_id,
                 auth_method=request.token_endpoint_auth_method or clients.AuthMethod.CLIENT_SECRET_BASIC,
                 server_key=self.registry.client_secret_key,
-                name=text_field("name", request.name, 200),
+                name=text_field("name", request.name, MAX_CLIENT_NAME_BYTES),
                 grant_types=request.grant_types or (GrantType.PASSWORD, GrantType.REFRESH_TOKEN),
                 audiences=request.audiences,
                 access_token_ttl_s=_ttl("access_token_ttl_s", request.access_token_ttl_s),
@@ -125,7 +123,7 @@ class ClientsServicer:
         return pb.ListClientsResponse(clients=[_client(c) for c in await self.registry.clients.list()])
 
     async def DeleteClient(self, request: pb.ClientRef, context: Any) -> pb.DeleteClientResponse:
-        await self._caller(context, "delete_client", request.client_id[:255])
+        await self._caller(context, "delete_client", request.client_id[:MAX_CLIENT_ID_LENGTH])
         await self.registry.clients.delete(_client_id(request.client_id))
         return pb.DeleteClientResponse()
 

@@ -17,6 +17,7 @@ from google.protobuf.message import Message
 from opentelemetry import trace
 
 from native_iam.admin.v1 import admin_pb2 as pb
+from native_iam.limits import MAX_JTI_LENGTH, MAX_KID_LENGTH, MAX_NAME_BYTES, MAX_PAGE_TOKEN_BYTES, MAX_PASSWORD_BYTES
 from token_service import admin
 from token_service.access import verify_access_token
 from token_service.core import Core
@@ -79,15 +80,15 @@ def _key(key: SigningKey, signing_kid: str) -> pb.KeyInfo:
 
 def _ref(ref: pb.IdentityRef) -> tuple[str, str]:
     return (
-        admin.validate_name("namespace", text_field("namespace", ref.namespace, 253), required=False),
-        admin.validate_name("name", text_field("name", ref.name, 253)),
+        admin.validate_name("namespace", text_field("namespace", ref.namespace, MAX_NAME_BYTES), required=False),
+        admin.validate_name("name", text_field("name", ref.name, MAX_NAME_BYTES)),
     )
 
 
 def _raw(ref: pb.IdentityRef) -> dict[str, str]:
     """The identity a call names, for the audit log line written before the names are validated
     (authorization comes first: a caller without a token learns nothing from validation errors)."""
-    return {"namespace": ref.namespace[:253], "identity": ref.name[:253]}
+    return {"namespace": ref.namespace[:MAX_NAME_BYTES], "identity": ref.name[:MAX_NAME_BYTES]}
 
 
 def _page_size(value: int) -> int:
@@ -113,7 +114,7 @@ class AdminServicer:
     async def CreateIdentity(self, request: pb.CreateIdentityRequest, context: Any) -> pb.Identity:
         await self._caller(context, "create_identity", namespace=request.namespace, identity=request.name)
         namespace, name = _ref(pb.IdentityRef(namespace=request.namespace, name=request.name))
-        text_field("password", request.password, 1024)
+        text_field("password", request.password, MAX_PASSWORD_BYTES)
         policy = admin.validate_grants(request.policy)
         await admin.create_identity(self.core, namespace, name, active=not request.disabled)
         if request.password:
@@ -128,9 +129,14 @@ class AdminServicer:
 
     async def ListIdentities(self, request: pb.ListIdentitiesRequest, context: Any) -> pb.ListIdentitiesResponse:
         await authorize(self.core, context, self.metrics)
-        namespace = text_field("namespace", request.namespace, 253) if request.HasField("namespace") else None
+        namespace = (
+            text_field("namespace", request.namespace, MAX_NAME_BYTES) if request.HasField("namespace") else None
+        )
         infos, next_token = await admin.list_identities(
-            self.core, namespace, _page_size(request.page_size), text_field("page_token", request.page_token, 2048)
+            self.core,
+            namespace,
+            _page_size(request.page_size),
+            text_field("page_token", request.page_token, MAX_PAGE_TOKEN_BYTES),
         )
         return pb.ListIdentitiesResponse(identities=[_identity(i) for i in infos], next_page_token=next_token)
 
@@ -148,7 +154,7 @@ class AdminServicer:
     async def SetPassword(self, request: pb.SetPasswordRequest, context: Any) -> pb.SetPasswordResponse:
         await self._caller(context, "set_password", **_raw(request.identity))
         namespace, name = _ref(request.identity)
-        text_field("password", request.password, 1024, required=True)
+        text_field("password", request.password, MAX_PASSWORD_BYTES, required=True)
         await admin.set_password(self.core, namespace, name, request.password, enabled=not request.disabled)
         return pb.SetPasswordResponse()
 
@@ -167,14 +173,16 @@ class AdminServicer:
 
     async def ListTokens(self, request: pb.ListTokensRequest, context: Any) -> pb.ListTokensResponse:
         await authorize(self.core, context, self.metrics)
-        namespace = text_field("namespace", request.namespace, 253) if request.HasField("namespace") else None
-        identity = text_field("identity", request.identity, 253) if request.HasField("identity") else None
+        namespace = (
+            text_field("namespace", request.namespace, MAX_NAME_BYTES) if request.HasField("namespace") else None
+        )
+        identity = text_field("identity", request.identity, MAX_NAME_BYTES) if request.HasField("identity") else None
         infos, next_token = await admin.list_tokens(
             self.core,
             namespace,
             identity,
             _page_size(request.page_size),
-            text_field("page_token", request.page_token, 2048),
+            text_field("page_token", request.page_token, MAX_PAGE_TOKEN_BYTES),
         )
         return pb.ListTokensResponse(
             tokens=[
@@ -198,12 +206,14 @@ class AdminServicer:
 
     async def SetTokenEnabled(self, request: pb.SetTokenEnabledRequest, context: Any) -> pb.SetTokenEnabledResponse:
         await self._caller(context, "set_token_enabled", jti=request.jti, enabled=request.enabled)
-        await admin.set_token_active(self.core, text_field("jti", request.jti, 64, required=True), request.enabled)
+        await admin.set_token_active(
+            self.core, text_field("jti", request.jti, MAX_JTI_LENGTH, required=True), request.enabled
+        )
         return pb.SetTokenEnabledResponse()
 
     async def DeleteToken(self, request: pb.DeleteTokenRequest, context: Any) -> pb.DeleteTokenResponse:
         await self._caller(context, "delete_token", jti=request.jti)
-        await admin.delete_token(self.core, text_field("jti", request.jti, 64, required=True))
+        await admin.delete_token(self.core, text_field("jti", request.jti, MAX_JTI_LENGTH, required=True))
         return pb.DeleteTokenResponse()
 
     # --- Keys -------------------------------------------------------------------------------
@@ -222,7 +232,7 @@ class AdminServicer:
 
     async def RetireKey(self, request: pb.RetireKeyRequest, context: Any) -> pb.RetireKeyResponse:
         await self._caller(context, "retire_key", kid=request.kid)
-        signer = await admin.retire_key(self.core, text_field("kid", request.kid, 128, required=True))
+        signer = await admin.retire_key(self.core, text_field("kid", request.kid, MAX_KID_LENGTH, required=True))
         return pb.RetireKeyResponse(signing_key=_key(signer, signer.kid))
 
 

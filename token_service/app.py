@@ -12,11 +12,11 @@ import logging
 import signal
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from native_iam.listen import bind_grpc
 from native_iam.oauth.v1 import feed_pb2, oauth_pb2  # noqa: F401 - registers descriptors for reflection
+from native_iam.runtime import health
+from native_iam.runtime.listen import bind_grpc, enabled
 from token_service.admin_clients import client_admin_handlers
 from token_service.admin_grpc import ADMIN_SERVICES, admin_handlers
 from token_service.core import Core
@@ -42,9 +42,10 @@ class TokenServiceApp:
         self.settings = settings
         self.core = core or Core.build(settings)
         self.metrics = Metrics()
+        self.core.metrics = self.metrics  # the grant layer counts its outcomes there
         self.telemetry = Telemetry(settings.telemetry_endpoint)
         self.server: grpc.aio.Server | None = None
-        self.health = health.aio.HealthServicer()
+        self.health = health.new_servicer(asynchronous=True)
         self.grpc_port = 0
         self.metrics_port = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -55,7 +56,6 @@ class TokenServiceApp:
             self.metrics.registry,
             client_secret_key=settings.client_secret_key.encode("utf-8") if settings.client_secret_key else None,
             refresh_grace_s=settings.refresh_grace_s,
-            grants=self.metrics.grants,
         )
 
     @property
@@ -69,6 +69,8 @@ class TokenServiceApp:
         return self.http.url
 
     async def start(self) -> None:
+        # grpc's servicer starts with the server ("") SERVING; nothing is served until every listener is up.
+        await health.set_status(self.health, ("",), health.NOT_SERVING)
         await self.core.start()
         self.feed = FeedHub(self.core, self.metrics)
         await self.feed.start()
@@ -94,24 +96,24 @@ class TokenServiceApp:
         server.add_generic_rpc_handlers(handlers)
         # OAuth clients admin (issue 3): uses the HTTP server's client store and secret key.
         server.add_generic_rpc_handlers(client_admin_handlers(self.core, self.http, self.metrics))
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        health.add_to_server(self.health, server)
         admin_services = list(ADMIN_SERVICES)
         service_names = [
             OAUTH_SERVICE,
             FEED_SERVICE,
             *admin_services,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            health.SERVICE_NAME,
             reflection.SERVICE_NAME,
         ]
         reflection.enable_server_reflection(service_names, server)
         self.grpc_port = bind_grpc(server, self.settings.grpc_listen, GRPC_LISTEN)
         await server.start()
         self.server = server
-        for name in ("", OAUTH_SERVICE, FEED_SERVICE, *admin_services):
-            await _set_health(self.health, name, health_pb2.HealthCheckResponse.SERVING)
         await self.http.start()  # OAuth HTTP endpoints (issue 3)
-        if self.settings.metrics_listen.lower() not in {"off", "none"}:
+        if enabled(self.settings.metrics_listen):
             self.metrics_port = self.metrics.serve(self.settings.metrics_listen, METRICS_LISTEN)
+        # SERVING last: a probe that sees it may send traffic to any of the listeners above.
+        await health.set_status(self.health, ("", OAUTH_SERVICE, FEED_SERVICE, *admin_services), health.SERVING)
         self._tasks.append(asyncio.create_task(self._reload_keys(), name="key-reload"))
         if self.settings.prune_interval_s > 0:
             self._tasks.append(asyncio.create_task(Pruner(self.settings, self.core.store).run(), name="prune"))
@@ -135,7 +137,7 @@ class TokenServiceApp:
 
     async def stop(self, grace: float | None = None) -> None:
         grace = self.settings.shutdown_grace_s if grace is None else grace
-        await _enter_graceful_shutdown(self.health)
+        await health.enter_graceful_shutdown(self.health)
         if self.feed is not None:
             await self.feed.stop_streams()  # feed streams never end by themselves
         # gRPC and HTTP (issue 3) drain in parallel, each within the grace period.
@@ -168,15 +170,3 @@ class TokenServiceApp:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             await self.stop()
-
-
-async def _set_health(servicer: object, name: str, status: int) -> None:
-    result = servicer.set(name, status)  # type: ignore[attr-defined]
-    if asyncio.iscoroutine(result):
-        await result
-
-
-async def _enter_graceful_shutdown(servicer: object) -> None:
-    result = servicer.enter_graceful_shutdown()  # type: ignore[attr-defined]
-    if asyncio.iscoroutine(result):
-        await result

@@ -6,20 +6,13 @@ import argparse
 import asyncio
 import dataclasses
 import logging
-import multiprocessing
-import multiprocessing.process
 import os
 import secrets
-import shutil
-import signal
 import sys
-import tempfile
-import time
 
-import grpc
-
-from native_iam.listen import ListenError, raise_open_file_limit, serve_metrics
-from token_service import logs
+from native_iam.runtime import health, logs
+from native_iam.runtime.listen import ListenError, raise_open_file_limit
+from native_iam.runtime.workers import SPAWN, Workers, fixed_port_problem
 from token_service.app import TokenServiceApp
 from token_service.bootstrap import DEMO_IDENTITY, bootstrap_admin, bootstrap_demo
 from token_service.core import Core
@@ -116,71 +109,36 @@ async def _bootstrap(core: Core, settings: Settings, demo: bool, target: str) ->
 
 def _run_workers(settings: Settings, demo: bool) -> int:
     """NATIVE_IAM_WORKERS > 1: prepare once, then run that many serving processes on the same
-    ports (SO_REUSEPORT; the kernel spreads connections). This process supervises them, forwards
-    SIGTERM, and serves their merged metrics."""
-    for variable, address in (
-        ("NATIVE_IAM_GRPC_LISTEN", settings.grpc_listen),
-        ("NATIVE_IAM_HTTP_LISTEN", settings.http_listen),
-    ):
-        if address.rpartition(":")[2] == "0":
-            print(
-                f"native-iam token-service: {variable} needs a fixed port when NATIVE_IAM_WORKERS > 1", file=sys.stderr
-            )
-            return 2
+    ports (native_iam/runtime/workers.py). This process supervises them, forwards SIGTERM, and
+    serves their merged metrics."""
+    problem = fixed_port_problem(
+        {"NATIVE_IAM_GRPC_LISTEN": settings.grpc_listen, "NATIVE_IAM_HTTP_LISTEN": settings.http_listen}
+    )
+    if problem:
+        print(f"native-iam token-service: {problem}", file=sys.stderr)
+        return 2
     target = _local_target(settings.grpc_listen)
     # Migrations, the first signing key and the bootstrap identities: once, before any worker,
     # so that workers never race to create them.
     banner = asyncio.run(_prepare(settings, demo, target))
-    multiproc_dir = tempfile.mkdtemp(prefix="native-iam-token-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir  # inherited by the spawned workers
-    metrics_server = None
-    try:
-        # The merged metrics listener opens before any worker starts, so a busy port stops here.
-        if settings.metrics_listen.lower() not in {"off", "none"}:
-            from prometheus_client import CollectorRegistry, multiprocess
+    # CheckAccess caches of all workers: a revocation committed by one voids the others' at once.
+    revocations_seen = SPAWN.Value("Q", 0)
 
-            registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
-            metrics_server = serve_metrics(settings.metrics_listen, METRICS_LISTEN, registry)
-        worker_settings = _worker_settings(settings)
-        context = multiprocessing.get_context("spawn")
-        # CheckAccess caches of all workers: a revocation committed by one voids the others' at once.
-        revocations_seen = context.Value("Q", 0)
-        workers = [
-            context.Process(target=_worker, args=(worker_settings, revocations_seen), name=f"token-service-{i}")
-            for i in range(settings.workers)
-        ]
-        for worker in workers:
-            worker.start()
-        stopping = False
-
-        def stop(_signum: int, _frame: object) -> None:
-            nonlocal stopping
-            stopping = True
-            for worker in workers:
-                if worker.pid is not None and worker.is_alive():
-                    os.kill(worker.pid, signal.SIGTERM)
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        if banner and _wait_serving(target, workers):
+    def started(workers: Workers) -> None:
+        if banner and health.wait_serving(target, 60, workers.all_alive):
             print(banner, flush=True)
         log.info("token service workers started", extra={"workers": settings.workers, "grpc": target})
-        # A worker that dies takes the service down: the orchestrator restarts it cleanly.
-        while all(w.is_alive() for w in workers) and not stopping:
-            time.sleep(0.2)
-        # Read before stop() below, which sets it too: a dead worker (not a signal) is a failure.
-        worker_died = not stopping
-        stop(signal.SIGTERM, None)
-        for worker in workers:
-            worker.join(settings.shutdown_grace_s + 10)
-            if worker.is_alive():
-                worker.kill()
-        return 1 if worker_died else 0
-    finally:
-        if metrics_server is not None:
-            metrics_server.stop()
-        shutil.rmtree(multiproc_dir, ignore_errors=True)
+
+    workers = Workers(
+        role="token-service",
+        target=_worker,
+        args=(_worker_settings(settings), revocations_seen),
+        count=settings.workers,
+        metrics_listen=settings.metrics_listen,
+        metrics_setting=METRICS_LISTEN,
+        stop_timeout_s=settings.shutdown_grace_s + 10,
+    )
+    return workers.run(started)
 
 
 async def _prepare(settings: Settings, demo: bool, target: str) -> str | None:
@@ -202,30 +160,7 @@ def _worker_settings(settings: Settings) -> Settings:
 
 def _worker(settings: Settings, revocations_seen: object) -> None:
     logs.configure(settings.log_level, settings.log_format)
-    try:
-        asyncio.run(_serve(settings, demo=False, revocations_seen=revocations_seen))
-    except ListenError as exc:
-        # One line, as from a single process; the supervisor sees the exit and stops the others.
-        print(f"native-iam token-service: {exc}", file=sys.stderr)
-        sys.exit(1)
-
-
-def _wait_serving(target: str, workers: list[multiprocessing.process.BaseProcess], timeout_s: float = 60) -> bool:
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    deadline = time.monotonic() + timeout_s
-    with grpc.insecure_channel(target) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline and all(w.is_alive() for w in workers):
-            try:
-                if (
-                    stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
-                    == health_pb2.HealthCheckResponse.SERVING
-                ):
-                    return True
-            except grpc.RpcError:
-                time.sleep(0.1)
-    return False
+    asyncio.run(_serve(settings, demo=False, revocations_seen=revocations_seen))
 
 
 def _local_target(address: str) -> str:

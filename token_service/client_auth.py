@@ -16,8 +16,7 @@ from urllib.parse import unquote_plus
 
 from token_service._forms import Form
 from token_service.clients import AuthMethod, ClientStore, OAuthClient, verify_secret
-from token_service.errors import InvalidRequest
-from token_service.oauth_errors import InvalidClient
+from token_service.errors import InvalidClient, InvalidRequest
 
 __all__ = ["Credentials", "authenticate_client", "presented_credentials"]
 

@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
+from native_iam.limits import MAX_CLIENT_ID_LENGTH
+
 __all__ = [
     "AuthMethod",
     "ClientError",
@@ -37,8 +39,6 @@ _SCHEME: Final = "hmac-sha256"
 SECRET_BYTES: Final = 32
 #: Bytes of a generated server key for the secret hashes.
 SERVER_KEY_BYTES: Final = 32
-#: RFC 6749 Appendix A.1: client-id = *VSCHAR; we also bound it and forbid spaces.
-MAX_CLIENT_ID_LENGTH: Final = 255
 
 
 class ClientError(ValueError):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from token_service.check_cache import CheckCache
 from token_service.keys import KeyRing
 from token_service.lockout import Lockout
+from token_service.metrics import Metrics
 from token_service.passwords import Passwords
 from token_service.settings import Settings
 from token_service.store import Store
@@ -36,6 +37,9 @@ class Core:
     #: token presented without client authentication (gRPC) is bound to its client through them.
     clients: ClientRepository
     clock: Callable[[], float] = field(default=time.time)
+    #: The process's Prometheus metrics (set by :class:`token_service.app.TokenServiceApp`); the
+    #: grant layer counts its outcomes there, once for both transports.
+    metrics: Metrics | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Core:

@@ -1,7 +1,7 @@
 """The revocation feed, consumer side: Feed.WatchRevocations as feed.proto documents it.
 
 One :class:`FeedHub` per process tails the ``revocations`` table (strictly increasing sequence,
-committed in order, see :mod:`token_service.events`) and fans new events out to every open
+committed in order, see :mod:`token_service.store.revocations`) and fans new events out to every open
 stream. It wakes on:
 
 * PostgreSQL ``NOTIFY native_iam_feed`` (a dedicated asyncpg connection; events written through
@@ -32,14 +32,15 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import grpc
-from sqlalchemy import delete, func, select, update
 
+from native_iam.limits import MAX_SUBSCRIBER_BYTES
 from native_iam.oauth.v1 import feed_pb2
 from native_iam.revocation_subjects import subject
 from token_service.core import Core
-from token_service.events import NOTIFY_CHANNEL
+from token_service.errors import InvalidRequest
 from token_service.metrics import Metrics
-from token_service.store.tables import feed_counter, revocations
+from token_service.store import revocations as feed_log
+from token_service.store.revocations import NOTIFY_CHANNEL
 
 __all__ = ["FeedHub", "effective_set"]
 
@@ -102,11 +103,7 @@ class FeedHub:
 
     async def start(self) -> None:
         async with self.core.store.read() as conn:
-            self.head = int((await conn.execute(select(feed_counter.c.last_sequence))).scalar_one())
-            # The counter may run ahead of committed rows only inside an open transaction; use
-            # the newest committed event instead so that nothing is skipped.
-            newest = (await conn.execute(select(func.max(revocations.c.sequence)))).scalar()
-            self.head = int(newest or 0)
+            self.head = await feed_log.head(conn)
         self.core.checks.tail_read(0)  # the table was read: CheckAccess's cache may serve
         self.core.store.add_commit_listener(self.wake)
         self._tasks.append(asyncio.create_task(self._tail(), name="feed-tail"))
@@ -144,11 +141,7 @@ class FeedHub:
     async def _read_new(self) -> None:
         async with self._reading:  # one reader at a time, or two could append the same events
             async with self.core.store.read() as conn:
-                rows = (
-                    await conn.execute(
-                        select(revocations).where(revocations.c.sequence > self.head).order_by(revocations.c.sequence)
-                    )
-                ).all()
+                rows = await feed_log.events(conn, after=self.head)
             if not rows:
                 self.core.checks.tail_read(0)  # keeps CheckAccess's cache fresh
                 return
@@ -200,20 +193,15 @@ class FeedHub:
         now = time.time() if now is None else now
         horizon = now - self.settings.feed_retention_s
         async with self.core.store.write() as conn:
-            rows = (await conn.execute(select(revocations))).all()
+            rows = await feed_log.events(conn)
             messages = [_message(r) for r in rows]
             keep = {r.sequence for r in effective_set(messages, now)}
             old = {r.sequence for r in rows if r.created_at < horizon or r.expires_unix <= now}
             doomed = sorted(old - keep)
             if not doomed:
                 return 0
-            for start in range(0, len(doomed), 500):
-                await conn.execute(delete(revocations).where(revocations.c.sequence.in_(doomed[start : start + 500])))
-            await conn.execute(
-                update(feed_counter)
-                .where(feed_counter.c.id == 1, feed_counter.c.compacted_through < doomed[-1])
-                .values(compacted_through=doomed[-1])
-            )
+            await feed_log.delete_events(conn, doomed)
+            await feed_log.mark_compacted(conn, doomed[-1])
         return len(doomed)
 
     # --- serving ---------------------------------------------------------------------------
@@ -228,24 +216,18 @@ class FeedHub:
             return [r for r in recent if cursor < r.sequence <= self.head]
         head = self.head
         async with self.core.store.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(revocations)
-                    .where(revocations.c.sequence > cursor, revocations.c.sequence <= head)
-                    .order_by(revocations.c.sequence)
-                )
-            ).all()
+            rows = await feed_log.events(conn, after=cursor, through=head)
         return [_message(row) for row in rows]
 
     async def _snapshot(self) -> tuple[int, list[feed_pb2.Revocation]]:
         head = self.head
         async with self.core.store.read() as conn:
-            rows = (await conn.execute(select(revocations).where(revocations.c.sequence <= head))).all()
+            rows = await feed_log.events(conn, through=head)
         return head, effective_set((_message(r) for r in rows), time.time())
 
     async def _compacted_through(self) -> int:
         async with self.core.store.read() as conn:
-            return int((await conn.execute(select(feed_counter.c.compacted_through))).scalar_one())
+            return await feed_log.compacted_through(conn)
 
     def _response(self, kind: int, cursor: int, items: list[feed_pb2.Revocation] = (), **flags: bool) -> Any:  # type: ignore[assignment]
         return feed_pb2.WatchRevocationsResponse(
@@ -283,10 +265,8 @@ class FeedHub:
         self, request: feed_pb2.WatchRevocationsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[feed_pb2.WatchRevocationsResponse]:
         """The WatchRevocations stream (see feed.proto)."""
-        if len(request.subscriber.encode("utf-8")) > 253:
-            from token_service.errors import InvalidRequest
-
-            raise InvalidRequest("subscriber is longer than 253 bytes")
+        if len(request.subscriber.encode("utf-8")) > MAX_SUBSCRIBER_BYTES:
+            raise InvalidRequest(f"subscriber is longer than {MAX_SUBSCRIBER_BYTES} bytes")
         if self.metrics:
             self.metrics.feed_subscribers.inc()
         log.info("feed subscriber connected", extra={"subscriber": request.subscriber, "cursor": request.cursor})

@@ -21,7 +21,7 @@ from google.protobuf.message import DecodeError, Message
 from opentelemetry import trace
 
 from native_iam import bearer
-from native_iam import scopes as scope_rules
+from native_iam.limits import MAX_METADATA_BYTES, MAX_NAME_BYTES, MAX_PASSWORD_BYTES, MAX_TOKEN_BYTES
 from native_iam.oauth.v1 import feed_pb2, oauth_pb2
 from token_service import grants
 from token_service.access import check_access
@@ -35,7 +35,6 @@ from token_service.errors import (
     Unavailable,
 )
 from token_service.metrics import Metrics
-from token_service.tokens import MAX_TOKEN_BYTES
 
 __all__ = [
     "FeedCredentials",
@@ -43,7 +42,6 @@ __all__ = [
     "business_status",
     "oauth_handler",
     "rpc_handlers",
-    "scope_list",
     "text_field",
 ]
 
@@ -88,18 +86,6 @@ def bearer_token(context: grpc.aio.ServicerContext, what: str = "access token") 
     return token
 
 
-def scope_list(name: str, values: Sequence[str]) -> tuple[str, ...]:
-    if len(values) > scope_rules.MAX_SCOPES:
-        raise InvalidRequest(f"{name}: too many scopes ({len(values)}, at most {scope_rules.MAX_SCOPES})")
-    for value in values:
-        if not scope_rules.is_valid_scope(value):
-            raise InvalidRequest(
-                f"{name}: invalid scope {value[:40]!r} (printable ASCII without spaces, quotes or backslashes,"
-                f" at most {scope_rules.MAX_SCOPE_LENGTH} bytes)"
-            )
-    return tuple(values)
-
-
 def business_status(enum: Any, error: GrantError) -> int:
     """The value of ``error.status`` in one response's ``Status`` enum (the seed's name)."""
     return enum.Value(error.status)
@@ -117,14 +103,12 @@ def _peer_label(context: grpc.aio.ServicerContext) -> str:
 
 def _failure(method: str, exc: BaseException, metrics: Metrics | None) -> tuple[grpc.StatusCode, str]:
     """Translate an exception that escaped a handler into a gRPC status, once, here."""
+    if metrics:
+        metrics.count_failure(exc)
     if isinstance(exc, TokenServiceError):
         if isinstance(exc, Unavailable):
-            if metrics:
-                metrics.db_errors.labels("unavailable").inc()
             log.warning("database unavailable", extra={"method": method, "cause": type(exc.__cause__).__name__})
         return exc.grpc_code, exc.message
-    if metrics and "sqlalchemy" in type(exc).__module__:
-        metrics.db_errors.labels("other").inc()
     log.exception("unexpected error in %s", method)
     return grpc.StatusCode.INTERNAL, "internal error"
 
@@ -253,21 +237,14 @@ class OAuthServicer:
         self.core = core
         self.metrics = metrics
 
-    def _count(self, grant: str, status: str, reason: str = "") -> None:
-        if self.metrics:
-            self.metrics.grants.labels(grant, status).inc()
-            if reason:
-                self.metrics.grant_denials.labels(grant, reason).inc()
-
     async def CreateTokenWithPassword(
         self, request: oauth_pb2.CreateTokenWithPasswordRequest, context: grpc.aio.ServicerContext
     ) -> oauth_pb2.CreateTokenWithPasswordResponse:
         Response = oauth_pb2.CreateTokenWithPasswordResponse
-        text_field("namespace", request.namespace, 253)
-        text_field("identity", request.identity, 253, required=True)
-        text_field("password", request.password, 1024, required=True)
-        text_field("metadata", request.metadata, 4096)
-        requested = scope_list("scopes", request.scopes)
+        text_field("namespace", request.namespace, MAX_NAME_BYTES)
+        text_field("identity", request.identity, MAX_NAME_BYTES, required=True)
+        text_field("password", request.password, MAX_PASSWORD_BYTES, required=True)
+        text_field("metadata", request.metadata, MAX_METADATA_BYTES)
         try:
             issued = await grants.create_token_with_password(
                 self.core,
@@ -275,10 +252,9 @@ class OAuthServicer:
                 identity=request.identity,
                 password=request.password,
                 metadata=request.metadata,
-                scopes=requested,
+                scopes=request.scopes,  # checked by the grant (token_service.requested_scopes)
             )
         except GrantError as exc:
-            self._count("password", exc.status or "", exc.reason)
             log.info(
                 "password grant refused",
                 extra={
@@ -289,7 +265,6 @@ class OAuthServicer:
                 },
             )
             return Response(status=business_status(Response.Status, exc))
-        self._count("password", "OK")
         return Response(
             status=Response.OK,
             access_token=issued.access_token,
@@ -306,10 +281,8 @@ class OAuthServicer:
         try:
             issued = await grants.refresh_access_token(self.core, refresh_token=request.refresh_token)
         except GrantError as exc:
-            self._count("refresh_token", exc.status or "", exc.reason)
             log.info("refresh grant refused", extra={"status": exc.status, "reason": exc.reason, "detail": exc.message})
             return Response(status=business_status(Response.Status, exc))
-        self._count("refresh_token", "OK")
         return Response(
             status=Response.OK,
             access_token=issued.access_token,
@@ -323,9 +296,8 @@ class OAuthServicer:
     ) -> oauth_pb2.CheckAccessResponse:
         Response = oauth_pb2.CheckAccessResponse
         text_field("access_token", request.access_token, MAX_TOKEN_BYTES, required=True)
-        required = scope_list("scopes", request.scopes)
         try:
-            granted = await check_access(self.core, access_token=request.access_token, scopes=required)
+            granted = await check_access(self.core, access_token=request.access_token, scopes=request.scopes)
         except GrantError as exc:
             if self.metrics:
                 self.metrics.checks.labels(exc.status or "").inc()

@@ -13,8 +13,8 @@ Routes::
 
 A token request reads top to bottom: parse the form → authenticate the client → check the grant
 is enabled for it → one domain call → response. Every failure is a leaf of the core's error tree
-(:mod:`token_service.errors`, plus :mod:`token_service.oauth_errors`) raised on
-the way and rendered by the one exception handler, :func:`oauth_error_response`.
+(:mod:`token_service.errors`) raised on the way and rendered by the one exception handler,
+:func:`oauth_error_response`.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -34,24 +34,25 @@ from starlette.routing import Route
 
 from native_iam import bearer
 from native_iam import scopes as scope_rules
+from native_iam.limits import MAX_TOKEN_BYTES
 from token_service._forms import Form, read_form
 from token_service.client_auth import authenticate_client
 from token_service.clients import AuthMethod, ClientStore, GrantType, OAuthClient
-from token_service.errors import GrantError, InsufficientScope, MalformedScope, TokenServiceError
-from token_service.forwarded import client_address
-from token_service.metrics import http_requests_counter
-from token_service.oauth_errors import (
+from token_service.errors import (
+    REALM,
+    InsufficientScope,
     InvalidBearerToken,
     InvalidClient,
     InvalidTarget,
     MissingBearerToken,
+    TokenServiceError,
     UnauthorizedClient,
     UnsupportedGrantType,
-    challenge_headers,
     deny_reason,
 )
+from token_service.forwarded import client_address
+from token_service.metrics import Metrics, http_requests_counter
 from token_service.settings import IPNetwork
-from token_service.tokens import MAX_TOKEN_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -127,12 +128,24 @@ class HttpConfig:
 # --- Errors: the one place where a TokenServiceError becomes an HTTP response.
 
 
+def challenge_headers(exc: TokenServiceError, *, required_scope: str = "") -> dict[str, str]:
+    """The headers that go with ``exc``: its ``WWW-Authenticate`` challenge, and Retry-After on a 503."""
+    headers: dict[str, str] = {}
+    if exc.challenge is not None:
+        headers["WWW-Authenticate"] = exc.challenge.format(realm=REALM, scope=required_scope)
+    if exc.http_status == 503:
+        headers["Retry-After"] = "1"
+    return headers
+
+
 def oauth_error_response(request: Request, exc: Exception) -> Response:
     """RFC 6749 §5.2 JSON for a :class:`TokenServiceError`, with its status and challenge headers."""
     if not isinstance(exc, TokenServiceError):  # registered for TokenServiceError only
         raise exc
     endpoint = request.scope.get("native_iam_endpoint", "unknown")
     reason = deny_reason(exc)
+    if request.app.state.metrics is not None:
+        request.app.state.metrics.count_failure(exc)
     request.app.state.requests_total.labels(endpoint, exc.error, reason).inc()
     log.info(
         "oauth request denied",
@@ -162,13 +175,9 @@ def _endpoint(request: Request, name: str) -> None:
 
 
 def _requested_scopes(form: Form) -> tuple[str, ...] | None:
+    """The space-delimited ``scope`` parameter (RFC 6749 §3.3), split; the grant checks the values."""
     raw = form.get("scope")
-    if raw is None:
-        return None
-    try:
-        return scope_rules.parse(raw)
-    except scope_rules.ScopeError as exc:
-        raise MalformedScope(str(exc)) from exc
+    return None if raw is None else tuple(raw.split())
 
 
 def _for_resources(client: OAuthClient, resources: tuple[str, ...], default_audience: str) -> OAuthClient:
@@ -216,23 +225,10 @@ def _token_response(tokens: TokenResponse) -> dict[str, Any]:
 
 
 class _Endpoints:
-    def __init__(self, config: HttpConfig, clients: ClientStore, backend: OAuthBackend, grants: Counter | None) -> None:
+    def __init__(self, config: HttpConfig, clients: ClientStore, backend: OAuthBackend) -> None:
         self.config = config
         self.clients = clients
         self.backend = backend
-        self.grants = grants
-
-    async def _grant(self, grant: GrantType, call: Awaitable[TokenResponse]) -> TokenResponse:
-        """Run a grant, counting its seed status in native_iam_grants_total as the gRPC API does."""
-        try:
-            tokens = await call
-        except GrantError as exc:
-            if self.grants is not None:
-                self.grants.labels(grant.value, exc.status or "").inc()
-            raise
-        if self.grants is not None:
-            self.grants.labels(grant.value, "OK").inc()
-        return tokens
 
     async def _client(self, request: Request, form: Form) -> OAuthClient:
         try:
@@ -274,8 +270,8 @@ class _Endpoints:
             call = self.backend.refresh_grant(
                 client, refresh_token=form.require("refresh_token"), scopes=scopes, metadata=_metadata(request, address)
             )
-        tokens = await self._grant(grant, call)
-        return _ok(request, _token_response(tokens))
+        # The grant layer counts the outcome in native_iam_grants_total, as for gRPC.
+        return _ok(request, _token_response(await call))
 
     async def revoke(self, request: Request) -> Response:
         _endpoint(request, "revoke")
@@ -364,15 +360,15 @@ def create_app(
     clients: ClientStore,
     backend: OAuthBackend,
     registry: CollectorRegistry,
-    grants: Counter | None = None,
+    metrics: Metrics | None = None,
 ) -> Starlette:
     """The Starlette application serving every OAuth HTTP route; its metrics go into ``registry``.
 
-    ``grants`` is the service's ``native_iam_grants_total{grant, status}``, shared with gRPC.
+    ``metrics`` are the service's own (shared with gRPC): database failures are counted there.
     """
     if not config.issuer or not config.client_secret_key:
         raise ValueError("HttpConfig needs an issuer and a client secret key")
-    endpoints = _Endpoints(config, clients, backend, grants)
+    endpoints = _Endpoints(config, clients, backend)
     routes = [
         Route("/oauth2/token", endpoints.token, methods=["POST"]),
         Route("/oauth2/revoke", endpoints.revoke, methods=["POST"]),
@@ -385,8 +381,17 @@ def create_app(
         Route("/readyz", endpoints.readyz, methods=["GET"]),
     ]
     app = Starlette(routes=routes, exception_handlers={TokenServiceError: oauth_error_response})
+    app.state.metrics = metrics
     app.state.requests_total = http_requests_counter(registry)
     return app
 
 
-__all__ = ["NO_STORE", "HttpConfig", "OAuthBackend", "TokenResponse", "create_app", "oauth_error_response"]
+__all__ = [
+    "NO_STORE",
+    "HttpConfig",
+    "OAuthBackend",
+    "TokenResponse",
+    "challenge_headers",
+    "create_app",
+    "oauth_error_response",
+]

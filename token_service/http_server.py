@@ -15,9 +15,9 @@ import logging
 import socket
 
 import uvicorn
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 
-from native_iam.listen import bind_tcp
+from native_iam.runtime.listen import bind_tcp
 from token_service.core import Core
 from token_service.http_api import HttpConfig, create_app
 from token_service.http_guard import GuardedHttpProtocol, HttpLimits
@@ -41,11 +41,9 @@ class HttpServer:
         *,
         client_secret_key: bytes | None,
         refresh_grace_s: float,
-        grants: Counter | None = None,
     ) -> None:
         self.core = core
         self.registry = registry
-        self.grants = grants  # native_iam_grants_total, shared with the gRPC API
         self.configured_secret_key = client_secret_key
         self.refresh_grace_s = refresh_grace_s
         self.port = 0
@@ -69,7 +67,7 @@ class HttpServer:
             self.clients,
             CoreBackend(self.core, refresh_grace_s=self.refresh_grace_s),
             self.registry,
-            self.grants,
+            self.core.metrics,
         )
         cut = http_connections_cut_counter(self.registry)
         limits = HttpLimits(

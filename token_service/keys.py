@@ -25,11 +25,12 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
-from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from token_service import revocations
 from token_service.settings import Settings, SettingsError
 from token_service.store import Store
-from token_service.store.tables import signing_keys
+from token_service.store import keys as stored_keys
 
 __all__ = ["KeyRing", "SigningKey", "generate_key", "load_key_dir"]
 
@@ -239,7 +240,7 @@ class KeyRing:
         if self.settings.signing_keys_dir is not None:
             return
         async with self.store.read() as conn:
-            rows = (await conn.execute(select(signing_keys))).mappings().all()
+            rows = await stored_keys.all_keys(conn)
         keys: dict[str, SigningKey] = {}
         for row in rows:
             existing = self._keys.get(row["kid"])
@@ -269,14 +270,10 @@ class KeyRing:
             generate_key(self.settings.signing_alg, self.settings.hmac_key_bytes, now), activate_at=now + delay
         )
         retire_at = new.activate_at
-        expire_at = retire_at + self.settings.max_token_ttl_s
+        expire_at = revocations.expires(retire_at, self.settings.max_token_ttl_s)
         async with self.store.write() as conn:
             await self._insert(new, conn)
-            await conn.execute(
-                update(signing_keys)
-                .where(signing_keys.c.kid != new.kid, signing_keys.c.retire_at.is_(None))
-                .values(retire_at=retire_at, expire_at=expire_at)
-            )
+            await stored_keys.retire_others(conn, new.kid, retire_at, expire_at)
         await self.reload()
         log.info("rotated signing key", extra={"kid": new.kid, "activate_at": new.activate_at})
         return new
@@ -284,8 +281,6 @@ class KeyRing:
     async def retire(self, kid: str, now: float | None = None) -> SigningKey:
         """Retire ``kid`` at once (compromise): out of the JWKS, its tokens dead (a KEY_RETIRED
         event); a signing key is replaced by a new one that signs immediately. Returns the signer."""
-        from token_service import events
-
         if self.settings.signing_keys_dir is not None:
             raise SettingsError("NATIVE_IAM_SIGNING_KEYS_DIR", "keys come from files; remove the file instead")
         now = time.time() if now is None else now
@@ -301,29 +296,12 @@ class KeyRing:
         async with self.store.write() as conn:
             if replacement is not None:
                 await self._insert(replacement, conn)
-            await conn.execute(
-                update(signing_keys).where(signing_keys.c.kid == kid).values(retire_at=now, expire_at=now)
-            )
-            await events.append(
-                conn,
-                [
-                    events.Event(
-                        target=events.Target.KEY,
-                        reason=events.Reason.KEY_RETIRED,
-                        kid=kid,
-                        # Every token it ever signed, whatever its iat (the key's thief writes any iat);
-                        # the largest cut-off says so to enforcement points that still compare iat.
-                        cutoff_unix=events.KEY_CUTOFF_ALL,
-                        expires_unix=int(now) + self.settings.max_token_ttl_s + 1,
-                    )
-                ],
-                now,
-            )
+            await conn.run_sync(revocations.retire_key, kid, now, self.settings.max_token_ttl_s)
         await self.reload()
         log.warning("retired signing key", extra={"kid": kid})
         return self.signing_key(now)
 
-    async def _insert(self, key: SigningKey, conn: Any = None) -> None:
+    async def _insert(self, key: SigningKey, conn: AsyncConnection | None = None) -> None:
         values = {
             "kid": key.kid,
             "alg": key.alg,
@@ -335,7 +313,7 @@ class KeyRing:
             "expire_at": key.expire_at,
         }
         if conn is not None:
-            await conn.execute(signing_keys.insert().values(**values))
+            await stored_keys.insert(conn, values)
             return
         async with self.store.write() as own:
-            await own.execute(signing_keys.insert().values(**values))
+            await stored_keys.insert(own, values)

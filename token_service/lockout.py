@@ -28,14 +28,11 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.dml import ReturningInsert
 
 from token_service.settings import Settings
 from token_service.store import Store
-from token_service.store.tables import lockouts
+from token_service.store import lockouts as counters
 
 __all__ = ["Attempt", "Lockout", "Verdict", "address_key", "identity_key"]
 
@@ -123,7 +120,7 @@ class Lockout:
             return Attempt()
         ordered = tuple(sorted(set(keys)))  # one lock order everywhere: two attempts never deadlock
         skip = frozenset(uncounted)
-        rows = {key: _Counter.of(conn.execute(_upsert(conn, key, now)).one(), now, self.reset_s) for key in ordered}
+        rows = {key: self._lock(conn, key, now) for key in ordered}
         if any(row.locked_until > now for row in rows.values()):
             for key, row in rows.items():
                 _store(conn, key, row if key in skip else row.failed(now, self._free_after(key, row)), now)
@@ -140,7 +137,7 @@ class Lockout:
     def failed_sync(self, conn: Connection, attempt: Attempt, now: float) -> None:
         """The reserved attempt was a wrong password: its slot becomes a failure."""
         for key in _slots(attempt):
-            row = _Counter.of(conn.execute(_upsert(conn, key, now)).one(), now, self.reset_s)
+            row = self._lock(conn, key, now)
             row = dataclasses.replace(row, pending=max(row.pending - 1, 0))
             _store(conn, key, row if key in attempt.uncounted else row.failed(now, self._free_after(key, row)), now)
 
@@ -149,7 +146,7 @@ class Lockout:
         given back, and the identity forgets its failures. The address keeps them: one valid
         account must not wash away an address's guesses at others."""
         for key in _slots(attempt):
-            row = _Counter.of(conn.execute(_upsert(conn, key, now)).one(), now, self.reset_s)
+            row = self._lock(conn, key, now)
             row = dataclasses.replace(row, pending=max(row.pending - 1, 0))
             if key.startswith(IDENTITY_PREFIX):
                 row = dataclasses.replace(row, failures=0, locked_until=0.0)
@@ -159,7 +156,7 @@ class Lockout:
         """Count a failure that needed no reservation (a failed client authentication)."""
         if self.enabled:
             for key in sorted(set(keys)):
-                row = _Counter.of(conn.execute(_upsert(conn, key, now)).one(), now, self.reset_s)
+                row = self._lock(conn, key, now)
                 _store(conn, key, row.failed(now, self._free_after(key, row)), now)
 
     async def finish(self, attempt: Attempt, now: float, *, success: bool) -> None:
@@ -201,6 +198,10 @@ class Lockout:
                 future.set_result(None)
                 return
 
+    def _lock(self, conn: Connection, key: str, now: float) -> _Counter:
+        """The counter of ``key`` as it stands now, row-locked until commit."""
+        return _Counter.of(counters.lock_counter(conn, key, now), now, self.reset_s)
+
     def _free_after(self, key: str, row: _Counter) -> float:
         """The back-off after one more failure on ``row``."""
         return self.backoff_s(row.failures + 1, self._free_attempts(key))
@@ -209,12 +210,12 @@ class Lockout:
 def _store(conn: Connection, key: str, row: _Counter, now: float) -> None:
     """Write ``row`` back; an empty counter (no failure, no slot, no lock) is deleted instead."""
     if row.empty(now):
-        conn.execute(delete(lockouts).where(lockouts.c.key == key))
+        counters.delete_counter(conn, key)
         return
     values = dataclasses.asdict(row)
     if row.pending:
         values["pending_until"] = now + PENDING_TTL_S
-    conn.execute(update(lockouts).where(lockouts.c.key == key).values(**values))
+    counters.write_counter(conn, key, values)
 
 
 def _slots(attempt: Attempt) -> tuple[str, ...]:
@@ -250,23 +251,3 @@ class _Counter:
         return dataclasses.replace(
             self, failures=self.failures + 1, last_failure_at=now, locked_until=max(self.locked_until, now + backoff_s)
         )
-
-
-def _upsert(conn: Connection, key: str, now: float) -> ReturningInsert[Any]:
-    """The counter row of ``key``, created if missing, row-locked until commit, in one statement.
-
-    INSERT … ON CONFLICT DO UPDATE (a no-op update) … RETURNING: two replicas creating the same
-    counter both succeed (a plain INSERT failed one of them with a unique-key violation), and a
-    row deleted meanwhile by pruning is simply created again.
-    """
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(lockouts).values(key=key, failures=0, last_failure_at=now, locked_until=0.0)
-    return statement.on_conflict_do_update(
-        index_elements=[lockouts.c.key], set_={"key": statement.excluded.key}
-    ).returning(
-        lockouts.c.failures,
-        lockouts.c.last_failure_at,
-        lockouts.c.locked_until,
-        lockouts.c.pending,
-        lockouts.c.pending_until,
-    )

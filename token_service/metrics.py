@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from native_iam.listen import MetricsServer, serve_metrics
+from native_iam.runtime.listen import MetricsServer, serve_metrics
+from token_service.errors import Unavailable
 
 __all__ = ["Metrics", "http_connections_cut_counter", "http_requests_counter"]
 
@@ -87,6 +88,15 @@ class Metrics:
             registry=r,
         )
         self._server: MetricsServer | None = None
+
+    def count_failure(self, exc: BaseException) -> None:
+        """Count ``exc`` in native_iam_db_errors_total if it is a database failure: the one rule for
+        every transport's edge (an unreachable database is Unavailable; any other SQLAlchemy error
+        escaped a handler)."""
+        if isinstance(exc, Unavailable):
+            self.db_errors.labels("unavailable").inc()
+        elif "sqlalchemy" in type(exc).__module__:
+            self.db_errors.labels("other").inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -13,22 +13,17 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
-
 from native_iam import claims as claim_names
-from token_service import events
+from token_service import revocations
 from token_service.access import verify_access_token
 from token_service.clients import OAuthClient
 from token_service.core import Core
-from token_service.errors import GrantError, InsufficientScope, TokenServiceError
+from token_service.errors import GrantError, InsufficientScope, InvalidBearerToken, InvalidClient, TokenServiceError
 from token_service.grants import IssuedTokens, client_context, create_token_with_password, refresh_access_token
 from token_service.http_api import OPENID, TokenResponse
 from token_service.id_tokens import sign_id_token
 from token_service.lockout import address_key
-from token_service.oauth_errors import InvalidBearerToken, InvalidClient
-from token_service.revocations import disable_tokens
-from token_service.store import queries
-from token_service.store.tables import identities, tokens
+from token_service.store import identities, tokens
 from token_service.tokens import TokenClaims, token_hash
 
 __all__ = ["CoreBackend", "client_context"]
@@ -116,16 +111,16 @@ class CoreBackend:
             return  # RFC 7009 §2.2: invalid tokens and other clients' tokens get a plain 200
         now = self.core.clock()
         async with self.core.store.write() as conn:
-            record = await queries.token_record(conn, claims.jti)
+            record = await tokens.record_async(conn, claims.jti)
             if record is None:
                 return
             if claims.usage == claim_names.REFRESH_TOKEN:
                 if record.token_hash is None or not hmac.compare_digest(record.token_hash, token_hash(token)):
                     return
-                condition = tokens.c.family_id == (record.family_id or record.jti)
+                match = revocations.TokenMatch(family_id=record.family_id or record.jti)
             else:
-                condition = tokens.c.jti == claims.jti
-            await disable_tokens(conn, condition, events.Reason.CLIENT_REVOKED, now)
+                match = revocations.TokenMatch(jti=claims.jti)
+            await conn.run_sync(revocations.disable_tokens, match, revocations.Reason.CLIENT_REVOKED, now)
 
     # --- RFC 7662 introspection -------------------------------------------------------------
 
@@ -165,19 +160,12 @@ class CoreBackend:
 
     async def _refresh_token_active(self, claims: TokenClaims, token: str) -> bool:
         async with self.core.store.read() as conn:
-            record = await queries.token_record(conn, claims.jti)
+            record = await tokens.record_async(conn, claims.jti)
             if record is None or record.state != "active" or record.spent_at is not None:
                 return False
             if record.token_hash is None or not hmac.compare_digest(record.token_hash, token_hash(token)):
                 return False
-            identity = (
-                await conn.execute(
-                    select(identities.c.active).where(
-                        identities.c.id == record.identity_id, identities.c.uid == record.identity_uid
-                    )
-                )
-            ).first()
-        return identity is not None and bool(identity.active)
+            return bool(await identities.is_active(conn, record.identity_id, record.identity_uid))
 
     # --- OpenID Connect userinfo ------------------------------------------------------------
 

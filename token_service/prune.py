@@ -17,15 +17,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Table, delete, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.elements import ColumnElement
 
 from token_service.settings import Settings
-from token_service.store import Store
-from token_service.store.tables import lockouts, tokens
+from token_service.store import Store, lockouts, tokens
 
 __all__ = ["Pruned", "Pruner"]
 
@@ -50,20 +48,17 @@ class Pruner:
         """Delete what can go now (see the module's docstring); how many rows of each."""
         now = time.time() if now is None else now
         quiet_since = now - self.settings.lockout_reset_s
-        no_slot_in_flight = (lockouts.c.pending == 0) | (lockouts.c.pending_until <= now)
-        stale_counter = (
-            (lockouts.c.locked_until <= now) & (lockouts.c.last_failure_at < quiet_since) & no_slot_in_flight
-        )
-        long_expired = tokens.c.expires_at < int(now) - self.settings.feed_retention_s
+        long_expired = int(now) - self.settings.feed_retention_s
         return Pruned(
-            lockouts=await self._delete(lockouts, lockouts.c.key, stale_counter),
-            tokens=await self._delete(tokens, tokens.c.jti, long_expired),
+            lockouts=await self._delete(lambda conn: lockouts.delete_stale_batch(conn, now, quiet_since, BATCH)),
+            tokens=await self._delete(lambda conn: tokens.delete_expired_batch(conn, long_expired, BATCH)),
         )
 
-    async def _delete(self, table: Table, key: ColumnElement[str], condition: ColumnElement[bool]) -> int:
+    async def _delete(self, batch: Callable[[Connection], int]) -> int:
+        """Run ``batch`` (one transaction each) until it deletes fewer than BATCH rows; the total."""
         total = 0
         while True:
-            deleted = await self.store.run_write(_delete_batch, table, key, condition)
+            deleted = await self.store.run_write(batch)
             total += deleted
             if deleted < BATCH:
                 return total
@@ -79,13 +74,3 @@ class Pruner:
                 continue
             if pruned.lockouts or pruned.tokens:
                 log.info("pruned", extra={"lockouts": pruned.lockouts, "tokens": pruned.tokens})
-
-
-def _delete_batch(conn: Connection, table: Table, key: ColumnElement[str], condition: ColumnElement[bool]) -> int:
-    """Delete up to BATCH rows matching ``condition`` (a LIMIT in a subquery works on both stores).
-
-    ``condition`` is repeated outside the subquery: PostgreSQL re-checks only the outer WHERE on
-    a row that a concurrent login updated meanwhile, and a counter that just failed again must stay.
-    """
-    doomed = select(key).where(condition).limit(BATCH).scalar_subquery()
-    return int(conn.execute(delete(table).where(key.in_(doomed), condition)).rowcount)

@@ -7,20 +7,17 @@ environment variables and raises :class:`SettingsError` naming the variable when
 
 from __future__ import annotations
 
-import ipaddress
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from native_iam import claims
 from native_iam.envdoc import setting
+from native_iam.runtime.env import Env, EnvError, IPNetwork
+from native_iam.runtime.logs import LOG_FORMATS, LOG_LEVELS
 
 __all__ = ["Settings", "SettingsError"]
-
-T = TypeVar("T")
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 #: Where each listener's address comes from (variable, and the flag of `native-iam token-service`),
@@ -30,12 +27,8 @@ HTTP_LISTEN = "NATIVE_IAM_HTTP_LISTEN or --http-listen"
 METRICS_LISTEN = "NATIVE_IAM_METRICS_LISTEN or --metrics-listen"
 
 
-class SettingsError(ValueError):
-    """An environment variable has a value the token service cannot use."""
-
-    def __init__(self, variable: str, problem: str) -> None:
-        self.variable = variable
-        super().__init__(f"{variable}: {problem}")
+#: A bad value: the message starts with the variable (the one error class of both roles).
+SettingsError = EnvError
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +59,11 @@ class Settings:
         "NATIVE_IAM_GRPC_LISTEN", "gRPC: OAuth, Feed, admin, health, reflection", "0.0.0.0:50051"
     )
     http_listen: str = setting("NATIVE_IAM_HTTP_LISTEN", "OAuth 2.0 HTTP endpoints", "0.0.0.0:8080")
-    metrics_listen: str = setting("NATIVE_IAM_METRICS_LISTEN", "Prometheus `/metrics`; `off` disables", "0.0.0.0:9464")
+    metrics_listen: str = setting(
+        "NATIVE_IAM_METRICS_LISTEN",
+        "Prometheus `/metrics`; empty, `off` or `none` disables (as in the sidecar)",
+        "0.0.0.0:9464",
+    )
     shutdown_grace_s: float = setting("NATIVE_IAM_SHUTDOWN_GRACE_S", "time in-flight calls get after SIGTERM", 10.0)
     workers: int = setting(
         "NATIVE_IAM_WORKERS",
@@ -106,7 +103,11 @@ class Settings:
 
     # --- tokens ---
     issuer: str = setting("NATIVE_IAM_ISSUER", "`iss` of every token", "http://localhost:8080")
-    audience: str = setting("NATIVE_IAM_AUDIENCE", "default `aud` of access tokens", "native-iam")
+    audience: str = setting(
+        "NATIVE_IAM_AUDIENCE",
+        "default `aud` of access tokens (a sidecar accepts the audiences in its `NATIVE_IAM_ACCEPTED_AUDIENCES`)",
+        "native-iam",
+    )
     grpc_client_id: str = setting(
         "NATIVE_IAM_GRPC_CLIENT_ID",
         "`client_id` claim of tokens issued over gRPC (no OAuth client involved)",
@@ -131,7 +132,11 @@ class Settings:
     key_reload_s: float = setting(
         "NATIVE_IAM_KEY_RELOAD_S", "how often a replica re-reads keys from the database", 10.0
     )
-    jwks_max_age_s: int = setting("NATIVE_IAM_JWKS_MAX_AGE_S", "how long JWKS consumers may cache it", 300)
+    jwks_max_age_s: int = setting(
+        "NATIVE_IAM_JWKS_MAX_AGE_S",
+        "how long JWKS consumers may cache it (a sidecar's outage limit is its `NATIVE_IAM_JWKS_MAX_STALENESS_S`)",
+        300,
+    )
 
     # --- passwords (argon2id, OWASP 2023 minimum: m=19456 KiB, t=2, p=1) ---
     argon2_memory_kib: int = setting("NATIVE_IAM_ARGON2_MEMORY_KIB", "argon2id memory cost", 19456)
@@ -265,63 +270,62 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from ``env`` (default: ``os.environ``); ``overrides`` win (tests, CLI flags)."""
-        env = os.environ if env is None else env
         d = cls()
-        r = _Reader(env)
+        r = Env(env)
         values: dict[str, Any] = {
-            "db_url": r.str("SYSTEM_DB_URL", d.db_url, check=_db_url),
-            "cache_url": r.str("SYSTEM_CACHE_URL", None),
-            "telemetry_endpoint": r.str("SYSTEM_TELEMETRY_EXPORTER_ENDPOINT", None),
-            "db_pool_size": r.int("NATIVE_IAM_DB_POOL_SIZE", d.db_pool_size, low=1),
-            "grpc_listen": r.str("NATIVE_IAM_GRPC_LISTEN", d.grpc_listen, check=_address),
-            "http_listen": r.str("NATIVE_IAM_HTTP_LISTEN", d.http_listen, check=_address),
-            "metrics_listen": r.str("NATIVE_IAM_METRICS_LISTEN", d.metrics_listen, check=_optional_address),
-            "shutdown_grace_s": r.float("NATIVE_IAM_SHUTDOWN_GRACE_S", d.shutdown_grace_s, low=0),
-            "workers": r.int("NATIVE_IAM_WORKERS", d.workers, low=0) or (os.cpu_count() or 1),
-            "http_header_timeout_s": r.float("NATIVE_IAM_HTTP_HEADER_TIMEOUT_S", d.http_header_timeout_s, low=0.1),
-            "http_body_timeout_s": r.float("NATIVE_IAM_HTTP_BODY_TIMEOUT_S", d.http_body_timeout_s, low=0.1),
-            "http_keepalive_s": r.float("NATIVE_IAM_HTTP_KEEPALIVE_S", d.http_keepalive_s, low=0.1),
-            "http_max_connections": r.int("NATIVE_IAM_HTTP_MAX_CONNECTIONS", d.http_max_connections, low=1),
-            "issuer": r.str("NATIVE_IAM_ISSUER", d.issuer, check=_nonempty),
-            "audience": r.str("NATIVE_IAM_AUDIENCE", d.audience, check=_nonempty),
-            "grpc_client_id": r.str("NATIVE_IAM_GRPC_CLIENT_ID", d.grpc_client_id, check=_nonempty),
-            "access_token_ttl_s": r.int("NATIVE_IAM_ACCESS_TOKEN_TTL_S", d.access_token_ttl_s, low=1),
-            "refresh_token_ttl_s": r.int("NATIVE_IAM_REFRESH_TOKEN_TTL_S", d.refresh_token_ttl_s, low=1),
-            "signing_alg": r.str("NATIVE_IAM_SIGNING_ALG", d.signing_alg, check=_algorithm),
-            "signing_keys_dir": r.path("NATIVE_IAM_SIGNING_KEYS_DIR"),
-            "hmac_key_bytes": r.int("NATIVE_IAM_HS256_KEY_BYTES", d.hmac_key_bytes, choices=(32, 48, 64)),
-            "key_publish_delay_s": r.int("NATIVE_IAM_KEY_PUBLISH_DELAY_S", d.key_publish_delay_s, low=0),
-            "key_reload_s": r.float("NATIVE_IAM_KEY_RELOAD_S", d.key_reload_s, low=0.1),
-            "jwks_max_age_s": r.int("NATIVE_IAM_JWKS_MAX_AGE_S", d.jwks_max_age_s, low=0),
-            "argon2_memory_kib": r.int("NATIVE_IAM_ARGON2_MEMORY_KIB", d.argon2_memory_kib, low=8),
-            "argon2_time_cost": r.int("NATIVE_IAM_ARGON2_TIME_COST", d.argon2_time_cost, low=1),
-            "argon2_parallelism": r.int("NATIVE_IAM_ARGON2_PARALLELISM", d.argon2_parallelism, low=1),
-            "password_workers": r.int("NATIVE_IAM_PASSWORD_WORKERS", d.password_workers, low=0),
-            "lockout_enabled": r.bool("NATIVE_IAM_LOCKOUT_ENABLED", d.lockout_enabled),
-            "lockout_free_attempts": r.int("NATIVE_IAM_LOCKOUT_FREE_ATTEMPTS", d.lockout_free_attempts, low=1),
-            "lockout_base_s": r.float("NATIVE_IAM_LOCKOUT_BASE_S", d.lockout_base_s, low=0),
-            "lockout_max_s": r.float("NATIVE_IAM_LOCKOUT_MAX_S", d.lockout_max_s, low=0),
-            "lockout_reset_s": r.float("NATIVE_IAM_LOCKOUT_RESET_S", d.lockout_reset_s, low=1),
-            "lockout_address_free_attempts": r.int(
+            "db_url": r.text("SYSTEM_DB_URL", d.db_url, check=_db_url),
+            "cache_url": r.text("SYSTEM_CACHE_URL", None),
+            "telemetry_endpoint": r.text("SYSTEM_TELEMETRY_EXPORTER_ENDPOINT", None),
+            "db_pool_size": r.integer("NATIVE_IAM_DB_POOL_SIZE", d.db_pool_size, low=1),
+            "grpc_listen": r.listen("NATIVE_IAM_GRPC_LISTEN", d.grpc_listen),
+            "http_listen": r.listen("NATIVE_IAM_HTTP_LISTEN", d.http_listen),
+            "metrics_listen": r.listen("NATIVE_IAM_METRICS_LISTEN", d.metrics_listen, optional=True),
+            "shutdown_grace_s": r.number("NATIVE_IAM_SHUTDOWN_GRACE_S", d.shutdown_grace_s, low=0),
+            "workers": r.workers("NATIVE_IAM_WORKERS", d.workers, per_cpu=True),
+            "http_header_timeout_s": r.number("NATIVE_IAM_HTTP_HEADER_TIMEOUT_S", d.http_header_timeout_s, low=0.1),
+            "http_body_timeout_s": r.number("NATIVE_IAM_HTTP_BODY_TIMEOUT_S", d.http_body_timeout_s, low=0.1),
+            "http_keepalive_s": r.number("NATIVE_IAM_HTTP_KEEPALIVE_S", d.http_keepalive_s, low=0.1),
+            "http_max_connections": r.integer("NATIVE_IAM_HTTP_MAX_CONNECTIONS", d.http_max_connections, low=1),
+            "issuer": r.text("NATIVE_IAM_ISSUER", d.issuer),
+            "audience": r.text("NATIVE_IAM_AUDIENCE", d.audience),
+            "grpc_client_id": r.text("NATIVE_IAM_GRPC_CLIENT_ID", d.grpc_client_id),
+            "access_token_ttl_s": r.integer("NATIVE_IAM_ACCESS_TOKEN_TTL_S", d.access_token_ttl_s, low=1),
+            "refresh_token_ttl_s": r.integer("NATIVE_IAM_REFRESH_TOKEN_TTL_S", d.refresh_token_ttl_s, low=1),
+            "signing_alg": r.text("NATIVE_IAM_SIGNING_ALG", d.signing_alg, check=_algorithm),
+            "signing_keys_dir": r.directory("NATIVE_IAM_SIGNING_KEYS_DIR"),
+            "hmac_key_bytes": r.integer("NATIVE_IAM_HS256_KEY_BYTES", d.hmac_key_bytes, choices=(32, 48, 64)),
+            "key_publish_delay_s": r.integer("NATIVE_IAM_KEY_PUBLISH_DELAY_S", d.key_publish_delay_s, low=0),
+            "key_reload_s": r.number("NATIVE_IAM_KEY_RELOAD_S", d.key_reload_s, low=0.1),
+            "jwks_max_age_s": r.integer("NATIVE_IAM_JWKS_MAX_AGE_S", d.jwks_max_age_s, low=0),
+            "argon2_memory_kib": r.integer("NATIVE_IAM_ARGON2_MEMORY_KIB", d.argon2_memory_kib, low=8),
+            "argon2_time_cost": r.integer("NATIVE_IAM_ARGON2_TIME_COST", d.argon2_time_cost, low=1),
+            "argon2_parallelism": r.integer("NATIVE_IAM_ARGON2_PARALLELISM", d.argon2_parallelism, low=1),
+            "password_workers": r.integer("NATIVE_IAM_PASSWORD_WORKERS", d.password_workers, low=0),
+            "lockout_enabled": r.boolean("NATIVE_IAM_LOCKOUT_ENABLED", d.lockout_enabled),
+            "lockout_free_attempts": r.integer("NATIVE_IAM_LOCKOUT_FREE_ATTEMPTS", d.lockout_free_attempts, low=1),
+            "lockout_base_s": r.number("NATIVE_IAM_LOCKOUT_BASE_S", d.lockout_base_s, low=0),
+            "lockout_max_s": r.number("NATIVE_IAM_LOCKOUT_MAX_S", d.lockout_max_s, low=0),
+            "lockout_reset_s": r.number("NATIVE_IAM_LOCKOUT_RESET_S", d.lockout_reset_s, low=1),
+            "lockout_address_free_attempts": r.integer(
                 "NATIVE_IAM_LOCKOUT_ADDRESS_FREE_ATTEMPTS", d.lockout_address_free_attempts, low=1
             ),
             "trusted_proxies": r.networks("NATIVE_IAM_TRUSTED_PROXIES"),
-            "prune_interval_s": r.float("NATIVE_IAM_PRUNE_INTERVAL_S", d.prune_interval_s, low=0),
-            "feed_heartbeat_s": r.float("NATIVE_IAM_FEED_HEARTBEAT_S", d.feed_heartbeat_s, low=0.05),
-            "feed_poll_s": r.float("NATIVE_IAM_FEED_POLL_S", d.feed_poll_s, low=0.01),
-            "feed_retention_s": r.int("NATIVE_IAM_FEED_RETENTION_S", d.feed_retention_s, low=60),
-            "check_cache_size": r.int("NATIVE_IAM_CHECK_CACHE_SIZE", d.check_cache_size, low=0),
-            "check_cache_ttl_s": r.float("NATIVE_IAM_CHECK_CACHE_TTL_S", d.check_cache_ttl_s, low=0),
-            "bootstrap_admin": r.str("NATIVE_IAM_BOOTSTRAP_ADMIN", None),
+            "prune_interval_s": r.number("NATIVE_IAM_PRUNE_INTERVAL_S", d.prune_interval_s, low=0),
+            "feed_heartbeat_s": r.number("NATIVE_IAM_FEED_HEARTBEAT_S", d.feed_heartbeat_s, low=0.05),
+            "feed_poll_s": r.number("NATIVE_IAM_FEED_POLL_S", d.feed_poll_s, low=0.01),
+            "feed_retention_s": r.integer("NATIVE_IAM_FEED_RETENTION_S", d.feed_retention_s, low=60),
+            "check_cache_size": r.integer("NATIVE_IAM_CHECK_CACHE_SIZE", d.check_cache_size, low=0),
+            "check_cache_ttl_s": r.number("NATIVE_IAM_CHECK_CACHE_TTL_S", d.check_cache_ttl_s, low=0),
+            "bootstrap_admin": r.text("NATIVE_IAM_BOOTSTRAP_ADMIN", None),
             "bootstrap_admin_password": r.secret("NATIVE_IAM_BOOTSTRAP_ADMIN_PASSWORD"),
             "client_secret_key": r.secret("NATIVE_IAM_CLIENT_SECRET_KEY"),
-            "refresh_grace_s": r.float("NATIVE_IAM_REFRESH_GRACE_S", d.refresh_grace_s, low=0),
-            "revoke_on_password_change": r.str(
-                "NATIVE_IAM_REVOKE_ON_PASSWORD_CHANGE", d.revoke_on_password_change, check=_revoke_on_password_change
+            "refresh_grace_s": r.number("NATIVE_IAM_REFRESH_GRACE_S", d.refresh_grace_s, low=0),
+            "revoke_on_password_change": r.choice(
+                "NATIVE_IAM_REVOKE_ON_PASSWORD_CHANGE", d.revoke_on_password_change, ("all", "refresh", "off")
             ),
             "feed_tokens": _feed_tokens(r.secret("NATIVE_IAM_FEED_TOKEN")),
-            "log_level": r.str("NATIVE_IAM_LOG_LEVEL", d.log_level, check=_log_level).upper(),
-            "log_format": r.str("NATIVE_IAM_LOG_FORMAT", d.log_format, check=_log_format),
+            "log_level": r.choice("NATIVE_IAM_LOG_LEVEL", d.log_level, LOG_LEVELS).upper(),
+            "log_format": r.choice("NATIVE_IAM_LOG_FORMAT", d.log_format, LOG_FORMATS),
         }
         values.update(overrides)
         settings = cls(**values)
@@ -335,94 +339,6 @@ class Settings:
                 "required when NATIVE_IAM_BOOTSTRAP_ADMIN is set (or use NATIVE_IAM_BOOTSTRAP_ADMIN_PASSWORD_FILE)",
             )
         return settings
-
-
-class _Reader:
-    """Typed access to environment variables; every failure names the variable."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
-
-    def _raw(self, name: str) -> str | None:
-        value = self.env.get(name)
-        return None if value is None or value.strip() == "" else value.strip()
-
-    def str(self, name: str, default: T, check: Callable[[str], str | None] | None = None) -> str | T:
-        value = self._raw(name)
-        if value is None:
-            return default
-        if check is not None and (problem := check(value)):
-            raise SettingsError(name, problem)
-        return value
-
-    def int(self, name: str, default: int, low: int | None = None, choices: tuple[int, ...] = ()) -> int:
-        value = self._raw(name)
-        if value is None:
-            return default
-        try:
-            number = int(value)
-        except ValueError:
-            raise SettingsError(name, f"expected an integer, got {value!r}") from None
-        if low is not None and number < low:
-            raise SettingsError(name, f"must be at least {low}, got {number}")
-        if choices and number not in choices:
-            raise SettingsError(name, f"must be one of {', '.join(map(repr, choices))}, got {number}")
-        return number
-
-    def float(self, name: str, default: float, low: float | None = None) -> float:
-        value = self._raw(name)
-        if value is None:
-            return default
-        try:
-            number = float(value)
-        except ValueError:
-            raise SettingsError(name, f"expected a number, got {value!r}") from None
-        if number != number or (low is not None and number < low):  # NaN or too small
-            raise SettingsError(name, f"must be a number of at least {low}, got {value!r}")
-        return number
-
-    def bool(self, name: str, default: bool) -> bool:
-        value = self._raw(name)
-        if value is None:
-            return default
-        lowered = value.lower()
-        if lowered in {"1", "true", "yes", "on"}:
-            return True
-        if lowered in {"0", "false", "no", "off"}:
-            return False
-        raise SettingsError(name, f"expected true or false, got {value!r}")
-
-    def path(self, name: str) -> Path | None:
-        value = self._raw(name)
-        if value is None:
-            return None
-        path = Path(value)
-        if not path.is_dir():
-            raise SettingsError(name, f"{value!r} is not a directory")
-        return path
-
-    def networks(self, name: str) -> tuple[IPNetwork, ...]:
-        """Comma- or space-separated CIDRs (a bare address is a /32 or /128)."""
-        value = self._raw(name)
-        if value is None:
-            return ()
-        try:
-            return tuple(ipaddress.ip_network(item, strict=False) for item in value.replace(",", " ").split())
-        except ValueError as exc:
-            raise SettingsError(name, f"expected CIDRs such as 10.0.0.0/8, {exc}") from None
-
-    def secret(self, name: str) -> str | None:
-        """``NAME`` or the content of the file named by ``NAME_FILE`` (a mounted Secret)."""
-        direct = self.env.get(name)
-        file_name = self._raw(f"{name}_FILE")
-        if direct and file_name:
-            raise SettingsError(name, f"set either {name} or {name}_FILE, not both")
-        if file_name:
-            try:
-                return Path(file_name).read_text(encoding="utf-8").rstrip("\r\n") or None
-            except (OSError, UnicodeDecodeError) as exc:
-                raise SettingsError(f"{name}_FILE", f"cannot read {file_name!r}: {exc.__class__.__name__}") from None
-        return direct or None
 
 
 def _feed_tokens(value: str | None) -> tuple[str, ...]:
@@ -442,38 +358,7 @@ def _db_url(value: str) -> str | None:
     return "expected sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB"
 
 
-def _address(value: str) -> str | None:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        return f"expected HOST:PORT, got {value!r}"
-    return None
-
-
-def _optional_address(value: str) -> str | None:
-    return None if value.lower() in {"off", "none"} else _address(value)
-
-
-def _nonempty(value: str) -> str | None:
-    return None if value else "must not be empty"
-
-
 def _algorithm(value: str) -> str | None:
     if value in claims.ALL_ALGORITHMS:
         return None
     return f"expected one of {', '.join(claims.ALL_ALGORITHMS)}, got {value!r}"
-
-
-def _log_level(value: str) -> str | None:
-    return (
-        None
-        if value.upper() in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
-        else "expected DEBUG|INFO|WARNING|ERROR"
-    )
-
-
-def _revoke_on_password_change(value: str) -> str | None:
-    return None if value in {"all", "refresh", "off"} else f"expected all, refresh or off, got {value!r}"
-
-
-def _log_format(value: str) -> str | None:
-    return None if value in {"json", "text"} else f"expected json or text, got {value!r}"

@@ -18,13 +18,11 @@ from typing import Any
 import jwt
 
 from native_iam import claims, jws, scopes
+from native_iam.limits import MAX_TOKEN_BYTES
 from token_service.errors import TokenExpired, TokenInvalid
 from token_service.keys import KeyRing
 
-__all__ = ["MAX_TOKEN_BYTES", "TokenClaims", "TokenCodec", "new_jti", "token_hash"]
-
-#: Longest token accepted anywhere (bytes); longer input is refused before any parsing.
-MAX_TOKEN_BYTES = 8192
+__all__ = ["TokenClaims", "TokenCodec", "new_jti", "token_hash"]
 
 
 def new_jti() -> str:

@@ -64,6 +64,9 @@ def _env_rows(rows: Iterable[tuple[EnvVar, str]]) -> str:
     lines = ["| variable | default | unit | meaning |", "|---|---|---|---|"]
     for var, default in rows:
         lines.append(f"| `{var.name}` | {var.shown_default or default} | {_unit(var.name)} | {_cell(var.meaning)} |")
+        if var.was:
+            old = f"deprecated name of `{var.name}` ({var.why_renamed}); still read for one release, with a WARNING"
+            lines.append(f"| `{var.was}` | | | {_cell(old)} |")
     return "\n".join(lines) + "\n"
 
 

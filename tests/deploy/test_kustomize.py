@@ -282,12 +282,13 @@ def test_configmaps_set_only_variables_the_component_reads(
 
 
 def test_sidecars_expect_the_issuer_the_token_service_signs_with(renderings: dict[str, Rendering]) -> None:
-    """In the dev overlay the sidecar's NATIVE_IAM_ISSUER and NATIVE_IAM_AUDIENCE equal the token service's."""
+    """In the dev overlay the sidecar's NATIVE_IAM_ISSUER equals the token service's, and it accepts
+    (NATIVE_IAM_ACCEPTED_AUDIENCES) exactly the audience the token service issues (NATIVE_IAM_AUDIENCE)."""
     dev = renderings["overlays/dev"]
     token = dev.one("ConfigMap", "native-iam-token-config")["data"]
     sidecar = dev.one("ConfigMap", "orders-native-iam-sidecar")["data"]
     assert sidecar["NATIVE_IAM_ISSUER"] == token["NATIVE_IAM_ISSUER"]
-    assert sidecar["NATIVE_IAM_AUDIENCE"] == token["NATIVE_IAM_AUDIENCE"]
+    assert sidecar["NATIVE_IAM_ACCEPTED_AUDIENCES"] == token["NATIVE_IAM_AUDIENCE"]
     # ... and reaches the token service through its Service's gRPC port.
     host, _, port = sidecar["NATIVE_IAM_TOKEN_URL"].rpartition(":")
     service = dev.one("Service", TOKEN)

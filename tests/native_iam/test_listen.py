@@ -1,4 +1,4 @@
-"""native_iam/listen.py: one error naming address and setting; a /metrics server slow clients cannot hold."""
+"""native_iam/runtime/listen.py: one error naming address and setting; a /metrics server slow clients cannot hold."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import grpc
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from native_iam import listen
+from native_iam.runtime import listen
 
 
 def test_busy_tcp_and_grpc_ports_name_the_address_and_setting() -> None:
@@ -58,7 +58,7 @@ def test_metrics_server_cuts_off_a_dripping_client_and_keeps_serving(monkeypatch
 
 def test_the_soft_open_file_limit_is_raised_to_the_hard_one() -> None:
     """A process started with soft 256 / hard 4096 descriptors may then use 4096 (both CLIs call it)."""
-    code = "from native_iam.listen import raise_open_file_limit; print(raise_open_file_limit())"
+    code = "from native_iam.runtime.listen import raise_open_file_limit; print(raise_open_file_limit())"
     result = subprocess.run(
         [sys.executable, "-c", code],
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 4096)),

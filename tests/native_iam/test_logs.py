@@ -1,15 +1,14 @@
-"""native_iam/logs.py: the one log schema of both roles; one line per record whatever the values."""
+"""native_iam/runtime/logs.py: the one log schema of both roles; one line per record whatever the values."""
 
 from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
-from native_iam import logs
-from sidecar import _logging as sidecar_logging
-from token_service import logs as token_service_logs
+from native_iam.runtime import logs
 
 BREAKS = ["\n", "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "\x00", "\x1b[31m"]
 
@@ -22,10 +21,18 @@ def _record(value: str, *, msg: str = "password grant refused") -> logging.LogRe
 
 
 def test_both_roles_use_the_shared_formatters() -> None:
-    """The token service and the sidecar log with the same classes: same keys, same redaction."""
-    assert token_service_logs.JsonFormatter is sidecar_logging.JsonFormatter is logs.JsonFormatter
-    assert token_service_logs.TextFormatter is sidecar_logging.TextFormatter is logs.TextFormatter
-    assert token_service_logs.configure is sidecar_logging.configure is logs.configure
+    """The token service and the sidecar log with the same classes: same keys, same redaction. Neither
+    role defines a formatter or configures logging itself; both CLIs call the shared configure()."""
+    from sidecar import cli as sidecar_cli
+    from token_service import cli as token_service_cli
+
+    root = Path(logs.__file__).resolve().parents[2]
+    for package in ("token_service", "sidecar"):
+        for path in (root / package).rglob("*.py"):
+            source = path.read_text(encoding="utf-8")
+            assert "logging.Formatter" not in source and "basicConfig" not in source, path
+    for cli in (token_service_cli, sidecar_cli):
+        assert "logs.configure(" in Path(cli.__file__).read_text(encoding="utf-8"), cli.__name__
 
 
 @pytest.mark.parametrize("brk", BREAKS)

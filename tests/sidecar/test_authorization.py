@@ -360,7 +360,7 @@ def test_deny_logs_reason_and_jti_never_the_token(rig: Rig, issuer: Issuer, capl
 
 
 def test_keys_past_max_age_void_cached_allows(issuer: Issuer) -> None:
-    """When the keys outlive NATIVE_IAM_JWKS_MAX_AGE_S, even a cached token is denied keys_unavailable."""
+    """When the keys outlive NATIVE_IAM_JWKS_MAX_STALENESS_S, even a cached token is denied keys_unavailable."""
     now = [1000.0]
     store = KeyStore(lambda: (issuer.jwks_json(), 300.0), max_age_s=60, min_refetch_s=0, clock=lambda: now[0])
     store.refresh()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -44,7 +45,7 @@ def test_two_workers_share_the_port_and_merge_metrics(feed: FeedServer, issuer: 
     env = {
         "NATIVE_IAM_TOKEN_URL": feed.address,
         "NATIVE_IAM_ISSUER": ISSUER,
-        "NATIVE_IAM_AUDIENCE": AUDIENCE,
+        "NATIVE_IAM_ACCEPTED_AUDIENCES": AUDIENCE,
         "NATIVE_IAM_WORKERS": "2",
     }
     with _stack.sidecar(tmp_path, env) as ports:
@@ -106,3 +107,45 @@ def test_a_busy_port_is_one_line_naming_the_address_and_variable(variable: str, 
     assert len(lines) == 1, result.stderr[-2000:]
     (line,) = lines
     assert busy in line and variable in line, line
+
+
+def _run_sidecar(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "native_iam.cli", "sidecar"],
+        env={**os.environ, "NATIVE_IAM_TOKEN_URL": f"127.0.0.1:{free_port()}", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_deprecated_variable_is_one_warning_at_start_up() -> None:
+    """NATIVE_IAM_AUDIENCE (now NATIVE_IAM_ACCEPTED_AUDIENCES) still works, with one WARNING log
+    line naming old and new. (A busy ext_authz port ends the run right after start-up.)"""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = _run_sidecar(
+            {
+                "NATIVE_IAM_AUDIENCE": "orders",
+                "NATIVE_IAM_AUTHZ_LISTEN": f"127.0.0.1:{taken.getsockname()[1]}",
+                "NATIVE_IAM_OAUTH_LISTEN": "off",
+                "NATIVE_IAM_METRICS_LISTEN": "off",
+                "NATIVE_IAM_LOG_FORMAT": "json",
+            }
+        )
+    assert result.returncode == 1, result.stderr[-2000:]
+    warnings = [line for line in result.stderr.splitlines() if "deprecated" in line]
+    assert len(warnings) == 1, result.stderr[-2000:]
+    record = json.loads(warnings[0])
+    assert record["level"] == "WARNING"
+    assert "NATIVE_IAM_AUDIENCE" in record["msg"] and "NATIVE_IAM_ACCEPTED_AUDIENCES" in record["msg"]
+
+
+def test_several_workers_need_fixed_ports() -> None:
+    """NATIVE_IAM_WORKERS=2 with port 0 would give each worker its own port: exit 2 naming the variable."""
+    result = _run_sidecar(
+        {"NATIVE_IAM_WORKERS": "2", "NATIVE_IAM_AUTHZ_LISTEN": "127.0.0.1:0", "NATIVE_IAM_METRICS_LISTEN": "off"}
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "native-iam sidecar: NATIVE_IAM_AUTHZ_LISTEN needs a fixed port" in result.stderr

@@ -25,7 +25,12 @@ T, R = feed_pb2.RevocationTarget, feed_pb2.RevocationReason
 
 
 def sidecar_env(feed: FeedServer, **extra: str) -> dict[str, str]:
-    return {"NATIVE_IAM_TOKEN_URL": feed.address, "NATIVE_IAM_ISSUER": ISSUER, "NATIVE_IAM_AUDIENCE": AUDIENCE, **extra}
+    return {
+        "NATIVE_IAM_TOKEN_URL": feed.address,
+        "NATIVE_IAM_ISSUER": ISSUER,
+        "NATIVE_IAM_ACCEPTED_AUDIENCES": AUDIENCE,
+        **extra,
+    }
 
 
 @pytest.fixture(scope="module")

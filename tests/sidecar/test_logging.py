@@ -1,12 +1,12 @@
-"""sidecar/_logging.py: JSON and text log lines carry the record's extra fields (the schema shared
-with the token service, native_iam/logs.py)."""
+"""The sidecar's JSON and text log lines carry the record's extra fields (the schema shared with
+the token service, native_iam/runtime/logs.py)."""
 
 from __future__ import annotations
 
 import json
 import logging
 
-from sidecar._logging import JsonFormatter, TextFormatter
+from native_iam.runtime.logs import JsonFormatter, TextFormatter
 
 
 def _record() -> logging.LogRecord:

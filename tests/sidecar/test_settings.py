@@ -90,3 +90,66 @@ def test_every_variable_is_in_the_docs_table() -> None:
     table = readme[readme.index("## Sidecar\n") :]
     documented = set(re.findall(r"^\| `(NATIVE_IAM_[A-Z_]+)` \|", table, flags=re.MULTILINE))
     assert read and read <= documented, sorted(read - documented)
+
+
+# --- variables renamed because the token service gives the old name another meaning ---------
+
+_RENAMED = [
+    # (new, deprecated, value, field, parsed)
+    ("NATIVE_IAM_ACCEPTED_AUDIENCES", "NATIVE_IAM_AUDIENCE", "a, b", "audiences", ("a", "b")),
+    ("NATIVE_IAM_JWKS_MAX_STALENESS_S", "NATIVE_IAM_JWKS_MAX_AGE_S", "600", "jwks_max_staleness_s", 600.0),
+]
+
+
+@pytest.mark.parametrize(("new", "old", "value", "name", "parsed"), _RENAMED)
+def test_the_new_name_is_read_without_a_warning(new: str, old: str, value: str, name: str, parsed: object) -> None:
+    """The sidecar's own name for the setting is read, and nothing is deprecated."""
+    s = from_env({new: value})
+    assert getattr(s, name) == parsed and s.renamed == ()
+
+
+@pytest.mark.parametrize(("new", "old", "value", "name", "parsed"), _RENAMED)
+def test_the_old_name_still_works_and_warns_once(
+    new: str, old: str, value: str, name: str, parsed: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The deprecated name is still read (one release) and start-up warns once, naming old and new."""
+    from native_iam.runtime.env import warn_renamed
+
+    s = from_env({old: value})
+    assert getattr(s, name) == parsed
+    with caplog.at_level("WARNING"):
+        warn_renamed(s.renamed)
+    (record,) = caplog.records
+    assert record.levelname == "WARNING" and old in record.getMessage() and new in record.getMessage()
+
+
+@pytest.mark.parametrize(("new", "old", "value", "name", "parsed"), _RENAMED)
+def test_with_both_names_the_new_one_wins_and_the_old_one_is_named(
+    new: str, old: str, value: str, name: str, parsed: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Both set: the new name's value is used, and the warning says the old one is ignored."""
+    from native_iam.runtime.env import warn_renamed
+
+    s = from_env({new: value, old: "ignored-value"})
+    assert getattr(s, name) == parsed
+    with caplog.at_level("WARNING"):
+        warn_renamed(s.renamed)
+    (record,) = caplog.records
+    assert "ignored" in record.getMessage() and old in record.getMessage() and new in record.getMessage()
+
+
+@pytest.mark.parametrize("name", ["NATIVE_IAM_ACCEPTED_AUDIENCES", "NATIVE_IAM_JWKS_MAX_STALENESS_S"])
+def test_a_bad_value_under_the_new_name_names_it(name: str) -> None:
+    """A blank audience list or a staleness below 1 s is refused, naming the variable."""
+    with pytest.raises(SettingsError, match=name):
+        from_env({name: " " if "AUDIENCES" in name else "0"})
+
+
+@pytest.mark.parametrize("off", ["", "off", "none", "OFF"])
+@pytest.mark.parametrize("variable", ["NATIVE_IAM_METRICS_LISTEN", "NATIVE_IAM_OAUTH_LISTEN"])
+def test_an_optional_listener_is_off_as_in_the_token_service(variable: str, off: str) -> None:
+    """Blank, `off` and `none` turn an optional listener off, the same words as the token service's."""
+    from native_iam.runtime.listen import enabled
+
+    s = from_env({variable: off})
+    assert not enabled(s.metrics_listen if "METRICS" in variable else s.oauth_listen)

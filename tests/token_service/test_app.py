@@ -60,3 +60,30 @@ async def test_stop_reports_not_serving_then_closes(sqlite_url: str) -> None:
 
 async def _noop(*_: object) -> None:
     return None
+
+
+async def test_health_turns_serving_only_once_every_listener_is_up(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A probe that sees SERVING may send OAuth HTTP traffic: the HTTP port must be listening by then
+    (before, health went SERVING first and a client that trusted it met a refused connection)."""
+    from token_service.http_server import HttpServer
+    from token_service.testing import settings_for_tests
+
+    app = TokenServiceApp(settings_for_tests(sqlite_url))
+    seen: list[int] = []
+    real_start = HttpServer.start
+
+    async def observed_start(self: HttpServer) -> None:
+        response = await app.health.Check(health_pb2.HealthCheckRequest(service=""), None)
+        seen.append(response.status)
+        await real_start(self)
+
+    monkeypatch.setattr(HttpServer, "start", observed_start)
+    await app.start()
+    try:
+        assert seen == [health_pb2.HealthCheckResponse.NOT_SERVING]
+        response = await app.health.Check(health_pb2.HealthCheckRequest(service=""), None)
+        assert response.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        await app.stop(0)

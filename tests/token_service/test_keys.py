@@ -17,9 +17,9 @@ from tests.token_service.conftest import add_identity
 from token_service.access import verify_access_token
 from token_service.core import Core
 from token_service.errors import TokenInvalid
-from token_service.events import KEY_CUTOFF_ALL
 from token_service.grants import create_token_with_password, refresh_access_token
 from token_service.keys import KeyRing, generate_key, load_key_dir
+from token_service.revocations import KEY_CUTOFF_ALL
 from token_service.settings import SettingsError
 from token_service.store import Store
 from token_service.store.tables import revocations

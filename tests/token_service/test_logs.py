@@ -10,8 +10,8 @@ import grpc
 import pytest
 
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
+from native_iam.runtime import logs
 from tests.token_service.conftest import add_identity
-from token_service import logs
 from token_service.app import TokenServiceApp
 
 

@@ -83,3 +83,20 @@ def test_every_variable_is_in_the_docs_table() -> None:
     readme = docs[docs.index("## Token service\n") : docs.index("\n## Sidecar\n")]
     missing = sorted(name for name in names if f"| `{name}` |" not in readme)
     assert names and not missing, missing
+
+
+@pytest.mark.parametrize("off", ["", "off", "none", "OFF"])
+def test_the_metrics_listener_is_off_as_in_the_sidecar(off: str) -> None:
+    """NATIVE_IAM_METRICS_LISTEN blank, `off` or `none` serves no metrics, the same words as the sidecar's."""
+    from native_iam.runtime.listen import enabled
+
+    assert not enabled(Settings.from_env({"NATIVE_IAM_METRICS_LISTEN": off}).metrics_listen)
+    assert enabled(Settings.from_env({}).metrics_listen)
+
+
+def test_settings_error_is_the_shared_one() -> None:
+    """Both roles raise the one error class of native_iam/runtime/env.py (a CLI catches one type)."""
+    from native_iam.runtime.env import EnvError
+    from sidecar.settings import SettingsError as SidecarSettingsError
+
+    assert SettingsError is EnvError is SidecarSettingsError

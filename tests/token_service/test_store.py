@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -10,12 +11,12 @@ from sqlalchemy import inspect, select
 
 from native_iam.oauth.v1 import feed_pb2
 from tests.token_service.conftest import add_identity
-from token_service import events
 from token_service.access import check_access
 from token_service.core import Core
 from token_service.errors import Unavailable
 from token_service.grants import create_token_with_password, refresh_access_token
 from token_service.store import Store, async_url
+from token_service.store import revocations as feed_log
 from token_service.store.tables import revocations, tokens
 
 
@@ -53,9 +54,14 @@ async def test_concurrent_event_writers_commit_in_sequence_order(core: Core) -> 
 
     async def writer(i: int) -> None:
         async with core.store.write() as conn:
-            await events.append(
-                conn,
-                [events.Event(target=feed_pb2.TOKEN, reason=feed_pb2.TOKEN_DISABLED, jti=f"j{i}", expires_unix=2**31)],
+            await conn.run_sync(
+                feed_log.append,
+                [
+                    feed_log.Event(
+                        target=feed_pb2.TOKEN, reason=feed_pb2.TOKEN_DISABLED, jti=f"j{i}", expires_unix=2**31
+                    )
+                ],
+                time.time(),
             )
             await asyncio.sleep(0.01 * (writers - i))  # later sequence numbers try to commit first
 

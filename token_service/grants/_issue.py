@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 from native_iam import claims
 from token_service.clients import GrantType, OAuthClient
 from token_service.core import Core
-from token_service.store import queries
+from token_service.store import tokens as stored_tokens
 from token_service.tokens import new_jti, token_hash
 
 __all__ = ["ClientContext", "IssuedTokens", "client_context", "issue"]
@@ -163,7 +163,7 @@ def issue(
                 "scopes": " ".join(kept_scopes),
             }
         )
-    queries.insert_tokens_sync(conn, rows)
+    stored_tokens.insert(conn, rows)
     return IssuedTokens(
         access_token=access_token,
         access_jti=access_jti,

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from native_iam import scopes as scope_rules
 from token_service.core import Core
-from token_service.errors import CredentialsInvalid, IdentityNotActive, MalformedScope, ScopeNotGranted
+from token_service.errors import CredentialsInvalid, IdentityNotActive, ScopeNotGranted
 from token_service.grants._issue import ClientContext, IssuedTokens, issue
+from token_service.grants._outcomes import counted
 from token_service.lockout import Attempt, Verdict, identity_key
-from token_service.store import queries
+from token_service.requested_scopes import requested_scopes
+from token_service.store import identities
 
 __all__ = ["create_token_with_password"]
 
@@ -31,6 +34,7 @@ BUSY_WAIT_S = 10.0
 BUSY_POLL_S = 0.25
 
 
+@counted("password")
 async def create_token_with_password(
     core: Core,
     *,
@@ -48,10 +52,7 @@ async def create_token_with_password(
     Raises :class:`CredentialsInvalid`, :class:`IdentityNotActive`, :class:`ScopeNotGranted`,
     :class:`MalformedScope`, :class:`~token_service.errors.Unavailable`.
     """
-    try:
-        requested = scope_rules.normalize(scopes)
-    except scope_rules.ScopeError as exc:
-        raise MalformedScope(str(exc)) from None
+    requested = requested_scopes(scopes)
     attempt, record = await _reserve(core, namespace, identity, client_address)
     if attempt.verdict is not Verdict.GO:
         reason = "locked_out" if attempt.verdict is Verdict.LOCKED else "busy"
@@ -68,10 +69,8 @@ async def create_token_with_password(
     if record is None:  # unreachable: verify() returns False without a record
         raise CredentialsInvalid(reason="unknown_identity")
     try:
-        issued = await core.store.run_write(
-            _issue_in_transaction,
-            *(core, record.id, record.hash, namespace, identity, requested, metadata, client, attempt),
-        )
+        login = _VerifiedLogin(core, record.id, record.hash, namespace, identity, requested, metadata, client, attempt)
+        issued = await core.store.run_write(_issue_in_transaction, login)
     except (IdentityNotActive, ScopeNotGranted):
         # The password was right: refusing the grant for another reason is not a guess.
         await core.lockout.finish(attempt, core.clock(), success=True)
@@ -91,44 +90,52 @@ async def _reserve(core: Core, namespace: str, identity: str, client_address: st
     deadline = time.monotonic() + BUSY_WAIT_S
     while True:
         freed_before = core.lockout.freed
-        attempt, record = await core.store.run_write(_begin, core, namespace, identity, client_address, core.clock())
+        attempt, record = await core.store.run_write(
+            _begin, core, namespace=namespace, identity=identity, client_address=client_address, now=core.clock()
+        )
         if attempt.verdict is not Verdict.BUSY or time.monotonic() >= deadline:
             return attempt, record
         await core.lockout.wait_for_slot(attempt, freed_before, BUSY_POLL_S)
 
 
 def _begin(
-    conn: Connection, core: Core, namespace: str, identity: str, client_address: str | None, now: float
+    conn: Connection, core: Core, *, namespace: str, identity: str, client_address: str | None, now: float
 ) -> tuple[Attempt, Any]:
     """The identity's login record, and the attempt's slots on its counters and the client
     address's, in one write transaction. An unknown identity's counter holds slots but counts no
     failure, so no row stays behind for a guessed name; its failures count against the address."""
-    record = queries.login_record_sync(conn, namespace, identity)
+    record = identities.login_record(conn, namespace, identity)
     keys = core.lockout.keys(namespace, identity, client_address)
     unknown = () if record is not None and record.hash is not None else (identity_key(namespace, identity),)
     return core.lockout.reserve_sync(conn, keys, now, unknown), record
 
 
-def _issue_in_transaction(
-    conn: Connection,
-    core: Core,
-    identity_id: int,
-    verified_hash: str,
-    namespace: str,
-    identity: str,
-    requested: tuple[str, ...],
-    metadata: str,
-    client: ClientContext | None,
-    attempt: Attempt,
-) -> IssuedTokens:
-    current = queries.identity_for_grant_sync(conn, identity_id)
+@dataclass(frozen=True, slots=True)
+class _VerifiedLogin:
+    """A password grant whose password verified, for its write transaction."""
+
+    core: Core
+    identity_id: int
+    #: The hash the password verified against: the grant fails if it changed meanwhile.
+    verified_hash: str
+    namespace: str
+    identity: str
+    requested: tuple[str, ...]
+    metadata: str
+    client: ClientContext | None
+    attempt: Attempt
+
+
+def _issue_in_transaction(conn: Connection, login: _VerifiedLogin) -> IssuedTokens:
+    core, namespace, identity, requested = login.core, login.namespace, login.identity, login.requested
+    current = identities.for_grant(conn, login.identity_id)
     if current is None:  # deleted while we verified
         raise CredentialsInvalid(reason="unknown_identity")
     # Read after the identity's share lock (PostgreSQL; SQLite has one writer): a password
     # changed or disabled while we verified refuses the grant, so no token issued with the old
     # password outlives the change (admin.set_password revokes the earlier ones).
-    login = queries.login_record_sync(conn, namespace, identity)
-    if login is None or login.hash != verified_hash or not login.enabled:
+    stored = identities.login_record(conn, namespace, identity)
+    if stored is None or stored.hash != login.verified_hash or not stored.enabled:
         raise CredentialsInvalid(reason="password_changed")
     if not current.active:
         raise IdentityNotActive()
@@ -148,10 +155,10 @@ def _issue_in_transaction(
         namespace=namespace,
         identity=identity,
         scopes=granted,
-        metadata=metadata,
-        client=client,
+        metadata=login.metadata,
+        client=login.client,
         now=core.clock(),  # after the lock: an identity cut-off taken later covers this iat
-        with_refresh=client.issue_refresh_token if client else True,
+        with_refresh=login.client.issue_refresh_token if login.client else True,
     )
-    core.lockout.succeeded_sync(conn, attempt, core.clock())
+    core.lockout.succeeded_sync(conn, login.attempt, core.clock())
     return result

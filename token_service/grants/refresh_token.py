@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
 
 from native_iam import claims as claim_names
 from native_iam import scopes as scope_rules
-from token_service import events
+from token_service import revocations
 from token_service.clients import GrantType
 from token_service.core import Core
 from token_service.errors import (
     IdentityNotActive,
     IdentityNotFound,
     IdentityUnauthenticated,
-    MalformedScope,
     NotARefreshToken,
     ScopeNotGranted,
     TokenDisabled,
@@ -30,14 +30,15 @@ from token_service.errors import (
     TokenNotFound,
 )
 from token_service.grants._issue import ClientContext, IssuedTokens, client_context, issue
-from token_service.revocations import disable_tokens_sync
-from token_service.store import queries
-from token_service.store.tables import tokens
+from token_service.grants._outcomes import counted
+from token_service.requested_scopes import requested_scopes
+from token_service.store import identities, tokens
 from token_service.tokens import TokenClaims, token_hash
 
 __all__ = ["refresh_access_token"]
 
 
+@counted("refresh_token")
 async def refresh_access_token(
     core: Core,
     *,
@@ -54,20 +55,17 @@ async def refresh_access_token(
     revokes the whole family (RFC 9700 §4.14.2) and is refused as TOKEN_DISABLED.
     Raises the :class:`~token_service.errors.GrantError` leaves of the seed's RefreshToken.
     """
+    # Malformed input is refused before the token is looked at (invalid_scope before invalid_grant).
+    narrowed = None if scopes is None else requested_scopes(scopes)
     claims = core.codec.verify(refresh_token, core.clock())
     if claims.usage != claim_names.REFRESH_TOKEN:
         raise NotARefreshToken()
     client = await _bound_client(core, claims, client)
-    narrowed: tuple[str, ...] | None = None
-    if scopes is not None:
-        try:
-            narrowed = scope_rules.normalize(scopes)
-        except scope_rules.ScopeError as exc:
-            raise MalformedScope(str(exc)) from None
-        if not set(narrowed) <= set(claims.scopes):
-            raise ScopeNotGranted("a refresh may not widen the token's scopes")  # RFC 6749 §6
+    if narrowed is not None and not set(narrowed) <= set(claims.scopes):
+        raise ScopeNotGranted("a refresh may not widen the token's scopes")  # RFC 6749 §6
     rotate = bool(client and client.rotate_refresh_tokens)
-    outcome = await core.store.run_write(_refresh_in_transaction, core, claims, refresh_token, narrowed, client, rotate)
+    request = _Refresh(core, claims, refresh_token, narrowed, client, rotate)
+    outcome = await core.store.run_write(_refresh_in_transaction, request)
     if outcome is _REUSED:
         raise TokenDisabled("refresh token was already used; its family is revoked", reason="refresh_token_reuse")
     return outcome  # type: ignore[return-value]
@@ -106,33 +104,40 @@ async def _bound_client(core: Core, claims: TokenClaims, authenticated: ClientCo
 _REUSED = object()
 
 
-def _refresh_in_transaction(
-    conn: Connection,
-    core: Core,
-    claims: TokenClaims,
-    refresh_token: str,
-    narrowed: tuple[str, ...] | None,
-    client: ClientContext | None,
-    rotate: bool,
-) -> IssuedTokens | object:
-    record = queries.refresh_record_sync(conn, claims.jti)
+@dataclass(frozen=True, slots=True)
+class _Refresh:
+    """A refresh whose token verified, for its write transaction."""
+
+    core: Core
+    claims: TokenClaims
+    refresh_token: str
+    #: The narrower scopes asked for; None keeps the token's.
+    narrowed: tuple[str, ...] | None
+    client: ClientContext | None
+    #: Whether the client rotates refresh tokens (the presented one is spent).
+    rotate: bool
+
+
+def _refresh_in_transaction(conn: Connection, request: _Refresh) -> IssuedTokens | object:
+    core, claims, client, rotate = request.core, request.claims, request.client, request.rotate
+    record = tokens.refresh_record(conn, claims.jti)
     if record is None:
         raise TokenNotFound()
     identity = record
     if conn.dialect.name == "postgresql":
         # Locks in the order every writer takes them (admin.set_password too): the identity row
-        # (share; see queries.identity_for_grant), then, rotating, the token row, where concurrent
+        # (share; see store.identities.for_grant), then, rotating, the token row, where concurrent
         # uses of one token queue. Then the token is read again: a revocation that committed
         # while we waited (a password change) must be seen.
-        identity = queries.identity_for_grant_sync(conn, record.identity_id)
+        identity = identities.for_grant(conn, record.identity_id)
         if identity is not None and identity.uid != record.identity_uid:
             identity = None  # another identity on this id: the token's own is gone
         if rotate:
-            queries.token_record_sync(conn, claims.jti, lock=True)
-        record = queries.refresh_record_sync(conn, claims.jti)
+            tokens.record(conn, claims.jti, lock=True)
+        record = tokens.refresh_record(conn, claims.jti)
         if record is None:
             raise TokenNotFound()
-    if record.token_hash is None or not hmac.compare_digest(record.token_hash, token_hash(refresh_token)):
+    if record.token_hash is None or not hmac.compare_digest(record.token_hash, token_hash(request.refresh_token)):
         raise TokenInvalid(reason="hash_mismatch")
     if record.state != "active":
         raise TokenDisabled()
@@ -150,7 +155,7 @@ def _refresh_in_transaction(
         _revoke_family(conn, record.family_id or record.jti, now)
         return _REUSED
     if rotate and record.spent_at is None:
-        queries.mark_spent_sync(conn, record.jti, now)
+        tokens.mark_spent(conn, record.jti, now)
     namespace = identity.identity_namespace if identity is record else identity.namespace
     name = identity.identity_name if identity is record else identity.name
     return issue(
@@ -160,7 +165,7 @@ def _refresh_in_transaction(
         identity_uid=record.identity_uid,
         namespace=namespace,
         identity=name,
-        scopes=narrowed if narrowed is not None else claims.scopes,
+        scopes=request.narrowed if request.narrowed is not None else claims.scopes,
         metadata=record.metadata,
         client=client,
         now=now,
@@ -173,4 +178,6 @@ def _refresh_in_transaction(
 
 
 def _revoke_family(conn: Connection, family_id: str, now: float) -> None:
-    disable_tokens_sync(conn, tokens.c.family_id == family_id, events.Reason.REFRESH_TOKEN_REUSE, now)
+    revocations.disable_tokens(
+        conn, revocations.TokenMatch(family_id=family_id), revocations.Reason.REFRESH_TOKEN_REUSE, now
+    )

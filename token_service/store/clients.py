@@ -10,17 +10,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from typing import Final
+from typing import Any, Final
 
 from cachetools import TTLCache
-from sqlalchemy import Boolean, Column, Float, Integer, String, Table, Text, delete, false, insert, select
+from sqlalchemy import Row, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from token_service.clients import AuthMethod, GrantType, OAuthClient, generate_server_key
 from token_service.errors import AlreadyExists, NotFound
 from token_service.store.db import Store
-from token_service.store.tables import metadata
+from token_service.store.tables import oauth_clients, server_secrets
 
 __all__ = ["CACHE_TTL_S", "ClientRepository", "oauth_clients", "server_secrets"]
 
@@ -28,34 +28,6 @@ __all__ = ["CACHE_TTL_S", "ClientRepository", "oauth_clients", "server_secrets"]
 CACHE_TTL_S: Final = 5.0
 #: Name of the generated HMAC key row in ``server_secrets``.
 CLIENT_SECRET_KEY_NAME: Final = "client_secret_hmac_key"
-
-#: Registered OAuth clients. ``grant_types`` space-separated; ``audiences`` a JSON array.
-oauth_clients = Table(
-    "oauth_clients",
-    metadata,
-    Column("client_id", String(255), primary_key=True),
-    Column("name", String(200), nullable=False, server_default=""),
-    Column("auth_method", String(32), nullable=False),
-    #: ``hmac-sha256$<hex>`` (NATIVE_IAM_CLIENT_SECRET_KEY); NULL for a public client.
-    Column("secret_hash", String(128), nullable=True),
-    Column("grant_types", Text, nullable=False),
-    Column("audiences", Text, nullable=False, server_default="[]"),
-    Column("access_token_ttl_s", Integer, nullable=True),
-    Column("refresh_token_ttl_s", Integer, nullable=True),
-    Column("rotate_refresh_tokens", Boolean, nullable=False),
-    Column("created_at", Float, nullable=False),
-    #: The introspection permission (migration 0110): may introspect every token.
-    Column("introspect_all_tokens", Boolean, nullable=False, server_default=false()),
-)
-
-#: Server-generated secrets that are not signing keys (hex), created once and shared by replicas.
-server_secrets = Table(
-    "server_secrets",
-    metadata,
-    Column("name", String(64), primary_key=True),
-    Column("value", Text, nullable=False),
-    Column("created_at", Float, nullable=False),
-)
 
 
 def _row_to_client(row: object) -> OAuthClient:
@@ -88,7 +60,7 @@ class ClientRepository:
         except KeyError:
             pass
         async with self.store.read() as conn:
-            row = (await conn.execute(select(oauth_clients).where(oauth_clients.c.client_id == client_id))).first()
+            row = await _client_row(conn, client_id)
         client = None if row is None else _row_to_client(row)
         self._cache[client_id] = client
         return client
@@ -111,7 +83,7 @@ class ClientRepository:
     async def get(self, client_id: str) -> OAuthClient:
         """The client (uncached), or NotFound."""
         async with self.store.read() as conn:
-            row = (await conn.execute(select(oauth_clients).where(oauth_clients.c.client_id == client_id))).first()
+            row = await _client_row(conn, client_id)
         if row is None:
             raise NotFound(f"client {client_id!r} not found")
         return _row_to_client(row)
@@ -122,6 +94,10 @@ class ClientRepository:
         self._cache.pop(client_id, None)
         if result.rowcount == 0:
             raise NotFound(f"client {client_id!r} not found")
+
+
+async def _client_row(conn: AsyncConnection, client_id: str) -> Row[Any] | None:
+    return (await conn.execute(select(oauth_clients).where(oauth_clients.c.client_id == client_id))).first()
 
 
 def _values(client: OAuthClient) -> dict[str, object]:

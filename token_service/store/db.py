@@ -27,18 +27,19 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import Table, create_engine, delete, event, select, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.elements import ColumnElement
 
 from token_service.errors import Unavailable
 
-__all__ = ["EVENTS_WRITTEN", "Store", "async_url"]
+__all__ = ["EVENTS_WRITTEN", "Store", "async_url", "delete_batch"]
 
 #: Key in a connection's ``info`` set by a transaction that appended revocation events.
 EVENTS_WRITTEN = "native_iam_events_written"
@@ -46,6 +47,9 @@ EVENTS_WRITTEN = "native_iam_events_written"
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+P = ParamSpec("P")
+#: A transaction's body: a plain function of one sync Connection.
+Work = Callable[[Connection], T]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: Key of the PostgreSQL advisory lock that serializes start-up work across replicas.
@@ -94,22 +98,23 @@ class Store:
         self._reader_conn: Connection | None = None  # the event loop thread's own (SQLite)
         self._commit_listeners: list[Callable[[], None]] = []
 
-    async def run_write(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(conn, *args)`` (a plain function on a sync Connection) in one read-write
-        transaction, committed when it returns. On SQLite that is one hop to the writer thread;
-        on PostgreSQL it runs on asyncpg through ``run_sync``."""
+    async def run_write(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn(conn, *args, **kwargs)`` (a plain function on a sync Connection) in one
+        read-write transaction, committed when it returns. On SQLite that is one hop to the writer
+        thread; on PostgreSQL it runs on asyncpg through ``run_sync``."""
+        work = _bind(fn, args, kwargs)
         try:
             if self._writer is not None and self._write_lock is not None:
                 loop = asyncio.get_running_loop()
                 async with self._write_lock:
-                    result, events = await loop.run_in_executor(self._writer, self._sqlite_write, fn, args)
+                    result, events = await loop.run_in_executor(self._writer, self._sqlite_write, work)
                 if events:
                     self._notify()
                 return result
             async with self.engine.connect() as conn:
                 try:
                     async with conn.begin():
-                        result = await conn.run_sync(fn, *args)
+                        result = await conn.run_sync(work)
                 except BaseException:
                     _forget_events(conn)
                     raise
@@ -119,32 +124,33 @@ class Store:
             _reraise_unavailable(exc)
             raise
 
-    async def run_read(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(conn, *args)`` in a read-only transaction (see :meth:`run_write`)."""
+    async def run_read(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn(conn, *args, **kwargs)`` in a read-only transaction (see :meth:`run_write`)."""
+        work = _bind(fn, args, kwargs)
         try:
             if self._sync_engine is not None:
                 # A WAL read of a few indexed rows never waits for the writer and takes tens of
                 # microseconds: cheaper inline than the hop to a thread and back.
-                return self._sqlite_read(fn, args)
+                return self._sqlite_read(work)
             async with self.engine.connect() as conn:
-                return await conn.run_sync(fn, *args)
+                return await conn.run_sync(work)
         except (DBAPIError, OSError) as exc:
             _reraise_unavailable(exc)
             raise
 
-    def _sqlite_write(self, fn: Callable[..., T], args: tuple[Any, ...]) -> tuple[T, bool]:
+    def _sqlite_write(self, work: Work[T]) -> tuple[T, bool]:
         assert self._sync_engine is not None
         if self._writer_lock_path is None:
-            return self._sqlite_write_locked(fn, args)
+            return self._sqlite_write_locked(work)
         if self._writer_lock_fd is None:
             self._writer_lock_fd = os.open(self._writer_lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(self._writer_lock_fd, fcntl.LOCK_EX)  # blocks this writer thread only
         try:
-            return self._sqlite_write_locked(fn, args)
+            return self._sqlite_write_locked(work)
         finally:
             fcntl.flock(self._writer_lock_fd, fcntl.LOCK_UN)
 
-    def _sqlite_write_locked(self, fn: Callable[..., T], args: tuple[Any, ...]) -> tuple[T, bool]:
+    def _sqlite_write_locked(self, work: Work[T]) -> tuple[T, bool]:
         assert self._sync_engine is not None
         # The writer thread keeps one connection: checking one out of the pool per transaction
         # cost as much as the transaction's own statements.
@@ -153,7 +159,7 @@ class Store:
             conn = self._writer_conn = self._sync_engine.connect().execution_options(sqlite_begin="IMMEDIATE")
         try:
             with conn.begin():
-                result = fn(conn, *args)
+                result = work(conn)
         except BaseException:
             self._writer_conn = None  # start the next transaction on a clean connection
             with contextlib.suppress(Exception):
@@ -163,7 +169,7 @@ class Store:
             events = bool(conn.info.pop(EVENTS_WRITTEN, False)) if not conn.closed else False
         return result, events
 
-    def _sqlite_read(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    def _sqlite_read(self, work: Work[T]) -> T:
         assert self._sync_engine is not None
         # Only the event loop's thread reads here, so it keeps one connection too; the rollback
         # ends the read transaction, so the next read sees every commit made meanwhile.
@@ -171,7 +177,7 @@ class Store:
         if conn is None:
             conn = self._reader_conn = self._sync_engine.connect()
         try:
-            return fn(conn, *args)
+            return work(conn)
         except BaseException:
             self._reader_conn = None
             with contextlib.suppress(Exception):
@@ -279,6 +285,13 @@ class Store:
             self._sync_engine.dispose()
 
 
+def _bind(fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Work[T]:
+    """``fn`` with its arguments after the connection, as one transaction body."""
+    if not args and not kwargs:
+        return fn
+    return lambda conn: fn(conn, *args, **kwargs)
+
+
 def _upgrade(sync_conn: Connection) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
@@ -334,3 +347,17 @@ def _reraise_unavailable(exc: BaseException) -> None:
         or str(getattr(exc.orig, "sqlstate", None) or "").startswith(_UNAVAILABLE_SQLSTATES)
     ):
         raise Unavailable() from exc
+
+
+def delete_batch(
+    conn: Connection, table: Table, key: ColumnElement[Any], condition: ColumnElement[bool], batch: int
+) -> int:
+    """Delete up to ``batch`` rows of ``table`` matching ``condition`` (a LIMIT in a subquery
+    works on both stores); how many.
+
+    ``condition`` is repeated outside the subquery: PostgreSQL re-checks only the outer WHERE on
+    a row that a concurrent transaction updated meanwhile (a lockout counter that just failed
+    again must stay).
+    """
+    doomed = select(key).where(condition).limit(batch).scalar_subquery()
+    return int(conn.execute(delete(table).where(key.in_(doomed), condition)).rowcount)

@@ -24,14 +24,18 @@ from sqlalchemy import (
     true,
 )
 
+from native_iam.limits import MAX_CLIENT_ID_LENGTH
+
 __all__ = [
     "feed_counter",
     "identities",
     "lockouts",
     "metadata",
+    "oauth_clients",
     "passwords",
     "policies",
     "revocations",
+    "server_secrets",
     "signing_keys",
     "tokens",
 ]
@@ -104,7 +108,7 @@ tokens = Table(
     Column("identity_uid", String(32), nullable=True),
     Column("namespace", String(253), nullable=False),
     Column("identity", String(253), nullable=False),
-    Column("client_id", String(253), nullable=False),
+    Column("client_id", String(MAX_CLIENT_ID_LENGTH), nullable=False),
     Column("scopes", Text, nullable=False),
     Column("metadata", Text, nullable=False, server_default=""),
     Column("kid", String(128), nullable=False),
@@ -184,4 +188,32 @@ lockouts = Table(
     #: ``pending_until`` has passed (their process died).
     Column("pending", Integer, nullable=False, server_default="0"),
     Column("pending_until", Float, nullable=False, server_default="0"),
+)
+
+#: Registered OAuth clients. ``grant_types`` space-separated; ``audiences`` a JSON array.
+oauth_clients = Table(
+    "oauth_clients",
+    metadata,
+    Column("client_id", String(255), primary_key=True),
+    Column("name", String(200), nullable=False, server_default=""),
+    Column("auth_method", String(32), nullable=False),
+    #: ``hmac-sha256$<hex>`` (NATIVE_IAM_CLIENT_SECRET_KEY); NULL for a public client.
+    Column("secret_hash", String(128), nullable=True),
+    Column("grant_types", Text, nullable=False),
+    Column("audiences", Text, nullable=False, server_default="[]"),
+    Column("access_token_ttl_s", Integer, nullable=True),
+    Column("refresh_token_ttl_s", Integer, nullable=True),
+    Column("rotate_refresh_tokens", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+    #: The introspection permission (migration 0110): may introspect every token.
+    Column("introspect_all_tokens", Boolean, nullable=False, server_default=false()),
+)
+
+#: Server-generated secrets that are not signing keys (hex), created once and shared by replicas.
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
 )

@@ -10,8 +10,7 @@ from token_service import clients
 from token_service._forms import Form
 from token_service.client_auth import authenticate_client, presented_credentials
 from token_service.clients import AuthMethod, OAuthClient
-from token_service.errors import InvalidRequest
-from token_service.oauth_errors import InvalidClient
+from token_service.errors import InvalidClient, InvalidRequest
 
 KEY = b"k" * 32
 

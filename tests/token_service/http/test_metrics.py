@@ -9,6 +9,7 @@ import httpx
 
 from tests.conftest import require_tool
 from tests.token_service.http.conftest import OAuthService, password_grant
+from token_service.store import Store
 
 
 async def test_outcomes_and_deny_reasons_are_counted(http: httpx.AsyncClient, oauth_service: OAuthService) -> None:
@@ -55,3 +56,33 @@ async def test_http_grants_count_in_the_shared_grant_counter(
     value = oauth_service.registry.get_sample_value
     assert value("native_iam_grants_total", {"grant": "password", "status": "OK"}) == 1
     assert value("native_iam_grants_total", {"grant": "password", "status": "CREDENTIALS_INVALID"}) == 1
+
+
+async def test_http_denials_count_in_the_shared_denial_counter(
+    http: httpx.AsyncClient, oauth_service: OAuthService
+) -> None:
+    """A refused HTTP grant lands in native_iam_grant_denials_total{grant, reason} as a gRPC one does."""
+    await http.post(
+        "/oauth2/token",
+        data={"grant_type": "password", "username": "alice", "password": "wrong"},
+        headers=oauth_service.basic("web"),
+    )
+    value = oauth_service.registry.get_sample_value
+    assert value("native_iam_grant_denials_total", {"grant": "password", "reason": "wrong_password"}) == 1
+    assert value("native_iam_grants_total", {"grant": "password", "status": "CREDENTIALS_INVALID"}) == 1
+
+
+async def test_http_database_failures_count_like_grpc_ones(
+    http: httpx.AsyncClient, oauth_service: OAuthService
+) -> None:
+    """A 503 because the database is unreachable lands in native_iam_db_errors_total{kind="unavailable"},
+    as the same failure of a gRPC call does."""
+    real = oauth_service.core.store
+    oauth_service.core.store = Store("sqlite:////nonexistent/dir/native-iam.db")
+    try:
+        response = await password_grant(http, oauth_service, "web")
+    finally:
+        await oauth_service.core.store.close()
+        oauth_service.core.store = real
+    assert response.status_code == 503
+    assert oauth_service.registry.get_sample_value("native_iam_db_errors_total", {"kind": "unavailable"}) == 1

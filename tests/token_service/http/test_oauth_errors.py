@@ -1,4 +1,4 @@
-"""token_service/oauth_errors.py and the one exception handler: every error leaf → its HTTP answer."""
+"""The error table (token_service/errors.py) and the one exception handler: every error leaf → its HTTP answer."""
 
 from __future__ import annotations
 
@@ -9,18 +9,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
-from token_service import errors, oauth_errors
-from token_service.http_api import oauth_error_response
+from token_service import errors
+from token_service.http_api import challenge_headers, oauth_error_response
 
-_HTTP_LEAVES = [
-    oauth_errors.RequestTooLarge,
-    oauth_errors.InvalidClient,
-    oauth_errors.UnauthorizedClient,
-    oauth_errors.UnsupportedGrantType,
-    oauth_errors.InvalidTarget,
-    oauth_errors.MissingBearerToken,
-]
-ALL_LEAVES = sorted({*errors.leaves(), *_HTTP_LEAVES, oauth_errors.InvalidBearerToken}, key=lambda c: c.__name__)
+ALL_LEAVES = errors.leaves()
 
 
 def _app(exc: Exception) -> Starlette:
@@ -30,6 +22,7 @@ def _app(exc: Exception) -> Starlette:
     app = Starlette(
         routes=[Route("/", fail, methods=["GET"])], exception_handlers={errors.TokenServiceError: oauth_error_response}
     )
+    app.state.metrics = None
     app.state.requests_total = Counter(
         "t_requests_total", "test", ["endpoint", "outcome", "reason"], registry=CollectorRegistry()
     )
@@ -68,29 +61,27 @@ def test_each_seed_status_maps_to_one_rfc_code() -> None:
 
 def test_invalid_client_challenge_is_basic() -> None:
     """invalid_client carries `WWW-Authenticate: Basic realm="native-iam"`."""
-    headers = oauth_errors.challenge_headers(oauth_errors.InvalidClient())
+    headers = challenge_headers(errors.InvalidClient())
     assert headers == {"WWW-Authenticate": 'Basic realm="native-iam", charset="UTF-8"'}
 
 
 def test_missing_bearer_token_challenge_has_no_error() -> None:
     """RFC 6750 §3.1: a request without any token gets a challenge without an error code."""
-    assert oauth_errors.challenge_headers(oauth_errors.MissingBearerToken()) == {
-        "WWW-Authenticate": 'Bearer realm="native-iam"'
-    }
+    assert challenge_headers(errors.MissingBearerToken()) == {"WWW-Authenticate": 'Bearer realm="native-iam"'}
 
 
 def test_insufficient_scope_challenge_names_the_scope() -> None:
     """insufficient_scope names the scope the resource needs."""
-    headers = oauth_errors.challenge_headers(errors.InsufficientScope(), required_scope="openid")
+    headers = challenge_headers(errors.InsufficientScope(), required_scope="openid")
     assert headers["WWW-Authenticate"].endswith('error="insufficient_scope", scope="openid"')
 
 
 def test_unavailable_says_when_to_retry() -> None:
     """temporarily_unavailable carries Retry-After."""
-    assert oauth_errors.challenge_headers(errors.Unavailable()) == {"Retry-After": "1"}
+    assert challenge_headers(errors.Unavailable()) == {"Retry-After": "1"}
 
 
 def test_deny_reason_is_bounded() -> None:
     """Metric/log reasons are the seed status or the class name, never a message."""
-    assert oauth_errors.deny_reason(errors.TokenExpired("secret detail")) == "token_expired"
-    assert oauth_errors.deny_reason(oauth_errors.InvalidClient("x")) == "invalidclient"
+    assert errors.deny_reason(errors.TokenExpired("secret detail")) == "token_expired"
+    assert errors.deny_reason(errors.InvalidClient("x")) == "invalidclient"

@@ -9,6 +9,7 @@ import httpx
 import jwt
 import pytest
 
+from native_iam.limits import MAX_CLIENT_ID_LENGTH
 from tests.token_service.http.conftest import GRACE_S, OAuthService, password_grant, start_oauth_service
 
 pytestmark = pytest.mark.postgres
@@ -86,3 +87,13 @@ async def test_two_replicas_share_clients_and_revocations(pg_service: OAuthServi
         assert seen_by_b.json() == {"active": False}
     finally:
         await other.stop(0)
+
+
+async def test_longest_client_id_gets_tokens_on_postgres(pg_service: OAuthService) -> None:
+    """A client_id of MAX_CLIENT_ID_LENGTH characters is accepted at registration, so its tokens
+    must fit the tokens table on PostgreSQL too (VARCHAR lengths are enforced there, not on SQLite)."""
+    client_id = "c" * MAX_CLIENT_ID_LENGTH
+    await pg_service.register(client_id, grant_types=("password",))
+    async with httpx.AsyncClient(base_url=pg_service.url) as http:
+        response = await password_grant(http, pg_service, client_id, scope="orders:read")
+    assert response.status_code == 200, response.text

@@ -8,6 +8,7 @@ import grpc
 import httpx
 import pytest
 
+from native_iam.limits import MAX_SCOPE_LENGTH, MAX_SCOPES
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
 from tests.token_service.http.conftest import GRACE_S, PASSWORD, OAuthService, password_grant, refresh_grant
 
@@ -77,6 +78,29 @@ async def test_same_refusal_over_both_transports(
     )
     assert over_grpc.status == oauth_pb2.CreateTokenWithPasswordResponse.CREDENTIALS_INVALID
     assert over_http.json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize(
+    "scopes",
+    [
+        ["orders:read"] * (MAX_SCOPES + 1),
+        ['orders:"read'],
+        ["o" * (MAX_SCOPE_LENGTH + 1)],
+        [f"s{i}" for i in range(MAX_SCOPES + 1)],
+    ],
+    ids=["repeated", "quote", "too-long", "too-many"],
+)
+async def test_same_scope_rule_over_both_transports(
+    http: httpx.AsyncClient, oauth_service: OAuthService, grpc_oauth: oauth_pb2_grpc.OAuthStub, scopes: list[str]
+) -> None:
+    """One scope rule: what gRPC refuses as INVALID_ARGUMENT, HTTP refuses as 400 invalid_scope."""
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await grpc_oauth.CreateTokenWithPassword(
+            oauth_pb2.CreateTokenWithPasswordRequest(identity="alice", password=PASSWORD, scopes=scopes)
+        )
+    over_http = await password_grant(http, oauth_service, scope=" ".join(scopes))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (over_http.status_code, over_http.json()["error"]) == (400, "invalid_scope")
 
 
 async def test_rotated_token_replayed_over_grpc_revokes_family(

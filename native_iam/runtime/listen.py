@@ -18,11 +18,14 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app
 
+from native_iam.runtime.env import LISTENER_OFF
+
 __all__ = [
     "ListenError",
     "MetricsServer",
     "bind_grpc",
     "bind_tcp",
+    "enabled",
     "raise_open_file_limit",
     "serve_metrics",
     "split_address",
@@ -51,6 +54,11 @@ def raise_open_file_limit() -> int:
         with contextlib.suppress(ValueError, OSError):  # e.g. a hard limit above the kernel's nr_open
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def enabled(address: str) -> bool:
+    """Whether an optional listener is on: blank, ``off`` and ``none`` turn it off (both roles)."""
+    return address.strip().lower() not in LISTENER_OFF
 
 
 def split_address(address: str) -> tuple[str, int]:

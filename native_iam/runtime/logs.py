@@ -22,7 +22,11 @@ import sys
 import time
 from typing import Any
 
-__all__ = ["JsonFormatter", "TextFormatter", "configure", "escape", "redact"]
+__all__ = ["LOG_FORMATS", "LOG_LEVELS", "JsonFormatter", "TextFormatter", "configure", "escape", "redact"]
+
+#: Values of NATIVE_IAM_LOG_LEVEL and NATIVE_IAM_LOG_FORMAT (either case).
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("json", "text")
 
 SECRET_KEYS = frozenset(
     {"password", "access_token", "refresh_token", "token", "authorization", "secret", "client_secret", "private_pem"}
