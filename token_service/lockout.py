@@ -24,7 +24,7 @@ import dataclasses
 import enum
 import ipaddress
 import random
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +90,8 @@ class Lockout:
         #: Attempts of this process waiting for a slot (BUSY): counter keys and wake-up future.
         self._waiters: list[tuple[frozenset[str], asyncio.Future[None]]] = []
         self._freed = 0
+        #: Abandoned attempts whose slots wait for their verification to end (see settle_abandoned).
+        self._settling: set[asyncio.Task[None]] = set()
 
     def keys(self, namespace: str, identity: str, address: str | None) -> list[str]:
         """The counters an attempt is charged to: the identity's and the client address's
@@ -152,6 +154,13 @@ class Lockout:
                 row = dataclasses.replace(row, failures=0, locked_until=0.0)
             _store(conn, key, row, now)
 
+    def released_sync(self, conn: Connection, attempt: Attempt, now: float) -> None:
+        """The reserved attempt was abandoned before any verdict reached its caller: its slot is
+        given back and nothing is counted (the caller learned nothing from it)."""
+        for key in _slots(attempt):
+            row = self._lock(conn, key, now)
+            _store(conn, key, dataclasses.replace(row, pending=max(row.pending - 1, 0)), now)
+
     def record_failure_sync(self, conn: Connection, keys: Sequence[str], now: float) -> None:
         """Count a failure that needed no reservation (a failed client authentication)."""
         if self.enabled:
@@ -165,6 +174,30 @@ class Lockout:
         if _slots(attempt):
             await self.store.run_write(self.succeeded_sync if success else self.failed_sync, attempt, now)
             self.slot_freed(attempt)
+
+    def settle_abandoned(
+        self, attempt: Attempt, verification: asyncio.Future[bool], clock: Callable[[], float]
+    ) -> None:
+        """The caller of ``attempt`` gave up (gRPC deadline, client gone) while its password was
+        being verified. The slot stays taken until the verification ends, so abandoned requests
+        cannot run more argon2 verifications at once than the slots allow; then a wrong password
+        counts as a failure (a guess, answered or not) and a right one gives the slot back
+        without clearing the identity's failures (its caller learned nothing)."""
+
+        async def settle() -> None:
+            try:
+                verified = await verification
+            except Exception:
+                verified = False
+            sync = self.released_sync if verified else self.failed_sync
+            await self.store.run_write(sync, attempt, clock())
+            self.slot_freed(attempt)
+
+        if not _slots(attempt):
+            return
+        task = asyncio.get_running_loop().create_task(settle(), name="lockout-settle-abandoned")
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
 
     @property
     def freed(self) -> int:

@@ -10,6 +10,7 @@ scopes, stores the tokens and gives the slot back.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -54,18 +55,17 @@ async def create_token_with_password(
     """
     requested = requested_scopes(scopes)
     attempt, record = await _reserve(core, namespace, identity, client_address)
-    if attempt.verdict is not Verdict.GO:
-        reason = "locked_out" if attempt.verdict is Verdict.LOCKED else "busy"
-    elif record is None:
-        reason = "unknown_identity"
-    elif record.hash is None or not record.enabled:
-        reason = "password_disabled"
-    else:
-        reason = ""
-    # Always one argon2 verification, so every refusal below costs the same time.
-    if not await core.passwords.verify(record.hash if record and not reason else None, password):
+    verification = asyncio.ensure_future(_verify(core, attempt, record, password))
+    try:
+        verified = await asyncio.shield(verification)
+    except asyncio.CancelledError:
+        # The caller gave up (gRPC deadline, client gone): the verification runs on, and the
+        # slot is settled when it ends (see Lockout.settle_abandoned).
+        core.lockout.settle_abandoned(attempt, verification, core.clock)
+        raise
+    if not verified:
         await core.lockout.finish(attempt, core.clock(), success=False)
-        raise CredentialsInvalid(reason=reason or "wrong_password")
+        raise CredentialsInvalid(reason=_refusal(attempt, record) or "wrong_password")
     if record is None:  # unreachable: verify() returns False without a record
         raise CredentialsInvalid(reason="unknown_identity")
     try:
@@ -81,6 +81,23 @@ async def create_token_with_password(
         raise
     core.lockout.slot_freed(attempt)
     return issued
+
+
+def _refusal(attempt: Attempt, record: Any) -> str:
+    """Why this attempt is refused whatever the password ("" when only the password decides)."""
+    if attempt.verdict is not Verdict.GO:
+        return "locked_out" if attempt.verdict is Verdict.LOCKED else "busy"
+    if record is None:
+        return "unknown_identity"
+    if record.hash is None or not record.enabled:
+        return "password_disabled"
+    return ""
+
+
+async def _verify(core: Core, attempt: Attempt, record: Any, password: str) -> bool:
+    """Always one argon2 verification, so every refusal costs the same time."""
+    refused = bool(_refusal(attempt, record))
+    return await core.passwords.verify(None if refused else record.hash, password) and not refused
 
 
 async def _reserve(core: Core, namespace: str, identity: str, client_address: str | None) -> tuple[Attempt, Any]:
