@@ -317,7 +317,7 @@ class OAuthServicer:
 
 
 class FeedServicer:
-    """native_iam.oauth.v1.Feed: the JWKS here; WatchRevocations in :mod:`token_service.feed`."""
+    """native_iam.oauth.v1.Feed: the JWKS here; WatchRevocations in :mod:`token_service.feed.hub`."""
 
     def __init__(self, core: Core) -> None:
         self.core = core

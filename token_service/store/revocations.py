@@ -7,7 +7,7 @@ and a subscriber tailing ``sequence > cursor`` can never skip one (which plain a
 allow on PostgreSQL when two transactions commit out of id order). On PostgreSQL the writer also
 sends ``NOTIFY native_iam_feed`` (delivered at commit) so other replicas wake at once.
 
-Only :mod:`token_service.revocations` appends events; the feed (:mod:`token_service.feed`) reads.
+Only :mod:`token_service.revocations` appends events; the feed (:mod:`token_service.feed.hub`) reads.
 """
 
 from __future__ import annotations
