@@ -36,7 +36,7 @@ from native_iam.admin.v1 import admin_pb2
 from native_iam.oauth.v1 import feed_pb2, feed_pb2_grpc
 from tests.conftest import require_tool
 from tests.sidecar import _stack
-from token_service import admin
+from token_service.admin import service as admin
 from token_service.core import Core
 from token_service.store.tables import revocations, tokens
 from token_service.testing import FEED_METADATA, settings_for_tests

@@ -20,7 +20,7 @@ import pytest
 from native_iam.oauth.v1 import feed_pb2, feed_pb2_grpc
 from tests.reliability._services import Sidecar, TokenService
 from tests.token_service.conftest import add_identity
-from token_service import admin
+from token_service.admin import service as admin
 from token_service.app import TokenServiceApp
 from token_service.settings import Settings, SettingsError
 from token_service.testing import FEED_METADATA, TEST_FEED_TOKEN, running_token_service

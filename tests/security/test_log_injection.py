@@ -16,7 +16,7 @@ import pytest
 from native_iam.oauth.v1 import oauth_pb2
 from tests.reliability._services import TokenService
 
-FORGED = "2026-01-01T00:00:00.000Z INFO token_service.admin: admin granted identity=mallory"
+FORGED = "2026-01-01T00:00:00.000Z INFO token_service.admin.service: admin granted identity=mallory"
 # How every line of the text format starts: timestamp, level, logger name.
 LINE = re.compile(r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d[.,]\d{3}Z? +(DEBUG|INFO|WARNING|ERROR|CRITICAL) +[\w.]+: ")
 

@@ -25,7 +25,7 @@ from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
 from sidecar.server import Sidecar
 from tests.sidecar._stack import in_process_sidecar
 from tests.token_service.conftest import add_identity, db_url
-from token_service import admin
+from token_service.admin import service as admin
 from token_service.app import TokenServiceApp
 from token_service.grants import create_token_with_password
 from token_service.testing import running_token_service

@@ -11,8 +11,8 @@ import grpc
 
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
 from tests.token_service.conftest import add_identity
-from token_service import admin
 from token_service.access import check_access
+from token_service.admin import service as admin
 from token_service.check_cache import CheckCache
 from token_service.testing import running_token_service
 from token_service.tokens import TokenClaims

@@ -16,8 +16,8 @@ import pytest
 
 from native_iam.oauth.v1 import feed_pb2, feed_pb2_grpc
 from tests.token_service.conftest import add_identity
-from token_service import admin
 from token_service.access import check_access
+from token_service.admin import service as admin
 from token_service.app import TokenServiceApp
 from token_service.errors import TokenInvalid
 from token_service.feed import effective_set

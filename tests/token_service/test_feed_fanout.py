@@ -10,7 +10,7 @@ import grpc
 
 from native_iam.oauth.v1 import feed_pb2, feed_pb2_grpc
 from tests.token_service.test_feed import _next, _next_events, _tokens
-from token_service import admin
+from token_service.admin import service as admin
 from token_service.app import TokenServiceApp
 from token_service.feed import FeedHub
 from token_service.testing import FEED_METADATA

@@ -8,8 +8,9 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from tests.token_service.conftest import add_identity
-from token_service import admin, errors
+from token_service import errors
 from token_service.access import check_access
+from token_service.admin import service as admin
 from token_service.core import Core
 from token_service.grants import IssuedTokens, create_token_with_password, refresh_access_token
 

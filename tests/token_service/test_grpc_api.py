@@ -11,7 +11,7 @@ import pytest
 from native_iam import claims
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
 from tests.token_service.conftest import add_identity
-from token_service import admin
+from token_service.admin import service as admin
 from token_service.app import TokenServiceApp
 
 Create = oauth_pb2.CreateTokenWithPasswordRequest

@@ -7,7 +7,8 @@ from sqlalchemy import select
 
 from native_iam.oauth.v1 import feed_pb2
 from tests.token_service.conftest import add_identity
-from token_service import admin, revocations
+from token_service import revocations
+from token_service.admin import service as admin
 from token_service.core import Core
 from token_service.grants import create_token_with_password
 from token_service.store.tables import revocations as events_table

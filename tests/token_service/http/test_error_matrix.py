@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.token_service.http.conftest import PASSWORD, OAuthService, password_grant
-from token_service import admin
+from token_service.admin import service as admin
 from token_service.store import Store
 
 BASIC_CHALLENGE = 'Basic realm="native-iam", charset="UTF-8"'

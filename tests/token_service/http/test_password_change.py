@@ -28,8 +28,8 @@ from tests.token_service.http.conftest import (
     refresh_grant,
     start_oauth_service,
 )
-from token_service import admin
 from token_service.admin import ensure_identity
+from token_service.admin import service as admin
 from token_service.errors import CredentialsInvalid
 from token_service.grants import create_token_with_password
 from token_service.settings import Settings, SettingsError
