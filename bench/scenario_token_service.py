@@ -243,7 +243,7 @@ def run(bench: Bench) -> None:
     from bench import _stack
 
     if not _stack.token_service_available():
-        bench.report.not_measured.append("Scenario 5: `token_service/cli.py` is not there yet.")
+        bench.report.not_measured.append("Scenario 5: `token_service/cli/main.py` is not there yet.")
         return
     ceiling = argon2_ceiling(3 if bench.options.smoke else 20)
     section = bench.report.section(

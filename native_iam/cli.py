@@ -10,9 +10,9 @@ import importlib
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "token-service": ("token_service.cli", "run the central token service (gRPC, HTTP, metrics)"),
+    "token-service": ("token_service.cli.main", "run the central token service (gRPC, HTTP, metrics)"),
     "sidecar": ("sidecar.cli", "run the Envoy ext_authz sidecar beside a workload"),
-    "admin": ("token_service.admin_cli", "manage identities, passwords, policies, clients, tokens, keys"),
+    "admin": ("token_service.cli.admin", "manage identities, passwords, policies, clients, tokens, keys"),
     "demo": ("native_iam.demo", "run token service + sidecar + Envoy + a sample upstream locally"),
 }
 

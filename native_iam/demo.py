@@ -149,7 +149,7 @@ async def _seed(env: dict[str, str], creds: Credentials) -> None:
 
     Idempotent, so a reused data directory keeps its keys and tokens."""
     from token_service.admin import ensure_identity
-    from token_service.bootstrap import DEMO_POLICY, bootstrap_admin
+    from token_service.cli import DEMO_POLICY, bootstrap_admin
     from token_service.clients import new_client
     from token_service.core import Core
     from token_service.settings import Settings

@@ -11,7 +11,7 @@ it changes nothing and exits 1 when a page differs from what the code says (the 
 the same, so a renamed variable or a new metric cannot go undocumented).
 
 The environment tables come from the settings dataclasses (each field declared with
-:func:`native_iam.envdoc.setting`) and the admin CLI's :data:`~token_service.admin_cli.ENV_VARS`;
+:func:`native_iam.envdoc.setting`) and the admin CLI's :data:`~token_service.cli.admin.ENV_VARS`;
 the metric tables from the collectors that :mod:`token_service.metrics` and
 :mod:`sidecar.metrics` create.
 """
@@ -79,7 +79,7 @@ def _settings_rows(cls: type) -> list[tuple[EnvVar, str]]:
 
 
 def token_service_settings() -> str:
-    from token_service import admin_cli
+    from token_service.cli import admin as admin_cli
     from token_service.settings import Settings
 
     return _env_rows([*_settings_rows(Settings), *((var, "unset") for var in admin_cli.ENV_VARS)])

@@ -24,7 +24,7 @@ def test_both_roles_use_the_shared_formatters() -> None:
     """The token service and the sidecar log with the same classes: same keys, same redaction. Neither
     role defines a formatter or configures logging itself; both CLIs call the shared configure()."""
     from sidecar import cli as sidecar_cli
-    from token_service import cli as token_service_cli
+    from token_service.cli import main as token_service_cli
 
     root = Path(logs.__file__).resolve().parents[2]
     for package in ("token_service", "sidecar"):

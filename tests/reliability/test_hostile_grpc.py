@@ -22,7 +22,7 @@ from native_iam.admin.v1 import admin_pb2
 from native_iam.oauth.v1 import feed_pb2, oauth_pb2
 from tests.sidecar._stack import in_process_sidecar
 from token_service.app import TokenServiceApp
-from token_service.bootstrap import bootstrap_admin
+from token_service.cli import bootstrap_admin
 from token_service.grants import create_token_with_password
 from token_service.testing import FEED_METADATA
 

@@ -22,7 +22,7 @@ from native_iam.admin.v1 import admin_pb2 as pb
 from tests.token_service.conftest import add_identity
 from token_service.admin import service as admin
 from token_service.app import TokenServiceApp
-from token_service.bootstrap import bootstrap_admin
+from token_service.cli import bootstrap_admin
 from token_service.grants import create_token_with_password
 
 ADMIN_PASSWORD = "root-pass-for-admin-auth"

@@ -12,8 +12,8 @@ import pytest
 
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
 from tests.token_service.conftest import add_identity
-from token_service.admin_cli import main
 from token_service.app import TokenServiceApp
+from token_service.cli.admin import main
 from token_service.grants import _issue
 from token_service.tokens import new_jti
 

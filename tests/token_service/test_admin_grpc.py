@@ -14,7 +14,7 @@ from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
 from tests.token_service.conftest import add_identity
 from token_service.admin import service as admin
 from token_service.app import TokenServiceApp
-from token_service.bootstrap import bootstrap_admin
+from token_service.cli import bootstrap_admin
 from token_service.grants import create_token_with_password
 
 ADMIN_PASSWORD = "admin-pass-123"

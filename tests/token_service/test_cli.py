@@ -20,7 +20,7 @@ import pytest
 
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
 from tests.token_service.conftest import _fresh_postgres_database
-from token_service.cli import main
+from token_service.cli.main import main
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -149,7 +149,7 @@ def test_workers_share_the_port_and_merge_metrics(tmp_path: Path) -> None:
 
 def test_workers_share_one_argon2_thread_per_core(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """With NATIVE_IAM_WORKERS=2 on 2 cores each worker verifies passwords on 1 thread, not 2."""
-    from token_service.cli import _worker_settings
+    from token_service.cli.main import _worker_settings
     from token_service.settings import Settings
 
     monkeypatch.setattr(os, "cpu_count", lambda: 2)

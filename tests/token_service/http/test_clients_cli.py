@@ -1,4 +1,4 @@
-"""token_service/clients_cli.py: `native-iam admin clients create|list|get|delete` over the admin gRPC API."""
+"""token_service/cli/clients.py: `native-iam admin clients create|list|get|delete` over the admin gRPC API."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from native_iam import cli
 from tests.token_service.http.conftest import PASSWORD, OAuthService
 from token_service.admin import ensure_identity
-from token_service.admin_cli import main
+from token_service.cli.admin import main
 
 
 async def _run(argv: list[str]) -> tuple[int, str]:

@@ -14,7 +14,7 @@ from native_iam.runtime import health, logs
 from native_iam.runtime.listen import ListenError, raise_open_file_limit
 from native_iam.runtime.workers import SPAWN, Workers, fixed_port_problem
 from token_service.app import TokenServiceApp
-from token_service.bootstrap import DEMO_IDENTITY, bootstrap_admin, bootstrap_demo
+from token_service.cli.bootstrap import DEMO_IDENTITY, bootstrap_admin, bootstrap_demo
 from token_service.core import Core
 from token_service.settings import METRICS_LISTEN, Settings, SettingsError
 

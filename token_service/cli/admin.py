@@ -25,7 +25,7 @@ from native_iam.admin.v1 import admin_pb2 as pb
 from native_iam.admin.v1 import admin_pb2_grpc
 from native_iam.envdoc import EnvVar
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
-from token_service import clients_cli
+from token_service.cli import clients as clients_cli
 
 __all__ = ["ENV_VARS", "main"]
 
@@ -244,7 +244,7 @@ def _token(channel: grpc.Channel, args: argparse.Namespace, password: str, stdou
 
 
 def _bootstrap(name: str, password: str, stdout: TextIO) -> int:
-    from token_service.bootstrap import bootstrap_admin
+    from token_service.cli.bootstrap import bootstrap_admin
     from token_service.core import Core
     from token_service.settings import Settings, SettingsError
 

@@ -1,6 +1,6 @@
 """``native-iam admin clients create|list|get|delete``: OAuth clients through the admin gRPC API.
 
-Plugged into :mod:`token_service.admin_cli` (same ``--url``, ``--token``, ``--json``): this module
+Plugged into :mod:`token_service.cli.admin` (same ``--url``, ``--token``, ``--json``): this module
 only defines the ``clients`` sub-commands, builds their requests and renders their tables. A new
 client's secret is printed once, by ``create``; nothing else ever shows it (only its HMAC is
 stored).
