@@ -19,10 +19,10 @@ from native_iam.runtime import health
 from native_iam.runtime.listen import bind_grpc, enabled
 from token_service.admin_clients import client_admin_handlers
 from token_service.admin_grpc import ADMIN_SERVICES, admin_handlers
+from token_service.api.http import HttpServer
 from token_service.core import Core
 from token_service.feed import FeedHub
 from token_service.grpc_api import FEED_SERVICE, OAUTH_SERVICE, rpc_handlers
-from token_service.http_server import HttpServer
 from token_service.metrics import Metrics
 from token_service.prune import Pruner
 from token_service.settings import GRPC_LISTEN, METRICS_LISTEN, Settings
@@ -79,7 +79,7 @@ class TokenServiceApp:
                 ("grpc.max_receive_message_length", 1024 * 1024),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-                # Slow clients (token_service/http_guard.py does the same for HTTP/1.1): the HTTP/2
+                # Slow clients (token_service/api/http/guard.py does the same for HTTP/1.1): the HTTP/2
                 # preface and SETTINGS within the head deadline (grpc's default is 120 s), and a
                 # connection with no call for a minute gets a GOAWAY (clients reconnect on their next
                 # call; the sidecars' feed stream keeps theirs busy). Without these a connection

@@ -1,6 +1,6 @@
 """What every domain function needs, built once at start-up by :mod:`token_service.app`.
 
-Transports (gRPC now, HTTP in :mod:`token_service.http_api`) hold one :class:`Core` and call the
+Transports (gRPC now, HTTP in :mod:`token_service.api.http.routes`) hold one :class:`Core` and call the
 domain functions in :mod:`token_service.grants` and :mod:`token_service.access` with it.
 """
 

@@ -77,7 +77,7 @@ class Settings:
         1,
     )
 
-    # --- HTTP connections (slow or idle clients must not hold the port: token_service/http_guard.py) ---
+    # --- HTTP connections (slow or idle clients must not hold the port: token_service/api/http/guard.py) ---
     http_header_timeout_s: float = setting(
         "NATIVE_IAM_HTTP_HEADER_TIMEOUT_S",
         "HTTP: time a client has to send a whole request head (at most 64 KiB, else 431), from its first byte; then"

@@ -48,7 +48,7 @@ class ListenError(OSError):
 def raise_open_file_limit() -> int:
     """Raise the soft RLIMIT_NOFILE to the hard limit (what the process may use anyway, as Go's
     runtime does) and return it: many systems start services with a soft limit of 1024, which a
-    few hundred clients use up. The HTTP connection cap is half of this (token_service/http_guard.py)."""
+    few hundred clients use up. The HTTP connection cap is half of this (token_service/api/http/guard.py)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard and (hard == resource.RLIM_INFINITY or soft < hard):
         with contextlib.suppress(ValueError, OSError):  # e.g. a hard limit above the kernel's nr_open

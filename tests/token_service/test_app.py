@@ -67,7 +67,7 @@ async def test_health_turns_serving_only_once_every_listener_is_up(
 ) -> None:
     """A probe that sees SERVING may send OAuth HTTP traffic: the HTTP port must be listening by then
     (before, health went SERVING first and a client that trusted it met a refused connection)."""
-    from token_service.http_server import HttpServer
+    from token_service.api.http import HttpServer
     from token_service.testing import settings_for_tests
 
     app = TokenServiceApp(settings_for_tests(sqlite_url))

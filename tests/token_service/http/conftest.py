@@ -17,10 +17,10 @@ from prometheus_client import CollectorRegistry
 
 from token_service import clients
 from token_service.admin import ensure_identity
+from token_service.api.http.server import HttpServer
 from token_service.app import TokenServiceApp
 from token_service.clients import OAuthClient
 from token_service.core import Core
-from token_service.http_server import HttpServer
 from token_service.testing import settings_for_tests
 
 PASSWORD = "s3cret-pass"

@@ -1,4 +1,4 @@
-"""token_service/client_auth.py: RFC 6749 §2.3 client authentication."""
+"""token_service/api/http/client_auth.py: RFC 6749 §2.3 client authentication."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import base64
 import pytest
 
 from token_service import clients
-from token_service._forms import Form
-from token_service.client_auth import authenticate_client, presented_credentials
+from token_service.api.http.client_auth import authenticate_client, presented_credentials
+from token_service.api.http.forms import Form
 from token_service.clients import AuthMethod, OAuthClient
 from token_service.errors import InvalidClient, InvalidRequest
 

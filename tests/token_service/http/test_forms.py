@@ -1,10 +1,10 @@
-"""token_service/_forms.py: strict form parsing (RFC 6749 §3.1, §3.2)."""
+"""token_service/api/http/forms.py: strict form parsing (RFC 6749 §3.1, §3.2)."""
 
 from __future__ import annotations
 
 import pytest
 
-from token_service import _forms
+from token_service.api.http import forms as _forms
 from token_service.errors import InvalidRequest
 
 

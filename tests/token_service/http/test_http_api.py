@@ -1,4 +1,4 @@
-"""token_service/http_api.py: the OAuth 2.0 endpoints over a running server (happy paths)."""
+"""token_service/api/http/routes.py: the OAuth 2.0 endpoints over a running server (happy paths)."""
 
 from __future__ import annotations
 
@@ -281,7 +281,7 @@ async def test_denial_is_logged_with_reason_and_client(
     http: httpx.AsyncClient, oauth_service: OAuthService, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A refusal is logged with endpoint, RFC error, reason and client_id, and never the password."""
-    with caplog.at_level("INFO", logger="token_service.http_api"):
+    with caplog.at_level("INFO", logger="token_service.api.http.routes"):
         await http.post(
             "/oauth2/token",
             data={"grant_type": "password", "username": "alice", "password": "wrong-Pa55"},

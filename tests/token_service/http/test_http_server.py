@@ -1,4 +1,4 @@
-"""token_service/http_server.py: uvicorn inside the token service's loop."""
+"""token_service/api/http/server.py: uvicorn inside the token service's loop."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tests.token_service.http.conftest import OAuthService
-from token_service.http_server import HttpServer
+from token_service.api.http.server import HttpServer
 
 
 async def test_serves_on_an_ephemeral_port(oauth_service: OAuthService) -> None:

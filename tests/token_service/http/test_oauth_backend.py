@@ -1,4 +1,4 @@
-"""token_service/oauth_backend.py: the HTTP transport's calls into the core."""
+"""token_service/api/http/backend.py: the HTTP transport's calls into the core."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sqlalchemy import select
 from native_iam.oauth.v1 import feed_pb2
 from tests.token_service.http.conftest import OAuthService, password_grant
 from token_service import clients
-from token_service.oauth_backend import client_context
+from token_service.api.http.backend import client_context
 from token_service.store.tables import revocations
 
 

@@ -1,6 +1,6 @@
 """The HTTP transport's side of "one implementation, two transports".
 
-:class:`CoreBackend` implements :class:`token_service.http_api.OAuthBackend` by calling the same
+:class:`CoreBackend` implements :class:`token_service.api.http.routes.OAuthBackend` by calling the same
 domain functions as the gRPC API (:mod:`token_service.grants`, :mod:`token_service.access`),
 passing the authenticated OAuth client as a :class:`~token_service.grants.ClientContext`. It adds
 only what RFC 6749/7009/7662 and OpenID Connect define beyond the seed: ID tokens, revocation by
@@ -16,11 +16,11 @@ from typing import Any
 from native_iam import claims as claim_names
 from token_service import revocations
 from token_service.access import verify_access_token
+from token_service.api.http.routes import OPENID, TokenResponse
 from token_service.clients import OAuthClient
 from token_service.core import Core
 from token_service.errors import GrantError, InsufficientScope, InvalidBearerToken, InvalidClient, TokenServiceError
 from token_service.grants import IssuedTokens, client_context, create_token_with_password, refresh_access_token
-from token_service.http_api import OPENID, TokenResponse
 from token_service.id_tokens import sign_id_token
 from token_service.lockout import address_key
 from token_service.store import identities, tokens

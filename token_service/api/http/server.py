@@ -18,11 +18,11 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 
 from native_iam.runtime.listen import bind_tcp
+from token_service.api.http.backend import CoreBackend
+from token_service.api.http.guard import GuardedHttpProtocol, HttpLimits
+from token_service.api.http.routes import HttpConfig, create_app
 from token_service.core import Core
-from token_service.http_api import HttpConfig, create_app
-from token_service.http_guard import GuardedHttpProtocol, HttpLimits
 from token_service.metrics import http_connections_cut_counter
-from token_service.oauth_backend import CoreBackend
 from token_service.settings import HTTP_LISTEN
 from token_service.store.clients import client_secret_key
 
@@ -79,7 +79,7 @@ class HttpServer:
         config = uvicorn.Config(
             app,
             # uvicorn's httptools protocol plus deadlines for the request head and body and a
-            # per-process connection cap (token_service/http_guard.py): slow clients cannot hold the port.
+            # per-process connection cap (token_service/api/http/guard.py): slow clients cannot hold the port.
             http=functools.partial(GuardedHttpProtocol, limits=limits),  # type: ignore[arg-type]
             timeout_keep_alive=settings.http_keepalive_s,  # type: ignore[arg-type]
             lifespan="off",

@@ -90,7 +90,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
                 raise RequestTooLarge(f"the request body exceeds {limit} bytes")
             chunks.append(chunk)
     except ClientDisconnect:
-        # The client left, or the body deadline cut it off (token_service/http_guard.py, which
+        # The client left, or the body deadline cut it off (token_service/api/http/guard.py, which
         # already answered 408): an ordinary refusal that nobody will read, not a server error.
         raise InvalidRequest("the request body did not arrive") from None
     return b"".join(chunks)

@@ -35,8 +35,8 @@ from starlette.routing import Route
 from native_iam import bearer
 from native_iam import scopes as scope_rules
 from native_iam.limits import MAX_TOKEN_BYTES
-from token_service._forms import Form, read_form
-from token_service.client_auth import authenticate_client
+from token_service.api.http.client_auth import authenticate_client
+from token_service.api.http.forms import Form, read_form
 from token_service.clients import AuthMethod, ClientStore, GrantType, OAuthClient
 from token_service.errors import (
     REALM,

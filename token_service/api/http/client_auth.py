@@ -14,7 +14,7 @@ import binascii
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
-from token_service._forms import Form
+from token_service.api.http.forms import Form
 from token_service.clients import AuthMethod, ClientStore, OAuthClient, verify_secret
 from token_service.errors import InvalidClient, InvalidRequest
 
