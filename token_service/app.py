@@ -17,12 +17,17 @@ from grpc_reflection.v1alpha import reflection
 from native_iam.oauth.v1 import feed_pb2, oauth_pb2  # noqa: F401 - registers descriptors for reflection
 from native_iam.runtime import health
 from native_iam.runtime.listen import bind_grpc, enabled
-from token_service.admin_clients import client_admin_handlers
-from token_service.admin_grpc import ADMIN_SERVICES, admin_handlers
+from token_service.api.grpc import (
+    ADMIN_SERVICES,
+    FEED_SERVICE,
+    OAUTH_SERVICE,
+    admin_handlers,
+    client_admin_handlers,
+    rpc_handlers,
+)
 from token_service.api.http import HttpServer
 from token_service.core import Core
 from token_service.feed import FeedHub
-from token_service.grpc_api import FEED_SERVICE, OAUTH_SERVICE, rpc_handlers
 from token_service.metrics import Metrics
 from token_service.prune import Pruner
 from token_service.settings import GRPC_LISTEN, METRICS_LISTEN, Settings

@@ -14,7 +14,7 @@ BREAKS = ["\n", "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\
 
 
 def _record(value: str, *, msg: str = "password grant refused") -> logging.LogRecord:
-    record = logging.LogRecord("token_service.grpc_api", logging.INFO, __file__, 1, msg, None, None)
+    record = logging.LogRecord("token_service.api.grpc.oauth", logging.INFO, __file__, 1, msg, None, None)
     record.identity = value
     record.client_secret = "s3cr3t"
     return record

@@ -1,6 +1,6 @@
 """Administration: identities, passwords, policies, issued tokens and keys.
 
-Transport-agnostic like the grants: the admin gRPC servicer (:mod:`token_service.admin_grpc`)
+Transport-agnostic like the grants: the admin gRPC servicer (:mod:`token_service.api.grpc.admin`)
 and ``native-iam admin bootstrap`` call these. Every change that makes tokens unacceptable
 goes through :mod:`token_service.revocations` (the state change and its feed event, together).
 """

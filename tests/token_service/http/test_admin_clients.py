@@ -1,4 +1,4 @@
-"""token_service/admin_clients.py: the admin gRPC Clients service over a real server."""
+"""token_service/api/grpc/clients.py: the admin gRPC Clients service over a real server."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Every call first authorizes the bearer access token in the ``authorization`` metadata: it must
 be valid now (signature, expiry, not disabled or deleted, identity enabled) and carry
 ``iam:admin``. Then it validates, calls :mod:`token_service.admin.service` and maps the result.
-Errors are translated by the shared wrapper in :mod:`token_service.grpc_api`.
+Errors are translated by the shared wrapper in :mod:`token_service.api.grpc.edge`.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from native_iam.admin.v1 import admin_pb2 as pb
 from native_iam.limits import MAX_JTI_LENGTH, MAX_KID_LENGTH, MAX_NAME_BYTES, MAX_PAGE_TOKEN_BYTES, MAX_PASSWORD_BYTES
 from token_service.access import verify_access_token
 from token_service.admin import service as admin
+from token_service.api.grpc.edge import bearer_token, text_field, unary
 from token_service.core import Core
 from token_service.errors import GrantError, InvalidRequest, PermissionDenied, Unauthenticated
-from token_service.grpc_api import bearer_token, text_field, unary
 from token_service.keys import SigningKey
 from token_service.metrics import Metrics
 from token_service.tokens import TokenClaims

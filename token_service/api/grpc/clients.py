@@ -1,8 +1,8 @@
 """The admin gRPC ``Clients`` service: register, read, list and delete OAuth clients.
 
-Same edge as the rest of the admin API (:mod:`token_service.admin_grpc`): every call is
+Same edge as the rest of the admin API (:mod:`token_service.api.grpc.admin`): every call is
 authorized with an ``iam:admin`` bearer token first, errors are translated by the shared
-:func:`token_service.grpc_api.unary` wrapper, and every change is logged with its actor.
+:func:`token_service.api.grpc.edge.unary` wrapper, and every change is logged with its actor.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from opentelemetry import trace
 from native_iam.admin.v1 import admin_pb2 as pb
 from native_iam.limits import MAX_AUDIENCE_BYTES, MAX_AUDIENCES, MAX_CLIENT_ID_LENGTH, MAX_CLIENT_NAME_BYTES
 from token_service import clients
-from token_service.admin_grpc import authorize
+from token_service.api.grpc.admin import authorize
+from token_service.api.grpc.edge import text_field, unary
 from token_service.clients import GrantType, OAuthClient
 from token_service.core import Core
 from token_service.errors import InvalidRequest, Unavailable
-from token_service.grpc_api import text_field, unary
 from token_service.metrics import Metrics
 from token_service.store.clients import ClientRepository
 
