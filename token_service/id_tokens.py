@@ -17,7 +17,10 @@ import jwt
 from native_iam import claims as claim_names
 from token_service.keys import KeyRing
 
-__all__ = ["ID_TOKEN_TYP", "at_hash", "sign_id_token"]
+__all__ = ["ID_TOKEN_TYP", "OPENID", "at_hash", "sign_id_token"]
+
+#: The ``openid`` scope asks for an ID token and unlocks /oauth2/userinfo.
+OPENID: Final = "openid"
 
 ID_TOKEN_TYP: Final = "JWT"
 

@@ -51,6 +51,7 @@ from token_service.errors import (
     deny_reason,
 )
 from token_service.forwarded import client_address
+from token_service.id_tokens import OPENID
 from token_service.metrics import Metrics, http_requests_counter
 from token_service.settings import IPNetwork
 
@@ -58,8 +59,6 @@ log = logging.getLogger(__name__)
 
 #: RFC 6749 §5.1: token responses must not be cached by anyone.
 NO_STORE: Final[Mapping[str, str]] = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-#: The ``openid`` scope asks for an ID token and unlocks /oauth2/userinfo.
-OPENID: Final = "openid"
 
 
 @dataclass(frozen=True, slots=True)
