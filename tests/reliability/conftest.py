@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.sidecar.conftest import issuer
+from tests.token_service.api.http.conftest import oauth_service
 from tests.token_service.conftest import channel, oauth, postgres_url, service, sqlite_url
-from tests.token_service.http.conftest import oauth_service
 
 __all__ = ["channel", "issuer", "oauth", "oauth_service", "postgres_url", "service", "sqlite_url"]

@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 
 from native_iam.oauth.v1 import feed_pb2, feed_pb2_grpc, oauth_pb2, oauth_pb2_grpc
 from sidecar.revocations import RevocationCache
+from tests.token_service.api.http.conftest import OAuthService, password_grant, refresh_grant, start_oauth_service
 from tests.token_service.conftest import add_identity
-from tests.token_service.http.conftest import OAuthService, password_grant, refresh_grant, start_oauth_service
 from token_service.admin import service as admin
 from token_service.app import TokenServiceApp
 from token_service.store.tables import tokens

@@ -4,7 +4,7 @@ Swept over every method of OAuth, Feed and the admin services (with a valid admi
 feed token for Feed, so requests get past authorization): bytes that are not a protobuf message, invalid UTF-8 in each
 string field (what grpcio would turn into INTERNAL if the service let the runtime parse it), each
 string field oversized (64 KiB) and each repeated string field with 1,000 oversized entries. The
-sidecar's OAuth facade gets the same sweep. tests/token_service/test_grpc_api.py covers the seed
+sidecar's OAuth facade gets the same sweep. tests/token_service/api/grpc/test_grpc_api.py covers the seed
 RPCs' individual limits; this covers every method at once.
 """
 

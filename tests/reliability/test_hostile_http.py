@@ -1,6 +1,6 @@
 """Hostile requests at the OAuth HTTP endpoints: always an RFC 6749 §5.2 error, never a 5xx.
 
-Extends tests/token_service/http/test_error_matrix.py (one test per documented row, and random
+Extends tests/token_service/api/http/test_error_matrix.py (one test per documented row, and random
 small bodies at the token endpoint) with what an attacker sends on purpose: every wrong content
 type, broken percent-encoding, parameters repeated under an encoded name, huge forms, chunked
 bodies without a length, compressed bodies — at the token, revocation and introspection endpoints.
@@ -14,7 +14,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.token_service.http.conftest import PASSWORD, OAuthService, start_oauth_service
+from tests.token_service.api.http.conftest import PASSWORD, OAuthService, start_oauth_service
 
 RFC_ERRORS = {
     "invalid_request",

@@ -27,7 +27,7 @@ import pytest
 from sqlalchemy import select
 
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
-from tests.token_service.http.conftest import PASSWORD, OAuthService, start_oauth_service
+from tests.token_service.api.http.conftest import PASSWORD, OAuthService, start_oauth_service
 from token_service.store.tables import tokens
 
 pytestmark = pytest.mark.postgres

@@ -9,7 +9,7 @@ import ipaddress
 import httpx
 import pytest
 
-from tests.token_service.http.conftest import PASSWORD, OAuthService, start_oauth_service
+from tests.token_service.api.http.conftest import PASSWORD, OAuthService, start_oauth_service
 from token_service.forwarded import client_address
 
 PROXIES = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8"))

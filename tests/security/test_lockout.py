@@ -18,8 +18,8 @@ from sqlalchemy import select
 
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
 from tests.reliability._services import TokenService
+from tests.token_service.api.http.conftest import OAuthService, start_oauth_service
 from tests.token_service.conftest import add_identity
-from tests.token_service.http.conftest import OAuthService, start_oauth_service
 from token_service.lockout import identity_key
 from token_service.store import Store
 from token_service.store.tables import lockouts

@@ -21,7 +21,7 @@ from native_iam.admin.v1 import admin_pb2 as admin_pb
 from native_iam.admin.v1 import admin_pb2_grpc
 from native_iam.oauth.v1 import oauth_pb2 as pb
 from native_iam.oauth.v1 import oauth_pb2_grpc
-from tests.token_service.http.conftest import PASSWORD, OAuthService, start_oauth_service
+from tests.token_service.api.http.conftest import PASSWORD, OAuthService, start_oauth_service
 from token_service.access import check_access
 from token_service.admin import service as admin
 from token_service.errors import IdentityNotFound, TokenNotFound

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from native_iam import cli
-from tests.token_service.http.conftest import PASSWORD, OAuthService
+from tests.token_service.api.http.conftest import PASSWORD, OAuthService
 from token_service.admin import ensure_identity
 from token_service.cli.admin import main
 

@@ -19,7 +19,7 @@ from sidecar.oauth_facade import OAuthFacade
 from sidecar.settings import Settings as SidecarSettings
 from tests.sidecar._feed import AUDIENCE, ISSUER, Issuer
 from tests.sidecar.conftest import loaded_store, synced_cache
-from tests.token_service.http.conftest import GRACE_S, PASSWORD, OAuthService, password_grant, refresh_grant
+from tests.token_service.api.http.conftest import GRACE_S, PASSWORD, OAuthService, password_grant, refresh_grant
 from token_service.tokens import TokenClaims
 
 Status = oauth_pb2.RefreshTokenResponse.Status

@@ -17,7 +17,7 @@ import jwt
 from sqlalchemy import select
 
 from native_iam.oauth.v1 import feed_pb2
-from tests.token_service.http.conftest import GRACE_S, OAuthService, password_grant
+from tests.token_service.api.http.conftest import GRACE_S, OAuthService, password_grant
 from token_service.store.tables import revocations
 
 

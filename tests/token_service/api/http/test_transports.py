@@ -10,7 +10,7 @@ import pytest
 
 from native_iam.limits import MAX_SCOPE_LENGTH, MAX_SCOPES
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
-from tests.token_service.http.conftest import GRACE_S, PASSWORD, OAuthService, password_grant, refresh_grant
+from tests.token_service.api.http.conftest import GRACE_S, PASSWORD, OAuthService, password_grant, refresh_grant
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import jwt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.token_service.http.conftest import PASSWORD, OAuthService, password_grant
+from tests.token_service.api.http.conftest import PASSWORD, OAuthService, password_grant
 from token_service.admin import service as admin
 from token_service.store import Store
 

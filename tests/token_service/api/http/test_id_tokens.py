@@ -6,7 +6,7 @@ import jwt
 import pytest
 from authlib.oidc.core.util import create_half_hash
 
-from tests.token_service.http.conftest import OAuthService
+from tests.token_service.api.http.conftest import OAuthService
 from token_service.id_tokens import at_hash, sign_id_token
 
 

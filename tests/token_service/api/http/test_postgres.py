@@ -10,7 +10,7 @@ import jwt
 import pytest
 
 from native_iam.limits import MAX_CLIENT_ID_LENGTH
-from tests.token_service.http.conftest import GRACE_S, OAuthService, password_grant, start_oauth_service
+from tests.token_service.api.http.conftest import GRACE_S, OAuthService, password_grant, start_oauth_service
 
 pytestmark = pytest.mark.postgres
 

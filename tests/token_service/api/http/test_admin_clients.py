@@ -11,7 +11,7 @@ import pytest
 from native_iam.admin.v1 import admin_pb2 as pb
 from native_iam.admin.v1 import admin_pb2_grpc
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
-from tests.token_service.http.conftest import PASSWORD, OAuthService
+from tests.token_service.api.http.conftest import PASSWORD, OAuthService
 from token_service.admin import ensure_identity
 
 

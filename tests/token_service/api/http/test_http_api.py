@@ -7,7 +7,7 @@ import jwt
 import pytest
 
 from native_iam import claims
-from tests.token_service.http.conftest import PASSWORD, OAuthService, password_grant
+from tests.token_service.api.http.conftest import PASSWORD, OAuthService, password_grant
 from token_service.store import Store
 
 

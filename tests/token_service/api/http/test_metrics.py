@@ -8,7 +8,7 @@ import subprocess
 import httpx
 
 from tests.conftest import require_tool
-from tests.token_service.http.conftest import OAuthService, password_grant
+from tests.token_service.api.http.conftest import OAuthService, password_grant
 from token_service.store import Store
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from native_iam.admin.v1 import admin_pb2 as pb
 from native_iam.admin.v1 import admin_pb2_grpc
 from native_iam.oauth.v1 import feed_pb2, oauth_pb2, oauth_pb2_grpc
-from tests.token_service.http.conftest import (
+from tests.token_service.api.http.conftest import (
     PASSWORD,
     OAuthService,
     password_grant,

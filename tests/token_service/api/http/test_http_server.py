@@ -6,7 +6,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tests.token_service.http.conftest import OAuthService
+from tests.token_service.api.http.conftest import OAuthService
 from token_service.api.http.server import HttpServer
 
 

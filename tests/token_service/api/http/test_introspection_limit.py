@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
-from tests.token_service.http.conftest import PASSWORD, OAuthService, password_grant
+from tests.token_service.api.http.conftest import PASSWORD, OAuthService, password_grant
 from token_service import clients
 
 

@@ -19,7 +19,7 @@ with warnings.catch_warnings():
     from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuth2Client
     from authlib.integrations.httpx_client import OAuthError as AuthlibOAuthError
 
-from tests.token_service.http.conftest import PASSWORD, OAuthService
+from tests.token_service.api.http.conftest import PASSWORD, OAuthService
 
 
 async def test_password_flow_with_client_secret_basic(oauth_service: OAuthService) -> None:
