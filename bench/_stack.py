@@ -178,4 +178,4 @@ def sidecar_available() -> bool:
 
 
 def token_service_available() -> bool:
-    return (ROOT / "token_service" / "cli.py").exists()
+    return (ROOT / "token_service" / "cli" / "main.py").exists()
