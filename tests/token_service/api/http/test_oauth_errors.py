@@ -1,4 +1,4 @@
-"""The error table (token_service/errors.py) and the one exception handler: every error leaf → its HTTP answer."""
+"""The error table (token_service/errors/) and the one exception handler: every error leaf → its HTTP answer."""
 
 from __future__ import annotations
 
