@@ -100,7 +100,7 @@ class TokenServiceApp:
         handlers += admin_handlers(self.core, self.metrics, tracer)
         server.add_generic_rpc_handlers(handlers)
         # OAuth clients admin (issue 3): uses the HTTP server's client store and secret key.
-        server.add_generic_rpc_handlers(client_admin_handlers(self.core, self.http, self.metrics))
+        server.add_generic_rpc_handlers(client_admin_handlers(self.core, self.metrics))
         health.add_to_server(self.health, server)
         admin_services = list(ADMIN_SERVICES)
         service_names = [

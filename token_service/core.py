@@ -17,7 +17,7 @@ from token_service.metrics import Metrics
 from token_service.passwords import Passwords
 from token_service.settings import Settings
 from token_service.store import Store
-from token_service.store.clients import ClientRepository
+from token_service.store.clients import ClientRepository, client_secret_key
 from token_service.tokens import TokenCodec
 
 __all__ = ["Core"]
@@ -40,6 +40,10 @@ class Core:
     #: The process's Prometheus metrics (set by :class:`token_service.app.TokenServiceApp`); the
     #: grant layer counts its outcomes there, once for both transports.
     metrics: Metrics | None = None
+    #: The key that derives client secrets' verifiers (NATIVE_IAM_CLIENT_SECRET_KEY, else one
+    #: generated once and kept in the database), loaded by :meth:`start`: the token endpoint and
+    #: the admin Clients API both use it, so neither waits for the other to load it.
+    client_secret_key: bytes = b""
 
     @classmethod
     def build(cls, settings: Settings) -> Core:
@@ -71,9 +75,11 @@ class Core:
         )
 
     async def start(self) -> None:
-        """Migrate the schema and load the signing keys."""
+        """Migrate the schema, load the signing keys and the client-secret key."""
         await self.store.migrate()
         await self.keys.load()
+        configured = self.settings.client_secret_key
+        self.client_secret_key = await client_secret_key(self.store, configured.encode("utf-8") if configured else None)
 
     async def close(self) -> None:
         self.passwords.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 import grpc
 from google.protobuf.message import Message
@@ -22,22 +22,14 @@ from token_service.api.grpc.admin import authorize
 from token_service.api.grpc.edge import text_field, unary
 from token_service.clients import GrantType, OAuthClient
 from token_service.core import Core
-from token_service.errors import InvalidRequest, Unavailable
+from token_service.errors import InvalidRequest
 from token_service.metrics import Metrics
-from token_service.store.clients import ClientRepository
 
 __all__ = ["CLIENTS_SERVICE", "client_admin_handlers"]
 
 log = logging.getLogger(__name__)
 
 CLIENTS_SERVICE = pb.DESCRIPTOR.services_by_name["Clients"].full_name
-
-
-class ClientRegistry(Protocol):
-    """Where the clients and the secret key live (the token service's HttpServer)."""
-
-    clients: ClientRepository
-    client_secret_key: bytes
 
 
 def _client(client: OAuthClient) -> pb.OAuthClient:
@@ -69,9 +61,10 @@ def _ttl(name: str, value: int) -> int | None:
 
 
 class ClientsServicer:
-    def __init__(self, core: Core, registry: ClientRegistry, metrics: Metrics | None) -> None:
+    def __init__(self, core: Core, metrics: Metrics | None) -> None:
+        # The clients and their secret key live in the Core (loaded by Core.start), not in the
+        # HTTP server: this service answers whether or not the HTTP side has started.
         self.core = core
-        self.registry = registry
         self.metrics = metrics
 
     async def _caller(self, context: grpc.aio.ServicerContext, action: str, client_id: str) -> None:
@@ -87,8 +80,6 @@ class ClientsServicer:
             raise InvalidRequest(f"audiences: at most {MAX_AUDIENCES}")
         for audience in request.audiences:
             text_field("audiences", audience, MAX_AUDIENCE_BYTES)
-        if not self.registry.client_secret_key:  # the HTTP side has not loaded the key yet
-            raise Unavailable("the client secret key is not loaded yet; retry")
         client_id = _client_id(request.client_id)
         if client_id == self.core.settings.grpc_client_id:
             # Tokens with this client_id are the gRPC API's; a registered namesake would let
@@ -98,7 +89,7 @@ class ClientsServicer:
             client, secret = clients.new_client(
                 client_id,
                 auth_method=request.token_endpoint_auth_method or clients.AuthMethod.CLIENT_SECRET_BASIC,
-                server_key=self.registry.client_secret_key,
+                server_key=self.core.client_secret_key,
                 name=text_field("name", request.name, MAX_CLIENT_NAME_BYTES),
                 grant_types=request.grant_types or (GrantType.PASSWORD, GrantType.REFRESH_TOKEN),
                 audiences=request.audiences,
@@ -111,20 +102,20 @@ class ClientsServicer:
             )
         except clients.ClientError as exc:
             raise InvalidRequest(str(exc)) from None
-        created = await self.registry.clients.create(client)
+        created = await self.core.clients.create(client)
         return pb.CreateClientResponse(client=_client(created), client_secret=secret or "")
 
     async def GetClient(self, request: pb.ClientRef, context: Any) -> pb.OAuthClient:
         await authorize(self.core, context, self.metrics)
-        return _client(await self.registry.clients.get(_client_id(request.client_id)))
+        return _client(await self.core.clients.get(_client_id(request.client_id)))
 
     async def ListClients(self, request: pb.ListClientsRequest, context: Any) -> pb.ListClientsResponse:
         await authorize(self.core, context, self.metrics)
-        return pb.ListClientsResponse(clients=[_client(c) for c in await self.registry.clients.list()])
+        return pb.ListClientsResponse(clients=[_client(c) for c in await self.core.clients.list()])
 
     async def DeleteClient(self, request: pb.ClientRef, context: Any) -> pb.DeleteClientResponse:
         await self._caller(context, "delete_client", request.client_id[:MAX_CLIENT_ID_LENGTH])
-        await self.registry.clients.delete(_client_id(request.client_id))
+        await self.core.clients.delete(_client_id(request.client_id))
         return pb.DeleteClientResponse()
 
 
@@ -137,10 +128,10 @@ _METHODS: dict[str, tuple[type[Message], type[Message]]] = {
 
 
 def client_admin_handlers(
-    core: Core, registry: ClientRegistry, metrics: Metrics | None, tracer: trace.Tracer | None = None
+    core: Core, metrics: Metrics | None, tracer: trace.Tracer | None = None
 ) -> list[grpc.GenericRpcHandler]:
     """The generic handler of ``native_iam.admin.v1.Clients``."""
-    servicer = ClientsServicer(core, registry, metrics)
+    servicer = ClientsServicer(core, metrics)
     table = {}
     for method, (request_cls, response_cls) in _METHODS.items():
         fn: Callable[[Any, Any], Awaitable[Message]] = getattr(servicer, method)

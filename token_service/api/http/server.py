@@ -55,7 +55,10 @@ class HttpServer:
 
     async def start(self) -> None:
         settings = self.core.settings
-        self.client_secret_key = await client_secret_key(self.core.store, self.configured_secret_key)
+        if self.configured_secret_key is None or self.configured_secret_key == self.core.client_secret_key:
+            self.client_secret_key = self.core.client_secret_key  # loaded by Core.start
+        else:
+            self.client_secret_key = await client_secret_key(self.core.store, self.configured_secret_key)
         app = create_app(
             HttpConfig(
                 issuer=settings.issuer,
