@@ -109,7 +109,7 @@ async def test_check_access_stale_feed_is_feed_stale(issuer: Issuer) -> None:
 
 
 @pytest.fixture
-async def token_service() -> AsyncIterator[tuple[str, FakeTokenService]]:
+async def fake_token_service() -> AsyncIterator[tuple[str, FakeTokenService]]:
     fake = FakeTokenService()
     server = grpc.aio.server()
     oauth_pb2_grpc.add_OAuthServicer_to_server(fake, server)
@@ -121,9 +121,9 @@ async def token_service() -> AsyncIterator[tuple[str, FakeTokenService]]:
 
 @pytest.fixture
 async def facade_stub(
-    issuer: Issuer, token_service: tuple[str, FakeTokenService]
+    issuer: Issuer, fake_token_service: tuple[str, FakeTokenService]
 ) -> AsyncIterator[oauth_pb2_grpc.OAuthStub]:
-    target, _ = token_service
+    target, _ = fake_token_service
     server = grpc.aio.server()
     oauth_pb2_grpc.add_OAuthServicer_to_server(_facade(issuer, target=target, forward_timeout_s=0.5), server)
     port = server.add_insecure_port("127.0.0.1:0")
@@ -134,12 +134,12 @@ async def facade_stub(
 
 
 async def test_password_grant_is_forwarded(
-    facade_stub: oauth_pb2_grpc.OAuthStub, token_service: tuple[str, FakeTokenService]
+    facade_stub: oauth_pb2_grpc.OAuthStub, fake_token_service: tuple[str, FakeTokenService]
 ) -> None:
     """CreateTokenWithPassword reaches the token service unchanged and its answer comes back."""
     request = oauth_pb2.CreateTokenWithPasswordRequest(identity="alice", password="pw", scopes=["a"])
     response = await facade_stub.CreateTokenWithPassword(request)
-    assert response.access_token == "at" and token_service[1].calls == [request]
+    assert response.access_token == "at" and fake_token_service[1].calls == [request]
 
 
 async def test_refresh_is_forwarded(facade_stub: oauth_pb2_grpc.OAuthStub) -> None:

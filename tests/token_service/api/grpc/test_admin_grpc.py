@@ -45,7 +45,7 @@ def tokens(channel: grpc.aio.Channel) -> admin_pb2_grpc.TokensStub:
 
 
 @pytest.fixture
-def keys(channel: grpc.aio.Channel) -> admin_pb2_grpc.KeysStub:
+def keys_admin(channel: grpc.aio.Channel) -> admin_pb2_grpc.KeysStub:
     return admin_pb2_grpc.KeysStub(channel)
 
 
@@ -241,12 +241,12 @@ async def test_tokens_list_pages(service: TokenServiceApp, tokens: admin_pb2_grp
 # --- keys ------------------------------------------------------------------------------------
 
 
-async def test_keys_rotate_and_list(keys: admin_pb2_grpc.KeysStub, admin_token: str) -> None:
+async def test_keys_rotate_and_list(keys_admin: admin_pb2_grpc.KeysStub, admin_token: str) -> None:
     """RotateKey with delay 0 makes the new key the signer; ListKeys shows both, no private parts."""
     md = _md(admin_token)
-    before = await keys.ListKeys(pb.ListKeysRequest(), metadata=md)
-    rotated = await keys.RotateKey(pb.RotateKeyRequest(publish_delay_s=0), metadata=md)
-    after = await keys.ListKeys(pb.ListKeysRequest(), metadata=md)
+    before = await keys_admin.ListKeys(pb.ListKeysRequest(), metadata=md)
+    rotated = await keys_admin.RotateKey(pb.RotateKeyRequest(publish_delay_s=0), metadata=md)
+    after = await keys_admin.ListKeys(pb.ListKeysRequest(), metadata=md)
     assert len(after.keys) == len(before.keys) + 1
     assert [k.kid for k in after.keys if k.signing] == [rotated.key.kid]
     old = next(k for k in after.keys if k.kid == before.keys[0].kid)
@@ -254,13 +254,13 @@ async def test_keys_rotate_and_list(keys: admin_pb2_grpc.KeysStub, admin_token: 
 
 
 async def test_retire_key_invalidates_its_tokens(
-    service: TokenServiceApp, keys: admin_pb2_grpc.KeysStub, oauth: oauth_pb2_grpc.OAuthStub, admin_token: str
+    service: TokenServiceApp, keys_admin: admin_pb2_grpc.KeysStub, oauth: oauth_pb2_grpc.OAuthStub, admin_token: str
 ) -> None:
     """RetireKey on the signing key: its tokens become TOKEN_INVALID, a new key signs."""
     await add_identity(service.core, "frank", "pw-123456", ("a:b",))
     old = await create_token_with_password(service.core, namespace="", identity="frank", password="pw-123456")
     kid = jwt.get_unverified_header(old.access_token)["kid"]
-    retired = await keys.RetireKey(pb.RetireKeyRequest(kid=kid), metadata=_md(admin_token))
+    retired = await keys_admin.RetireKey(pb.RetireKeyRequest(kid=kid), metadata=_md(admin_token))
     assert retired.signing_key.kid != kid
     check = await oauth.CheckAccess(oauth_pb2.CheckAccessRequest(access_token=old.access_token))
     assert check.status == CheckStatus.TOKEN_INVALID
