@@ -83,6 +83,14 @@ def _failure(method: str, exc: BaseException, metrics: Metrics | None) -> tuple[
     return grpc.StatusCode.INTERNAL, "internal error"
 
 
+def _decode(request_cls: type[Message], raw: bytes) -> Message:
+    """The request message, or INVALID_ARGUMENT: never INTERNAL for bytes a caller chose."""
+    try:
+        return request_cls.FromString(raw)
+    except DecodeError:
+        raise InvalidRequest("malformed request: a string field is not valid UTF-8 or the message is corrupt") from None
+
+
 def unary(
     service: str,
     method: str,
@@ -104,13 +112,7 @@ def unary(
             full, kind=trace.SpanKind.SERVER, attributes=_span_attributes(service, method)
         ) as span:
             try:
-                try:
-                    request = request_cls.FromString(raw)
-                except DecodeError:
-                    raise InvalidRequest(
-                        "malformed request: a string field is not valid UTF-8 or the message is corrupt"
-                    ) from None
-                return await fn(request, context)
+                return await fn(_decode(request_cls, raw), context)
             except (TokenServiceError, Exception) as exc:
                 code, message = _failure(full, exc, metrics)
             finally:
@@ -129,18 +131,11 @@ def _untraced_unary(
     """:func:`unary` without tracing (no SYSTEM_TELEMETRY_EXPORTER_ENDPOINT): the hot paths pay
     for no no-op span, and the OK latency series is looked up once, not per call."""
     ok_latency = metrics.rpc_latency.labels(full, grpc.StatusCode.OK.name) if metrics else None
-    parse = request_cls.FromString
 
     async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> Message:
         started = time.perf_counter()
         try:
-            try:
-                request = parse(raw)
-            except DecodeError:
-                raise InvalidRequest(
-                    "malformed request: a string field is not valid UTF-8 or the message is corrupt"
-                ) from None
-            response = await fn(request, context)
+            response = await fn(_decode(request_cls, raw), context)
         except (TokenServiceError, Exception) as exc:
             code, message = _failure(full, exc, metrics)
             if metrics:
@@ -173,13 +168,7 @@ def stream(
             full, kind=trace.SpanKind.SERVER, attributes=_span_attributes(service, method)
         ) as span:
             try:
-                try:
-                    request = request_cls.FromString(raw)
-                except DecodeError:
-                    raise InvalidRequest(
-                        "malformed request: a string field is not valid UTF-8 or the message is corrupt"
-                    ) from None
-                async for item in fn(request, context):
+                async for item in fn(_decode(request_cls, raw), context):
                     yield item
                 return
             except (TokenServiceError, Exception) as exc:
