@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,9 +14,19 @@ import pytest
 # its own, so at most two run): the reliability and security tests reuse the token service's fixture.
 from tests.token_service.conftest import postgres_server
 
-__all__ = ["postgres_server", "require_tool"]
+__all__ = ["one_line_refusal", "postgres_server", "require_tool"]
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def one_line_refusal(result: subprocess.CompletedProcess[str], prefix: str) -> str:
+    """The single stderr line (starting with ``prefix``) with which a command refused to start:
+    exit 1, no traceback, exactly one such line — what both roles promise for a bad setting."""
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-4000:]
+    lines = {line for line in result.stderr.splitlines() if line.startswith(prefix)}
+    assert len(lines) == 1, result.stderr[-2000:]
+    return lines.pop()
 
 
 def require_tool(name: str) -> str:
