@@ -16,6 +16,7 @@ from token_service.lockout import Lockout
 from token_service.metrics import Metrics
 from token_service.passwords import Passwords
 from token_service.settings import Settings
+from token_service.shortlived import DatabaseShortLived, ShortLived
 from token_service.store import Store
 from token_service.store.clients import ClientRepository, client_secret_key
 from token_service.tokens import TokenCodec
@@ -36,6 +37,9 @@ class Core:
     #: The registered OAuth clients: the token endpoint authenticates against them, and a refresh
     #: token presented without client authentication (gRPC) is bound to its client through them.
     clients: ClientRepository
+    #: Codes, sessions, nonces and single-use jtis (token_service/shortlived.py): the database
+    #: by default; Redis when SYSTEM_CACHE_URL is set.
+    short_lived: ShortLived
     clock: Callable[[], float] = field(default=time.time)
     #: The process's Prometheus metrics (set by :class:`token_service.app.TokenServiceApp`); the
     #: grant layer counts its outcomes there, once for both transports.
@@ -72,6 +76,7 @@ class Core:
             lockout=Lockout(settings, store),
             checks=checks,
             clients=ClientRepository(store),
+            short_lived=DatabaseShortLived(store),
         )
 
     async def start(self) -> None:

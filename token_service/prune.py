@@ -7,6 +7,7 @@
   is refused by its ``exp`` before any row is read (no leeway), so its row only serves listings
   and audits; the feed's revocation events carry their own copy of what they need (jti, expiry)
   and are compacted by the feed on the same retention, so nothing refers to a deleted row.
+* ``short_lived``: values past their time-to-live (every read already ignores them).
 
 Every replica runs :class:`Pruner` every ``NATIVE_IAM_PRUNE_INTERVAL_S``: the deletes are
 idempotent, and run in batches (one short transaction each) so grants never wait long behind them.
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Connection
 
 from token_service.settings import Settings
-from token_service.store import Store, lockouts, tokens
+from token_service.store import Store, lockouts, shortlived, tokens
 
 __all__ = ["Pruned", "Pruner"]
 
@@ -37,6 +38,7 @@ BATCH = 1000
 class Pruned:
     lockouts: int
     tokens: int
+    short_lived: int = 0
 
 
 class Pruner:
@@ -52,6 +54,7 @@ class Pruner:
         return Pruned(
             lockouts=await self._delete(lambda conn: lockouts.delete_stale_batch(conn, now, quiet_since, BATCH)),
             tokens=await self._delete(lambda conn: tokens.delete_expired_batch(conn, long_expired, BATCH)),
+            short_lived=await self._delete(lambda conn: shortlived.delete_expired_batch(conn, now, BATCH)),
         )
 
     async def _delete(self, batch: Callable[[Connection], int]) -> int:
@@ -72,5 +75,8 @@ class Pruner:
             except Exception:
                 log.warning("pruning failed", exc_info=True)
                 continue
-            if pruned.lockouts or pruned.tokens:
-                log.info("pruned", extra={"lockouts": pruned.lockouts, "tokens": pruned.tokens})
+            if pruned.lockouts or pruned.tokens or pruned.short_lived:
+                log.info(
+                    "pruned",
+                    extra={"lockouts": pruned.lockouts, "tokens": pruned.tokens, "short_lived": pruned.short_lived},
+                )

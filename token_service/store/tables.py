@@ -36,6 +36,7 @@ __all__ = [
     "policies",
     "revocations",
     "server_secrets",
+    "short_lived",
     "signing_keys",
     "tokens",
 ]
@@ -216,4 +217,17 @@ server_secrets = Table(
     Column("name", String(64), primary_key=True),
     Column("value", Text, nullable=False),
     Column("created_at", Float, nullable=False),
+)
+
+
+#: Short-lived values (token_service/shortlived.py): codes, sessions, nonces, single-use jtis.
+#: A row past ``expires_at`` is absent to every statement; pruning deletes it later.
+short_lived = Table(
+    "short_lived",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_short_lived_expires_at", "expires_at"),
 )
