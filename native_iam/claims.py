@@ -25,6 +25,15 @@ SCP: Final = "scp"  # array form some issuers use; verifiers accept it too
 TOKEN_USAGE: Final = "token_usage"
 NAMESPACE: Final = "namespace"  # absent for a global identity
 FAMILY: Final = "fam"  # refresh tokens only: id of the rotation family
+#: What kind of principal ``sub`` names. Absent: an identity (every token before issue 13, and
+#: every token of a password or refresh grant). ``"client"``: the OAuth client ``client_id``
+#: itself (client_credentials, RFC 6749 §4.4), whose ``sub`` equals ``client_id`` and which has
+#: no namespace. Without it a client named like an identity would be that identity to a
+#: verifier that reads ``sub`` alone (the sidecar's identity header, identity revocations).
+SUB_KIND: Final = "sub_kind"
+#: ``sub_kind`` values (:data:`SUB_KIND`); a verifier refuses any other value.
+IDENTITY_PRINCIPAL: Final = "identity"
+CLIENT_PRINCIPAL: Final = "client"
 
 #: Signing algorithms the issuer can use and verifiers accept. Never ``none``; HS256 only where
 #: the verifier holds the shared secret (never for a JWKS consumer).

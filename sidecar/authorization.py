@@ -56,7 +56,13 @@ class Responses:
         self._s = settings
         self._identity_headers = [
             h
-            for h in (settings.identity_header, settings.namespace_header, settings.scopes_header, settings.jti_header)
+            for h in (
+                settings.identity_header,
+                settings.namespace_header,
+                settings.scopes_header,
+                settings.jti_header,
+                settings.client_header,
+            )
             if h
         ]
         anonymous = external_auth_pb2.CheckResponse(status=status_pb2.Status(code=code_pb2.OK))
@@ -76,6 +82,7 @@ class Responses:
             (s.namespace_header, p.namespace),
             (s.scopes_header, " ".join(sorted(p.scopes))),
             (s.jti_header, p.jti),
+            (s.client_header, p.client_id),
         )
         for name, value in values:
             if not name:
@@ -87,7 +94,13 @@ class Responses:
         if s.strip_token:
             ok.headers_to_remove.append(s.token_header)
         response.dynamic_metadata.update(
-            {"identity": p.identity, "namespace": p.namespace, "scopes": " ".join(sorted(p.scopes)), "jti": p.jti}
+            {
+                "identity": p.identity,
+                "namespace": p.namespace,
+                "scopes": " ".join(sorted(p.scopes)),
+                "jti": p.jti,
+                "client_id": p.client_id,
+            }
         )
         return response.SerializeToString()
 

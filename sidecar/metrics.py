@@ -57,7 +57,7 @@ class Metrics:
         )
         self.revocations = Gauge(
             "native_iam_sidecar_revocation_cache_entries",
-            "Entries in the revocation cache by kind (token|identity|namespace|key).",
+            "Entries in the revocation cache by kind (token|identity|namespace|key|client).",
             ["kind"],
             multiprocess_mode="max",
             **kw,
@@ -73,7 +73,7 @@ class Metrics:
         self.deny = {r: self.decisions.labels("deny", r.value) for r in Reason}
         self.hit = self.cache_lookups.labels("hit")
         self.miss = self.cache_lookups.labels("miss")
-        for kind in ("token", "identity", "namespace", "key"):
+        for kind in ("token", "identity", "namespace", "key", "client"):
             self.revocations.labels(kind)
 
     def fetched(self, ok: bool) -> None:

@@ -58,6 +58,8 @@ class GrantType(enum.StrEnum):
 
     PASSWORD = "password"
     REFRESH_TOKEN = "refresh_token"
+    #: RFC 6749 §4.4: the client's own token, scopes from its scope policy. Confidential clients only.
+    CLIENT_CREDENTIALS = "client_credentials"
 
 
 def validate_client_id(client_id: str) -> str:
@@ -76,7 +78,10 @@ class OAuthClient:
     (``NATIVE_IAM_AUDIENCE``). TTLs of None mean the service defaults. ``rotate_refresh_tokens``
     defaults to on for public clients (RFC 9700 §2.2.2) and off for confidential ones.
     ``introspect_all_tokens`` is the introspection permission (a resource server's): see
-    :meth:`may_introspect`.
+    :meth:`may_introspect`. ``scopes`` is the client's own scope policy (issue 13; the grammar
+    of an identity's: exact scopes, ``prefix:*``, ``*``): what a client_credentials grant may
+    give it. A client that is not ``enabled`` authenticates nowhere and its tokens are revoked
+    (:mod:`token_service.revocations`).
     """
 
     client_id: str
@@ -89,6 +94,8 @@ class OAuthClient:
     refresh_token_ttl_s: int | None = None
     rotate_refresh_tokens: bool = False
     introspect_all_tokens: bool = False
+    scopes: tuple[str, ...] = ()
+    enabled: bool = True
     created_at: int = field(default=0, compare=False)
 
     @property
@@ -122,6 +129,7 @@ def new_client(
     refresh_token_ttl_s: int | None = None,
     rotate_refresh_tokens: bool | None = None,
     introspect_all_tokens: bool = False,
+    scopes: Iterable[str] = (),
     created_at: int = 0,
 ) -> tuple[OAuthClient, str | None]:
     """A new client and its secret in the clear (None for a public client), shown once to the admin."""
@@ -132,6 +140,9 @@ def new_client(
         raise ClientError(str(exc)) from exc
     if introspect_all_tokens and method is AuthMethod.NONE:
         raise ClientError("a public client may not introspect tokens, so it cannot hold the introspection permission")
+    if GrantType.CLIENT_CREDENTIALS in grants and method is AuthMethod.NONE:
+        # RFC 6749 §4.4: only a client that can authenticate may obtain a token as itself.
+        raise ClientError("a public client may not use the client_credentials grant")
     for name_, ttl in (("access_token_ttl_s", access_token_ttl_s), ("refresh_token_ttl_s", refresh_token_ttl_s)):
         if ttl is not None and ttl <= 0:
             raise ClientError(f"{name_} must be a positive number of seconds")
@@ -147,6 +158,7 @@ def new_client(
         refresh_token_ttl_s=refresh_token_ttl_s,
         rotate_refresh_tokens=(method is AuthMethod.NONE) if rotate_refresh_tokens is None else rotate_refresh_tokens,
         introspect_all_tokens=introspect_all_tokens,
+        scopes=tuple(sorted(set(scopes))),
         created_at=created_at,
     )
     return client, secret

@@ -55,6 +55,13 @@ class TokenClaims:
     exp: int
     kid: str
     family: str | None = None
+    #: ``claims.IDENTITY_PRINCIPAL`` or ``claims.CLIENT_PRINCIPAL`` (``sub`` is the client id).
+    principal: str = claims.IDENTITY_PRINCIPAL
+
+    @property
+    def is_client(self) -> bool:
+        """A client's own token (client_credentials): it names no identity."""
+        return self.principal == claims.CLIENT_PRINCIPAL
 
 
 class TokenCodec:
@@ -91,8 +98,12 @@ class TokenCodec:
         iat: int,
         exp: int,
         family: str | None = None,
+        principal: str = claims.IDENTITY_PRINCIPAL,
     ) -> tuple[str, str]:
-        """Return ``(token, kid)`` for the claims given; ``usage`` picks the ``typ`` header."""
+        """Return ``(token, kid)`` for the claims given; ``usage`` picks the ``typ`` header.
+
+        ``principal`` CLIENT_PRINCIPAL marks a client's own token (``sub_kind``); an identity's
+        token carries no ``sub_kind``, as before issue 13."""
         key = self.keys.signing_key()
         payload: dict[str, Any] = {
             "iss": self.issuer,
@@ -110,6 +121,8 @@ class TokenCodec:
             payload[claims.NAMESPACE] = namespace
         if family is not None:
             payload[claims.FAMILY] = family
+        if principal != claims.IDENTITY_PRINCIPAL:
+            payload[claims.SUB_KIND] = principal
         typ = claims.ACCESS_TOKEN_TYP if usage == claims.ACCESS_TOKEN else claims.REFRESH_TOKEN_TYP
         token = jwt.encode(payload, key.private, algorithm=key.alg, headers={"kid": key.kid, "typ": typ})
         return token, key.kid
@@ -149,4 +162,5 @@ class TokenCodec:
             exp=verified.exp,
             kid=verified.kid,
             family=verified.family,
+            principal=verified.principal,
         )

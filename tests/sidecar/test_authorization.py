@@ -108,6 +108,7 @@ def test_allow_sets_identity_headers(rig: Rig, issuer: Issuer) -> None:
         "x-native-iam-namespace": "shop",
         "x-native-iam-scopes": "b:x orders:read",
         "x-native-iam-jti": "j1",
+        "x-native-iam-client": "test-client",
     }
 
 
@@ -121,7 +122,7 @@ def test_allow_sets_dynamic_metadata(rig: Rig, issuer: Issuer) -> None:
     """Identity, namespace, scopes and jti are emitted as dynamic metadata for logs and RBAC."""
     response = rig.check(issuer.mint("alice", "a:b", jti="j2"))
     md = dict(response.dynamic_metadata)
-    assert md == {"identity": "alice", "namespace": "shop", "scopes": "a:b", "jti": "j2"}
+    assert md == {"identity": "alice", "namespace": "shop", "scopes": "a:b", "jti": "j2", "client_id": "test-client"}
 
 
 def test_global_identity_removes_namespace_header(rig: Rig, issuer: Issuer) -> None:

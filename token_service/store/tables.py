@@ -103,7 +103,9 @@ tokens = Table(
     metadata,
     Column("jti", String(64), primary_key=True),
     Column("usage", String(16), nullable=False),
-    Column("identity_id", Integer, nullable=False),
+    #: NULL for a client's own token (client_credentials, ``sub_kind`` client; migration 0130):
+    #: it names no identity, and ``namespace``/``identity`` are then empty.
+    Column("identity_id", Integer, nullable=True),
     #: The identity's ``uid`` when the token was issued; NULL (never matches) for tokens that the
     #: migration could not attribute to the identity now holding their id.
     Column("identity_uid", String(32), nullable=True),
@@ -163,6 +165,8 @@ revocations = Table(
     Column("expires_unix", BigInteger, nullable=False),
     Column("lifted", Boolean, nullable=False, server_default=false()),
     Column("created_at", Float, nullable=False),
+    #: Target CLIENT (migration 0130): the OAuth client whose tokens the event is about.
+    Column("client_id", String(MAX_CLIENT_ID_LENGTH), nullable=False, server_default=""),
     Index(None, "expires_unix"),
 )
 
@@ -208,6 +212,10 @@ oauth_clients = Table(
     Column("created_at", Float, nullable=False),
     #: The introspection permission (migration 0110): may introspect every token.
     Column("introspect_all_tokens", Boolean, nullable=False, server_default=false()),
+    #: The client's scope policy (migration 0130): space-separated grants, as ``policies.grants``.
+    Column("scopes", Text, nullable=False, server_default=""),
+    #: False: the client authenticates nowhere and its tokens are revoked (migration 0130).
+    Column("enabled", Boolean, nullable=False, server_default=true()),
 )
 
 #: Server-generated secrets that are not signing keys (hex), created once and shared by replicas.

@@ -1,4 +1,5 @@
-"""The admin gRPC ``Clients`` service: register, read, list and delete OAuth clients.
+"""The admin gRPC ``Clients`` service: register, read, list, delete, enable/disable OAuth clients
+and set their scope policy (the domain: :mod:`token_service.admin.clients`).
 
 Same edge as the rest of the admin API (:mod:`token_service.api.grpc.admin`): every call is
 authorized with an ``iam:admin`` bearer token first, errors are translated by the shared
@@ -16,8 +17,17 @@ from google.protobuf.message import Message
 from opentelemetry import trace
 
 from native_iam.admin.v1 import admin_pb2 as pb
-from native_iam.limits import MAX_AUDIENCE_BYTES, MAX_AUDIENCES, MAX_CLIENT_ID_LENGTH, MAX_CLIENT_NAME_BYTES
+from native_iam.limits import (
+    MAX_AUDIENCE_BYTES,
+    MAX_AUDIENCES,
+    MAX_CLIENT_ID_LENGTH,
+    MAX_CLIENT_NAME_BYTES,
+    MAX_POLICY_ENTRIES,
+    MAX_SCOPE_LENGTH,
+)
 from token_service import clients
+from token_service.admin import clients as client_admin
+from token_service.admin.service import validate_grants
 from token_service.api.grpc.admin import authorize
 from token_service.api.grpc.edge import text_field, unary
 from token_service.clients import GrantType, OAuthClient
@@ -44,6 +54,8 @@ def _client(client: OAuthClient) -> pb.OAuthClient:
         rotate_refresh_tokens=client.rotate_refresh_tokens,
         introspect_all_tokens=client.introspect_all_tokens,
         created_unix=client.created_at,
+        scopes=list(client.scopes),
+        enabled=client.enabled,
     )
 
 
@@ -52,6 +64,13 @@ def _client_id(value: str) -> str:
         return clients.validate_client_id(text_field("client_id", value, MAX_CLIENT_ID_LENGTH, required=True))
     except clients.ClientError as exc:
         raise InvalidRequest(str(exc)) from None
+
+
+def _scopes(values: Any) -> tuple[str, ...]:
+    """A scope policy from the wire: bounded before the grammar check (admin.validate_grants)."""
+    if len(values) > MAX_POLICY_ENTRIES:
+        raise InvalidRequest(f"scopes: at most {MAX_POLICY_ENTRIES}")
+    return validate_grants(text_field("scopes", v, MAX_SCOPE_LENGTH) for v in values)
 
 
 def _ttl(name: str, value: int) -> int | None:
@@ -99,10 +118,11 @@ class ClientsServicer:
                     request.rotate_refresh_tokens if request.HasField("rotate_refresh_tokens") else None
                 ),
                 introspect_all_tokens=request.introspect_all_tokens,
+                scopes=_scopes(request.scopes),
             )
         except clients.ClientError as exc:
             raise InvalidRequest(str(exc)) from None
-        created = await self.core.clients.create(client)
+        created = await client_admin.create_client(self.core, client)
         return pb.CreateClientResponse(client=_client(created), client_secret=secret or "")
 
     async def GetClient(self, request: pb.ClientRef, context: Any) -> pb.OAuthClient:
@@ -115,8 +135,19 @@ class ClientsServicer:
 
     async def DeleteClient(self, request: pb.ClientRef, context: Any) -> pb.DeleteClientResponse:
         await self._caller(context, "delete_client", request.client_id[:MAX_CLIENT_ID_LENGTH])
-        await self.core.clients.delete(_client_id(request.client_id))
+        await client_admin.delete_client(self.core, _client_id(request.client_id))
         return pb.DeleteClientResponse()
+
+    async def SetClientScopes(self, request: pb.SetClientScopesRequest, context: Any) -> pb.OAuthClient:
+        await self._caller(context, "set_client_scopes", request.client_id[:MAX_CLIENT_ID_LENGTH])
+        client_id = _client_id(request.client_id)
+        return _client(await client_admin.set_client_scopes(self.core, client_id, _scopes(request.scopes)))
+
+    async def SetClientEnabled(self, request: pb.SetClientEnabledRequest, context: Any) -> pb.OAuthClient:
+        action = "enable_client" if request.enabled else "disable_client"
+        await self._caller(context, action, request.client_id[:MAX_CLIENT_ID_LENGTH])
+        client_id = _client_id(request.client_id)
+        return _client(await client_admin.set_client_enabled(self.core, client_id, request.enabled))
 
 
 _METHODS: dict[str, tuple[type[Message], type[Message]]] = {
@@ -124,6 +155,8 @@ _METHODS: dict[str, tuple[type[Message], type[Message]]] = {
     "GetClient": (pb.ClientRef, pb.OAuthClient),
     "ListClients": (pb.ListClientsRequest, pb.ListClientsResponse),
     "DeleteClient": (pb.ClientRef, pb.DeleteClientResponse),
+    "SetClientScopes": (pb.SetClientScopesRequest, pb.OAuthClient),
+    "SetClientEnabled": (pb.SetClientEnabledRequest, pb.OAuthClient),
 }
 
 

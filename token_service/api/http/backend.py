@@ -16,7 +16,13 @@ from token_service import oauth
 from token_service.api.http.routes import TokenResponse
 from token_service.clients import OAuthClient
 from token_service.core import Core
-from token_service.grants import IssuedTokens, client_context, create_token_with_password, refresh_access_token
+from token_service.grants import (
+    IssuedTokens,
+    client_context,
+    client_credentials_grant,
+    create_token_with_password,
+    refresh_access_token,
+)
 from token_service.id_tokens import OPENID, sign_id_token
 from token_service.lockout import address_key
 
@@ -68,9 +74,17 @@ class CoreBackend:
         )
         return self._response(result, auth_time=None)
 
+    async def client_credentials_grant(
+        self, client: OAuthClient, *, scopes: tuple[str, ...] | None, metadata: str
+    ) -> TokenResponse:
+        result = await client_credentials_grant(
+            self.core, client=client_context(client, self.refresh_grace_s), scopes=scopes, metadata=metadata
+        )
+        return self._response(result, auth_time=None)
+
     def _response(self, result: IssuedTokens, *, auth_time: int | None) -> TokenResponse:
         id_token = None
-        if OPENID in result.scopes:
+        if OPENID in result.scopes and result.identity:  # a client's own token names no end-user
             id_token = sign_id_token(
                 self.core.keys,
                 issuer=self.core.settings.issuer,

@@ -2,7 +2,7 @@
 
 Routes::
 
-    POST /oauth2/token                          RFC 6749 §4.3 (password), §6 (refresh_token)
+    POST /oauth2/token                          RFC 6749 §4.3 (password), §6 (refresh_token), §4.4 (client_credentials)
     POST /oauth2/revoke                         RFC 7009
     POST /oauth2/introspect                     RFC 7662
     GET|POST /oauth2/userinfo                   OpenID Connect Core §5.3
@@ -89,6 +89,10 @@ class OAuthBackend(Protocol):
 
     async def refresh_grant(
         self, client: OAuthClient, *, refresh_token: str, scopes: tuple[str, ...] | None, metadata: str
+    ) -> TokenResponse: ...
+
+    async def client_credentials_grant(
+        self, client: OAuthClient, *, scopes: tuple[str, ...] | None, metadata: str
     ) -> TokenResponse: ...
 
     async def revoke(self, client: OAuthClient, *, token: str, token_type_hint: str | None) -> None: ...
@@ -239,6 +243,8 @@ class _Endpoints:
             await self.backend.client_auth_failed(_client_address(request, self.config))
             raise
         request.scope["native_iam_client"] = client.client_id  # names the client in deny logs
+        if not client.enabled:  # its secret was right: not counted as a guess
+            raise InvalidClient("the client is disabled")
         return client
 
     async def token(self, request: Request) -> Response:
@@ -250,7 +256,7 @@ class _Endpoints:
             grant = GrantType(grant_type)
         except ValueError:
             raise UnsupportedGrantType(f"unsupported grant_type: {grant_type[:40]}") from None
-        if not client.allows(grant):
+        if not client.allows(grant) or (grant is GrantType.CLIENT_CREDENTIALS and client.is_public):
             raise UnauthorizedClient(f"the client may not use the {grant.value} grant")
         client = _for_resources(client, form.get_all("resource"), self.config.audience)
         scopes = _requested_scopes(form)
@@ -265,6 +271,8 @@ class _Endpoints:
                 metadata=_metadata(request, address),
                 client_address=address,
             )
+        elif grant is GrantType.CLIENT_CREDENTIALS:
+            call = self.backend.client_credentials_grant(client, scopes=scopes, metadata=_metadata(request, address))
         else:
             call = self.backend.refresh_grant(
                 client, refresh_token=form.require("refresh_token"), scopes=scopes, metadata=_metadata(request, address)
