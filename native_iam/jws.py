@@ -303,9 +303,9 @@ def _claims(payload: dict[str, Any], kid: str, usage: str, jti: str, rules: Rule
 def _principal(payload: dict[str, Any], sub: str, client_id: str, namespace: str) -> str | None:
     """Who ``sub`` names (claims.SUB_KIND); None when malformed: an unknown kind, or a client
     token whose ``sub`` is not its ``client_id`` or that names a namespace (fail closed)."""
-    kind = payload.get(names.SUB_KIND)
-    if kind is None:
+    if names.SUB_KIND not in payload:  # null is not "absent": the wrong type
         return names.IDENTITY_PRINCIPAL
+    kind = payload[names.SUB_KIND]
     if kind == names.CLIENT_PRINCIPAL and sub == client_id and not namespace:
         return names.CLIENT_PRINCIPAL
     return None

@@ -63,6 +63,12 @@ class TokenClaims:
         """A client's own token (client_credentials): it names no identity."""
         return self.principal == claims.CLIENT_PRINCIPAL
 
+    @property
+    def identity(self) -> str:
+        """The identity the token names: ``sub``, or "" for a client's own token (whose ``sub``
+        is a client id, never to be read as an identity of the same name)."""
+        return "" if self.is_client else self.sub
+
 
 class TokenCodec:
     """Signs and verifies tokens with the key ring; knows the issuer and the claim layout."""

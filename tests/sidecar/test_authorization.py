@@ -407,3 +407,19 @@ def test_duplicate_raw_token_headers_are_400(rig: Rig, issuer: Issuer) -> None:
         rig.authorizer.check_sync(_raw_request(f"Bearer {issuer.mint()}", f"Bearer {issuer.mint()}"))
     )
     assert _denied(response)[0] == 400
+
+
+def test_client_token_names_the_client_never_an_identity(rig: Rig, issuer: Issuer) -> None:
+    """A client's own token (sub_kind client) whose sub spells an identity's name: the identity and
+    namespace headers are removed (not forwarded from the client), the client header names it."""
+    token = issuer.mint("test-client", "a:b", namespace=None, jti="j3", sub_kind="client")
+    response = rig.check(token, headers={"x-native-iam-identity": "test-client"})
+    assert response.status.code == code_pb2.OK
+    assert _headers(response.ok_response.headers) == {
+        "x-native-iam-scopes": "a:b",
+        "x-native-iam-jti": "j3",
+        "x-native-iam-client": "test-client",
+    }
+    removed = set(response.ok_response.headers_to_remove)
+    assert {"x-native-iam-identity", "x-native-iam-namespace"} <= removed
+    assert dict(response.dynamic_metadata)["identity"] == ""

@@ -1,4 +1,5 @@
-"""``native-iam admin clients create|list|get|delete``: OAuth clients through the admin gRPC API.
+"""``native-iam admin clients create|list|get|delete|enable|disable|set-scopes``: OAuth clients
+through the admin gRPC API.
 
 Plugged into :mod:`token_service.cli.admin` (same ``--url``, ``--token``, ``--json``): this module
 only defines the ``clients`` sub-commands, builds their requests and renders their tables. A new
@@ -55,11 +56,22 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="may introspect every token (a resource server); default: only its own and its audiences'",
     )
+    create.add_argument(
+        "--scope",
+        action="append",
+        default=[],
+        help="scope policy entry for client_credentials (scope, prefix:* or *), repeatable (default: none)",
+    )
     commands.add_parser("list", help="list clients")
     commands.add_parser("get", help="show one client").add_argument("client_id")
-    commands.add_parser("delete", help="delete a client (its tokens stay valid until revoked or expired)").add_argument(
+    commands.add_parser("delete", help="delete a client and revoke every token it obtained").add_argument("client_id")
+    commands.add_parser("enable", help="enable a client (its tokens revoked by disable pass again)").add_argument(
         "client_id"
     )
+    commands.add_parser("disable", help="disable a client and revoke every token it obtained").add_argument("client_id")
+    scopes = commands.add_parser("set-scopes", help="replace a client's scope policy (client_credentials)")
+    scopes.add_argument("client_id")
+    scopes.add_argument("scopes", nargs="*", help="policy entries (scope, prefix:* or *); none clears it")
 
 
 def dispatch(stub: admin_pb2_grpc.ClientsStub, kw: dict[str, Any], args: argparse.Namespace) -> tuple[Message, Render]:
@@ -74,6 +86,7 @@ def dispatch(stub: admin_pb2_grpc.ClientsStub, kw: dict[str, Any], args: argpars
             access_token_ttl_s=args.access_token_ttl,
             refresh_token_ttl_s=args.refresh_token_ttl,
             introspect_all_tokens=args.introspect_all,
+            scopes=args.scope,
         )
         if args.rotate is not None:
             request.rotate_refresh_tokens = args.rotate
@@ -82,6 +95,12 @@ def dispatch(stub: admin_pb2_grpc.ClientsStub, kw: dict[str, Any], args: argpars
         return stub.ListClients(pb.ListClientsRequest(), **kw), lambda r, out: _table(list(r.clients), out)
     if args.command == "get":
         return stub.GetClient(pb.ClientRef(client_id=args.client_id), **kw), lambda r, out: _table([r], out)
+    if args.command in ("enable", "disable"):
+        request = pb.SetClientEnabledRequest(client_id=args.client_id, enabled=args.command == "enable")
+        return stub.SetClientEnabled(request, **kw), lambda r, out: _table([r], out)
+    if args.command == "set-scopes":
+        request = pb.SetClientScopesRequest(client_id=args.client_id, scopes=args.scopes)
+        return stub.SetClientScopes(request, **kw), lambda r, out: _table([r], out)
     return stub.DeleteClient(pb.ClientRef(client_id=args.client_id), **kw), _deleted
 
 
@@ -94,6 +113,8 @@ _COLUMNS = (
     "REFRESH_TTL",
     "ROTATE",
     "INTROSPECT",
+    "ENABLED",
+    "SCOPES",
     "NAME",
 )
 
@@ -108,6 +129,8 @@ def _row(client: pb.OAuthClient) -> list[str]:
         str(client.refresh_token_ttl_s or "(default)"),
         "yes" if client.rotate_refresh_tokens else "no",
         "all" if client.introspect_all_tokens else "own",
+        "yes" if client.enabled else "no",
+        ",".join(client.scopes) or "-",
         client.name or "-",
     ]
 
