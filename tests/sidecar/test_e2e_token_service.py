@@ -32,13 +32,14 @@ OK = oauth_pb2.CreateTokenWithPasswordResponse.OK
 
 
 @contextlib.contextmanager
-def token_service(tmp: Path) -> Iterator[tuple[str, _stack.Proc]]:
-    """`native-iam token-service` on SQLite, fast settings; yields its gRPC target once SERVING."""
-    port = _stack.free_port()
+def token_service(tmp: Path) -> Iterator[tuple[str, _stack.Proc, str]]:
+    """`native-iam token-service` on SQLite, fast settings; yields its gRPC target once SERVING,
+    and its OAuth HTTP base URL."""
+    port, http_port = _stack.free_port(), _stack.free_port()
     env = {
         "SYSTEM_DB_URL": f"sqlite:///{tmp}/native-iam-{port}.db",
         "NATIVE_IAM_GRPC_LISTEN": f"127.0.0.1:{port}",
-        "NATIVE_IAM_HTTP_LISTEN": f"127.0.0.1:{_stack.free_port()}",
+        "NATIVE_IAM_HTTP_LISTEN": f"127.0.0.1:{http_port}",
         "NATIVE_IAM_METRICS_LISTEN": "off",
         "NATIVE_IAM_ISSUER": ISSUER,
         "NATIVE_IAM_BOOTSTRAP_ADMIN": "admin",
@@ -56,7 +57,7 @@ def token_service(tmp: Path) -> Iterator[tuple[str, _stack.Proc]]:
     )
     try:
         proc.wait(lambda: _stack.serving(port), "serving", timeout=60)
-        yield f"127.0.0.1:{port}", proc
+        yield f"127.0.0.1:{port}", proc, f"http://127.0.0.1:{http_port}"
     finally:
         proc.stop()
 
@@ -94,6 +95,7 @@ class Stack:
     oauth_port: int  # the sidecar's OAuth facade
     admin_token: str
     token_service: _stack.Proc
+    oauth_url: str  # token service OAuth HTTP (POST /oauth2/token)
 
     def admin(self, service: str):  # type: ignore[no-untyped-def]
         channel = grpc.insecure_channel(self.target)
@@ -103,7 +105,7 @@ class Stack:
 @contextlib.contextmanager
 def stack(tmp: Path, **sidecar_env: str) -> Iterator[Stack]:
     envoy_bin = require_tool("envoy")
-    with token_service(tmp) as (target, proc):
+    with token_service(tmp) as (target, proc, oauth_url):
         admin_token = _admin_token(target)
         with grpc.insecure_channel(target) as channel:
             admin_pb2_grpc.IdentitiesStub(channel).CreateIdentity(
@@ -118,7 +120,7 @@ def stack(tmp: Path, **sidecar_env: str) -> Iterator[Stack]:
             listen = _stack.free_port()
             config = _stack.envoy_config(tmp, listen=listen, authz=ports["authz"], upstream=upstream)
             with _stack.envoy(envoy_bin, config, listen) as url:
-                yield Stack(target, url, ports["oauth"], admin_token, proc)
+                yield Stack(target, url, ports["oauth"], admin_token, proc, oauth_url)
 
 
 @pytest.fixture(scope="module")
@@ -218,3 +220,34 @@ def test_token_service_stopped_valid_tokens_pass_until_bound_then_503(tmp_path: 
             time.sleep(bound + 0.7)
             late = http.get("/orders/1", headers=bearer(token))
             assert late.status_code == 503 and late.json()["error"] == "temporarily_unavailable"
+
+
+def test_client_credentials_token_reaches_upstream_then_denied_within_one_second_of_disable(
+    real: Stack, http: httpx.Client
+) -> None:
+    """A client_credentials token from the token service's HTTP endpoint passes Envoy: the app sees
+    the client (x-native-iam-client), no identity; Clients.SetClientEnabled(false) → denied within 1 s."""
+    stub, metadata = real.admin("Clients")
+    created = stub.CreateClient(
+        admin_pb2.CreateClientRequest(client_id="alice", grant_types=["client_credentials"], scopes=["orders:*"]),
+        metadata=metadata,
+        timeout=10,
+    )
+    response = httpx.post(
+        f"{real.oauth_url}/oauth2/token",
+        data={"grant_type": "client_credentials", "scope": "orders:read"},
+        auth=("alice", created.client_secret),
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    token = response.json()["access_token"]
+    r = http.get("/orders/7", headers=bearer(token))
+    assert r.status_code == 200, r.text
+    headers = r.json()["headers"]
+    assert headers["x-native-iam-client"] == "alice" and "x-native-iam-identity" not in headers
+    stub.SetClientEnabled(admin_pb2.SetClientEnabledRequest(client_id="alice", enabled=False), metadata=metadata)
+    started = time.monotonic()
+    while http.get("/orders/7", headers=bearer(token)).status_code == 200:
+        assert time.monotonic() - started < 1.0, "still allowed 1 s after the admin disabled the client"
+        time.sleep(0.01)
+    assert http.get("/orders/7", headers=bearer(token)).json()["error"] == "invalid_token"
