@@ -1,4 +1,4 @@
-"""Scenario 5: the token service's own throughput — password grant, refresh grant and central
+"""Scenario 5: the token service's own throughput — password, refresh and client_credentials grants and central
 CheckAccess over gRPC and over HTTP, on SQLite and on PostgreSQL — against the argon2id ceiling
 (cores ÷ the time of one verify with the service's parameters, measured in the same run).
 
@@ -211,9 +211,12 @@ def _http_cases(
 
         return check
 
+    # The workload path of issue 13: a secret and no password, so no argon2 (compare with refresh).
+    client_credentials = urllib.parse.urlencode({"grant_type": "client_credentials"})
     return [
         ("password grant", password.encode(), headers, usable(password, 1)),
         ("refresh grant", refresh.encode(), headers, usable(refresh, 2)),
+        ("client_credentials grant", client_credentials.encode(), headers, usable(client_credentials, 1)),
     ]
 
 
