@@ -90,7 +90,13 @@ class ClientsServicer:
         claims = await authorize(self.core, context, self.metrics)
         log.info(
             "admin action",
-            extra={"action": action, "actor": claims.sub, "actor_namespace": claims.namespace, "client_id": client_id},
+            extra={
+                "action": action,
+                "actor": claims.sub,
+                "actor_kind": claims.principal,
+                "actor_namespace": claims.namespace,
+                "client_id": client_id,
+            },
         )
 
     async def CreateClient(self, request: pb.CreateClientRequest, context: Any) -> pb.CreateClientResponse:
