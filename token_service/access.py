@@ -73,12 +73,13 @@ class ClientState(enum.Enum):
 
 
 def client_state(core: Core, claims: TokenClaims, row: Any) -> ClientState:
-    """The client's verdict from ``row``'s ``client_row``/``client_enabled``/``client_created_at``
-    (store.tokens.for_check). The gRPC API's own client id has no row and never revokes. A token
-    issued (``iat``) before the client's registration belongs to an earlier client of that id,
-    deleted since: registration waits for the second after a deletion
+    """The client's verdict from ``row``'s ``client_id``/``client_row``/``client_enabled``/
+    ``client_created_at`` (store.tokens.for_check): the stored token's client, the one it was
+    issued to, read from the row like everything else here. The gRPC API's own client id has no
+    row and never revokes. A token issued (``iat``) before the client's registration belongs to an
+    earlier client of that id, deleted since: registration waits for the second after a deletion
     (:func:`token_service.admin.clients.create_client`), so the comparison cannot misread."""
-    if claims.client_id == core.settings.grpc_client_id:
+    if row.client_id == core.settings.grpc_client_id:
         return ClientState.LIVE
     if row.client_row is None or claims.iat < int(row.client_created_at):
         return ClientState.DELETED

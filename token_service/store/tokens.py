@@ -60,6 +60,7 @@ _FOR_CHECK = (
     select(
         tokens.c.state,
         tokens.c.identity_id,
+        tokens.c.client_id,
         identities.c.id.label("identity_row"),
         identities.c.active,
         identities.c.policy_cutoff_at,
