@@ -4,6 +4,8 @@ a re-created client id, and a client named like an identity."""
 
 from __future__ import annotations
 
+import asyncio
+
 import jwt
 import pytest
 from sqlalchemy import select
@@ -12,7 +14,7 @@ from native_iam.oauth.v1 import feed_pb2
 from tests.token_service.conftest import add_client, add_identity
 from token_service.access import check_access
 from token_service.admin.clients import delete_client, set_client_enabled, set_client_scopes
-from token_service.admin.service import set_identity_active
+from token_service.admin.service import list_tokens, set_identity_active
 from token_service.core import Core
 from token_service.errors import (
     InvalidClient,
@@ -167,3 +169,36 @@ async def test_client_named_like_an_identity_never_crosses_over(core: Core) -> N
     assert (await check_access(core, access_token=person.access_token)).claims.identity == "svc"
     with pytest.raises(TokenDisabled):
         await check_access(core, access_token=machine.access_token)
+
+
+async def test_client_tokens_are_listed_by_the_admin_api(core: Core) -> None:
+    """Tokens.ListTokens shows a client's own token with its client and no identity."""
+    await _svc(core)
+    issued = await _grant(core)
+    listed, _ = await list_tokens(core)
+    mine = [t for t in listed if t.jti == issued.access_jti]
+    assert [(t.identity, t.namespace, t.client_id, t.scopes) for t in mine] == [("", "", "svc", ("orders:read",))]
+
+
+async def test_no_token_escapes_a_concurrent_disable(core: Core) -> None:
+    """Grants racing a disable: each grant either is refused (InvalidClient) or issued a token whose
+    iat the disable's cut-off covers — the client's row lock orders them (PostgreSQL) or the single
+    writer does (SQLite) — so a sidecar, which only has the cut-off, refuses every one."""
+    await _svc(core)
+    registered = client_context(await core.clients.get("svc"), 5.0)
+
+    async def grant() -> IssuedTokens | None:
+        try:
+            return await client_credentials_grant(core, client=registered)
+        except InvalidClient:
+            return None
+
+    grants = [asyncio.create_task(grant()) for _ in range(30)]
+    await asyncio.sleep(0.01)
+    await set_client_enabled(core, "svc", False)
+    issued = [i for i in await asyncio.gather(*grants) if i is not None]
+    assert issued  # the race had tokens on its issued side, or it proved nothing
+    cutoff = (await _events(core))[-1][3]
+    assert all(issued_iat(i.access_token) <= cutoff for i in issued)
+    with pytest.raises(InvalidClient):
+        await client_credentials_grant(core, client=registered)
