@@ -54,7 +54,8 @@ class AuthMethod(enum.StrEnum):
 
 
 class GrantType(enum.StrEnum):
-    """Grant types the token endpoint implements (Identify's "allow password flow"/"allow refresh token")."""
+    """Grant types the token endpoint implements (Identify's "allow password flow"/"allow refresh
+    token", and RFC 6749 §4.4 client credentials). RFC 8414 ``grant_types_supported`` lists them."""
 
     PASSWORD = "password"
     REFRESH_TOKEN = "refresh_token"

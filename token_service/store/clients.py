@@ -28,6 +28,7 @@ __all__ = [
     "ClientRepository",
     "delete_sync",
     "for_grant",
+    "locked",
     "oauth_clients",
     "server_secrets",
     "set_enabled_sync",
