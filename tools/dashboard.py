@@ -32,6 +32,8 @@ UID = "native-iam-oauth"
 # Inserted into every selector; {extra} is the rest of the selector (may be empty).
 SEL = 'job=~"$job", namespace=~"$namespace", pod=~"$pod"'
 RATE = "$__rate_interval"
+# Envoy's cluster for the sidecar: native_iam_sidecar (examples/envoy), native_iam_authz (deploy/k8s).
+_AUTHZ_CLUSTER = 'envoy_cluster_name=~"native_iam.*"'
 
 # Exported metrics deliberately not drawn (each with why); every other one must be on a panel.
 NOT_ON_DASHBOARD: Mapping[str, str] = {
@@ -169,14 +171,18 @@ SIDECAR = Row(
         ),
         Panel(
             "Envoy's view of ext_authz",
-            "Does Envoy get answers from the sidecar? ok/denied are decisions; error means the sidecar "
-            "was unreachable or timed out (Envoy then fails closed with 403).",
-            tuple(
+            "Does Envoy get answers from the sidecar? ok/denied are the sidecar's decisions per route "
+            "cluster; unreachable counts failed connections and timeouts to the sidecar's cluster "
+            "(native_iam_*), each answered 403 by Envoy (fail closed).",
+            (
+                Target(_rate("envoy_cluster_ext_authz_ok", "envoy_cluster_name"), "ok {{envoy_cluster_name}}"),
+                Target(_rate("envoy_cluster_ext_authz_denied", "envoy_cluster_name"), "denied {{envoy_cluster_name}}"),
                 Target(
-                    f"sum by (envoy_cluster_name) (rate({_s('envoy_cluster_ext_authz_' + outcome)}[{RATE}]))",
-                    f"{outcome} {{{{envoy_cluster_name}}}}",
-                )
-                for outcome in ("ok", "denied", "error")
+                    _rate("envoy_cluster_upstream_cx_connect_fail", "envoy_cluster_name", _AUTHZ_CLUSTER)
+                    + " + "
+                    + _rate("envoy_cluster_upstream_rq_timeout", "envoy_cluster_name", _AUTHZ_CLUSTER),
+                    "unreachable {{envoy_cluster_name}}",
+                ),
             ),
             unit="reqps",
             width=24,
