@@ -163,11 +163,12 @@ TRACE_HEADERS = ("traceparent", "tracestate")
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 
-def parent(carrier: Mapping[str, str] | Iterable[tuple[str, Any]]) -> Any | None:
+def parent(carrier: Mapping[str, str] | Iterable[tuple[str, Any]]) -> Any | None:  # a Context
     """The caller's trace context from HTTP headers (a mapping, lower-case names, as in Envoy's
     CheckRequest) or gRPC metadata (key/value pairs); None when it sent no valid ``traceparent``.
     A malformed ``traceparent`` is ignored (a new trace starts), never an error."""
-    headers = carrier if isinstance(carrier, Mapping) else {k: v for k, v in carrier if k in TRACE_HEADERS}
+    # A protobuf map (Envoy's headers) has .get like a Mapping; metadata is a sequence of pairs.
+    headers = carrier if hasattr(carrier, "get") else {k: v for k, v in carrier if k in TRACE_HEADERS}
     if "traceparent" not in headers:
         return None
     context = _PROPAGATOR.extract({k: headers[k] for k in TRACE_HEADERS if k in headers})

@@ -2,44 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import grpc
 import pytest
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
-from native_iam.runtime.telemetry import _SPANS_FIELD
+from tests.conftest import Collector
 from token_service.testing import running_token_service
-
-
-class Collector(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self) -> None:
-        self.requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
-
-    async def Export(self, request, context):  # type: ignore[no-untyped-def]
-        self.requests.append(request)
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-    def spans(self) -> list[object]:
-        return [
-            span
-            for request in self.requests
-            for resource in request.resource_spans
-            for scope in getattr(resource, _SPANS_FIELD)
-            for span in scope.spans
-        ]
-
-
-@pytest.fixture
-async def collector() -> AsyncIterator[tuple[Collector, str]]:
-    server = grpc.aio.server()
-    servicer = Collector()
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    yield servicer, f"127.0.0.1:{port}"
-    await server.stop(0)
 
 
 async def test_grpc_calls_are_exported_as_spans(sqlite_url: str, collector: tuple[Collector, str]) -> None:
