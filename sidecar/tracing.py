@@ -21,6 +21,8 @@ from opentelemetry import trace
 from native_iam.runtime import telemetry
 
 SPAN_NAME = "native_iam.sidecar/Check"
+_TRACEPARENT_LEN = 55  # version 00: 2 + 1 + 32 + 1 + 16 + 1 + 2
+_UNSAMPLED = frozenset("02468aceACE")  # last hex digit of the flags with the sampled bit clear
 
 
 class DecisionSpans:
@@ -32,7 +34,16 @@ class DecisionSpans:
     def start(self, request: Any) -> trace.Span | None:
         """A recording span for this Check, or None when it is not sampled (the cheap common case)."""
         http = request.attributes.request.http
-        caller = telemetry.parent(_trace_headers(http))
+        headers = _trace_headers(http)
+        traceparent = headers.get("traceparent")
+        if traceparent is None:
+            if not self._roots:
+                return None
+        elif len(traceparent) == _TRACEPARENT_LEN and traceparent[-1] in _UNSAMPLED:
+            # The caller chose not to sample (flags bit 0 clear); parent-based sampling would drop
+            # the span anyway: skip parsing and the SDK's non-recording span (most of the cost).
+            return None
+        caller = telemetry.parent(headers)
         if caller is None and not self._roots:
             return None
         span = self._tracer.start_span(SPAN_NAME, context=caller, kind=trace.SpanKind.SERVER)
