@@ -4,20 +4,25 @@ One stack for the module: a token service (a process, on its own PostgreSQL), a 
 Envoy in front of an echo workload, and Prometheus (the Debian package) scraping all three every
 second with deploy/prometheus/rules.yaml loaded. The rules are loaded as a test copy in which only
 the durations are scaled (``for:`` and the group ``interval`` divided by 60, so five minutes is
-five seconds); every ``expr`` is the committed one (a test checks). Then, in order:
+five seconds); every ``expr`` is the committed one (a test checks). Before Prometheus starts, an
+hour of healthy sidecar decisions is backfilled into its storage (``promtool tsdb
+create-blocks-from openmetrics``): the deny-spike rule compares the last 5 minutes with the last
+hour, which a Prometheus only minutes old could not tell apart. Then, in order:
 
-1. traffic through Envoy, the facade and the OAuth endpoints; every dashboard panel's queries,
-   with the template variables substituted by the values Prometheus offers for them, return data;
-2. nothing fires on the healthy stack;
-3. a route with invalid requirements → NativeIamRouteInvalid;
-4. PostgreSQL stopped under grants → NativeIamTokenServiceDatabaseErrors and NativeIamTokenServiceErrors;
-5. the token service killed → NativeIamTokenServiceAbsent, NativeIamFeedDisconnected, NativeIamFeedStale.
+1. traffic through Envoy and to the token service (gRPC and HTTP); every dashboard panel's
+   queries, with the template variables substituted by the values Prometheus offers for them,
+   return data;
+2. nothing fires (or is pending) on the healthy stack;
+3. a burst of bad tokens → NativeIamDenyRateSpike;
+4. a route with invalid requirements → NativeIamRouteInvalid;
+5. PostgreSQL stopped under grants → NativeIamTokenServiceDatabaseErrors and NativeIamTokenServiceErrors;
+6. the token service killed → NativeIamTokenServiceAbsent, NativeIamFeedDisconnected and, once
+   the lag passes its (unscaled) 30 s, NativeIamFeedStale.
 
-Not fired here, and why: NativeIamJwksKeysOld needs keys older than an hour (the gauge is real
-seconds since the last fetch; only ``for:`` may be scaled, not the threshold) and
-NativeIamDenyRateSpike compares the last 5 minutes with the last hour, which are the same data in
-a Prometheus only minutes old. Both are unit-tested with ``promtool test rules``
-(tests/deploy/rules_test.yaml).
+Not fired here: NativeIamJwksKeysOld needs keys older than an hour — the gauge is real seconds
+since the last successful fetch and only durations may be scaled, not thresholds; it is
+unit-tested with ``promtool test rules`` (tests/deploy/rules_test.yaml), and the key-age panel's
+query is proven above.
 
 Deselect with ``-m 'not observability'``; it takes about two minutes.
 """
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -140,6 +146,35 @@ def _prometheus_config(token_metrics: int, sidecar_metrics: int, envoy_admin: in
     }
 
 
+BASELINE_S = 3900  # a little over the 1 h window NativeIamDenyRateSpike measures its baseline over
+BASELINE_RATE = {("allow", "token"): 2.0, ("deny", "expired"): 0.02}  # per second: 1 % denied
+
+
+def backfill_baseline(promtool: str, tsdb: Path, labels: dict[str, str], until: float) -> None:
+    """An hour of healthy decisions before ``until`` written into Prometheus's storage with
+    ``promtool tsdb create-blocks-from openmetrics`` (the documented backfill), so the deny-spike
+    rule has the hourly baseline a real deployment has. Own ``instance`` label: the live series
+    are separate and the rules sum over both by namespace."""
+    base = ",".join(f'{k}="{v}"' for k, v in {**labels, "instance": "baseline"}.items())
+    lines = ["# TYPE native_iam_sidecar_decisions counter"]
+    for t in range(int(until) - BASELINE_S, int(until), 15):
+        elapsed = t - (int(until) - BASELINE_S)
+        for (result, reason), rate in BASELINE_RATE.items():
+            series = f'native_iam_sidecar_decisions_total{{{base},result="{result}",reason="{reason}"}}'
+            lines.append(f"{series} {rate * elapsed} {t}")
+    source = tsdb.parent / "baseline.om"
+    source.write_text("\n".join(lines) + "\n# EOF\n")
+    tsdb.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [promtool, "tsdb", "create-blocks-from", "openmetrics", "-q", str(source), str(tsdb)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def _envoy_config(tmp: Path, *, listen: int, admin: int, authz: int, upstream: int) -> Path:
     path = _stack.envoy_config(tmp, listen=listen, authz=authz, upstream=upstream)
     config = yaml.safe_load(path.read_text())
@@ -186,6 +221,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             rules.write_text(yaml.safe_dump(scaled_rules(RULES.read_text(encoding="utf-8"))))
             config = tmp / "prometheus.yml"
             config.write_text(yaml.safe_dump(_prometheus_config(token_metrics, sidecar.metrics_port, admin, rules)))
+            backfill_baseline(
+                require_tool("promtool"), tmp / "tsdb", {"job": "native-iam-sidecar", **WORKLOAD}, time.time() - 5
+            )
             port = free_port()
             argv = [
                 prometheus_bin,
@@ -234,7 +272,7 @@ def _traffic(stack: Stack) -> None:
     bearer = {"authorization": f"Bearer {stack.token}"}
     for _ in range(5):
         assert _http(f"{stack.envoy_url}/orders/1", bearer) == 200
-        assert _http(f"{stack.envoy_url}/orders/1") == 401
+    assert _http(f"{stack.envoy_url}/orders/1") == 401
     stack.token_service.password_grant("alice", PASSWORD, namespace="shop", scopes=("orders:read",))
     stack.token_service.password_grant("alice", "wrong-password", namespace="shop")
     stack.token_service.check_access(stack.token)
@@ -310,20 +348,32 @@ def test_nothing_fires_on_a_healthy_stack(stack: Stack) -> None:
     assert stack.prometheus.alerts() == {}
 
 
-def _check_invalid_route(stack: Stack) -> None:
-    """An ext_authz Check for a route whose context_extensions the sidecar cannot parse."""
+def _checks(stack: Stack, n: int, *, token: str | None = None, extensions: dict[str, str] | None = None) -> None:
+    """``n`` ext_authz Checks straight at the sidecar, all denied."""
     from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 
     request = external_auth_pb2.CheckRequest()
     request.attributes.request.http.method, request.attributes.request.http.path = "GET", "/orders/1"
-    request.attributes.context_extensions["scopes.bogus-method!"] = "orders:read"
+    if token is not None:
+        request.attributes.request.http.headers["authorization"] = f"Bearer {token}"
+    request.attributes.context_extensions.update(extensions or {})
     with grpc.insecure_channel(f"127.0.0.1:{stack.sidecar.authz_port}") as channel:
-        response = external_auth_pb2_grpc.AuthorizationStub(channel).Check(request, timeout=5)
-    assert response.denied_response.status.code == 403 or response.status.code != 0
+        check = external_auth_pb2_grpc.AuthorizationStub(channel).Check
+        for _ in range(n):
+            assert check(request, timeout=5).status.code != 0
+
+
+def test_deny_spike_fires(stack: Stack) -> None:
+    """Over the backfilled hour of 1 % denies, a burst of bad tokens: NativeIamDenyRateSpike."""
+    stack.prometheus.wait_firing({"NativeIamDenyRateSpike"}, timeout=60, poke=lambda: _checks(stack, 40, token="a.b.c"))
 
 
 def test_invalid_route_fires_route_invalid(stack: Stack) -> None:
-    stack.prometheus.wait_firing({"NativeIamRouteInvalid"}, timeout=40, poke=lambda: _check_invalid_route(stack))
+    stack.prometheus.wait_firing(
+        {"NativeIamRouteInvalid"},
+        timeout=40,
+        poke=lambda: _checks(stack, 1, extensions={"scopes.bogus!": "orders:read"}),
+    )
 
 
 def _grant(stack: Stack) -> None:
