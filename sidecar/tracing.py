@@ -13,6 +13,7 @@ runs its untraced path, unchanged.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from envoy.service.auth.v3 import external_auth_pb2
@@ -23,6 +24,9 @@ from native_iam.runtime import telemetry
 SPAN_NAME = "native_iam.sidecar/Check"
 _TRACEPARENT_LEN = 55  # version 00: 2 + 1 + 32 + 1 + 16 + 1 + 2
 _UNSAMPLED = frozenset("02468aceACE")  # last hex digit of the flags with the sampled bit clear
+_MAX_PATH = 256
+
+log = logging.getLogger("sidecar.tracing")
 
 
 class DecisionSpans:
@@ -52,11 +56,21 @@ class DecisionSpans:
         return span
 
     def end(self, span: trace.Span, request: Any, response: bytes) -> None:
+        """Describe the decision on ``span`` and end it; never raises (the answer is already made)."""
+        try:
+            self._describe(span, request, response)
+        except Exception:
+            log.exception("decision span not described")
+        finally:
+            span.end()
+
+    def _describe(self, span: trace.Span, request: Any, response: bytes) -> None:
         http = request.attributes.request.http
         answer = external_auth_pb2.CheckResponse.FromString(response)
+        path = http.path.partition("?")[0].partition("#")[0][:_MAX_PATH]  # a client's path: bounded
         attributes: dict[str, Any] = {
             "http.request.method": http.method,
-            "native_iam.route": f"{http.method} {http.path.partition('?')[0].partition('#')[0]}",
+            "native_iam.route": f"{http.method} {path}",
         }
         if answer.status.code == 0:
             attributes["native_iam.result"] = "allow"
@@ -69,7 +83,6 @@ class DecisionSpans:
             if reason == "internal":
                 span.set_status(trace.StatusCode.ERROR, "the authorization service failed")
         span.set_attributes(attributes)
-        span.end()
 
 
 def _trace_headers(http: Any) -> Any:

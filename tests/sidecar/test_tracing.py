@@ -158,3 +158,22 @@ async def test_one_trace_from_workload_through_sidecar_to_token_service(
     attributes = {kv.key: kv.value.string_value for kv in decision.attributes}
     assert attributes["native_iam.result"] == "allow" and attributes["native_iam.reason"] == "token"
     assert response.access_token.split(".")[1] not in repr(spans)
+
+
+def test_route_is_bounded_and_a_failing_description_keeps_the_answer(issuer: Issuer, monkeypatch: Any) -> None:
+    """A client-chosen path is cut to 256 characters; if describing the span fails, the Check's
+    answer is still returned and the span still ends."""
+    traced = Traced(issuer)
+    traced.rig.check(issuer.mint(), headers={"traceparent": SAMPLED}, path="/orders/" + "x" * 5000)
+    (span,) = traced.spans()
+    assert len(span.attributes["native_iam.route"]) <= 4 + 256
+
+    from sidecar import tracing
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(tracing.DecisionSpans, "_describe", broken)
+    response = traced.rig.check(issuer.mint(), headers={"traceparent": SAMPLED})
+    assert response.status.code == 0
+    assert len(traced.spans()) == 2
