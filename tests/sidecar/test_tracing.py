@@ -177,3 +177,32 @@ def test_route_is_bounded_and_a_failing_description_keeps_the_answer(issuer: Iss
     response = traced.rig.check(issuer.mint(), headers={"traceparent": SAMPLED})
     assert response.status.code == 0
     assert len(traced.spans()) == 2
+
+
+async def test_async_server_traces_too(issuer: Issuer) -> None:
+    """NATIVE_IAM_AUTHZ_SERVER=aio: the grpc.aio Check path makes the same span."""
+    traced = Traced(issuer)
+    request = external_auth_pb2.CheckRequest()
+    http = request.attributes.request.http
+    http.method, http.path = "GET", "/orders"
+    http.headers["authorization"] = f"Bearer {issuer.mint()}"
+    http.headers["traceparent"] = SAMPLED
+    response = external_auth_pb2.CheckResponse.FromString(await traced.rig.authorizer.check_async(request))
+    assert response.status.code == 0
+    (span,) = traced.spans()
+    assert format(span.parent.span_id, "016x") == CALLER_SPAN
+    assert span.attributes["native_iam.result"] == "allow"
+
+
+def test_traceparent_from_raw_header_map(issuer: Issuer) -> None:
+    """Envoy with encode_raw_headers sends header_map instead of headers: traceparent is read there."""
+    traced = Traced(issuer)
+    request = external_auth_pb2.CheckRequest()
+    http = request.attributes.request.http
+    http.method, http.path = "GET", "/orders"
+    for key, value in (("authorization", f"Bearer {issuer.mint()}"), ("traceparent", SAMPLED)):
+        http.header_map.headers.add(key=key, raw_value=value.encode())
+    response = external_auth_pb2.CheckResponse.FromString(traced.rig.authorizer.check_sync(request))
+    assert response.status.code == 0
+    (span,) = traced.spans()
+    assert format(span.context.trace_id, "032x") == TRACE_ID
