@@ -399,4 +399,4 @@ def test_token_service_killed_fires_absent_disconnected_then_stale(stack: Stack)
     killed = time.monotonic()
     stack.prometheus.wait_firing({"NativeIamTokenServiceAbsent", "NativeIamFeedDisconnected"}, timeout=40)
     stack.prometheus.wait_firing({"NativeIamFeedStale"}, timeout=70)
-    assert time.monotonic() - killed >= 30  # the lag threshold itself, not a scaled one
+    assert time.monotonic() - killed >= 25  # the 30 s lag threshold itself (less a heartbeat), not a scaled one
