@@ -87,6 +87,15 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.client_assertions = Counter(
+            "native_iam_client_assertions_total",
+            "Kubernetes service-account client assertions (RFC 7523), by outcome: ok or the refusal reason"
+            " (untrusted_issuer, algorithm, unknown_kid, signature, jwks_unavailable, audience, expired,"
+            " not_yet_valid, issued_in_future, lifetime, kubernetes_claims, unknown_service_account,"
+            " client_mismatch, not_registered, replayed, malformed).",
+            ["outcome"],
+            registry=r,
+        )
         self._server: MetricsServer | None = None
 
     def count_failure(self, exc: BaseException) -> None:
