@@ -331,9 +331,12 @@ class _Endpoints:
 
     def metadata(self, *, openid: bool) -> dict[str, Any]:
         base = self.config.issuer.rstrip("/")
-        methods = [m.value for m in AuthMethod]
+        # Service-account assertions only where a cluster issuer is trusted (NATIVE_IAM_CLUSTER_ISSUERS_FILE).
+        federated = self.assertions is not None and bool(self.assertions.trust)
+        usable = [m for m in AuthMethod if federated or m is not AuthMethod.KUBERNETES_SERVICE_ACCOUNT]
+        methods = [m.value for m in usable]
         # Confidential clients only: a public client may not introspect.
-        secret_methods = [m.value for m in AuthMethod if m is not AuthMethod.NONE]
+        secret_methods = [m.value for m in usable if m is not AuthMethod.NONE]
         doc: dict[str, Any] = {
             "issuer": self.config.issuer,
             "token_endpoint": f"{base}/oauth2/token",
