@@ -37,7 +37,8 @@ from native_iam import scopes as scope_rules
 from native_iam.limits import MAX_TOKEN_BYTES
 from token_service.api.http.client_auth import authenticate_client
 from token_service.api.http.forms import Form, read_form
-from token_service.clients import AuthMethod, ClientStore, GrantType, OAuthClient
+from token_service.api.http.metadata import server_metadata
+from token_service.clients import ClientStore, GrantType, OAuthClient
 from token_service.errors import (
     REALM,
     InsufficientScope,
@@ -330,35 +331,10 @@ class _Endpoints:
         )
 
     def metadata(self, *, openid: bool) -> dict[str, Any]:
-        base = self.config.issuer.rstrip("/")
+        c = self.config
         # Service-account assertions only where a cluster issuer is trusted (NATIVE_IAM_CLUSTER_ISSUERS_FILE).
         federated = self.assertions is not None and bool(self.assertions.trust)
-        usable = [m for m in AuthMethod if federated or m is not AuthMethod.KUBERNETES_SERVICE_ACCOUNT]
-        methods = [m.value for m in usable]
-        # Confidential clients only: a public client may not introspect.
-        secret_methods = [m.value for m in usable if m is not AuthMethod.NONE]
-        doc: dict[str, Any] = {
-            "issuer": self.config.issuer,
-            "token_endpoint": f"{base}/oauth2/token",
-            "revocation_endpoint": f"{base}/oauth2/revoke",
-            "introspection_endpoint": f"{base}/oauth2/introspect",
-            "userinfo_endpoint": f"{base}/oauth2/userinfo",
-            "jwks_uri": f"{base}/.well-known/jwks.json",
-            "grant_types_supported": [g.value for g in GrantType],
-            # No authorization endpoint: only direct grants, so no response type applies.
-            "response_types_supported": [],
-            "token_endpoint_auth_methods_supported": methods,
-            "revocation_endpoint_auth_methods_supported": methods,
-            "introspection_endpoint_auth_methods_supported": secret_methods,
-            "scopes_supported": list(self.config.scopes_supported),
-        }
-        if openid:
-            doc |= {
-                "subject_types_supported": ["public"],
-                "id_token_signing_alg_values_supported": [self.config.signing_alg],
-                "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "azp", "namespace"],
-            }
-        return doc
+        return server_metadata(c.issuer, c.signing_alg, c.scopes_supported, openid=openid, federated=federated)
 
     async def authorization_server(self, request: Request) -> Response:
         _endpoint(request, "metadata")

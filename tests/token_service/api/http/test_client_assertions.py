@@ -213,3 +213,16 @@ async def test_metadata_lists_the_method_and_the_grant(federated_sqlite: Federat
     for key in ("token", "revocation", "introspection"):
         assert "kubernetes_service_account" in doc[f"{key}_endpoint_auth_methods_supported"]
     assert "urn:ietf:params:oauth:grant-type:token-exchange" in doc["grant_types_supported"]
+
+
+async def test_refusal_is_logged_with_its_reason_and_no_token(
+    federated_sqlite: Federated, http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One log line names the reason and the issuer; the assertion itself is never logged."""
+    token = federated_sqlite.assertion(audience="https://elsewhere.example")
+    with caplog.at_level("INFO", logger="token_service.federation.assertion"):
+        assert (await introspect_as(http, token)).status_code == 401
+    records = [r for r in caplog.records if r.getMessage() == "client assertion refused"]
+    assert len(records) == 1 and records[0].reason == "audience"  # type: ignore[attr-defined]
+    assert records[0].issuer == federated_sqlite.cluster.issuer  # type: ignore[attr-defined]
+    assert token not in caplog.text and token.split(".")[1] not in caplog.text
