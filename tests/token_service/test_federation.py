@@ -11,6 +11,7 @@ import pytest
 
 from native_iam.runtime.env import EnvError
 from tests.k8s_issuer import KubernetesIssuer
+from token_service.federation import ClientAssertions, Trust
 from token_service.federation.jwks import IssuerKeys, KeysUnavailable, parse_jwks
 from token_service.federation.trust import ClusterIssuer, load_trust, parse_trust
 from token_service.settings import Settings
@@ -149,3 +150,30 @@ async def test_discovery_must_name_the_configured_issuer(k8s_issuer: KubernetesI
         issuer=k8s_issuer.issuer, audience="x", discovery_url=f"{k8s_issuer.url}/.well-known/openid-configuration"
     )
     assert k8s_issuer.signing_key.kid in await IssuerKeys(good).current()
+
+
+class MemoryShortLived:
+    """A dict ShortLived for verifier tests (the real ones are tested in test_shortlived.py)."""
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[str, str], str] = {}
+
+    async def add(self, kind: str, key: str, value: str, ttl_s: float) -> bool:
+        if (kind, key) in self.values:
+            return False
+        self.values[kind, key] = value
+        return True
+
+
+async def test_es256_cluster_tokens_verify() -> None:
+    """A cluster signing with an EC P-256 key (ES256) is accepted like an RS256 one."""
+    with KubernetesIssuer(alg="ES256") as cluster:
+        issuer = ClusterIssuer(
+            issuer=cluster.issuer,
+            audience="ts",
+            discovery_url=f"{cluster.url}/.well-known/openid-configuration",
+            exact={"system:serviceaccount:shop:checkout": "checkout"},
+        )
+        verifier = ClientAssertions(Trust({cluster.issuer: issuer}), MemoryShortLived())  # type: ignore[arg-type]
+        assertion = await verifier.verify(cluster.token("shop", "checkout", audience="ts"))
+    assert assertion.client_id == "checkout" and assertion.subject == "system:serviceaccount:shop:checkout"
