@@ -187,7 +187,8 @@ def _issuer(entry: Any, default_audience: str, base: Path) -> ClusterIssuer:
             raise _problem(f"ca_file of {issuer!r} does not exist: {ca_file}")
     discovery = None
     if jwks_file is None and "jwks_uri" not in entry:
-        discovery = _url(entry.get("discovery_url", issuer.rstrip("/") + "/.well-known/openid-configuration"), issuer)
+        default = issuer.rstrip("/") + "/.well-known/openid-configuration"
+        discovery = _url(entry.get("discovery_url", default), f"the discovery URL of {issuer!r}")
     audience = entry.get("audience", default_audience)
     if not isinstance(audience, str) or not audience:
         raise _problem(f"audience of {issuer!r} must be a non-empty string")
