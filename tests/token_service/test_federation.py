@@ -3,14 +3,18 @@ except the stand-in issuer for discovery)."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from native_iam.runtime.env import EnvError
 from tests.k8s_issuer import KubernetesIssuer
+from token_service.errors import InvalidClientAssertion
 from token_service.federation import ClientAssertions, Trust
 from token_service.federation.jwks import IssuerKeys, KeysUnavailable, parse_jwks
 from token_service.federation.trust import ClusterIssuer, load_trust, parse_trust
@@ -177,3 +181,42 @@ async def test_es256_cluster_tokens_verify() -> None:
         verifier = ClientAssertions(Trust({cluster.issuer: issuer}), MemoryShortLived())  # type: ignore[arg-type]
         assertion = await verifier.verify(cluster.token("shop", "checkout", audience="ts"))
     assert assertion.client_id == "checkout" and assertion.subject == "system:serviceaccount:shop:checkout"
+
+
+def _segment(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+#: One cluster key for every example (an RSA key per example would dominate the run time).
+_FUZZ_JWKS = json.dumps(KubernetesIssuer().jwks()).encode()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    raw=st.text(max_size=60),
+    header=st.dictionaries(st.sampled_from(["alg", "kid", "typ", "crit"]), _json, max_size=4),
+    claims=st.dictionaries(
+        st.sampled_from(["iss", "aud", "exp", "iat", "nbf", "sub", "jti", "kubernetes.io"]), _json, max_size=8
+    ),
+)
+async def test_any_assertion_is_refused_cleanly(raw: str, header: dict[str, Any], claims: dict[str, Any]) -> None:
+    """Arbitrary text and arbitrary JOSE-shaped tokens (with the trusted iss or not) are refused with
+    InvalidClientAssertion, never another exception."""
+    issuer = ClusterIssuer(issuer=ISS, audience="ts", jwks_uri="https://unused.example/jwks")
+
+    async def fetch(url: str) -> bytes:
+        return _FUZZ_JWKS
+
+    verifier = ClientAssertions(Trust({ISS: issuer}), MemoryShortLived(), fetch=fetch)  # type: ignore[arg-type]
+    for iss in (None, ISS):
+        payload = claims if iss is None else {**claims, "iss": iss}
+        for token in (raw, f"{_segment(header)}.{_segment(payload)}.c2ln"):
+            with pytest.raises(InvalidClientAssertion):
+                await verifier.verify(token)
