@@ -52,7 +52,8 @@ class Metrics:
         r = self.registry
         self.grants = Counter(
             "native_iam_grants_total",
-            "Token grant outcomes, by grant (password, refresh_token) and seed status (OK or the refusal reason).",
+            "Token grant outcomes, by grant (password, refresh_token, token_exchange) and seed status (OK or the"
+            " refusal reason).",
             ["grant", "status"],
             registry=r,
         )
@@ -94,6 +95,15 @@ class Metrics:
             "native_iam_admin_denials_total",
             "Admin API calls refused, by reason (unauthenticated, permission_denied).",
             ["reason"],
+            registry=r,
+        )
+        self.client_assertions = Counter(
+            "native_iam_client_assertions_total",
+            "Kubernetes service-account client assertions (RFC 7523), by outcome: ok or the refusal reason"
+            " (untrusted_issuer, algorithm, unknown_kid, signature, jwks_unavailable, audience, expired,"
+            " not_yet_valid, issued_in_future, lifetime, kubernetes_claims, unknown_service_account,"
+            " client_mismatch, not_registered, replayed, malformed).",
+            ["outcome"],
             registry=r,
         )
         _zeroed(self.feed_events, "snapshot", "events")

@@ -189,6 +189,16 @@ TOKEN_SERVICE = Row(
             stack=True,
         ),
         Panel(
+            "Service-account logins by outcome",
+            "Can workloads log in with their Kubernetes service-account tokens? A refusal reason names the "
+            "cause (audience: the projected token's audience is wrong; unknown_service_account: no mapping in "
+            "the cluster-issuer trust file; jwks_unavailable: the cluster's keys cannot be fetched; replayed: "
+            "a single-use assertion was presented twice).",
+            (Target(_rate("native_iam_client_assertions_total", "outcome"), "{{outcome}}"),),
+            unit="reqps",
+            stack=True,
+        ),
+        Panel(
             "gRPC latency by method (p50, p99)",
             "Which token-service method is slow? (A WatchRevocations stream is timed over its whole life.)",
             (
