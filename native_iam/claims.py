@@ -25,6 +25,7 @@ SCP: Final = "scp"  # array form some issuers use; verifiers accept it too
 TOKEN_USAGE: Final = "token_usage"
 NAMESPACE: Final = "namespace"  # absent for a global identity
 FAMILY: Final = "fam"  # refresh tokens only: id of the rotation family
+ACT: Final = "act"  # RFC 8693 §4.1: the actor of an exchanged token ({"sub": client id, "act": earlier})
 #: What kind of principal ``sub`` names. Absent: an identity (every token before issue 13, and
 #: every token of a password or refresh grant). ``"client"``: the OAuth client ``client_id``
 #: itself (client_credentials, RFC 6749 §4.4), whose ``sub`` equals ``client_id`` and which has

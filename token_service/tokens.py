@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,12 +104,13 @@ class TokenCodec:
         iat: int,
         exp: int,
         family: str | None = None,
+        act: Mapping[str, Any] | None = None,
         principal: str = claims.IDENTITY_PRINCIPAL,
     ) -> tuple[str, str]:
-        """Return ``(token, kid)`` for the claims given; ``usage`` picks the ``typ`` header.
-
-        ``principal`` CLIENT_PRINCIPAL marks a client's own token (``sub_kind``); an identity's
-        token carries no ``sub_kind``, as before issue 13."""
+        """Return ``(token, kid)`` for the claims given; ``usage`` picks the ``typ`` header;
+        ``act`` is the actor of an exchanged token (RFC 8693 §4.1). ``principal``
+        CLIENT_PRINCIPAL marks a client's own token (``sub_kind``); an identity's token carries
+        no ``sub_kind``, as before issue 13."""
         key = self.keys.signing_key()
         payload: dict[str, Any] = {
             "iss": self.issuer,
@@ -127,6 +128,8 @@ class TokenCodec:
             payload[claims.NAMESPACE] = namespace
         if family is not None:
             payload[claims.FAMILY] = family
+        if act is not None:
+            payload[claims.ACT] = dict(act)
         if principal != claims.IDENTITY_PRINCIPAL:
             payload[claims.SUB_KIND] = principal
         typ = claims.ACCESS_TOKEN_TYP if usage == claims.ACCESS_TOKEN else claims.REFRESH_TOKEN_TYP

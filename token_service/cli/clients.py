@@ -35,7 +35,8 @@ def add_parser(sub: Any) -> None:
         "--auth-method",
         choices=[m.value for m in AuthMethod],
         default=AuthMethod.CLIENT_SECRET_BASIC.value,
-        help="token endpoint authentication method (default: client_secret_basic; none = public client)",
+        help="token endpoint authentication method (default: client_secret_basic; none = public client;"
+        " kubernetes_service_account = a workload's service-account token, mapped by NATIVE_IAM_CLUSTER_ISSUERS_FILE)",
     )
     create.add_argument(
         "--grant",
@@ -62,6 +63,13 @@ def add_parser(sub: Any) -> None:
         default=[],
         help="scope policy entry for client_credentials (scope, prefix:* or *), repeatable (default: none)",
     )
+    create.add_argument(
+        "--exchange-audience",
+        action="append",
+        default=[],
+        help="audience it may exchange users' tokens for (RFC 8693; needs --grant"
+        " urn:ietf:params:oauth:grant-type:token-exchange), repeatable",
+    )
     commands.add_parser("list", help="list clients")
     commands.add_parser("get", help="show one client").add_argument("client_id")
     commands.add_parser("delete", help="delete a client and revoke every token it obtained").add_argument("client_id")
@@ -87,6 +95,7 @@ def dispatch(stub: admin_pb2_grpc.ClientsStub, kw: dict[str, Any], args: argpars
             refresh_token_ttl_s=args.refresh_token_ttl,
             introspect_all_tokens=args.introspect_all,
             scopes=args.scope,
+            exchange_audiences=args.exchange_audience,
         )
         if args.rotate is not None:
             request.rotate_refresh_tokens = args.rotate
@@ -115,6 +124,7 @@ _COLUMNS = (
     "INTROSPECT",
     "ENABLED",
     "SCOPES",
+    "EXCHANGE_AUDIENCES",
     "NAME",
 )
 
@@ -131,6 +141,7 @@ def _row(client: pb.OAuthClient) -> list[str]:
         "all" if client.introspect_all_tokens else "own",
         "yes" if client.enabled else "no",
         ",".join(client.scopes) or "-",
+        ",".join(client.exchange_audiences) or "-",
         client.name or "-",
     ]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,13 +91,17 @@ def issue(
     parent_jti: str | None = None,
     refresh_exp: int | None = None,
     refresh_scopes: Sequence[str] | None = None,
+    act: Mapping[str, Any] | None = None,
+    subject_jti: str | None = None,
     principal: str = claims.IDENTITY_PRINCIPAL,
 ) -> IssuedTokens:
     """Sign an access token (and a refresh token when ``with_refresh``) and store their rows.
 
     ``refresh_scopes`` (default: ``scopes``) are the new refresh token's scopes: a rotation that
-    narrows the access token keeps the refresh token's old scopes (RFC 6749 §6). ``principal``
-    CLIENT_PRINCIPAL: the client's own token (client_credentials; ``identity_id`` None).
+    narrows the access token keeps the refresh token's old scopes (RFC 6749 §6). ``act`` and
+    ``subject_jti`` are a token exchange's (RFC 8693): the actor claim, and the exchanged
+    token's jti, kept as the new access token's ``parent_jti``. ``principal`` CLIENT_PRINCIPAL:
+    the client's own token (client_credentials; ``identity_id`` None).
 
     An OAuth client's row is share-locked and must still be there and enabled (else
     :class:`InvalidClient`): a grant authenticated just before the client was disabled or deleted
@@ -137,6 +141,7 @@ def issue(
         audience=audience,
         iat=iat,
         exp=iat + access_ttl,
+        act=act,
         principal=principal,
     )
     refresh_jti = new_jti() if with_refresh else None
@@ -149,6 +154,7 @@ def issue(
             "usage": claims.ACCESS_TOKEN,
             "kid": kid,
             "expires_at": iat + access_ttl,
+            "parent_jti": subject_jti,
         }
     ]
     refresh_token = None

@@ -1,4 +1,4 @@
-"""OAuth clients in the database (table ``oauth_clients``, migration 0100) and the server key.
+"""OAuth clients in the database (table ``oauth_clients``, migrations 0100, 0110, 0140) and the server key.
 
 Reads go through a small per-process cache: the token endpoint looks its client up on every
 grant, and a client changes rarely. A change made through another replica is seen here within
@@ -56,6 +56,7 @@ def _row_to_client(row: object) -> OAuthClient:
         introspect_all_tokens=bool(m["introspect_all_tokens"]),
         scopes=tuple(m["scopes"].split()),
         enabled=bool(m["enabled"]),
+        exchange_audiences=tuple(json.loads(m["exchange_audiences"])),
         created_at=int(m["created_at"]),
     )
 
@@ -173,6 +174,7 @@ def _values(client: OAuthClient) -> dict[str, object]:
         "introspect_all_tokens": client.introspect_all_tokens,
         "scopes": " ".join(client.scopes),
         "enabled": client.enabled,
+        "exchange_audiences": json.dumps(list(client.exchange_audiences)),
         "created_at": float(client.created_at),
     }
 

@@ -216,6 +216,8 @@ oauth_clients = Table(
     Column("scopes", Text, nullable=False, server_default=""),
     #: False: the client authenticates nowhere and its tokens are revoked (migration 0130).
     Column("enabled", Boolean, nullable=False, server_default=true()),
+    #: JSON list: audiences the client may exchange a user's token for (RFC 8693; migration 0140).
+    Column("exchange_audiences", Text, nullable=False, server_default="[]"),
 )
 
 #: Server-generated secrets that are not signing keys (hex), created once and shared by replicas.
