@@ -30,8 +30,10 @@ from token_service.grants import (
     client_context,
     client_credentials_grant,
     create_token_with_password,
+    exchange_token,
     refresh_access_token,
 )
+from token_service.grants.token_exchange import ACCESS_TOKEN_TYPE
 from token_service.store.tables import revocations, tokens
 
 GRANTS = ("client_credentials", "password", "refresh_token")
@@ -202,3 +204,31 @@ async def test_no_token_escapes_a_concurrent_disable(core: Core) -> None:
     assert all(issued_iat(i.access_token) <= cutoff for i in issued)
     with pytest.raises(InvalidClient):
         await client_credentials_grant(core, client=registered)
+
+
+async def test_exchanged_tokens_die_with_the_exchanging_client(core: Core) -> None:
+    """RFC 8693: the exchanged token's client_id is the exchanging client, so disabling that client
+    revokes it (the user's own token stays); a disabled client cannot exchange; a client's own
+    token is no subject token (it names no user)."""
+    exchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+    web = await _svc(core, "web")
+    checkout, _ = await add_client(core, "checkout", grant_types=(exchange,), exchange_audiences=("orders",))
+    await add_identity(core, "alice", PASSWORD, ("orders:read",))
+    alice = await create_token_with_password(core, namespace="", identity="alice", password=PASSWORD, client=web)
+
+    async def exchanged(subject: str) -> IssuedTokens:
+        return await exchange_token(
+            core, client=await core.clients.get("checkout"), subject_token=subject, subject_token_type=ACCESS_TOKEN_TYPE
+        )
+
+    token = (await exchanged(alice.access_token)).access_token
+    await check_access(core, access_token=token)
+    await set_client_enabled(core, checkout.client_id, False)
+    with pytest.raises(TokenDisabled):
+        await check_access(core, access_token=token)
+    await check_access(core, access_token=alice.access_token)
+    with pytest.raises(InvalidClient):
+        await exchanged(alice.access_token)
+    await set_client_enabled(core, checkout.client_id, True)
+    with pytest.raises(TokenInvalid):
+        await exchanged((await _grant(core, "web")).access_token)
