@@ -17,7 +17,7 @@ from authlib.deprecate import AuthlibDeprecationWarning
 from native_iam.admin.v1 import admin_pb2 as pb
 from native_iam.admin.v1 import admin_pb2_grpc
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
-from tests.token_service.api.http.conftest import PASSWORD, OAuthService, token_request
+from tests.token_service.api.http.conftest import JWT_BEARER, PASSWORD, Federated, OAuthService, token_request
 from token_service.admin import ensure_identity
 from token_service.admin.clients import set_client_enabled
 from token_service.cli.admin import main
@@ -209,3 +209,20 @@ async def test_admin_api_and_cli_manage_scopes_and_enabled(
     await run("enable", "cli-m2m")
     ok = await http.post("/oauth2/token", data={"grant_type": "client_credentials"}, auth=("cli-m2m", secret))
     assert ok.status_code == 200
+
+
+async def test_client_credentials_with_a_service_account_assertion(federated: Federated) -> None:
+    """RFC 7523 §2.2 on the client credentials grant: the workload's projected service-account
+    token, no secret, gets a token of its mapped client "checkout"; the assertion is single-use."""
+    data = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": JWT_BEARER,
+        "client_assertion": federated.assertion(),
+    }
+    async with httpx.AsyncClient(base_url=federated.service.url) as http:
+        response = await http.post("/oauth2/token", data=data)
+        assert response.status_code == 200, response.text
+        body = _claims(response.json()["access_token"])
+        assert (body["sub"], body["sub_kind"], body["scope"]) == ("checkout", "client", "orders:read")
+        replay = await http.post("/oauth2/token", data=data)
+    assert replay.status_code == 401 and replay.json()["error"] == "invalid_client"
