@@ -23,7 +23,7 @@ from native_iam.oauth.v1 import oauth_pb2
 from native_iam.runtime import health
 from native_iam.runtime.listen import bind_grpc, enabled
 
-from . import authorization, oauth_facade
+from . import ext_authz_grpc, oauth_facade
 from .authorization import Authorizer
 from .keys import KeyStore, grpc_fetcher, http_fetcher
 from .metrics import Metrics
@@ -45,7 +45,7 @@ _CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2_000),
 ]
-_HEALTH_SERVICES = ("", authorization.SERVICE, "native_iam.oauth.v1.OAuth")
+_HEALTH_SERVICES = ("", ext_authz_grpc.SERVICE, "native_iam.oauth.v1.OAuth")
 
 
 class Sidecar:
@@ -103,7 +103,7 @@ class Sidecar:
         if not s.feed_token:
             log.error("NATIVE_IAM_FEED_TOKEN is not set: the token service refuses the revocation feed")
 
-        handler = authorization.handler(self.authorizer, asynchronous=self.kind == "aio")
+        handler = ext_authz_grpc.handler(self.authorizer, asynchronous=self.kind == "aio")
         if self.kind == "sync":
             # Few threads: decisions hold the GIL, more threads only add contention.
             pool = futures.ThreadPoolExecutor(max_workers=s.authz_threads, thread_name_prefix="authz")

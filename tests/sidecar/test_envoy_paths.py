@@ -30,7 +30,8 @@ import pytest
 import yaml
 
 from native_iam import demo
-from sidecar.authorization import Responses, parse_response
+from sidecar.ext_authz_grpc import encode, parse_response
+from sidecar.verdict import Verdicts
 from sidecar.decision import Deny, Principal, Reason
 from sidecar.settings import Settings
 
@@ -434,10 +435,10 @@ _METADATA = re.compile(r"%DYNAMIC_METADATA\(envoy\.filters\.http\.ext_authz:([^)
 
 def _emitted_keys() -> set[str]:
     """The dynamic-metadata keys the sidecar puts in an allow and in a deny."""
-    responses = Responses(Settings(issuer="http://issuer.test", audiences=("native-iam",), realm="test"))
+    verdicts = Verdicts(Settings(issuer="http://issuer.test", audiences=("native-iam",), realm="test"))
     principal = Principal("alice", "shop", frozenset({"orders:read"}), "jti-1", "k1", "c", 0.0, 1.0)
-    allow = parse_response(responses.allow(principal))
-    deny = parse_response(responses.deny(Deny(Reason.REVOKED, "revoked", jti="jti-1")))
+    allow = parse_response(encode(verdicts.allow(principal)))
+    deny = parse_response(encode(verdicts.deny(Deny(Reason.REVOKED, "revoked", jti="jti-1"))))
     return set(allow.dynamic_metadata.fields) | set(deny.dynamic_metadata.fields)
 
 
