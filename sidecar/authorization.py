@@ -94,7 +94,9 @@ class Authorizer:
             return self.deny(Deny(Reason.PATH_NOT_NORMALIZED, path_problem))
         requirement = r.requirement
         if isinstance(requirement, RequirementError):
-            log.error("route requirement invalid", extra={"reason": Reason.ROUTE_INVALID.value, "error": str(requirement)})
+            log.error(
+                "route requirement invalid", extra={"reason": Reason.ROUTE_INVALID.value, "error": str(requirement)}
+            )
             return self.deny(Deny(Reason.ROUTE_INVALID, "the route's authorization settings are invalid"))
         rule = requirement.for_method(r.method)
         if rule.anonymous:

@@ -20,9 +20,9 @@ from prometheus_client import CollectorRegistry
 from native_iam.oauth.v1 import feed_pb2, oauth_pb2, oauth_pb2_grpc
 from sidecar import oauth_facade
 from sidecar.authorization import Authorizer
-from sidecar.ext_authz_grpc import GrpcCheck, parse_response
 from sidecar.decision import Deny
 from sidecar.decision_cache import DecisionCache
+from sidecar.ext_authz_grpc import GrpcCheck, parse_response
 from sidecar.keys import KeyStore
 from sidecar.metrics import Metrics
 from sidecar.oauth_facade import OAuthFacade

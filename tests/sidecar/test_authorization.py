@@ -376,7 +376,6 @@ def test_keys_past_max_age_void_cached_allows(issuer: Issuer) -> None:
 def test_repeated_deny_reuses_the_serialized_response(rig: Rig, issuer: Issuer) -> None:
     """The same deny twice is answered with the same bytes (built once), and still counted twice."""
     from sidecar.decision import Deny, Reason
-
     from sidecar.ext_authz_grpc import encode
 
     verdicts = rig.authorizer.verdicts
@@ -407,7 +406,5 @@ def test_raw_header_map_is_read(rig: Rig, issuer: Issuer) -> None:
 
 def test_duplicate_raw_token_headers_are_400(rig: Rig, issuer: Issuer) -> None:
     """Two Authorization headers in header_map are a malformed request, never a choice of one."""
-    response = parse_response(
-        rig.grpc.check_sync(_raw_request(f"Bearer {issuer.mint()}", f"Bearer {issuer.mint()}"))
-    )
+    response = parse_response(rig.grpc.check_sync(_raw_request(f"Bearer {issuer.mint()}", f"Bearer {issuer.mint()}")))
     assert _denied(response)[0] == 400

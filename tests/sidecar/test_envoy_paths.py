@@ -30,10 +30,10 @@ import pytest
 import yaml
 
 from native_iam import demo
-from sidecar.ext_authz_grpc import encode, parse_response
-from sidecar.verdict import Verdicts
 from sidecar.decision import Deny, Principal, Reason
+from sidecar.ext_authz_grpc import encode, parse_response
 from sidecar.settings import Settings
+from sidecar.verdict import Verdicts
 
 from . import _stack
 from ._feed import Issuer

@@ -8,8 +8,8 @@ from envoy.service.auth.v3 import external_auth_pb2
 from prometheus_client import CollectorRegistry, generate_latest
 
 from sidecar.authorization import Authorizer
-from sidecar.ext_authz_grpc import GrpcCheck
 from sidecar.decision import Reason
+from sidecar.ext_authz_grpc import GrpcCheck
 from sidecar.metrics import Metrics
 from sidecar.settings import Settings
 
