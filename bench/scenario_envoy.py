@@ -1,6 +1,8 @@
 """Scenarios 1 and 2: requests through one Envoy whose route answers itself (``direct_response``),
 so the only cost besides Envoy is authentication: none · Envoy's ``jwt_authn`` · ext_authz to a
-canned-OK grpcio server · ext_authz to the sidecar.
+canned-OK grpcio server · ext_authz to the sidecar · and over ext_authz's HTTP protocol
+(``http_service``): the do-nothing HTTP floor (asyncio + httptools, the sidecar's HTTP server
+without the decision) · the sidecar's HTTP transport.
 
 1. Saturation throughput (wrk, HTTP/1.1, keep-alive): requests/s, the ratio to ``jwt_authn``, and
    the authorization server's CPU time per request.
@@ -95,6 +97,7 @@ class Variant:
     backend: Callable[[], _stack.Server] | None = None
     processes: int = 0  # authorization server processes (for the CPU-per-decision comparison)
     kind: str = "none"  # none | jwt | canned | sidecar
+    transport: str = "grpc"  # grpc | http: which ext_authz protocol (canned and sidecar kinds)
     backends: list[_stack.Server] = field(default_factory=list)
 
 
@@ -131,6 +134,18 @@ def _variants(bench: Bench, issuer: Issuer) -> list[Variant]:
                 kind="canned",
             )
         )
+    for n in bench.options.sidecar_workers:
+        variants.append(
+            Variant(
+                f"ext_authz http canned ×{n}",
+                "ext_authz_http",
+                {"scope": issuer.scope},
+                backend=lambda n=n: bench.start_canned(n, mode="http"),
+                processes=n,
+                kind="canned",
+                transport="http",
+            )
+        )
     if _stack.sidecar_available():
         for n in bench.options.sidecar_workers:
             variants.append(
@@ -141,6 +156,18 @@ def _variants(bench: Bench, issuer: Issuer) -> list[Variant]:
                     backend=lambda n=n: _start_sidecar(bench, issuer, n),
                     processes=n,
                     kind="sidecar",
+                )
+            )
+        for n in bench.options.sidecar_workers:
+            variants.append(
+                Variant(
+                    f"ext_authz http sidecar ×{n}",
+                    "ext_authz_http",
+                    {"scope": issuer.scope},
+                    backend=lambda n=n: _start_sidecar(bench, issuer, n),
+                    processes=n,
+                    kind="sidecar",
+                    transport="http",
                 )
             )
     else:
@@ -210,7 +237,10 @@ def _measure(bench: Bench, variant: Variant, token: str) -> Measured:
     try:
         values = dict(variant.values)
         if backend is not None:
-            values.update(authz_port=backend.address.rsplit(":", 1)[1], authz_streams=16)
+            address = (
+                backend.extra["http"] if variant.transport == "http" and variant.kind == "sidecar" else backend.address
+            )
+            values.update(authz_port=address.rsplit(":", 1)[1], authz_streams=16)
         envoy, port = _envoy.start_envoy(
             variant.config, bench.workdir, concurrency=bench.options.envoy_concurrency, **values
         )
@@ -357,28 +387,49 @@ def _report_saturation(bench: Bench, measured: list[Measured], issuer: Issuer) -
         "`token_usage`, the route's scopes and the revocation set."
     )
     sidecars = [m for m in measured if m.variant.kind == "sidecar" and m.saturation]
-    if jwt_rps and sidecars:
-        best = max(sidecars, key=lambda m: m.saturation.rps)  # type: ignore[union-attr]
-        ratio = best.saturation.rps / jwt_rps  # type: ignore[union-attr]
+    # gRPC against jwt_authn (no cache), as before; HTTP against jwt_authn + cache (issue 15's target).
+    cached_jwt = _by_name(measured, "jwt_authn + cache")
+    for transport, reference in (("grpc", jwt), ("http", cached_jwt)):
+        mine = [m for m in sidecars if m.variant.transport == transport]
+        if not mine or reference is None or reference.saturation is None:
+            continue
+        best = max(mine, key=lambda m: m.saturation.rps)  # type: ignore[union-attr]
+        ratio = best.saturation.rps / reference.saturation.rps  # type: ignore[union-attr]
         bench.report.target(
-            "sidecar ÷ jwt_authn throughput through Envoy",
+            f"sidecar{' over HTTP' if transport == 'http' else ''} ÷ {reference.variant.name} throughput through Envoy",
             "≥ 0.25",
-            f"{ratio:.2f} ({best.variant.name}: {rate(best.saturation.rps)} vs {rate(jwt_rps)} req/s)",  # type: ignore[union-attr]
+            f"{ratio:.2f} ({best.variant.name}: {rate(best.saturation.rps)} vs {rate(reference.saturation.rps)} req/s)",  # type: ignore[union-attr]
             ratio >= 0.25,
-            max(_background(best, saturation=True), _background(jwt, saturation=True)),  # type: ignore[arg-type]
+            max(_background(best, saturation=True), _background(reference, saturation=True)),
         )
     for m in sidecars:
         canned = next(
-            (c for c in measured if c.variant.kind == "canned" and c.variant.processes == m.variant.processes), None
+            (
+                c
+                for c in measured
+                if c.variant.kind == "canned"
+                and c.variant.processes == m.variant.processes
+                and c.variant.transport == m.variant.transport
+            ),
+            None,
         )
         mine, floor = m.authz_us_per_request(), canned.authz_us_per_request() if canned else None
+        floor_name = "the HTTP floor" if m.variant.transport == "http" else "canned grpcio"
         if mine and floor:
             bench.report.target(
-                f"sidecar CPU per decision ÷ canned grpcio (×{m.variant.processes} processes)",
-                "≤ 1.25×",
+                f"sidecar CPU per decision ÷ {floor_name} (×{m.variant.processes} processes)",
+                "≤ 1.25×" if m.variant.transport == "grpc" else "–",
                 f"{mine / floor:.2f}× ({mine:.0f} vs {floor:.0f} µs)",
-                mine / floor <= 1.25,
+                mine / floor <= 1.25 if m.variant.transport == "grpc" else None,
                 max(_background(m, saturation=True), _background(canned, saturation=True)),  # type: ignore[arg-type]
+            )
+        if mine and m.variant.transport == "http":
+            bench.report.target(
+                f"sidecar CPU per cached decision over HTTP (×{m.variant.processes} processes)",
+                "≤ 100 µs",
+                f"{mine:.0f} µs",
+                mine <= 100,
+                _background(m, saturation=True),
             )
     if not sidecars:
         bench.report.target("sidecar ÷ jwt_authn throughput through Envoy", "≥ 0.25", "–", None)
@@ -426,8 +477,9 @@ def _report_fixed(bench: Bench, measured: list[Measured]) -> None:
     if base_p99 is not None:
         for m in floors:
             added = m.fixed.percentiles_s[99] - base_p99  # type: ignore[union-attr]
+            label = "HTTP" if m.variant.transport == "http" else "grpcio"
             section.notes.append(
-                f"The do-nothing floor ({m.variant.name}) itself adds {added * 1000:.2f} ms at p99: no grpcio "
+                f"The do-nothing floor ({m.variant.name}) itself adds {added * 1000:.2f} ms at p99: no {label} "
                 "ext_authz server on this machine can add less."
             )
     sidecars = [m for m in measured if m.variant.kind == "sidecar" and m.fixed and 99 in m.fixed.percentiles_s]
@@ -436,10 +488,12 @@ def _report_fixed(bench: Bench, measured: list[Measured]) -> None:
         what = f"added p99 at 1,000 req/s, {m.variant.name} over no auth"
         noise = max(_background(m, saturation=False), _background(base, saturation=False)) if base else None
         measured_text = f"{added * 1000:.2f} ms"
-        floor = next((c for c in floors if c.variant.processes == m.variant.processes), None)
-        if floor is not None and base_p99 is not None:
-            floor_added = floor.fixed.percentiles_s[99] - base_p99  # type: ignore[union-attr]
-            measured_text += f" (the do-nothing grpcio floor adds {floor_added * 1000:.2f} ms)"
+        if base_p99 is not None:
+            # Against both floors: what the transport costs, and what the other transport would.
+            for floor in (c for c in floors if c.variant.processes == m.variant.processes):
+                floor_added = floor.fixed.percentiles_s[99] - base_p99  # type: ignore[union-attr]
+                label = "HTTP" if floor.variant.transport == "http" else "grpcio"
+                measured_text += f"; the do-nothing {label} floor adds {floor_added * 1000:.2f} ms"
         bench.report.target(what, "≤ 1 ms", measured_text, added <= 0.001, noise)
     if not sidecars:
         bench.report.target("added p99 at 1,000 req/s, sidecar over no auth", "≤ 1 ms", "–", None)
