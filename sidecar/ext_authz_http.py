@@ -121,7 +121,7 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: Any) -> None:
         self._transport = transport
         if len(self._server.connections) >= MAX_CONNECTIONS:
-            log.warning("connection refused: too many connections", extra={"limit": MAX_CONNECTIONS})
+            self._server.refused()
             transport.close()
             return
         self._server.connections.add(self)
@@ -281,8 +281,16 @@ class HttpAuthz:
         self.token_header = authorizer.token_header.encode()
         self.max_header_bytes = max_token_bytes + MAX_HEADER_BYTES
         self.connections: set[_Connection] = set()
+        self._refused_logged = 0.0
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
+
+    def refused(self) -> None:
+        """A connection over :data:`MAX_CONNECTIONS` was closed: say so, at most once a second."""
+        now = time.monotonic()
+        if now - self._refused_logged >= 1.0:
+            self._refused_logged = now
+            log.warning("connections refused: too many connections", extra={"limit": MAX_CONNECTIONS})
 
     async def start(self, sock: Any) -> int:
         """Serve on ``sock`` (bound, from native_iam.runtime.listen.bind_tcp); the bound port."""

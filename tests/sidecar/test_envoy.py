@@ -188,8 +188,9 @@ def test_feed_gone_valid_tokens_pass_until_staleness_bound_then_policy(
         feed.stop()
 
 
-def test_two_sync_workers_through_envoy(envoy_bin: str, issuer: Issuer, tmp_path: Path) -> None:
-    """NATIVE_IAM_WORKERS=2 (sync ext_authz servers sharing the port): allows, denies and revokes alike."""
+@pytest.mark.parametrize("transport", sorted(TRANSPORTS))
+def test_two_sync_workers_through_envoy(transport: str, envoy_bin: str, issuer: Issuer, tmp_path: Path) -> None:
+    """NATIVE_IAM_WORKERS=2 (ext_authz servers sharing the ports): allows, denies and revokes alike."""
     feed = FeedServer(issuer).start()
     try:
         with (
@@ -199,7 +200,10 @@ def test_two_sync_workers_through_envoy(envoy_bin: str, issuer: Issuer, tmp_path
             assert wait_for(lambda: len(feed.watch_requests) >= 2)
             time.sleep(0.3)  # both workers synced
             listen = _stack.free_port()
-            config = _stack.envoy_config(tmp_path, listen=listen, authz=ports["authz"], upstream=upstream)
+            port_name, example = TRANSPORTS[transport]
+            config = _stack.envoy_config(
+                tmp_path, listen=listen, authz=ports[port_name], upstream=upstream, source=example
+            )
             with _stack.envoy(envoy_bin, config, listen) as url, httpx.Client(base_url=url, timeout=5) as http:
                 token = issuer.mint(scope="orders:read", jti="two-workers")
                 assert http.get("/orders/1", headers=bearer(token)).status_code == 200
