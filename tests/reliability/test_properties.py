@@ -22,6 +22,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -251,8 +252,22 @@ class _OverHttp:
             self._conn = None
         return status, body
 
+    def close(self) -> None:
+        if self._conn is not None:
+            self._file.close()
+            self._conn.close()
+            self._conn = None
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
 
 _OVER_HTTP: list[_OverHttp] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_over_http() -> Iterator[None]:
+    yield
+    while _OVER_HTTP:
+        _OVER_HTTP.pop().close()
 
 
 def _check(header_value: str | None, required: frozenset[str], transport: str = "grpc") -> bool:
