@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from token_service.cache import Cache
+from token_service.cache.shortlived import RedisShortLived
 from token_service.check_cache import CheckCache
 from token_service.keys import KeyRing
 from token_service.lockout import Lockout
@@ -48,6 +50,8 @@ class Core:
     #: generated once and kept in the database), loaded by :meth:`start`: the token endpoint and
     #: the admin Clients API both use it, so neither waits for the other to load it.
     client_secret_key: bytes = b""
+    #: The Redis client when SYSTEM_CACHE_URL is set (counters, short-lived state, invalidation).
+    cache: Cache | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Core:
@@ -62,6 +66,7 @@ class Core:
         )
         # A local write that appended revocation events voids cached checks before it returns.
         store.add_commit_listener(checks.invalidate)
+        cache = Cache(settings) if settings.cache_url else None
         return cls(
             settings=settings,
             store=store,
@@ -73,10 +78,11 @@ class Core:
                 settings.argon2_parallelism,
                 settings.password_workers,
             ),
-            lockout=Lockout(settings, store),
+            lockout=Lockout(settings, store, cache),
             checks=checks,
             clients=ClientRepository(store),
-            short_lived=DatabaseShortLived(store),
+            short_lived=DatabaseShortLived(store) if cache is None else RedisShortLived(cache),
+            cache=cache,
         )
 
     async def start(self) -> None:
@@ -88,4 +94,6 @@ class Core:
 
     async def close(self) -> None:
         self.passwords.close()
+        if self.cache is not None:
+            await self.cache.close()
         await self.store.close()

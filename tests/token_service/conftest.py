@@ -51,6 +51,61 @@ async def _fresh_postgres_database(uri: str) -> str:
     return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
 
 
+class RedisServer:
+    """A real redis-server on a free loopback port (no persistence), that a test may kill and
+    start again on the same port (Redis down, then back)."""
+
+    def __init__(self, directory: Path) -> None:
+        from native_iam._procs import free_port
+
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: Any = None
+
+    def start(self) -> None:
+        from native_iam._procs import Process
+        from tests.conftest import require_tool  # here: tests/conftest.py imports this module
+
+        binary = require_tool("redis-server")
+        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        argv += ["--dir", str(self.directory)]
+        self.process = Process("redis", argv, log_path=self.directory / "redis.log").start()
+        self.process.wait_port("127.0.0.1", self.port, timeout=20)
+
+    def kill(self) -> None:
+        """SIGKILL: connections drop, every key is lost (as after a crash without persistence)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process = None
+
+    def flush(self) -> None:
+        import redis
+
+        with redis.Redis(port=self.port, socket_timeout=5) as client:
+            client.flushall()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server for the whole session (``./dev test`` installs the Debian package)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> Iterator[str]:
+    """SYSTEM_CACHE_URL of an empty Redis (running again if a test killed it)."""
+    if redis_server.process is None:
+        redis_server.start()
+    redis_server.flush()
+    yield redis_server.url
+    if redis_server.process is None:
+        redis_server.start()
+
+
 @pytest.fixture
 async def postgres_url(postgres_server: Any) -> str:
     """A new, empty PostgreSQL database on the session server."""
