@@ -231,16 +231,19 @@ class Lockout:
         else:
             await self._settle("succeeded", attempt, now)
 
-    async def peek(self, key: str, now: float) -> tuple[int, int, float] | None:
-        """``(failures, pending, locked_until)`` of ``key``'s counter as stored (None: no
-        counter), for tests and diagnostics on either backend."""
+    async def peek(self, key: str) -> _Counter | None:
+        """``key``'s counter as stored (None: no counter), on either backend: for tests and
+        diagnostics."""
         if self.shared is None:
             row = await self.store.run_read(counters.read_counter, key)
-            return None if row is None else (row.failures, row.pending, row.locked_until)
-        values = await self.shared.read(key)
+            values = None if row is None else {name: getattr(row, name) for name in _Counter.__slots__}
+        else:
+            values = await self.shared.read(key)
         if values is None:
             return None
-        return int(values["failures"]), int(values["pending"]), values["locked_until"]
+        return _Counter(
+            int(values["failures"]), values["last_failure_at"], values["locked_until"], int(values["pending"])
+        )
 
     async def _settle(self, op: str, attempt: Attempt, now: float) -> None:
         """Turn ``attempt``'s slot into a verdict (``failed``, ``succeeded``, ``released``), then

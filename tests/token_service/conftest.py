@@ -135,6 +135,18 @@ async def core(db_url: str) -> AsyncIterator[Core]:
     await core.close()
 
 
+@pytest.fixture(params=["database", "redis"])
+def counters_in(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings overrides putting the brute-force counters in the database, then in Redis
+    (SYSTEM_CACHE_URL; on SQLite only when the test also runs on PostgreSQL: Redis counters never
+    touch the database), so the lockout suites run unchanged against both backends."""
+    if request.param == "database":
+        return {}
+    if "db_url" in request.fixturenames and not str(request.getfixturevalue("db_url")).startswith("sqlite"):
+        pytest.skip("Redis counters do not depend on the database")
+    return {"cache_url": request.getfixturevalue("redis_url")}
+
+
 @pytest.fixture
 async def service(sqlite_url: str) -> AsyncIterator[TokenServiceApp]:
     """A running token service (gRPC on 127.0.0.1, SQLite)."""
