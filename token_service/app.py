@@ -26,9 +26,9 @@ from token_service.api.grpc import (
     rpc_handlers,
 )
 from token_service.api.http import HttpServer
+from token_service.cache.invalidation import Invalidation
 from token_service.core import Core
 from token_service.feed import FeedHub
-from token_service.cache.invalidation import Invalidation
 from token_service.metrics import Metrics
 from token_service.prune import Pruner
 from token_service.settings import GRPC_LISTEN, METRICS_LISTEN, Settings

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from tests.token_service.conftest import add_identity
 from token_service.access import check_access
