@@ -55,10 +55,13 @@ class RedisServer:
     """A real redis-server on a free loopback port (no persistence), that a test may kill and
     start again on the same port (Redis down, then back)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, appendonly: bool = False) -> None:
         from native_iam._procs import free_port
 
         self.directory = directory
+        #: Persist every write (AOF, fsync always) so a killed server restarts with its keys, as
+        #: docs/redis.md recommends for the brute-force counters; the shared server does not.
+        self.appendonly = appendonly
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: Any = None
@@ -68,7 +71,8 @@ class RedisServer:
         from tests.conftest import require_tool  # here: tests/conftest.py imports this module
 
         binary = require_tool("redis-server")
-        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        argv += ["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly else ["--appendonly", "no"]
         argv += ["--dir", str(self.directory)]
         self.process = Process("redis", argv, log_path=self.directory / "redis.log").start()
         self.process.wait_port("127.0.0.1", self.port, timeout=20)
