@@ -23,7 +23,7 @@ the script mirrors it step for step, and the lockout test suites run on both bac
 unreachable: :meth:`Lockout.reserve` raises :class:`~token_service.errors.Unavailable` — the
 grant is refused (503 ``temporarily_unavailable`` / ``UNAVAILABLE``), never let through
 unchecked — and a verdict that cannot be recorded is retried in the background while its slot
-(which blocks further attempts past the free ones) is still held (docs/redis.md).
+(which blocks further attempts past the free ones) is still held (docs/token-service.md, Redis).
 """
 
 from __future__ import annotations

@@ -44,7 +44,8 @@ class Settings:
         "SYSTEM_CACHE_URL",
         "Redis shared by every replica: `redis://[:PASSWORD@]HOST:PORT/DB` or `rediss://…` (TLS). Set: brute-force"
         " counters, short-lived state (codes, sessions, nonces, single-use jtis) and CheckAccess cache invalidation"
-        " across replicas live there ([Redis](redis.md)); unset: the database alone. Logged with its password masked",
+        " across replicas live there ([Redis](token-service.md#redis-system_cache_url)); unset: the database"
+        " alone. Logged with its password masked",
         None,
     )
     telemetry_endpoint: str | None = setting(

@@ -60,7 +60,7 @@ class RedisServer:
 
         self.directory = directory
         #: Persist every write (AOF, fsync always) so a killed server restarts with its keys, as
-        #: docs/redis.md recommends for the brute-force counters; the shared server does not.
+        #: docs/token-service.md, Redis recommends for the brute-force counters; the shared server does not.
         self.appendonly = appendonly
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"

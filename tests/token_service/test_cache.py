@@ -1,6 +1,6 @@
 """SYSTEM_CACHE_URL: the setting (validated, never echoed with its password), the client's bounds,
 and what each use does when Redis is down or slow — never a brute-force bypass, never a 500, a
-clear UNAVAILABLE / 503 temporarily_unavailable, recovery without a restart (docs/redis.md)."""
+clear UNAVAILABLE / 503 temporarily_unavailable, recovery without a restart (docs/token-service.md, Redis)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ the database — brute-force counters (:mod:`token_service.cache.counters`), sho
 (:mod:`token_service.cache.invalidation`), over one client (:mod:`token_service.cache.client`).
 
 Unset, none of it exists and the database does all of it (the embedded default). What each use
-does when Redis is down or slow is documented in ``docs/redis.md``.
+does when Redis is down or slow is documented in ``docs/token-service.md, Redis``.
 """
 
 from token_service.cache.client import Cache

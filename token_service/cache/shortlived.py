@@ -3,7 +3,7 @@
 
 ``add`` is ``SET NX PX`` and ``take`` is ``GETDEL``: each one command, atomic on the server, so a
 single-use ``jti`` is claimed once and a code redeemed once across every replica. A Redis that
-cannot be reached answers :class:`~token_service.errors.Unavailable` (never a 500; see docs/redis.md).
+cannot be reached answers :class:`~token_service.errors.Unavailable` (never a 500; see docs/token-service.md, Redis).
 """
 
 from __future__ import annotations
