@@ -79,6 +79,7 @@ class Invalidation:
 
     async def _subscribe_forever(self) -> None:
         delay = RESUBSCRIBE_MIN_S
+        reported = False  # one warning per outage, not one per attempt
         while True:
             client = self.cache.new_client()
             pubsub = client.pubsub(ignore_subscribe_messages=True)
@@ -87,7 +88,7 @@ class Invalidation:
                 # Anything published while we were not listening is lost: void everything once.
                 self.checks.remote_revocation()
                 self.subscribed.set()
-                delay = RESUBSCRIBE_MIN_S
+                delay, reported = RESUBSCRIBE_MIN_S, False
                 log.info("cache invalidation subscribed", extra={"cache": self.cache.url})
                 while True:
                     # A timeout lets redis-py run its health check (PING) on a quiet connection.
@@ -95,11 +96,12 @@ class Invalidation:
                     if message is not None and message.get("type") == "message":
                         self._received(str(message.get("data")))
             except (RedisError, OSError, TimeoutError) as exc:
-                if self.subscribed.is_set():
+                if not reported:
                     log.warning(
-                        "cache invalidation subscription lost; the feed poll covers it",
+                        "cache invalidation not subscribed; the feed poll covers it until Redis answers",
                         extra={"cache": self.cache.url, "error": type(exc).__name__},
                     )
+                    reported = True
                 self.cache.count_error("subscribe", exc)
             finally:
                 self.subscribed.clear()

@@ -6,6 +6,11 @@ lockout counters (:meth:`~token_service.lockout.Lockout.reserve_sync`; that is t
 no) → a wrong password turns the slot into a failure; a right one runs one write transaction that
 re-reads the identity under a share lock, checks it is active and that its policy grants the
 scopes, stores the tokens and gives the slot back.
+
+With the counters in Redis (``SYSTEM_CACHE_URL``) the first step is a read of the identity and one
+script call that reserves the slots, and the slot of a granted attempt is given back by one more
+call once the tokens are committed (:meth:`~token_service.lockout.Lockout.issued`). Redis
+unreachable: :class:`~token_service.errors.Unavailable` before any verification (fail closed).
 """
 
 from __future__ import annotations
