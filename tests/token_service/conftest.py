@@ -55,15 +55,17 @@ class RedisServer:
     """A real redis-server on a free loopback port (no persistence), that a test may kill and
     start again on the same port (Redis down, then back)."""
 
-    def __init__(self, directory: Path, *, appendonly: bool = False) -> None:
+    def __init__(self, directory: Path, *, appendonly: bool = False, password: str | None = None) -> None:
         from native_iam._procs import free_port
 
         self.directory = directory
+        #: ``requirepass``: the URL carries it (``redis://:PASSWORD@…``).
+        self.password = password
         #: Persist every write (AOF, fsync always) so a killed server restarts with its keys, as
         #: docs/token-service.md, Redis recommends for the brute-force counters; the shared server does not.
         self.appendonly = appendonly
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.url = f"redis://{f':{password}@' if password else ''}127.0.0.1:{self.port}/0"
         self.process: Any = None
 
     def start(self) -> None:
@@ -73,6 +75,7 @@ class RedisServer:
         binary = require_tool("redis-server")
         argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
         argv += ["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly else ["--appendonly", "no"]
+        argv += ["--requirepass", self.password] if self.password else []
         argv += ["--dir", str(self.directory)]
         self.process = Process("redis", argv, log_path=self.directory / "redis.log").start()
         self.process.wait_port("127.0.0.1", self.port, timeout=20)
@@ -86,8 +89,20 @@ class RedisServer:
     def flush(self) -> None:
         import redis
 
-        with redis.Redis(port=self.port, socket_timeout=5) as client:
+        with redis.Redis(port=self.port, password=self.password, socket_timeout=5) as client:
             client.flushall()
+
+    def contents(self) -> bytes:
+        """Every key and value (strings and hashes), as text: what Redis holds at rest."""
+        import redis
+
+        lines = []
+        with redis.Redis(port=self.port, password=self.password, socket_timeout=5) as client:
+            for key in client.scan_iter():
+                kind = client.type(key)
+                value = client.hgetall(key) if kind == b"hash" else client.get(key) if kind == b"string" else kind
+                lines.append(f"{key!r} {value!r}")
+        return "\n".join(lines).encode()
 
 
 @pytest.fixture(scope="session")
