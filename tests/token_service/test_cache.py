@@ -4,6 +4,7 @@ clear UNAVAILABLE / 503 temporarily_unavailable, recovery without a restart (doc
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -114,3 +115,48 @@ async def test_a_hung_redis_cannot_hang_grants(cached_service: OAuthService, red
     finally:
         redis_server.process.signal(signal.SIGCONT)
     assert (await _grpc_grant(cached_service, PASSWORD)).status == oauth_pb2.CreateTokenWithPasswordResponse.OK
+
+
+async def test_a_failure_redis_could_not_record_is_recorded_once_it_answers(
+    sqlite_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis fails just after a wrong password's slot was reserved: the caller still gets
+    CREDENTIALS_INVALID (its answer does not depend on Redis), and the failure is counted by a
+    background retry as soon as Redis answers — a guess is never lost that way."""
+    from tests.token_service.conftest import add_identity
+    from token_service import lockout as lockout_module
+    from token_service.core import Core
+    from token_service.errors import CredentialsInvalid, Unavailable
+    from token_service.grants import create_token_with_password
+    from token_service.lockout import identity_key
+    from token_service.testing import settings_for_tests
+
+    monkeypatch.setattr(lockout_module, "RETRY_S", 0.05)
+    core = Core.build(settings_for_tests(sqlite_url, cache_url=redis_url))
+    await core.start()
+    try:
+        await add_identity(core, "alice", "right-pass", ("a:b",))
+        step = core.lockout._step
+        refusals = 3
+
+        async def flaky(op: str, *args: Any) -> str:
+            nonlocal refusals
+            if op == "failed" and refusals:
+                refusals -= 1
+                raise Unavailable("down", dependency="cache")
+            return await step(op, *args)
+
+        monkeypatch.setattr(core.lockout, "_step", flaky)
+        with pytest.raises(CredentialsInvalid):
+            await create_token_with_password(core, namespace="", identity="alice", password="wrong")
+        key = identity_key("", "alice")
+        held = await core.lockout.peek(key)
+        assert held is not None and held.pending == 1 and held.failures == 0  # slot still held
+        for _ in range(100):
+            counter = await core.lockout.peek(key)
+            if counter is not None and counter.failures == 1:
+                break
+            await asyncio.sleep(0.02)
+        assert counter is not None and counter.failures == 1 and counter.pending == 0
+    finally:
+        await core.close()
