@@ -11,6 +11,7 @@ and the pool reconnects by itself when Redis is back (no restart).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -45,8 +46,10 @@ class Cache:
     def __init__(self, settings: Settings) -> None:
         assert settings.cache_url is not None
         self.url = redacted_url(settings.cache_url)  # for logs: never the password
-        self.command_timeout_s = settings.cache_command_timeout_s
-        self.retries = settings.cache_retries
+        # The whole call's bound, retries and back-off included, enforced on top of redis-py's own
+        # per-socket timeouts: whatever the client library does, a call cannot outlive it.
+        attempt_s = settings.cache_connect_timeout_s + settings.cache_command_timeout_s + 0.2
+        self.deadline_s = settings.cache_command_timeout_s + (settings.cache_retries + 1) * attempt_s
         retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), settings.cache_retries)
         errors = [RedisConnectionError, RedisTimeoutError, OSError]
         self.pool = redis.BlockingConnectionPool.from_url(
@@ -80,7 +83,8 @@ class Cache:
         :class:`Unavailable` naming what is unavailable (never the URL or its password)."""
         started = time.perf_counter()
         try:
-            return await call(self.client)
+            async with asyncio.timeout(self.deadline_s):
+                return await call(self.client)
         except (RedisError, OSError, TimeoutError) as exc:
             self.count_error(operation, exc)
             log.warning(
@@ -101,12 +105,6 @@ class Cache:
                 else "other"
             )
             self.metrics.cache_errors.labels(operation, kind).inc()
-
-    async def ping(self) -> bool:
-        try:
-            return bool(await self.client.ping())
-        except (RedisError, OSError, TimeoutError):
-            return False
 
     async def close(self) -> None:
         await self.client.aclose()
