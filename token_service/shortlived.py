@@ -28,7 +28,7 @@ from typing import Final, Protocol
 from token_service.store import Store
 from token_service.store import shortlived as rows
 
-__all__ = ["MAX_KEY_LENGTH", "MAX_KIND_LENGTH", "DatabaseShortLived", "ShortLived", "check_kind_and_key"]
+__all__ = ["MAX_KEY_LENGTH", "MAX_KIND_LENGTH", "DatabaseShortLived", "ShortLived", "check_kind_and_key", "check_ttl"]
 
 #: Longest ``kind`` (the column's size).
 MAX_KIND_LENGTH: Final = rows.MAX_KIND_LENGTH
@@ -62,6 +62,12 @@ def check_kind_and_key(kind: str, key: str) -> None:
         raise ValueError(f"kind must be 1..{MAX_KIND_LENGTH} and key 1..{MAX_KEY_LENGTH} characters")
 
 
+def check_ttl(ttl_s: float) -> None:
+    """A value must live a while: a zero or negative (or NaN) time-to-live is a caller's bug."""
+    if not ttl_s > 0:
+        raise ValueError("ttl_s must be positive")
+
+
 class DatabaseShortLived:
     """:class:`ShortLived` on the token service's database (table ``short_lived``)."""
 
@@ -71,11 +77,13 @@ class DatabaseShortLived:
 
     async def put(self, kind: str, key: str, value: str, ttl_s: float) -> None:
         check_kind_and_key(kind, key)
+        check_ttl(ttl_s)
         now = self.clock()
         await self.store.run_write(rows.upsert, kind, key, value, now + ttl_s)
 
     async def add(self, kind: str, key: str, value: str, ttl_s: float) -> bool:
         check_kind_and_key(kind, key)
+        check_ttl(ttl_s)
         now = self.clock()
         return await self.store.run_write(rows.insert_if_absent, kind, key, value, now, now + ttl_s)
 

@@ -121,6 +121,11 @@ async def test_keys_and_kinds_are_bounded(state: ShortLived) -> None:
         await state.put("", "k", "v", 60)
     await state.put("code", "k" * MAX_KEY_LENGTH, "v", 60)
     assert await state.get("code", "k" * MAX_KEY_LENGTH) == "v"
+    for ttl in (0, -1, float("nan")):
+        with pytest.raises(ValueError):
+            await state.put("code", "t", "v", ttl)
+        with pytest.raises(ValueError):
+            await state.add("jti", "t", "v", ttl)
 
 
 async def test_pruning_deletes_only_expired_values(core: Core, clock: Clock) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from token_service.cache.client import KEY_PREFIX, Cache
-from token_service.shortlived import check_kind_and_key
+from token_service.shortlived import check_kind_and_key, check_ttl
 
 __all__ = ["RedisShortLived"]
 
@@ -26,8 +26,7 @@ def _name(kind: str, key: str) -> str:
 
 
 def _ttl_ms(ttl_s: float) -> int:
-    if not ttl_s > 0:
-        raise ValueError("ttl_s must be positive")
+    check_ttl(ttl_s)
     return max(1, math.ceil(ttl_s * 1000))
 
 
