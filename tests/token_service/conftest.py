@@ -2,6 +2,10 @@
 
 PostgreSQL comes from the pgserver wheel, started once per session; each test that uses it gets
 a fresh database. ``db_url`` is parametrized over both backends for the store tests.
+Redis (SYSTEM_CACHE_URL) is a real redis-server on a free loopback port, started once per session
+(no persistence) and emptied for each test that asks for ``redis_url``; a test may kill it and
+start it again (:class:`RedisServer`). ``counters_in`` runs a test with the brute-force counters
+in the database and then in Redis.
 """
 
 from __future__ import annotations
