@@ -93,6 +93,13 @@ async def test_redis_down_refuses_password_grants_with_unavailable_then_recovers
     answer = await _http_grant(cached_service, password)
     assert answer.status_code == 503 and answer.json()["error"] == "temporarily_unavailable", answer.text
     assert "brute-force protection unavailable" in answer.json()["error_description"]
+    async with httpx.AsyncClient(base_url=cached_service.url, timeout=20) as http:
+        wrong_client = await http.post(
+            "/oauth2/token",
+            data={"grant_type": "password", "username": "alice", "password": password},
+            auth=("web", "not-the-secret"),
+        )
+    assert wrong_client.status_code == 503, wrong_client.text  # the failed client auth cannot be counted
     assert time.monotonic() - started < 10
     assert _metric(cached_service, "native_iam_cache_errors_total", operation="lockout", kind="unavailable") >= 2
     assert _metric(cached_service, "native_iam_db_errors_total", kind="unavailable") == 0
