@@ -58,7 +58,7 @@ class TokenServiceApp:
         self.feed: FeedHub | None = None  # the revocation feed hub, set in start()
         self.invalidation: Invalidation | None = None  # Redis pub/sub (SYSTEM_CACHE_URL), set in start()
         if self.core.cache is not None:
-            self.core.cache.metrics = self.metrics
+            self.core.cache.attach(self.metrics)
         # --- OAuth HTTP endpoints (issue 3): uvicorn on NATIVE_IAM_HTTP_LISTEN, same loop and core.
         self.http = HttpServer(
             self.core,

@@ -65,8 +65,16 @@ class Cache:
         )
         self.client = redis.Redis(connection_pool=self.pool)
         self.settings = settings
-        #: Set by the app once its registry exists (a bare Core in tests has none).
+        #: Set by the app once its registry exists (:meth:`attach`; a bare Core in tests has none).
         self.metrics: Metrics | None = None
+
+    def attach(self, metrics: Metrics) -> None:
+        """Count into ``metrics``; the error series exist (at 0) from now on, so a rate over the time
+        before the first failure can be graphed and alerted on (as native_iam_db_errors_total)."""
+        self.metrics = metrics
+        for operation in OPERATIONS:
+            for kind in ("unavailable", "other"):
+                metrics.cache_errors.labels(operation, kind)
 
     def new_client(self) -> redis.Redis:
         """A client with a connection of its own (pub/sub holds one for as long as it listens)."""
@@ -110,6 +118,9 @@ class Cache:
         await self.client.aclose()
         await self.pool.disconnect()
 
+
+#: Every ``operation`` label of the cache metrics.
+OPERATIONS = ("lockout", "short_lived", "publish", "subscribe")
 
 #: What the caller is told when Redis is unreachable, per operation (safe to show; no URL).
 UNAVAILABLE_MESSAGES = {
