@@ -121,6 +121,7 @@ class Metrics:
             registry=r,
         )
         _zeroed(self.feed_events, "snapshot", "events")
+        _zeroed(self.client_assertions, "ok")
         _zeroed(self.db_errors, "unavailable", "other")
         _zeroed(self.admin_denials, "unauthenticated", "permission_denied")
         self._server: MetricsServer | None = None
