@@ -46,7 +46,19 @@ from native_iam import claims as names
 from native_iam import scopes as scope_rules
 from native_iam.limits import MAX_CLAIM_LENGTH, MAX_JTI_LENGTH
 
-__all__ = ["Failure", "JwsError", "KeyLookup", "Rules", "Verified", "b64decode", "parse_json", "typ_usage", "verify"]
+__all__ = [
+    "Failure",
+    "IdTokenHint",
+    "JwsError",
+    "KeyLookup",
+    "Rules",
+    "Verified",
+    "b64decode",
+    "parse_json",
+    "typ_usage",
+    "verify",
+    "verify_id_token_hint",
+]
 
 #: NumericDate values must lie in [0, 2**53): integers a JSON double represents exactly.
 _MAX_NUMERIC_DATE = 2**53
@@ -179,14 +191,31 @@ def verify(token: str, keys: KeyLookup | None, rules: Rules, now: float) -> Veri
     ``keys`` None means no key set is usable (the sidecar's keys are too old): well-formed
     tokens are then refused with ``KEYS_UNAVAILABLE``.
     """
-    if len(token) > rules.max_token_bytes:
+    header, parts = _signed(token, keys, rules.algorithms, rules.max_token_bytes)
+    # Only now, with the signature proven, are the header's other members and the claims worth reading.
+    typ = typ_usage(header.get("typ"))
+    if typ is None or (rules.usage is not None and typ != rules.usage):
+        raise JwsError(Failure.TOKEN_TYPE, "the token's type is not accepted")
+    payload = _segment_json(parts[1], "claims")
+    jti = payload.get("jti")
+    jti = jti if _text(jti, max_length=MAX_JTI_LENGTH) else ""  # "" : no valid jti (refused below)
+    if payload.get(names.TOKEN_USAGE) != typ:
+        raise JwsError(Failure.TOKEN_TYPE, "the token's type and usage disagree", jti)
+    return _claims(payload, header["kid"], typ, jti, rules, now)
+
+
+def _signed(
+    token: str, keys: KeyLookup | None, algorithms: Collection[str], max_token_bytes: int
+) -> tuple[dict[str, Any], list[str]]:
+    """The header and segments of a compact JWS whose signature verified with one of ``keys``."""
+    if len(token) > max_token_bytes:
         raise JwsError(Failure.MALFORMED, "the token is too long")
     parts = token.split(".")
     if len(parts) != 3 or not token.isascii():
         raise JwsError(Failure.MALFORMED, "the token is not a signed JWT")
     header = _segment_json(parts[0], "header")
     alg, kid = header.get("alg"), header.get("kid")
-    if not isinstance(alg, str) or alg not in rules.algorithms:
+    if not isinstance(alg, str) or alg not in algorithms:
         raise JwsError(Failure.SIGNATURE, "the token's algorithm is not accepted")
     if "crit" in header:  # RFC 7515 §4.1.11: we understand no extension, so none may be critical
         raise JwsError(Failure.MALFORMED, "the token names critical extensions")
@@ -200,16 +229,41 @@ def verify(token: str, keys: KeyLookup | None, rules: Rules, now: float) -> Veri
     if key[0] != alg:  # the key's type decides the algorithm, never the token alone
         raise JwsError(Failure.SIGNATURE, "the token's algorithm does not match its key")
     _check_signature(parts, alg, key[1])
-    # Only now, with the signature proven, are the header's other members and the claims worth reading.
-    typ = typ_usage(header.get("typ"))
-    if typ is None or (rules.usage is not None and typ != rules.usage):
-        raise JwsError(Failure.TOKEN_TYPE, "the token's type is not accepted")
+    return header, parts
+
+
+@dataclass(frozen=True, slots=True)
+class IdTokenHint:
+    """The claims of an ID token presented back to its issuer (OpenID Connect ``id_token_hint``)."""
+
+    sub: str
+    audience: tuple[str, ...]
+    namespace: str
+    exp: int
+
+
+def verify_id_token_hint(
+    token: str, keys: KeyLookup | None, *, issuer: str, algorithms: Collection[str], max_token_bytes: int
+) -> IdTokenHint:
+    """An ID token we issued (OpenID Connect Core §2): encoding, header and signature by the rules
+    of :func:`verify`; ``typ`` ``JWT`` and *no* ``token_usage`` (an access or refresh token is not
+    an ID token); ``iss``, ``aud``, ``sub``, ``exp`` well-formed. Expiry is deliberately not
+    checked: RP-Initiated Logout §2 accepts an expired ``id_token_hint``. Raises :class:`JwsError`.
+    """
+    header, parts = _signed(token, keys, algorithms, max_token_bytes)
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower().removeprefix("application/") != "jwt":
+        raise JwsError(Failure.TOKEN_TYPE, "the token is not an ID token")
     payload = _segment_json(parts[1], "claims")
-    jti = payload.get("jti")
-    jti = jti if _text(jti, max_length=MAX_JTI_LENGTH) else ""  # "" : no valid jti (refused below)
-    if payload.get(names.TOKEN_USAGE) != typ:
-        raise JwsError(Failure.TOKEN_TYPE, "the token's type and usage disagree", jti)
-    return _claims(payload, kid, typ, jti, rules, now)
+    if names.TOKEN_USAGE in payload:
+        raise JwsError(Failure.TOKEN_TYPE, "the token is not an ID token")
+    if payload.get("iss") != issuer:
+        raise JwsError(Failure.ISSUER, "the token was issued by another issuer")
+    audience = _audience(payload.get("aud"))
+    sub, namespace, exp = payload.get("sub"), payload.get(names.NAMESPACE, ""), payload.get("exp")
+    if audience is None or not _text(sub) or not _text(namespace, required=False) or not _numeric_date(exp):
+        raise JwsError(Failure.MALFORMED, "the ID token lacks sub, aud or exp, or has malformed claims")
+    return IdTokenHint(sub=sub, audience=audience, namespace=namespace, exp=exp)
 
 
 def _check_signature(parts: list[str], alg: str, key: Any) -> None:

@@ -32,7 +32,11 @@ Tree (leaf: seed status / RFC code / HTTP / gRPC)::
     │   └── NotARefreshToken            TOKEN_IS_NOT_REFRESH_TOKEN / invalid_grant 400
     ├── InvalidRequest                  invalid_request 400 / INVALID_ARGUMENT
     │   ├── MalformedScope              invalid_scope 400 / INVALID_ARGUMENT
-    │   └── RequestTooLarge             invalid_request 413 / INVALID_ARGUMENT (HTTP body over the limit)
+    │   ├── RequestTooLarge             invalid_request 413 / INVALID_ARGUMENT (HTTP body over the limit)
+    │   ├── UntrustedRedirect           invalid_request 400, an error page, never a redirect (authorize, logout)
+    │   └── CsrfTokenInvalid            invalid_request 400 (login, consent, logout forms)
+    ├── UnsupportedResponseType         unsupported_response_type 400 (authorize) / INVALID_ARGUMENT
+    ├── AccessDenied                    access_denied 403 (the user declined consent) / PERMISSION_DENIED
     ├── InvalidClient                   invalid_client 401, Basic challenge / UNAUTHENTICATED
     ├── UnauthorizedClient              unauthorized_client 400 / PERMISSION_DENIED
     ├── UnsupportedGrantType            unsupported_grant_type 400 / INVALID_ARGUMENT
@@ -64,6 +68,12 @@ from token_service.errors.admin import (
     Unauthenticated,
     Unavailable,
 )
+from token_service.errors.authorize import (
+    AccessDenied,
+    CsrfTokenInvalid,
+    UnsupportedResponseType,
+    UntrustedRedirect,
+)
 from token_service.errors.grants import (
     CredentialsInvalid,
     GrantError,
@@ -93,9 +103,11 @@ from token_service.errors.requests import (
 __all__ = [
     "LEAVES",
     "REALM",
+    "AccessDenied",
     "AdminError",
     "AlreadyExists",
     "CredentialsInvalid",
+    "CsrfTokenInvalid",
     "FailedPrecondition",
     "GrantError",
     "IdentityNotActive",
@@ -122,6 +134,8 @@ __all__ = [
     "UnauthorizedClient",
     "Unavailable",
     "UnsupportedGrantType",
+    "UnsupportedResponseType",
+    "UntrustedRedirect",
     "deny_reason",
     "leaves",
 ]
@@ -155,6 +169,10 @@ LEAVES: Final[tuple[type[TokenServiceError], ...]] = (
     Unauthenticated,
     PermissionDenied,
     Unavailable,
+    UntrustedRedirect,
+    CsrfTokenInvalid,
+    UnsupportedResponseType,
+    AccessDenied,
 )
 
 

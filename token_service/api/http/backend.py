@@ -16,7 +16,13 @@ from token_service import oauth
 from token_service.api.http.routes import TokenResponse
 from token_service.clients import OAuthClient
 from token_service.core import Core
-from token_service.grants import IssuedTokens, client_context, create_token_with_password, refresh_access_token
+from token_service.grants import (
+    IssuedTokens,
+    client_context,
+    create_token_with_password,
+    exchange_authorization_code,
+    refresh_access_token,
+)
 from token_service.id_tokens import OPENID, sign_id_token
 from token_service.lockout import address_key
 
@@ -68,6 +74,19 @@ class CoreBackend:
         )
         return self._response(result, auth_time=None)
 
+    async def code_grant(
+        self, client: OAuthClient, *, code: str, redirect_uri: str | None, code_verifier: str | None, metadata: str
+    ) -> TokenResponse:
+        result = await exchange_authorization_code(
+            self.core,
+            code=code,
+            redirect_uri=redirect_uri,
+            code_verifier=code_verifier,
+            client=client_context(client, self.refresh_grace_s),
+            metadata=metadata,
+        )
+        return self._response(result, auth_time=result.auth_time)
+
     def _response(self, result: IssuedTokens, *, auth_time: int | None) -> TokenResponse:
         id_token = None
         if OPENID in result.scopes:
@@ -81,6 +100,7 @@ class CoreBackend:
                 ttl_s=result.expires_in,
                 auth_time=auth_time,
                 access_token=result.access_token,
+                nonce=result.nonce,
             )
         return TokenResponse(
             access_token=result.access_token,

@@ -33,6 +33,14 @@ MAX_LENGTHS: Final[Mapping[str, int]] = {
     "token_type_hint": limits.MAX_KEYWORD_BYTES,
     "client_id": limits.MAX_CLIENT_ID_LENGTH,
     "client_secret": limits.MAX_CLIENT_SECRET_BYTES,
+    # The authorization code flow (token_service/api/http/authorize.py, RFC 6749 §4.1, RFC 7636).
+    "redirect_uri": limits.MAX_REDIRECT_URI_LENGTH,
+    "post_logout_redirect_uri": limits.MAX_REDIRECT_URI_LENGTH,
+    "id_token_hint": limits.MAX_TOKEN_BYTES,
+    "code": limits.MAX_CODE_LENGTH,
+    "code_verifier": limits.MAX_CODE_VERIFIER_LENGTH,
+    "state": limits.MAX_STATE_BYTES,
+    "nonce": limits.MAX_STATE_BYTES,
 }
 #: Any other parameter (ignored by the endpoints, RFC 6749 §3.1) still gets a bound.
 DEFAULT_MAX_LENGTH: Final = limits.MAX_OTHER_PARAMETER_BYTES

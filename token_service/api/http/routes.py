@@ -2,7 +2,9 @@
 
 Routes::
 
-    POST /oauth2/token                          RFC 6749 §4.3 (password), §6 (refresh_token)
+    POST /oauth2/token                          RFC 6749 §4.1.3 (code), §4.3 (password), §6 (refresh_token)
+    GET  /oauth2/authorize, POST /oauth2/login, /oauth2/consent, GET|POST /oauth2/logout
+                                                the browser pages (token_service/api/http/authorize.py)
     POST /oauth2/revoke                         RFC 7009
     POST /oauth2/introspect                     RFC 7662
     GET|POST /oauth2/userinfo                   OpenID Connect Core §5.3
@@ -20,6 +22,7 @@ is enabled for it → one domain call → response. Every failure is a leaf of t
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 from collections.abc import Mapping
@@ -35,9 +38,12 @@ from starlette.routing import Route
 from native_iam import bearer
 from native_iam import scopes as scope_rules
 from native_iam.limits import MAX_TOKEN_BYTES
+from token_service.api.http.authorize import BrowserEndpoints
 from token_service.api.http.client_auth import authenticate_client
+from token_service.api.http.discovery import server_metadata
 from token_service.api.http.forms import Form, read_form
-from token_service.clients import AuthMethod, ClientStore, GrantType, OAuthClient
+from token_service.api.http.logout import logout
+from token_service.clients import ClientStore, GrantType, OAuthClient
 from token_service.errors import (
     REALM,
     InsufficientScope,
@@ -59,6 +65,7 @@ log = logging.getLogger(__name__)
 
 #: RFC 6749 §5.1: token responses must not be cached by anyone.
 NO_STORE: Final[Mapping[str, str]] = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_PUBLIC_5_MIN: Final[Mapping[str, str]] = {"Cache-Control": "public, max-age=300"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +96,10 @@ class OAuthBackend(Protocol):
 
     async def refresh_grant(
         self, client: OAuthClient, *, refresh_token: str, scopes: tuple[str, ...] | None, metadata: str
+    ) -> TokenResponse: ...
+
+    async def code_grant(
+        self, client: OAuthClient, *, code: str, redirect_uri: str | None, code_verifier: str | None, metadata: str
     ) -> TokenResponse: ...
 
     async def revoke(self, client: OAuthClient, *, token: str, token_type_hint: str | None) -> None: ...
@@ -265,6 +276,14 @@ class _Endpoints:
                 metadata=_metadata(request, address),
                 client_address=address,
             )
+        elif grant is GrantType.AUTHORIZATION_CODE:
+            call = self.backend.code_grant(
+                client,
+                code=form.require("code"),
+                redirect_uri=form.get("redirect_uri"),
+                code_verifier=form.get("code_verifier"),
+                metadata=_metadata(request, address),
+            )
         else:
             call = self.backend.refresh_grant(
                 client, refresh_token=form.require("refresh_token"), scopes=scopes, metadata=_metadata(request, address)
@@ -309,40 +328,15 @@ class _Endpoints:
             headers={"Cache-Control": f"public, max-age={max(0, int(max_age))}"},
         )
 
-    def metadata(self, *, openid: bool) -> dict[str, Any]:
-        base = self.config.issuer.rstrip("/")
-        methods = [m.value for m in AuthMethod]
-        secret_methods = [AuthMethod.CLIENT_SECRET_BASIC.value, AuthMethod.CLIENT_SECRET_POST.value]
-        doc: dict[str, Any] = {
-            "issuer": self.config.issuer,
-            "token_endpoint": f"{base}/oauth2/token",
-            "revocation_endpoint": f"{base}/oauth2/revoke",
-            "introspection_endpoint": f"{base}/oauth2/introspect",
-            "userinfo_endpoint": f"{base}/oauth2/userinfo",
-            "jwks_uri": f"{base}/.well-known/jwks.json",
-            "grant_types_supported": [g.value for g in GrantType],
-            # No authorization endpoint: only direct grants, so no response type applies.
-            "response_types_supported": [],
-            "token_endpoint_auth_methods_supported": methods,
-            "revocation_endpoint_auth_methods_supported": methods,
-            "introspection_endpoint_auth_methods_supported": secret_methods,
-            "scopes_supported": list(self.config.scopes_supported),
-        }
-        if openid:
-            doc |= {
-                "subject_types_supported": ["public"],
-                "id_token_signing_alg_values_supported": [self.config.signing_alg],
-                "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "azp", "namespace"],
-            }
-        return doc
-
     async def authorization_server(self, request: Request) -> Response:
         _endpoint(request, "metadata")
-        return _ok(request, self.metadata(openid=False), headers={"Cache-Control": "public, max-age=300"})
+        return _ok(
+            request, server_metadata(self.config, openid=False), headers={"Cache-Control": "public, max-age=300"}
+        )
 
     async def openid_configuration(self, request: Request) -> Response:
         _endpoint(request, "metadata")
-        return _ok(request, self.metadata(openid=True), headers={"Cache-Control": "public, max-age=300"})
+        return _ok(request, server_metadata(self.config, openid=True), headers=_PUBLIC_5_MIN)
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -360,10 +354,12 @@ def create_app(
     backend: OAuthBackend,
     registry: CollectorRegistry,
     metrics: Metrics | None = None,
+    browser: BrowserEndpoints | None = None,
 ) -> Starlette:
     """The Starlette application serving every OAuth HTTP route; its metrics go into ``registry``.
 
     ``metrics`` are the service's own (shared with gRPC): database failures are counted there.
+    ``browser``: the authorization code flow's pages (authorize, login, consent, logout).
     """
     if not config.issuer or not config.client_secret_key:
         raise ValueError("HttpConfig needs an issuer and a client secret key")
@@ -379,6 +375,14 @@ def create_app(
         Route("/healthz", endpoints.healthz, methods=["GET"]),
         Route("/readyz", endpoints.readyz, methods=["GET"]),
     ]
+    if browser is not None:
+        routes += [
+            Route("/oauth2/authorize", browser.authorize, methods=["GET"]),
+            Route("/oauth2/login", browser.login, methods=["POST"]),
+            Route("/oauth2/consent", browser.consent, methods=["POST"]),
+            Route("/oauth2/logout", functools.partial(logout, browser), methods=["GET", "POST"]),
+            Route("/oauth2/static/login.css", browser.stylesheet, methods=["GET"]),
+        ]
     app = Starlette(routes=routes, exception_handlers={TokenServiceError: oauth_error_response})
     app.state.metrics = metrics
     app.state.requests_total = http_requests_counter(registry)
