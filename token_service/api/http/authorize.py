@@ -60,6 +60,8 @@ _MISSING = "Enter your name and password."
 def with_query(uri: str, params: Mapping[str, str | None]) -> str:
     """``uri`` with ``params`` added to its query (RFC 6749 §3.1.2: a registered query is kept)."""
     query = urlencode({k: v for k, v in params.items() if v is not None})
+    if not query:
+        return uri
     return f"{uri}{'&' if '?' in uri else '?'}{query}"
 
 

@@ -46,14 +46,16 @@ async def logout(endpoints: BrowserEndpoints, request: Request) -> Response:
         return _confirm_page(session, params, target)
     if session is not None and hint is None and not session.csrf_matches(params.get("csrf_token")):
         return endpoints.error_page(request, "logout", CsrfTokenInvalid())
-    if session is not None and (hint is None or (hint.sub, hint.namespace) == (session.identity, session.namespace)):
+    ended = session is None or hint is None or (hint.sub, hint.namespace) == (session.identity, session.namespace)
+    if session is not None and ended:
         await endpoints.sessions.end(session)
     request.app.state.requests_total.labels("logout", "ok", "").inc()
     if target is not None:
         response = pages.redirect(with_query(target, {"state": params.get("state")}))
     else:
         response = pages.message("Signed out", "You are signed out.", status=200)
-    pages.clear_session_cookie(response, secure=secure)
+    if ended:
+        pages.clear_session_cookie(response, secure=secure)
     return response
 
 

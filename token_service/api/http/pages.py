@@ -64,10 +64,10 @@ def stylesheet() -> bytes:
     return resources.files(__package__).joinpath("static", "login.css").read_bytes()
 
 
-def render(name: str, **values: str) -> Html:
-    """Template ``name`` with ``values`` escaped (except :class:`Html` values)."""
+def render(template: str, /, **values: str) -> Html:
+    """Template ``template`` with ``values`` escaped (except :class:`Html` values)."""
     escaped = {k: v if isinstance(v, Html) else html.escape(v, quote=True) for k, v in values.items()}
-    return Html(_template(name).substitute(escaped))
+    return Html(_template(template).substitute(escaped))
 
 
 def _form_targets(redirect_uri: str | None) -> str:
