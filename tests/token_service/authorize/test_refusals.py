@@ -257,3 +257,39 @@ async def test_public_client_needs_no_secret_but_pkce(browser: Browser) -> None:
     code, verifier = await _code(browser, "spa-app", SPA_REDIRECT)
     response = await exchange(browser, "spa-app", code, verifier, redirect_uri=SPA_REDIRECT)
     assert response.status_code == 200 and response.json()["refresh_token"]
+
+
+async def test_login_page_shares_the_password_grant_lockout(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Failed logins on the page lock the identity like failed password grants (one counter, one
+    path); a locked-out right password reads exactly like a wrong one."""
+    from tests.token_service.api.http.conftest import start_oauth_service
+    from tests.token_service.authorize.conftest import PASSWORD
+
+    service = await start_oauth_service(f"sqlite:///{tmp_path / 'l.db'}", lockout_free_attempts=2, lockout_base_s=60)
+    try:
+        await service.register(
+            "portal", grant_types=["authorization_code"], redirect_uris=[WEB_REDIRECT], first_party=True
+        )
+        async with httpx.AsyncClient(base_url=service.url) as client:
+            browser = Browser(client, service)
+            page = await browser.authorize("portal", scope="openid")
+            for _ in range(2):
+                page = await browser.login(password="wrong", page=page)
+                assert page.status_code == 400
+            # The password grant sees the same lockout.
+            grant = await client.post(
+                "/oauth2/token",
+                data={"grant_type": "password", "username": "alice", "password": PASSWORD},
+                headers=service.basic("web"),
+            )
+            assert grant.status_code == 400 and grant.json()["error"] == "invalid_grant"
+            locked = await browser.login(password=PASSWORD, page=page)
+            assert locked.status_code == 400 and "location" not in locked.headers
+            assert "not correct, or the account is locked" in locked.text
+        metrics = service.registry.get_sample_value(
+            "native_iam_http_oauth_requests_total",
+            {"endpoint": "login", "outcome": "invalid_grant", "reason": "credentials_invalid"},
+        )
+        assert metrics is not None and metrics >= 3
+    finally:
+        await service.app.stop(0)
