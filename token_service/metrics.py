@@ -43,8 +43,8 @@ class Metrics:
         r = self.registry
         self.grants = Counter(
             "native_iam_grants_total",
-            "Token grant outcomes, by grant (password, refresh_token, authorization_code) and seed status (OK or the refusal"
-            " reason).",
+            "Token grant outcomes, by grant (password, refresh_token, authorization_code) and seed status (OK or the"
+            " refusal reason).",
             ["grant", "status"],
             registry=r,
         )

@@ -29,8 +29,8 @@ __all__ = ["AuthorizationRequest", "trusted_redirect", "validate"]
 
 #: RFC 7636 §4.2: BASE64URL(SHA256(verifier)) without padding is exactly 43 characters.
 _S256_CHALLENGE: Final = re.compile(r"[A-Za-z0-9_-]{43}")
-#: ``prompt`` values understood (OpenID Connect Core §3.1.2.1); others (``none``…) are ignored.
-PROMPTS: Final = frozenset({"login", "consent"})
+#: ``prompt`` values understood (OpenID Connect Core §3.1.2.1); others are ignored.
+PROMPTS: Final = frozenset({"none", "login", "consent"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,8 @@ Tree (leaf: seed status / RFC code / HTTP / gRPC)::
     │   └── CsrfTokenInvalid            invalid_request 400 (login, consent, logout forms)
     ├── UnsupportedResponseType         unsupported_response_type 400 (authorize) / INVALID_ARGUMENT
     ├── AccessDenied                    access_denied 403 (the user declined consent) / PERMISSION_DENIED
+    ├── LoginRequired                   login_required 400 (prompt=none, not signed in) / FAILED_PRECONDITION
+    ├── ConsentRequired                 consent_required 400 (prompt=none, consent missing) / FAILED_PRECONDITION
     ├── InvalidClient                   invalid_client 401, Basic challenge / UNAUTHENTICATED
     ├── UnauthorizedClient              unauthorized_client 400 / PERMISSION_DENIED
     ├── UnsupportedGrantType            unsupported_grant_type 400 / INVALID_ARGUMENT
@@ -70,7 +72,9 @@ from token_service.errors.admin import (
 )
 from token_service.errors.authorize import (
     AccessDenied,
+    ConsentRequired,
     CsrfTokenInvalid,
+    LoginRequired,
     UnsupportedResponseType,
     UntrustedRedirect,
 )
@@ -106,6 +110,7 @@ __all__ = [
     "AccessDenied",
     "AdminError",
     "AlreadyExists",
+    "ConsentRequired",
     "CredentialsInvalid",
     "CsrfTokenInvalid",
     "FailedPrecondition",
@@ -118,6 +123,7 @@ __all__ = [
     "InvalidClient",
     "InvalidRequest",
     "InvalidTarget",
+    "LoginRequired",
     "MalformedScope",
     "MissingBearerToken",
     "NotARefreshToken",
@@ -173,6 +179,8 @@ LEAVES: Final[tuple[type[TokenServiceError], ...]] = (
     CsrfTokenInvalid,
     UnsupportedResponseType,
     AccessDenied,
+    LoginRequired,
+    ConsentRequired,
 )
 
 

@@ -13,7 +13,14 @@ import grpc
 from token_service.errors._base import TokenServiceError
 from token_service.errors.requests import InvalidRequest
 
-__all__ = ["AccessDenied", "CsrfTokenInvalid", "UnsupportedResponseType", "UntrustedRedirect"]
+__all__ = [
+    "AccessDenied",
+    "ConsentRequired",
+    "CsrfTokenInvalid",
+    "LoginRequired",
+    "UnsupportedResponseType",
+    "UntrustedRedirect",
+]
 
 
 class UntrustedRedirect(InvalidRequest):
@@ -61,3 +68,25 @@ class AccessDenied(TokenServiceError):
     grpc_code = grpc.StatusCode.PERMISSION_DENIED
     challenge = None
     default_message = "the user denied the request"
+
+
+class LoginRequired(TokenServiceError):
+    """``prompt=none`` without a login session (OpenID Connect Core §3.1.2.6 login_required)."""
+
+    status = None
+    error = "login_required"
+    http_status = 400
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+    challenge = None
+    default_message = "the user is not signed in"
+
+
+class ConsentRequired(TokenServiceError):
+    """``prompt=none`` and the client needs a consent not given yet (OpenID Connect Core §3.1.2.6)."""
+
+    status = None
+    error = "consent_required"
+    http_status = 400
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+    challenge = None
+    default_message = "the user has not approved this application's request"

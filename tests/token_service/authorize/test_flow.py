@@ -158,3 +158,14 @@ async def test_discovery_describes_the_flow(browser: Browser) -> None:
         "authorization_code" in doc["grant_types_supported"] and doc["authorization_response_iss_parameter_supported"]
     )
     assert {"nonce", "auth_time", "at_hash"} <= set(doc["claims_supported"])
+
+
+async def test_prompt_none_answers_without_a_page(browser: Browser) -> None:
+    """OpenID Connect silent authentication: login_required, consent_required, or straight to the code."""
+    params = redirect_params(await browser.authorize(prompt="none", state="p1"))
+    assert params["error"] == "login_required" and params["state"] == "p1"
+    await browser.authorize("portal")
+    await browser.login()  # signed in now (portal is first-party)
+    params = redirect_params(await browser.authorize(prompt="none"))  # webapp: no consent yet
+    assert params["error"] == "consent_required"
+    assert "code" in redirect_params(await browser.authorize("portal", prompt="none"))

@@ -33,11 +33,13 @@ from token_service.clients import OAuthClient
 from token_service.core import Core
 from token_service.errors import (
     AccessDenied,
+    ConsentRequired,
     CredentialsInvalid,
     CsrfTokenInvalid,
     GrantError,
     IdentityNotActive,
     InvalidRequest,
+    LoginRequired,
     ScopeNotGranted,
     TokenServiceError,
     UntrustedRedirect,
@@ -170,13 +172,25 @@ class BrowserEndpoints:
         just_signed_in: bool = False,
     ) -> Response:
         """The next step for a held request: sign in, consent, or the code."""
+        silent = pending.prompt == "none"  # OpenID Connect: answer without showing any page
         if not session.signed_in or (pending.prompt == "login" and not just_signed_in):
+            if silent:
+                await self.sessions.finish(request_id)
+                exc: TokenServiceError = LoginRequired()
+                return self.error_redirect(
+                    request, "authorize", exc, pending.redirect_uri, pending.state, client.client_id
+                )
             return self.login_page(session, request_id, client, pending)
         try:
             scopes = await self.approved_scopes(session, pending)
         except ScopeNotGranted as exc:
             await self.sessions.finish(request_id)
             return self.error_redirect(request, "authorize", exc, pending.redirect_uri, pending.state, client.client_id)
+        if scopes is None and silent:
+            await self.sessions.finish(request_id)
+            return self.error_redirect(
+                request, "authorize", LoginRequired(), pending.redirect_uri, pending.state, client.client_id
+            )
         if scopes is None:  # the identity was disabled or deleted since it signed in
             await self.sessions.end(session)
             cookie, anonymous = await self.sessions.start()
@@ -189,6 +203,11 @@ class BrowserEndpoints:
                 self.core, session.identity_id or 0, session.identity_uid, client.client_id, scopes
             )
         ):
+            if silent:
+                await self.sessions.finish(request_id)
+                return self.error_redirect(
+                    request, "authorize", ConsentRequired(), pending.redirect_uri, pending.state, client.client_id
+                )
             return self.consent_page(session, request_id, client, pending, scopes)
         return await self.issue(request, session, request_id, pending, scopes)
 

@@ -42,7 +42,7 @@ def server_metadata(config: HttpConfig, *, openid: bool) -> dict[str, Any]:
             "end_session_endpoint": f"{base}/oauth2/logout",
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": [config.signing_alg],
-            "prompt_values_supported": ["login", "consent"],
+            "prompt_values_supported": ["none", "login", "consent"],
             "claims_supported": [
                 "iss",
                 "sub",
