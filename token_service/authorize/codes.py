@@ -4,10 +4,15 @@ A code is 256 random bits, lives NATIVE_IAM_AUTHORIZATION_CODE_TTL_S (≤ 60 s) 
 ``core.short_lived`` under the SHA-256 of its value, and carries everything the token request
 must match: client, redirect URI, PKCE challenge, plus what the tokens need: scopes, the
 identity (id *and* uid: a re-created namesake gets nothing), nonce and auth_time. Redeeming is
-``take`` (atomic: one winner across every replica). The winner leaves a *spent* marker naming the
-token family it issues, kept for the code's lifetime plus a margin: a second presentation finds
-the marker and revokes that family (RFC 6749 §4.1.2: "SHOULD revoke … all tokens previously
-issued based on that authorization code").
+``take`` (atomic: one winner across every replica).
+
+Every token issued from a code belongs to the family :func:`family_of` the code (a keyed hash
+of it), so whoever presents the code again can name that family without any shared state and
+revoke it (RFC 6749 §4.1.2: "SHOULD revoke … all tokens previously issued based on that
+authorization code"). The replay also flags the code (:func:`mark_replayed`): a winner still
+issuing when the replay came looks at the flag after its commit and revokes its own tokens. The
+winner's *spent* marker only tells a replay (``code_reused``) from a guess (``code_unknown``)
+in metrics and logs.
 """
 
 from __future__ import annotations
@@ -24,15 +29,26 @@ from typing import Final
 from token_service.authorize.request import AuthorizationRequest
 from token_service.authorize.sessions import BrowserSession, secret_key
 from token_service.core import Core
-from token_service.tokens import new_jti
 
-__all__ = ["CodeGrant", "issue_code", "mark_replayed", "mark_spent", "pkce_matches", "redeem", "spent_family"]
+__all__ = [
+    "CodeGrant",
+    "family_of",
+    "issue_code",
+    "mark_replayed",
+    "mark_spent",
+    "pkce_matches",
+    "redeem",
+    "was_replayed",
+    "well_formed",
+]
 
 CODE_KIND: Final = "code"
 SPENT_KIND: Final = "code_spent"
 #: How long after its redemption a code's replay is still recognised, beyond the code's own life.
 SPENT_MARGIN_S: Final = 60
-_REPLAYED: Final = "replayed:"
+_SPENT: Final = "spent"
+_REPLAYED: Final = "replayed"
+_CODE: Final = re.compile(r"[A-Za-z0-9_-]{43}")
 #: RFC 7636 §4.1: code_verifier = 43*128unreserved.
 _VERIFIER: Final = re.compile(r"[A-Za-z0-9._~-]{43,128}")
 
@@ -50,8 +66,6 @@ class CodeGrant:
     namespace: str
     identity: str
     auth_time: int
-    #: The ``family_id`` of every token issued from the code (what a replay revokes).
-    family_id: str
     nonce: str | None = None
 
 
@@ -71,7 +85,6 @@ async def issue_code(
         namespace=session.namespace,
         identity=session.identity,
         auth_time=session.auth_time,
-        family_id=new_jti(),
         nonce=request.nonce,
     )
     ttl = core.settings.authorization_code_ttl_s
@@ -89,24 +102,34 @@ async def redeem(core: Core, code: str) -> CodeGrant | None:
     return CodeGrant(**data)
 
 
-async def mark_spent(core: Core, code: str, family_id: str) -> None:
-    """Remember that ``code`` was redeemed into ``family_id`` (for replay detection)."""
-    ttl = core.settings.authorization_code_ttl_s + SPENT_MARGIN_S
-    await core.short_lived.put(SPENT_KIND, secret_key(code), family_id, ttl)
+def family_of(code: str) -> str:
+    """The token family of everything issued from ``code`` (32 hex characters; not the code)."""
+    return hashlib.sha256(b"native-iam authorization code family\0" + code.encode("utf-8")).hexdigest()[:32]
 
 
-async def spent_family(core: Core, code: str) -> tuple[str | None, bool]:
-    """``(family_id, replayed)`` of a redeemed code; ``(None, False)`` when it was never redeemed."""
-    value = await core.short_lived.get(SPENT_KIND, secret_key(code))
-    if value is None:
-        return None, False
-    return value.removeprefix(_REPLAYED), value.startswith(_REPLAYED)
+def well_formed(code: str) -> bool:
+    """Whether ``code`` has the shape of the codes we issue (43 base64url characters)."""
+    return _CODE.fullmatch(code) is not None
 
 
-async def mark_replayed(core: Core, code: str, family_id: str) -> None:
-    """Flag a redeemed code as replayed: a redemption still issuing its tokens revokes them when done."""
-    ttl = core.settings.authorization_code_ttl_s + SPENT_MARGIN_S
-    await core.short_lived.put(SPENT_KIND, secret_key(code), _REPLAYED + family_id, ttl)
+async def mark_spent(core: Core, code: str) -> None:
+    """Remember that ``code`` was redeemed (a later presentation is then reported as a replay)."""
+    await core.short_lived.put(SPENT_KIND, secret_key(code), _SPENT, _marker_ttl(core))
+
+
+async def mark_replayed(core: Core, code: str) -> bool:
+    """Flag ``code`` as presented again; whether it had been redeemed before (a replay, not a guess)."""
+    before = await core.short_lived.get(SPENT_KIND, secret_key(code))
+    await core.short_lived.put(SPENT_KIND, secret_key(code), _REPLAYED, _marker_ttl(core))
+    return before is not None
+
+
+async def was_replayed(core: Core, code: str) -> bool:
+    return await core.short_lived.get(SPENT_KIND, secret_key(code)) == _REPLAYED
+
+
+def _marker_ttl(core: Core) -> float:
+    return core.settings.authorization_code_ttl_s + SPENT_MARGIN_S
 
 
 def s256(verifier: str) -> str:

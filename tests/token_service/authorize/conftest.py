@@ -38,8 +38,12 @@ def pkce() -> Pkce:
 
 @pytest.fixture
 async def flow_service(oauth_service: OAuthService) -> OAuthService:
-    """The OAuth test service plus: ``webapp`` (confidential, asks consent), ``spa`` (public, PKCE
-    only, rotating refresh tokens), ``portal`` (first-party), ``other`` (another confidential app)."""
+    return await register_flow_clients(oauth_service)
+
+
+async def register_flow_clients(oauth_service: OAuthService) -> OAuthService:
+    """The OAuth test service plus: ``webapp`` (confidential, asks consent), ``spa-app`` (public,
+    PKCE only, rotating refresh tokens), ``portal`` (first-party), ``other`` (another confidential app)."""
     code_grants = ["authorization_code", "refresh_token"]
     await oauth_service.register(
         "webapp",

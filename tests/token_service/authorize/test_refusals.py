@@ -87,6 +87,10 @@ async def test_reused_code_is_refused_and_revokes_its_tokens(browser: Browser) -
         headers=browser.service.basic("webapp"),
     )
     assert refresh.status_code == 400 and refresh.json()["error"] == "invalid_grant"
+    denials = browser.service.registry.get_sample_value(
+        "native_iam_grant_denials_total", {"grant": "authorization_code", "reason": "code_reused"}
+    )
+    assert denials == 1
 
 
 async def test_expired_code_is_refused(browser: Browser) -> None:
@@ -293,3 +297,9 @@ async def test_login_page_shares_the_password_grant_lockout(tmp_path) -> None:  
         assert metrics is not None and metrics >= 3
     finally:
         await service.app.stop(0)
+
+
+async def test_concurrent_redemptions_of_one_code(browser: Browser) -> None:
+    from tests.token_service.authorize.test_postgres import concurrent_redemptions
+
+    await concurrent_redemptions(browser)
