@@ -303,3 +303,11 @@ async def test_concurrent_redemptions_of_one_code(browser: Browser) -> None:
     from tests.token_service.authorize.test_postgres import concurrent_redemptions
 
     await concurrent_redemptions(browser)
+
+
+async def test_redirect_uri_removed_while_signing_in_gets_an_error_page(browser: Browser) -> None:
+    page = await browser.authorize("portal")
+    await browser.service.core.clients.set_browser_settings(
+        "portal", redirect_uris=("https://web.example/new",), post_logout_redirect_uris=(), first_party=None
+    )
+    _error_page(await browser.login(page=page))

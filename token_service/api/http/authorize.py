@@ -29,7 +29,7 @@ from token_service.api.http.pages import EMPTY, Html, render
 from token_service.authorize.codes import issue_code
 from token_service.authorize.request import AuthorizationRequest, trusted_redirect, validate
 from token_service.authorize.sessions import BrowserSession, Sessions
-from token_service.clients import OAuthClient
+from token_service.clients import GrantType, OAuthClient
 from token_service.core import Core
 from token_service.errors import (
     AccessDenied,
@@ -47,6 +47,7 @@ from token_service.errors import (
 )
 from token_service.forwarded import client_address, is_https
 from token_service.grants.password import verify_password
+from token_service.redirect_uris import is_registered
 from token_service.settings import IPNetwork
 from token_service.store import identities
 
@@ -209,7 +210,7 @@ class BrowserEndpoints:
                     request, "authorize", ConsentRequired(), pending.redirect_uri, pending.state, client.client_id
                 )
             return self.consent_page(session, request_id, client, pending, scopes)
-        return await self.issue(request, session, request_id, pending, scopes)
+        return await self.issue(request, session, request_id, pending, client, scopes)
 
     async def approved_scopes(self, session: BrowserSession, pending: AuthorizationRequest) -> tuple[str, ...] | None:
         """The scopes the code will carry: the requested ones (else the policy's concrete scopes),
@@ -235,10 +236,15 @@ class BrowserEndpoints:
         session: BrowserSession,
         request_id: str,
         pending: AuthorizationRequest,
+        client: OAuthClient,
         scopes: tuple[str, ...],
     ) -> Response:
         if not await self.sessions.finish(request_id):  # a double submission: the first one won
             return self.error_page(request, "authorize", CsrfTokenInvalid("this sign-in was already completed"))
+        if not client.allows(GrantType.AUTHORIZATION_CODE) or not is_registered(
+            pending.redirect_uri, client.redirect_uris
+        ):  # the admin changed the client while its user was signing in
+            return self.error_page(request, "authorize", UntrustedRedirect(), client.client_id)
         code = await issue_code(self.core, pending, session, scopes)
         request.app.state.requests_total.labels("authorize", "ok", "").inc()
         log.info("authorization code issued", extra={"client_id": pending.client_id, "scopes": " ".join(scopes)})
@@ -366,7 +372,7 @@ class BrowserEndpoints:
             return await self.proceed(request, session, request_id, pending, client)
         assert session.identity_id is not None
         await consents.grant(self.core, session.identity_id, session.identity_uid, client.client_id, scopes)
-        return await self.issue(request, session, request_id, pending, scopes)
+        return await self.issue(request, session, request_id, pending, client, scopes)
 
     # --- GET /oauth2/static/login.css ------------------------------------------------------------
 
