@@ -106,6 +106,7 @@ async def test_create_and_update_browser_settings(admin_stub: Stub) -> None:
         metadata=md,
     )
     assert list(created.client.redirect_uris) == ["https://app.example/cb"] and not created.client.first_party
+    assert created.client.require_pkce
     updated = await stub.SetClientRedirectUris(
         pb.SetClientRedirectUrisRequest(
             client_id="webapp", redirect_uris=["https://app.example/cb2", "http://127.0.0.1:9/cb"], first_party=True

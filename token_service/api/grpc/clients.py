@@ -54,6 +54,7 @@ def _client(client: OAuthClient) -> pb.OAuthClient:
         redirect_uris=list(client.redirect_uris),
         post_logout_redirect_uris=list(client.post_logout_redirect_uris),
         first_party=client.first_party,
+        require_pkce=True,  # not a setting: every client, always (OAuth 2.1)
         created_unix=client.created_at,
     )
 
