@@ -60,6 +60,8 @@ MAX_STATE_BYTES: Final = 1024
 MAX_CODE_VERIFIER_LENGTH: Final = 128
 #: An authorization code as presented (the service issues 43 characters).
 MAX_CODE_LENGTH: Final = 256
+#: A login session cookie, pending-request id or CSRF token as presented (the service issues 43 characters).
+MAX_BROWSER_SECRET_LENGTH: Final = 128
 
 # --- OAuth HTTP forms ----------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ import secrets
 from dataclasses import asdict, dataclass
 from typing import Final
 
+from native_iam.limits import MAX_BROWSER_SECRET_LENGTH
 from token_service.authorize.request import AuthorizationRequest
 from token_service.core import Core
 
@@ -34,8 +35,6 @@ REQUEST_KIND: Final = "authz_request"
 #: Life of a session before its login, and of a pending authorization request.
 ANONYMOUS_TTL_S: Final = 900
 REQUEST_TTL_S: Final = 900
-#: Longest cookie / request id / CSRF token we bother to look up (we issue 43 characters).
-MAX_SECRET_LENGTH: Final = 128
 
 
 def secret_key(secret: str) -> str:
@@ -72,7 +71,7 @@ class Sessions:
         self.core = core
 
     async def load(self, cookie: str | None) -> BrowserSession | None:
-        if not cookie or len(cookie) > MAX_SECRET_LENGTH:
+        if not cookie or len(cookie) > MAX_BROWSER_SECRET_LENGTH:
             return None
         value = await self.core.short_lived.get(SESSION_KIND, secret_key(cookie))
         return None if value is None else BrowserSession(**json.loads(value))
@@ -119,7 +118,7 @@ class Sessions:
 
     async def pending(self, request_id: str | None, session: BrowserSession) -> AuthorizationRequest | None:
         """The request ``request_id`` if it is live and belongs to ``session``."""
-        if not request_id or len(request_id) > MAX_SECRET_LENGTH:
+        if not request_id or len(request_id) > MAX_BROWSER_SECRET_LENGTH:
             return None
         value = await self.core.short_lived.get(REQUEST_KIND, secret_key(request_id))
         if value is None:
