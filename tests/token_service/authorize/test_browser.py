@@ -15,10 +15,10 @@ import secrets
 import shutil
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -87,6 +87,23 @@ def _chromium() -> Iterator[object]:
         driver.quit()
 
 
+def _after_click(driver: object, button: str, until: Callable[[Any], bool]) -> None:
+    """Click ``button`` (a CSS selector) and wait until ``until(driver)``: a click does not wait for
+    the navigation it starts."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.find_element(By.CSS_SELECTOR, button).click()  # type: ignore[attr-defined]
+    WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException,)).until(until)
+
+
+def _heading(driver: Any) -> str:
+    from selenium.webdriver.common.by import By
+
+    return str(driver.find_element(By.TAG_NAME, "h1").text)
+
+
 def _screenshot(driver: object, tmp: Path, name: str) -> None:
     driver.save_screenshot(str(tmp / name))  # type: ignore[attr-defined]
     if os.environ.get("NATIVE_IAM_UPDATE_SCREENSHOTS") == "1":
@@ -130,12 +147,9 @@ async def test_real_browser_sign_in_consent_envoy_and_logout(oauth_service: OAut
                     driver.find_element(By.CSS_SELECTOR, "label[for=username]")  # type: ignore[attr-defined]
                     driver.find_element(By.ID, "username").send_keys("alice")  # type: ignore[attr-defined]
                     driver.find_element(By.ID, "password").send_keys(PASSWORD)  # type: ignore[attr-defined]
-                    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()  # type: ignore[attr-defined]
-                    heading = driver.find_element(By.TAG_NAME, "h1").text  # type: ignore[attr-defined]
-                    assert heading == "Allow access?", heading
+                    _after_click(driver, "button[type=submit]", lambda d: _heading(d) == "Allow access?")
                     _screenshot(driver, tmp_path, "consent.png")
-                    driver.find_element(By.CSS_SELECTOR, "button[value=allow]").click()  # type: ignore[attr-defined]
-                    assert driver.find_element(By.TAG_NAME, "h1").text == "Back in the application"  # type: ignore[attr-defined]
+                    _after_click(driver, "button[value=allow]", lambda d: _heading(d) == "Back in the application")
                     landed = driver.current_url  # type: ignore[attr-defined]
                     return {"landed": landed}
 
@@ -175,13 +189,13 @@ async def test_real_browser_sign_in_consent_envoy_and_logout(oauth_service: OAut
                 driver.get(url.replace(f"state={state}", "state=again"))  # type: ignore[attr-defined]
                 driver.find_element(By.ID, "username").send_keys("alice")  # type: ignore[attr-defined]
                 driver.find_element(By.ID, "password").send_keys(PASSWORD)  # type: ignore[attr-defined]
-                driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()  # type: ignore[attr-defined]
+                _after_click(driver, "button[type=submit]", lambda d: _heading(d) == "Back in the application")
                 back = driver.current_url  # type: ignore[attr-defined]
                 logout = f"{oauth_service.url}/oauth2/logout?id_token_hint={token['id_token']}&client_id=demo-web"
                 driver.get(f"{logout}&post_logout_redirect_uri={signed_out}&state=bye")  # type: ignore[attr-defined]
                 after_logout = driver.current_url  # type: ignore[attr-defined]
                 driver.get(url)  # type: ignore[attr-defined]
-                again = driver.find_element(By.TAG_NAME, "h1").text  # type: ignore[attr-defined]
+                again = _heading(driver)
                 return back, f"{after_logout}|{again}"
 
         back, outcome = await asyncio.to_thread(log_out)
