@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy.engine import Connection
+
 from native_iam.limits import MAX_PAGE_SIZE
 from token_service.core import Core
 from token_service.store import consents as rows
@@ -36,7 +38,7 @@ async def is_covered(core: Core, identity_id: int, identity_uid: str, client_id:
 async def grant(core: Core, identity_id: int, identity_uid: str, client_id: str, scopes: Sequence[str]) -> None:
     """Remember that the identity approved ``scopes`` for the client (added to what it approved before)."""
 
-    def write(conn, now: float) -> None:  # type: ignore[no-untyped-def]
+    def write(conn: Connection, now: float) -> None:
         before = rows.granted_scopes(conn, identity_id, identity_uid, client_id)
         union = sorted(set(scopes) | set((before or "").split()))
         rows.upsert(conn, identity_id, identity_uid, client_id, " ".join(union), now)

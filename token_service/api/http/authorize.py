@@ -131,7 +131,7 @@ class BrowserEndpoints:
             pages.set_session_cookie(response, cookie, secure=self.secure(request), max_age=max_age)
         return response
 
-    async def _form(self, request: Request, endpoint: str) -> tuple[Form, BrowserSession, str, AuthorizationRequest]:
+    async def _form(self, request: Request) -> tuple[Form, BrowserSession, str, AuthorizationRequest]:
         """A login or consent post: its form, session (CSRF checked), request id and pending request."""
         form = await read_form(request)
         session = await self.sessions.load(pages.read_session_cookie(request, self.secure(request)))
@@ -303,7 +303,7 @@ class BrowserEndpoints:
 
     async def login(self, request: Request) -> Response:
         try:
-            form, session, request_id, pending = await self._form(request, "login")
+            form, session, request_id, pending = await self._form(request)
             client = await self.core.clients.get_client(pending.client_id)
             if client is None:
                 raise UntrustedRedirect("unknown application (client_id)")
@@ -347,7 +347,7 @@ class BrowserEndpoints:
 
     async def consent(self, request: Request) -> Response:
         try:
-            form, session, request_id, pending = await self._form(request, "consent")
+            form, session, request_id, pending = await self._form(request)
             client = await self.core.clients.get_client(pending.client_id)
             if client is None:
                 raise UntrustedRedirect("unknown application (client_id)")
