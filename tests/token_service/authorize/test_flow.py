@@ -119,6 +119,11 @@ async def test_pages_carry_the_security_headers_and_a_safe_cookie(browser: Brows
     cookie = page.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie and "secure" not in cookie and "path=/" in cookie
     assert "<script" not in page.text and "style=" not in page.text
+    # X-Forwarded-Proto from a peer that is not a trusted proxy changes nothing.
+    async with httpx.AsyncClient(base_url=browser.service.url) as fresh:
+        spoofed = await fresh.get(page.request.url.raw_path.decode(), headers={"X-Forwarded-Proto": "https"})
+    assert spoofed.headers["set-cookie"].startswith("native-iam-session=")
+    assert "secure" not in spoofed.headers["set-cookie"].lower()
     css = await browser.http.get("/oauth2/static/login.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
 
