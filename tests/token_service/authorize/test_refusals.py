@@ -311,3 +311,27 @@ async def test_redirect_uri_removed_while_signing_in_gets_an_error_page(browser:
         "portal", redirect_uris=("https://web.example/new",), post_logout_redirect_uris=(), first_party=None
     )
     _error_page(await browser.login(page=page))
+
+
+async def test_hostile_authorize_queries_never_500_and_never_redirect_elsewhere(browser: Browser) -> None:
+    """300 mutated authorization requests (encodings, control characters, duplicates, huge values):
+    each answer is a page or a redirect to a registered URI, never a 5xx."""
+    import random
+    from urllib.parse import quote
+
+    rng = random.Random(14)
+    registered = {"https://web.example/callback", "https://web.example/cb"}
+    pieces = [
+        "client_id=webapp", "client_id=other", "client_id=%00", "redirect_uri=" + quote(WEB_REDIRECT, safe=""),
+        "redirect_uri=https%3A%2F%2Fevil.example", "redirect_uri=" + quote(WEB_REDIRECT + "%2F..%2F", safe=""),
+        "response_type=code", "response_type=token", "response_type=", "scope=openid", "scope=%FF%FE",
+        "scope=" + "a" * 30000, "state=%0d%0aSet-Cookie:x=1", "state=" + "s" * 2000, "code_challenge=" + "A" * 43,
+        "code_challenge=%3Cscript%3E", "code_challenge_method=S256", "code_challenge_method=plain", "prompt=none",
+        "nonce=%E2%80%AE", "%ZZ=1", "=", "&&&", "client_id", "redirect_uri=javascript:alert(1)",
+    ]  # fmt: skip
+    for _ in range(300):
+        query = "&".join(rng.choice(pieces) for _ in range(rng.randint(0, 9)))
+        response = await browser.http.get(f"/oauth2/authorize?{query}")
+        assert response.status_code in {200, 303, 400, 431}, (query, response.status_code)
+        if response.status_code == 303:
+            assert response.headers["location"].partition("?")[0] in registered, (query, response.headers["location"])
