@@ -52,12 +52,18 @@ __all__ = [
     "JwsError",
     "KeyLookup",
     "Rules",
+    "Signed",
     "Verified",
+    "audience_claim",
     "b64decode",
+    "is_numeric_date",
+    "is_text",
     "parse_json",
     "typ_usage",
+    "unverified",
     "verify",
     "verify_id_token_hint",
+    "verify_signature",
 ]
 
 #: NumericDate values must lie in [0, 2**53): integers a JSON double represents exactly.
@@ -185,29 +191,21 @@ def typ_usage(typ: Any) -> str | None:
     return _USAGE_FOR_TYP.get(typ.lower().removeprefix("application/"))
 
 
-def verify(token: str, keys: KeyLookup | None, rules: Rules, now: float) -> Verified:
-    """Verify a compact JWS token; return its claims or raise :class:`JwsError`.
+@dataclass(frozen=True, slots=True)
+class Signed:
+    """A compact JWS whose encoding, header and signature passed (:func:`verify_signature`);
+    nothing about its claims is checked yet."""
 
-    ``keys`` None means no key set is usable (the sidecar's keys are too old): well-formed
-    tokens are then refused with ``KEYS_UNAVAILABLE``.
-    """
-    header, parts = _signed(token, keys, rules.algorithms, rules.max_token_bytes)
-    # Only now, with the signature proven, are the header's other members and the claims worth reading.
-    typ = typ_usage(header.get("typ"))
-    if typ is None or (rules.usage is not None and typ != rules.usage):
-        raise JwsError(Failure.TOKEN_TYPE, "the token's type is not accepted")
-    payload = _segment_json(parts[1], "claims")
-    jti = payload.get("jti")
-    jti = jti if _text(jti, max_length=MAX_JTI_LENGTH) else ""  # "" : no valid jti (refused below)
-    if payload.get(names.TOKEN_USAGE) != typ:
-        raise JwsError(Failure.TOKEN_TYPE, "the token's type and usage disagree", jti)
-    return _claims(payload, header["kid"], typ, jti, rules, now)
+    header: dict[str, Any]
+    payload: dict[str, Any]
+    kid: str
+    alg: str
 
 
-def _signed(
-    token: str, keys: KeyLookup | None, algorithms: Collection[str], max_token_bytes: int
-) -> tuple[dict[str, Any], list[str]]:
-    """The header and segments of a compact JWS whose signature verified with one of ``keys``."""
+def verify_signature(token: str, keys: KeyLookup | None, algorithms: Collection[str], max_token_bytes: int) -> Signed:
+    """The encoding, header and signature rules of the module docstring, for any JWS: this
+    service's tokens (:func:`verify`) and other issuers' (Kubernetes service-account tokens
+    presented as client assertions). Raises :class:`JwsError`."""
     if len(token) > max_token_bytes:
         raise JwsError(Failure.MALFORMED, "the token is too long")
     parts = token.split(".")
@@ -229,7 +227,35 @@ def _signed(
     if key[0] != alg:  # the key's type decides the algorithm, never the token alone
         raise JwsError(Failure.SIGNATURE, "the token's algorithm does not match its key")
     _check_signature(parts, alg, key[1])
-    return header, parts
+    # Only now, with the signature proven, are the claims worth reading.
+    return Signed(header, _segment_json(parts[1], "claims"), kid, alg)
+
+
+def unverified(token: str, max_token_bytes: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The header and claims of a compact JWS *without* any check but their encoding: only to
+    pick whose keys verify it (:func:`verify_signature` must follow). Raises :class:`JwsError`."""
+    parts = token.split(".") if len(token) <= max_token_bytes and token.isascii() else []
+    if len(parts) != 3:
+        raise JwsError(Failure.MALFORMED, "the token is not a signed JWT")
+    return _segment_json(parts[0], "header"), _segment_json(parts[1], "claims")
+
+
+def verify(token: str, keys: KeyLookup | None, rules: Rules, now: float) -> Verified:
+    """Verify a compact JWS token; return its claims or raise :class:`JwsError`.
+
+    ``keys`` None means no key set is usable (the sidecar's keys are too old): well-formed
+    tokens are then refused with ``KEYS_UNAVAILABLE``.
+    """
+    signed = verify_signature(token, keys, rules.algorithms, rules.max_token_bytes)
+    typ = typ_usage(signed.header.get("typ"))
+    if typ is None or (rules.usage is not None and typ != rules.usage):
+        raise JwsError(Failure.TOKEN_TYPE, "the token's type is not accepted")
+    payload = signed.payload
+    jti = payload.get("jti")
+    jti = jti if is_text(jti, max_length=MAX_JTI_LENGTH) else ""  # "" : no valid jti (refused below)
+    if payload.get(names.TOKEN_USAGE) != typ:
+        raise JwsError(Failure.TOKEN_TYPE, "the token's type and usage disagree", jti)
+    return _claims(payload, signed.kid, typ, jti, rules, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,22 +272,21 @@ def verify_id_token_hint(
     token: str, keys: KeyLookup | None, *, issuer: str, algorithms: Collection[str], max_token_bytes: int
 ) -> IdTokenHint:
     """An ID token we issued (OpenID Connect Core §2): encoding, header and signature by the rules
-    of :func:`verify`; ``typ`` ``JWT`` and *no* ``token_usage`` (an access or refresh token is not
-    an ID token); ``iss``, ``aud``, ``sub``, ``exp`` well-formed. Expiry is deliberately not
-    checked: RP-Initiated Logout §2 accepts an expired ``id_token_hint``. Raises :class:`JwsError`.
+    of :func:`verify_signature`; ``typ`` ``JWT`` and *no* ``token_usage`` (an access or refresh
+    token is not an ID token); ``iss``, ``aud``, ``sub``, ``exp`` well-formed. Expiry is deliberately
+    not checked: RP-Initiated Logout §2 accepts an expired ``id_token_hint``. Raises :class:`JwsError`.
     """
-    header, parts = _signed(token, keys, algorithms, max_token_bytes)
-    typ = header.get("typ")
+    signed = verify_signature(token, keys, algorithms, max_token_bytes)
+    typ, payload = signed.header.get("typ"), signed.payload
     if not isinstance(typ, str) or typ.lower().removeprefix("application/") != "jwt":
         raise JwsError(Failure.TOKEN_TYPE, "the token is not an ID token")
-    payload = _segment_json(parts[1], "claims")
     if names.TOKEN_USAGE in payload:
         raise JwsError(Failure.TOKEN_TYPE, "the token is not an ID token")
     if payload.get("iss") != issuer:
         raise JwsError(Failure.ISSUER, "the token was issued by another issuer")
-    audience = _audience(payload.get("aud"))
+    audience = audience_claim(payload.get("aud"))
     sub, namespace, exp = payload.get("sub"), payload.get(names.NAMESPACE, ""), payload.get("exp")
-    if audience is None or not _text(sub) or not _text(namespace, required=False) or not _numeric_date(exp):
+    if audience is None or not is_text(sub) or not is_text(namespace, required=False) or not is_numeric_date(exp):
         raise JwsError(Failure.MALFORMED, "the ID token lacks sub, aud or exp, or has malformed claims")
     return IdTokenHint(sub=sub, audience=audience, namespace=namespace, exp=exp)
 
@@ -276,18 +301,20 @@ def _check_signature(parts: list[str], alg: str, key: Any) -> None:
         raise JwsError(Failure.SIGNATURE, "the token's signature is invalid")
 
 
-def _text(value: Any, *, required: bool = True, max_length: int = MAX_CLAIM_LENGTH) -> bool:
+def is_text(value: Any, *, required: bool = True, max_length: int = MAX_CLAIM_LENGTH) -> bool:
     """A printable string (so it is valid UTF-8 and safe in a header); non-empty when required."""
     return isinstance(value, str) and (bool(value) or not required) and len(value) <= max_length and value.isprintable()
 
 
-def _numeric_date(value: Any) -> bool:
+def is_numeric_date(value: Any) -> bool:
+    """An integer NumericDate in [0, 2**53) (no fraction, exponent, bool or string)."""
     return type(value) is int and 0 <= value < _MAX_NUMERIC_DATE
 
 
-def _audience(value: Any) -> tuple[str, ...] | None:
+def audience_claim(value: Any) -> tuple[str, ...] | None:
+    """``aud`` as a tuple: a non-empty string or non-empty list of them; None when malformed."""
     audience = (value,) if isinstance(value, str) else tuple(value) if isinstance(value, list) else ()
-    if not audience or not all(_text(a) for a in audience):
+    if not audience or not all(is_text(a) for a in audience):
         return None
     return audience
 
@@ -306,22 +333,22 @@ def _scopes(payload: dict[str, Any]) -> frozenset[str] | None:
 def _claims(payload: dict[str, Any], kid: str, usage: str, jti: str, rules: Rules, now: float) -> Verified:
     if payload.get("iss") != rules.issuer:
         raise JwsError(Failure.ISSUER, "the token was issued by another issuer", jti)
-    audience = _audience(payload.get("aud"))
+    audience = audience_claim(payload.get("aud"))
     if audience is None or (rules.audiences is not None and not any(a in rules.audiences for a in audience)):
         raise JwsError(Failure.AUDIENCE, "the token is not meant for this audience", jti)
     exp, iat = payload.get("exp"), payload.get("iat")
     nbf = payload.get("nbf", iat)
-    if not (_numeric_date(exp) and _numeric_date(iat) and _numeric_date(nbf)):
+    if not (is_numeric_date(exp) and is_numeric_date(iat) and is_numeric_date(nbf)):
         raise JwsError(Failure.MALFORMED, "the token's exp, nbf or iat is not a valid NumericDate", jti)
     sub, client_id = payload.get("sub"), payload.get(names.CLIENT_ID, "")
     namespace, family = payload.get(names.NAMESPACE, ""), payload.get(names.FAMILY)
     scopes = _scopes(payload)
     if not (
-        _text(sub)
+        is_text(sub)
         and jti
-        and _text(client_id, required=False)
-        and _text(namespace, required=False)
-        and (family is None or _text(family))
+        and is_text(client_id, required=False)
+        and is_text(namespace, required=False)
+        and (family is None or is_text(family))
         and scopes is not None
     ):
         raise JwsError(Failure.MALFORMED, "the token lacks sub or jti, or has malformed claims", jti)

@@ -53,6 +53,10 @@ class AuthMethod(enum.StrEnum):
     CLIENT_SECRET_BASIC = "client_secret_basic"
     CLIENT_SECRET_POST = "client_secret_post"
     NONE = "none"  # a public client: identifies itself with client_id only
+    #: A Kubernetes workload: its projected service-account token as an RFC 7523 client assertion
+    #: (``client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer``), mapped
+    #: to this client by NATIVE_IAM_CLUSTER_ISSUERS_FILE. Confidential, but has no secret.
+    KUBERNETES_SERVICE_ACCOUNT = "kubernetes_service_account"
 
 
 class GrantType(enum.StrEnum):
@@ -62,6 +66,8 @@ class GrantType(enum.StrEnum):
     REFRESH_TOKEN = "refresh_token"
     #: RFC 6749 §4.1 with PKCE (RFC 7636, S256) always required, as OAuth 2.1 does.
     AUTHORIZATION_CODE = "authorization_code"
+    #: RFC 8693: a user's access token exchanged for one for a downstream audience (delegation).
+    TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 
 
 def validate_client_id(client_id: str) -> str:
@@ -80,12 +86,13 @@ class OAuthClient:
     (``NATIVE_IAM_AUDIENCE``). TTLs of None mean the service defaults. ``rotate_refresh_tokens``
     defaults to on for public clients (RFC 9700 §2.2.2) and off for confidential ones.
     ``introspect_all_tokens`` is the introspection permission (a resource server's): see
-    :meth:`may_introspect`.
+    :meth:`may_introspect`. ``exchange_audiences`` are the audiences the client may exchange a
+    user's token for (RFC 8693 ``audience``/``resource``; migration 0140); empty: none.
 
     ``redirect_uris`` and ``post_logout_redirect_uris`` are matched by exact string comparison
     (OAuth 2.1 §4.1.1, OpenID Connect RP-Initiated Logout §3). ``first_party`` clients skip the
     consent page (the service's own applications); every other client asks the user once per
-    identity and set of scopes.
+    identity and set of scopes (migration 0150).
     """
 
     client_id: str
@@ -101,6 +108,7 @@ class OAuthClient:
     redirect_uris: tuple[str, ...] = ()
     post_logout_redirect_uris: tuple[str, ...] = ()
     first_party: bool = False
+    exchange_audiences: tuple[str, ...] = ()
     created_at: int = field(default=0, compare=False)
 
     @property
@@ -137,9 +145,11 @@ def new_client(
     redirect_uris: Iterable[str] = (),
     post_logout_redirect_uris: Iterable[str] = (),
     first_party: bool = False,
+    exchange_audiences: Iterable[str] = (),
     created_at: int = 0,
 ) -> tuple[OAuthClient, str | None]:
-    """A new client and its secret in the clear (None for a public client), shown once to the admin."""
+    """A new client and its secret in the clear (None for a public or service-account client),
+    shown once to the admin."""
     try:
         method = AuthMethod(auth_method)
         grants = frozenset(GrantType(g) for g in grant_types)
@@ -153,7 +163,14 @@ def new_client(
     redirects, logout_redirects = browser_redirects(redirect_uris, post_logout_redirect_uris)
     if GrantType.AUTHORIZATION_CODE in grants and not redirects:
         raise ClientError("the authorization_code grant needs at least one redirect URI")
-    secret = None if method is AuthMethod.NONE else generate_secret()
+    exchange = tuple(dict.fromkeys(a for a in exchange_audiences if a))
+    if exchange and GrantType.TOKEN_EXCHANGE not in grants:
+        raise ClientError("exchange audiences need the token-exchange grant")
+    if GrantType.TOKEN_EXCHANGE in grants and method is AuthMethod.NONE:
+        raise ClientError("a public client may not exchange tokens (RFC 8693 §5: the actor must authenticate)")
+    # A service-account client proves itself with its cluster's token: there is no secret to hold.
+    has_secret = method not in {AuthMethod.NONE, AuthMethod.KUBERNETES_SERVICE_ACCOUNT}
+    secret = generate_secret() if has_secret else None
     client = OAuthClient(
         client_id=validate_client_id(client_id),
         auth_method=method,
@@ -168,6 +185,7 @@ def new_client(
         redirect_uris=redirects,
         post_logout_redirect_uris=logout_redirects,
         first_party=first_party,
+        exchange_audiences=exchange,
         created_at=created_at,
     )
     return client, secret

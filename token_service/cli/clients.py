@@ -35,7 +35,8 @@ def add_parser(sub: Any) -> None:
         "--auth-method",
         choices=[m.value for m in AuthMethod],
         default=AuthMethod.CLIENT_SECRET_BASIC.value,
-        help="token endpoint authentication method (default: client_secret_basic; none = public client)",
+        help="token endpoint authentication method (default: client_secret_basic; none = public client;"
+        " kubernetes_service_account = a workload's service-account token, mapped by NATIVE_IAM_CLUSTER_ISSUERS_FILE)",
     )
     create.add_argument(
         "--grant",
@@ -74,6 +75,13 @@ def add_parser(sub: Any) -> None:
     revoke.add_argument("identity")
     revoke.add_argument("--namespace", default="", help="the identity's namespace (default: global)")
     revoke.add_argument("--client", default="", help="only this client (default: every client)")
+    create.add_argument(
+        "--exchange-audience",
+        action="append",
+        default=[],
+        help="audience it may exchange users' tokens for (RFC 8693; needs --grant"
+        " urn:ietf:params:oauth:grant-type:token-exchange), repeatable",
+    )
     commands.add_parser("list", help="list clients")
     commands.add_parser("get", help="show one client").add_argument("client_id")
     commands.add_parser("delete", help="delete a client (its tokens stay valid until revoked or expired)").add_argument(
@@ -105,6 +113,7 @@ def dispatch(stub: admin_pb2_grpc.ClientsStub, kw: dict[str, Any], args: argpars
             redirect_uris=args.redirect_uri,
             post_logout_redirect_uris=args.post_logout_redirect_uri,
             first_party=args.first_party,
+            exchange_audiences=args.exchange_audience,
         )
         if args.rotate is not None:
             request.rotate_refresh_tokens = args.rotate
@@ -151,6 +160,7 @@ _COLUMNS = (
     "ROTATE",
     "INTROSPECT",
     "FIRST_PARTY",
+    "EXCHANGE_AUDIENCES",
     "NAME",
 )
 
@@ -166,6 +176,7 @@ def _row(client: pb.OAuthClient) -> list[str]:
         "yes" if client.rotate_refresh_tokens else "no",
         "all" if client.introspect_all_tokens else "own",
         "yes" if client.first_party else "no",
+        ",".join(client.exchange_audiences) or "-",
         client.name or "-",
     ]
 

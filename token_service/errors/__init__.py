@@ -40,6 +40,7 @@ Tree (leaf: seed status / RFC code / HTTP / gRPC)::
     ├── LoginRequired                   login_required 400 (prompt=none, not signed in) / FAILED_PRECONDITION
     ├── ConsentRequired                 consent_required 400 (prompt=none, consent missing) / FAILED_PRECONDITION
     ├── InvalidClient                   invalid_client 401, Basic challenge / UNAUTHENTICATED
+    │   └── InvalidClientAssertion      invalid_client 401 (a refused service-account assertion; ``reason``)
     ├── UnauthorizedClient              unauthorized_client 400 / PERMISSION_DENIED
     ├── UnsupportedGrantType            unsupported_grant_type 400 / INVALID_ARGUMENT
     ├── InvalidTarget                   invalid_target 400 / INVALID_ARGUMENT (RFC 8707 ``resource``)
@@ -95,6 +96,7 @@ from token_service.errors.grants import (
 from token_service.errors.requests import (
     InvalidBearerToken,
     InvalidClient,
+    InvalidClientAssertion,
     InvalidRequest,
     InvalidTarget,
     MalformedScope,
@@ -121,6 +123,7 @@ __all__ = [
     "InsufficientScope",
     "InvalidBearerToken",
     "InvalidClient",
+    "InvalidClientAssertion",
     "InvalidRequest",
     "InvalidTarget",
     "LoginRequired",
@@ -146,8 +149,8 @@ __all__ = [
     "leaves",
 ]
 
-#: Every concrete error, explicitly: the table the edges and the tests walk. (InvalidRequest and
-#: InvalidBearerToken are raised themselves and also have a more precise subclass.)
+#: Every concrete error, explicitly: the table the edges and the tests walk. (InvalidRequest,
+#: InvalidClient and InvalidBearerToken are raised themselves and also have a more precise subclass.)
 LEAVES: Final[tuple[type[TokenServiceError], ...]] = (
     CredentialsInvalid,
     IdentityNotActive,
@@ -164,6 +167,7 @@ LEAVES: Final[tuple[type[TokenServiceError], ...]] = (
     MalformedScope,
     RequestTooLarge,
     InvalidClient,
+    InvalidClientAssertion,
     UnauthorizedClient,
     UnsupportedGrantType,
     InvalidTarget,

@@ -1,4 +1,4 @@
-"""OAuth clients in the database (table ``oauth_clients``, migration 0100) and the server key.
+"""OAuth clients in the database (table ``oauth_clients``, migrations 0100, 0110, 0140) and the server key.
 
 Reads go through a small per-process cache: the token endpoint looks its client up on every
 grant, and a client changes rarely. A change made through another replica is seen here within
@@ -46,6 +46,7 @@ def _row_to_client(row: object) -> OAuthClient:
         redirect_uris=tuple(json.loads(m["redirect_uris"])),
         post_logout_redirect_uris=tuple(json.loads(m["post_logout_redirect_uris"])),
         first_party=bool(m["first_party"]),
+        exchange_audiences=tuple(json.loads(m["exchange_audiences"])),
         created_at=int(m["created_at"]),
     )
 
@@ -146,6 +147,7 @@ def _values(client: OAuthClient) -> dict[str, object]:
         "redirect_uris": json.dumps(list(client.redirect_uris)),
         "post_logout_redirect_uris": json.dumps(list(client.post_logout_redirect_uris)),
         "first_party": client.first_party,
+        "exchange_audiences": json.dumps(list(client.exchange_audiences)),
         "created_at": float(client.created_at),
     }
 

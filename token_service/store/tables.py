@@ -214,6 +214,8 @@ oauth_clients = Table(
     Column("post_logout_redirect_uris", Text, nullable=False, server_default="[]"),
     #: The service's own application: no consent page (migration 0150).
     Column("first_party", Boolean, nullable=False, server_default=false()),
+    #: JSON list: audiences the client may exchange a user's token for (RFC 8693; migration 0140).
+    Column("exchange_audiences", Text, nullable=False, server_default="[]"),
 )
 
 #: Consent an identity gave a client at the authorization endpoint (migration 0150): the union

@@ -235,7 +235,7 @@ class ClientRef(_message.Message):
     def __init__(self, client_id: _Optional[str] = ...) -> None: ...
 
 class OAuthClient(_message.Message):
-    __slots__ = ("client_id", "name", "token_endpoint_auth_method", "grant_types", "audiences", "access_token_ttl_s", "refresh_token_ttl_s", "rotate_refresh_tokens", "created_unix", "introspect_all_tokens", "redirect_uris", "post_logout_redirect_uris", "first_party", "require_pkce")
+    __slots__ = ("client_id", "name", "token_endpoint_auth_method", "grant_types", "audiences", "access_token_ttl_s", "refresh_token_ttl_s", "rotate_refresh_tokens", "created_unix", "introspect_all_tokens", "redirect_uris", "post_logout_redirect_uris", "first_party", "require_pkce", "exchange_audiences")
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TOKEN_ENDPOINT_AUTH_METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -250,6 +250,7 @@ class OAuthClient(_message.Message):
     POST_LOGOUT_REDIRECT_URIS_FIELD_NUMBER: _ClassVar[int]
     FIRST_PARTY_FIELD_NUMBER: _ClassVar[int]
     REQUIRE_PKCE_FIELD_NUMBER: _ClassVar[int]
+    EXCHANGE_AUDIENCES_FIELD_NUMBER: _ClassVar[int]
     client_id: str
     name: str
     token_endpoint_auth_method: str
@@ -264,10 +265,11 @@ class OAuthClient(_message.Message):
     post_logout_redirect_uris: _containers.RepeatedScalarFieldContainer[str]
     first_party: bool
     require_pkce: bool
-    def __init__(self, client_id: _Optional[str] = ..., name: _Optional[str] = ..., token_endpoint_auth_method: _Optional[str] = ..., grant_types: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., access_token_ttl_s: _Optional[int] = ..., refresh_token_ttl_s: _Optional[int] = ..., rotate_refresh_tokens: _Optional[bool] = ..., created_unix: _Optional[int] = ..., introspect_all_tokens: _Optional[bool] = ..., redirect_uris: _Optional[_Iterable[str]] = ..., post_logout_redirect_uris: _Optional[_Iterable[str]] = ..., first_party: _Optional[bool] = ..., require_pkce: _Optional[bool] = ...) -> None: ...
+    exchange_audiences: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, client_id: _Optional[str] = ..., name: _Optional[str] = ..., token_endpoint_auth_method: _Optional[str] = ..., grant_types: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., access_token_ttl_s: _Optional[int] = ..., refresh_token_ttl_s: _Optional[int] = ..., rotate_refresh_tokens: _Optional[bool] = ..., created_unix: _Optional[int] = ..., introspect_all_tokens: _Optional[bool] = ..., redirect_uris: _Optional[_Iterable[str]] = ..., post_logout_redirect_uris: _Optional[_Iterable[str]] = ..., first_party: _Optional[bool] = ..., require_pkce: _Optional[bool] = ..., exchange_audiences: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateClientRequest(_message.Message):
-    __slots__ = ("client_id", "name", "token_endpoint_auth_method", "grant_types", "audiences", "access_token_ttl_s", "refresh_token_ttl_s", "rotate_refresh_tokens", "introspect_all_tokens", "redirect_uris", "post_logout_redirect_uris", "first_party")
+    __slots__ = ("client_id", "name", "token_endpoint_auth_method", "grant_types", "audiences", "access_token_ttl_s", "refresh_token_ttl_s", "rotate_refresh_tokens", "introspect_all_tokens", "redirect_uris", "post_logout_redirect_uris", "first_party", "exchange_audiences")
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TOKEN_ENDPOINT_AUTH_METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -280,6 +282,7 @@ class CreateClientRequest(_message.Message):
     REDIRECT_URIS_FIELD_NUMBER: _ClassVar[int]
     POST_LOGOUT_REDIRECT_URIS_FIELD_NUMBER: _ClassVar[int]
     FIRST_PARTY_FIELD_NUMBER: _ClassVar[int]
+    EXCHANGE_AUDIENCES_FIELD_NUMBER: _ClassVar[int]
     client_id: str
     name: str
     token_endpoint_auth_method: str
@@ -292,7 +295,8 @@ class CreateClientRequest(_message.Message):
     redirect_uris: _containers.RepeatedScalarFieldContainer[str]
     post_logout_redirect_uris: _containers.RepeatedScalarFieldContainer[str]
     first_party: bool
-    def __init__(self, client_id: _Optional[str] = ..., name: _Optional[str] = ..., token_endpoint_auth_method: _Optional[str] = ..., grant_types: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., access_token_ttl_s: _Optional[int] = ..., refresh_token_ttl_s: _Optional[int] = ..., rotate_refresh_tokens: _Optional[bool] = ..., introspect_all_tokens: _Optional[bool] = ..., redirect_uris: _Optional[_Iterable[str]] = ..., post_logout_redirect_uris: _Optional[_Iterable[str]] = ..., first_party: _Optional[bool] = ...) -> None: ...
+    exchange_audiences: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, client_id: _Optional[str] = ..., name: _Optional[str] = ..., token_endpoint_auth_method: _Optional[str] = ..., grant_types: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., access_token_ttl_s: _Optional[int] = ..., refresh_token_ttl_s: _Optional[int] = ..., rotate_refresh_tokens: _Optional[bool] = ..., introspect_all_tokens: _Optional[bool] = ..., redirect_uris: _Optional[_Iterable[str]] = ..., post_logout_redirect_uris: _Optional[_Iterable[str]] = ..., first_party: _Optional[bool] = ..., exchange_audiences: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateClientResponse(_message.Message):
     __slots__ = ("client", "client_secret")

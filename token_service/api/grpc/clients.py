@@ -55,6 +55,7 @@ def _client(client: OAuthClient) -> pb.OAuthClient:
         post_logout_redirect_uris=list(client.post_logout_redirect_uris),
         first_party=client.first_party,
         require_pkce=True,  # not a setting: every client, always (OAuth 2.1)
+        exchange_audiences=list(client.exchange_audiences),
         created_unix=client.created_at,
     )
 
@@ -97,10 +98,11 @@ class ClientsServicer:
 
     async def CreateClient(self, request: pb.CreateClientRequest, context: Any) -> pb.CreateClientResponse:
         await self._caller(context, "create_client", request.client_id[:MAX_CLIENT_ID_LENGTH])
-        if len(request.audiences) > MAX_AUDIENCES:
-            raise InvalidRequest(f"audiences: at most {MAX_AUDIENCES}")
-        for audience in request.audiences:
-            text_field("audiences", audience, MAX_AUDIENCE_BYTES)
+        for name, values in (("audiences", request.audiences), ("exchange_audiences", request.exchange_audiences)):
+            if len(values) > MAX_AUDIENCES:
+                raise InvalidRequest(f"{name}: at most {MAX_AUDIENCES}")
+            for audience in values:
+                text_field(name, audience, MAX_AUDIENCE_BYTES)
         client_id = _client_id(request.client_id)
         if client_id == self.core.settings.grpc_client_id:
             # Tokens with this client_id are the gRPC API's; a registered namesake would let
@@ -124,6 +126,7 @@ class ClientsServicer:
                 redirect_uris=redirects,
                 post_logout_redirect_uris=logout_redirects,
                 first_party=request.first_party,
+                exchange_audiences=request.exchange_audiences,
             )
         except clients.ClientError as exc:
             raise InvalidRequest(str(exc)) from None

@@ -72,7 +72,8 @@ class HttpServer:
             CoreBackend(self.core, refresh_grace_s=self.refresh_grace_s),
             self.registry,
             self.core.metrics,
-            BrowserEndpoints(self.core, issuer=settings.issuer, trusted_proxies=settings.trusted_proxies),
+            browser=BrowserEndpoints(self.core, issuer=settings.issuer, trusted_proxies=settings.trusted_proxies),
+            assertions=self.core.assertions,
         )
         cut = http_connections_cut_counter(self.registry)
         limits = HttpLimits(

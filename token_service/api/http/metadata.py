@@ -1,24 +1,27 @@
-"""Authorization server metadata (RFC 8414) and OpenID Connect Discovery §3, from the HTTP config."""
+"""The authorization server's metadata (RFC 8414), and OpenID Connect Discovery's additions."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 from token_service.clients import AuthMethod, GrantType
-
-if TYPE_CHECKING:
-    from token_service.api.http.routes import HttpConfig
 
 __all__ = ["server_metadata"]
 
 
-def server_metadata(config: HttpConfig, *, openid: bool) -> dict[str, Any]:
-    """The metadata document; ``openid`` adds the OpenID Connect members."""
-    base = config.issuer.rstrip("/")
-    methods = [m.value for m in AuthMethod]
-    secret_methods = [AuthMethod.CLIENT_SECRET_BASIC.value, AuthMethod.CLIENT_SECRET_POST.value]
+def server_metadata(
+    issuer: str, signing_alg: str, scopes_supported: Sequence[str], *, openid: bool, federated: bool
+) -> dict[str, Any]:
+    """The metadata document. ``federated``: a cluster issuer is trusted, so the
+    ``kubernetes_service_account`` client authentication method is usable and listed."""
+    base = issuer.rstrip("/")
+    usable = [m for m in AuthMethod if federated or m is not AuthMethod.KUBERNETES_SERVICE_ACCOUNT]
+    methods = [m.value for m in usable]
+    # Confidential clients only: a public client may not introspect.
+    confidential = [m.value for m in usable if m is not AuthMethod.NONE]
     doc: dict[str, Any] = {
-        "issuer": config.issuer,
+        "issuer": issuer,
         "authorization_endpoint": f"{base}/oauth2/authorize",
         "token_endpoint": f"{base}/oauth2/token",
         "revocation_endpoint": f"{base}/oauth2/revoke",
@@ -34,14 +37,14 @@ def server_metadata(config: HttpConfig, *, openid: bool) -> dict[str, Any]:
         "authorization_response_iss_parameter_supported": True,
         "token_endpoint_auth_methods_supported": methods,
         "revocation_endpoint_auth_methods_supported": methods,
-        "introspection_endpoint_auth_methods_supported": secret_methods,
-        "scopes_supported": list(config.scopes_supported),
+        "introspection_endpoint_auth_methods_supported": confidential,
+        "scopes_supported": list(scopes_supported),
     }
     if openid:
         doc |= {
             "end_session_endpoint": f"{base}/oauth2/logout",
             "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": [config.signing_alg],
+            "id_token_signing_alg_values_supported": [signing_alg],
             "prompt_values_supported": ["none", "login", "consent"],
             "claims_supported": [
                 "iss",
