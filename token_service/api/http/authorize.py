@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Mapping
-from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from native_iam import scopes as scope_rules
 from native_iam.limits import MAX_STATE_BYTES
 from token_service import consents
+from token_service.api.http import logout as rp_logout
 from token_service.api.http import pages
 from token_service.api.http.forms import Form, parse_body, read_form
 from token_service.api.http.pages import EMPTY, Html, render
@@ -51,21 +51,13 @@ from token_service.redirect_uris import is_registered
 from token_service.settings import IPNetwork
 from token_service.store import identities
 
-__all__ = ["BrowserEndpoints", "with_query"]
+__all__ = ["BrowserEndpoints"]
 
 log = logging.getLogger(__name__)
 
 _WRONG_CREDENTIALS = "The name or password is not correct, or the account is locked for a while. Try again."
 _DISABLED = "This account is disabled. Ask your administrator."
 _MISSING = "Enter your name and password."
-
-
-def with_query(uri: str, params: Mapping[str, str | None]) -> str:
-    """``uri`` with ``params`` added to its query (RFC 6749 §3.1.2: a registered query is kept)."""
-    query = urlencode({k: v for k, v in params.items() if v is not None})
-    if not query:
-        return uri
-    return f"{uri}{'&' if '?' in uri else '?'}{query}"
 
 
 class BrowserEndpoints:
@@ -113,7 +105,7 @@ class BrowserEndpoints:
         """RFC 6749 §4.1.2.1: the error goes back to the (known good) redirect URI, with ``state`` and ``iss``."""
         self.denied(request, endpoint, exc, client_id)
         params = {"error": exc.error, "error_description": exc.message[:200], "state": state, "iss": self.issuer}
-        return pages.redirect(with_query(redirect_uri, params))
+        return pages.redirect(pages.with_query(redirect_uri, params))
 
     async def session_for(self, request: Request) -> tuple[BrowserSession, str | None]:
         """The browser's session, or a new anonymous one and its cookie value."""
@@ -249,7 +241,7 @@ class BrowserEndpoints:
         request.app.state.requests_total.labels("authorize", "ok", "").inc()
         log.info("authorization code issued", extra={"client_id": pending.client_id, "scopes": " ".join(scopes)})
         return pages.redirect(
-            with_query(pending.redirect_uri, {"code": code, "state": pending.state, "iss": self.issuer})
+            pages.with_query(pending.redirect_uri, {"code": code, "state": pending.state, "iss": self.issuer})
         )
 
     # --- the pages ------------------------------------------------------------------------------
@@ -374,7 +366,19 @@ class BrowserEndpoints:
         await consents.grant(self.core, session.identity_id, session.identity_uid, client.client_id, scopes)
         return await self.issue(request, session, request_id, pending, client, scopes)
 
-    # --- GET /oauth2/static/login.css ------------------------------------------------------------
+    # --- GET|POST /oauth2/logout (token_service/api/http/logout.py), the stylesheet, the routes --------
+
+    async def logout(self, request: Request) -> Response:
+        return await rp_logout.logout(self, request)
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/oauth2/authorize", self.authorize, methods=["GET"]),
+            Route("/oauth2/login", self.login, methods=["POST"]),
+            Route("/oauth2/consent", self.consent, methods=["POST"]),
+            Route("/oauth2/logout", self.logout, methods=["GET", "POST"]),
+            Route("/oauth2/static/login.css", self.stylesheet, methods=["GET"]),
+        ]
 
     async def stylesheet(self, request: Request) -> Response:
         headers = {"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"}

@@ -14,18 +14,22 @@ discovery document's ``end_session_endpoint``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from starlette.requests import Request
 from starlette.responses import Response
 
 from native_iam import jws
 from token_service.api.http import pages
-from token_service.api.http.authorize import BrowserEndpoints, with_query
 from token_service.api.http.forms import Form, parse_body, read_form
 from token_service.api.http.pages import Html, render
 from token_service.authorize.sessions import BrowserSession
 from token_service.errors import CsrfTokenInvalid, TokenServiceError, UntrustedRedirect
 from token_service.id_tokens import read_id_token_hint
 from token_service.redirect_uris import is_registered
+
+if TYPE_CHECKING:
+    from token_service.api.http.authorize import BrowserEndpoints
 
 __all__ = ["logout"]
 
@@ -51,7 +55,7 @@ async def logout(endpoints: BrowserEndpoints, request: Request) -> Response:
         await endpoints.sessions.end(session)
     request.app.state.requests_total.labels("logout", "ok", "").inc()
     if target is not None:
-        response = pages.redirect(with_query(target, {"state": params.get("state")}))
+        response = pages.redirect(pages.with_query(target, {"state": params.get("state")}))
     else:
         response = pages.message("Signed out", "You are signed out.", status=200)
     if ended:

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from importlib import resources
 from string import Template
 from typing import Final
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -39,6 +39,7 @@ __all__ = [
     "session_cookie_name",
     "set_session_cookie",
     "stylesheet",
+    "with_query",
 ]
 
 SERVICE_NAME: Final = "Native IAM"
@@ -110,6 +111,14 @@ def message(
     """A page that says one thing (an error, "signed out"), maybe with a form."""
     content = render("message.html", heading=heading, message=text, role=role, form=form)
     return page(heading, content, status=status, redirect_uri=redirect_uri)
+
+
+def with_query(uri: str, params: Mapping[str, str | None]) -> str:
+    """``uri`` with ``params`` added to its query (RFC 6749 §3.1.2: a registered query is kept)."""
+    query = urlencode({k: v for k, v in params.items() if v is not None})
+    if not query:
+        return uri
+    return f"{uri}{'&' if '?' in uri else '?'}{query}"
 
 
 def redirect(location: str) -> Response:

@@ -22,7 +22,6 @@ is enabled for it → one domain call → response. Every failure is a leaf of t
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
 from collections.abc import Mapping
@@ -41,7 +40,6 @@ from native_iam.limits import MAX_TOKEN_BYTES
 from token_service.api.http.authorize import BrowserEndpoints
 from token_service.api.http.client_auth import authenticate_client
 from token_service.api.http.forms import Form, read_form
-from token_service.api.http.logout import logout
 from token_service.api.http.metadata import server_metadata
 from token_service.clients import ClientStore, GrantType, OAuthClient
 from token_service.errors import (
@@ -401,14 +399,7 @@ def create_app(
         Route("/healthz", endpoints.healthz, methods=["GET"]),
         Route("/readyz", endpoints.readyz, methods=["GET"]),
     ]
-    if browser is not None:
-        routes += [
-            Route("/oauth2/authorize", browser.authorize, methods=["GET"]),
-            Route("/oauth2/login", browser.login, methods=["POST"]),
-            Route("/oauth2/consent", browser.consent, methods=["POST"]),
-            Route("/oauth2/logout", functools.partial(logout, browser), methods=["GET", "POST"]),
-            Route("/oauth2/static/login.css", browser.stylesheet, methods=["GET"]),
-        ]
+    routes += browser.routes() if browser is not None else []
     app = Starlette(routes=routes, exception_handlers={TokenServiceError: oauth_error_response})
     app.state.metrics = metrics
     app.state.requests_total = http_requests_counter(registry)
