@@ -175,3 +175,27 @@ async def test_prompt_none_answers_without_a_page(browser: Browser) -> None:
     params = redirect_params(await browser.authorize(prompt="none"))  # webapp: no consent yet
     assert params["error"] == "consent_required"
     assert "code" in redirect_params(await browser.authorize("portal", prompt="none"))
+
+
+async def test_code_grant_tokens_work_on_the_grpc_transport(browser: Browser) -> None:
+    """The other transport: CheckAccess accepts the access token; a public client's refresh token
+    from the code grant refreshes over gRPC RefreshToken (with that client's rotation)."""
+    import grpc
+
+    from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
+    from tests.token_service.authorize.conftest import SPA_REDIRECT
+
+    await browser.authorize("spa-app", SPA_REDIRECT)
+    await browser.login()
+    params = redirect_params(await browser.consent())
+    verifier = browser.verifiers[params["state"]].verifier
+    body = (await exchange(browser, "spa-app", params["code"], verifier, redirect_uri=SPA_REDIRECT)).json()
+    async with grpc.aio.insecure_channel(browser.service.app.grpc_target) as channel:
+        stub = oauth_pb2_grpc.OAuthStub(channel)
+        check = await stub.CheckAccess(
+            oauth_pb2.CheckAccessRequest(access_token=body["access_token"], scopes=["orders:read"])
+        )
+        assert check.status == oauth_pb2.CheckAccessResponse.OK
+        refreshed = await stub.RefreshToken(oauth_pb2.RefreshTokenRequest(refresh_token=body["refresh_token"]))
+        assert refreshed.status == oauth_pb2.RefreshTokenResponse.OK
+        assert refreshed.refresh_token and refreshed.refresh_token != body["refresh_token"]  # rotated
