@@ -96,6 +96,7 @@ REVOCATION_STATUS: Mapping[int, int] = {
     RevocationReason.REFRESH_TOKEN_REUSE: CheckStatus.TOKEN_DISABLED,
     RevocationReason.CLIENT_REVOKED: CheckStatus.TOKEN_DISABLED,
     RevocationReason.NAMESPACE_CUT: CheckStatus.TOKEN_NOT_FOUND,
+    RevocationReason.AUTHORIZATION_CODE_REUSE: CheckStatus.TOKEN_DISABLED,
 }
 
 
