@@ -97,6 +97,7 @@ REVOCATION_STATUS: Mapping[int, int] = {
     RevocationReason.REFRESH_TOKEN_REUSE: CheckStatus.TOKEN_DISABLED,
     RevocationReason.CLIENT_REVOKED: CheckStatus.TOKEN_DISABLED,
     RevocationReason.NAMESPACE_CUT: CheckStatus.TOKEN_NOT_FOUND,
+    RevocationReason.AUTHORIZATION_CODE_REUSE: CheckStatus.TOKEN_DISABLED,
     RevocationReason.CLIENT_DISABLED: CheckStatus.TOKEN_DISABLED,
     RevocationReason.CLIENT_DELETED: CheckStatus.TOKEN_NOT_FOUND,
 }

@@ -19,6 +19,7 @@ class RevocationReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REFRESH_TOKEN_REUSE: _ClassVar[RevocationReason]
     CLIENT_REVOKED: _ClassVar[RevocationReason]
     NAMESPACE_CUT: _ClassVar[RevocationReason]
+    AUTHORIZATION_CODE_REUSE: _ClassVar[RevocationReason]
     CLIENT_DISABLED: _ClassVar[RevocationReason]
     CLIENT_DELETED: _ClassVar[RevocationReason]
 
@@ -40,6 +41,7 @@ KEY_RETIRED: RevocationReason
 REFRESH_TOKEN_REUSE: RevocationReason
 CLIENT_REVOKED: RevocationReason
 NAMESPACE_CUT: RevocationReason
+AUTHORIZATION_CODE_REUSE: RevocationReason
 CLIENT_DISABLED: RevocationReason
 CLIENT_DELETED: RevocationReason
 REVOCATION_TARGET_UNSPECIFIED: RevocationTarget

@@ -1,5 +1,6 @@
-"""The admin gRPC ``Clients`` service: register, read, list, delete, enable/disable OAuth clients
-and set their scope policy (the domain: :mod:`token_service.admin.clients`).
+"""The admin gRPC ``Clients`` service: register, read, list, delete, enable/disable OAuth clients,
+set their scope policy (the domain: :mod:`token_service.admin.clients`) and redirect URIs, and
+list and revoke the consents users gave them.
 
 Same edge as the rest of the admin API (:mod:`token_service.api.grpc.admin`): every call is
 authorized with an ``iam:admin`` bearer token first, errors are translated by the shared
@@ -22,10 +23,12 @@ from native_iam.limits import (
     MAX_AUDIENCES,
     MAX_CLIENT_ID_LENGTH,
     MAX_CLIENT_NAME_BYTES,
+    MAX_NAME_BYTES,
     MAX_POLICY_ENTRIES,
+    MAX_REDIRECT_URIS,
     MAX_SCOPE_LENGTH,
 )
-from token_service import clients
+from token_service import clients, consents
 from token_service.admin import clients as client_admin
 from token_service.admin.service import validate_grants
 from token_service.api.grpc.admin import authorize
@@ -53,11 +56,24 @@ def _client(client: OAuthClient) -> pb.OAuthClient:
         refresh_token_ttl_s=client.refresh_token_ttl_s or 0,
         rotate_refresh_tokens=client.rotate_refresh_tokens,
         introspect_all_tokens=client.introspect_all_tokens,
+        redirect_uris=list(client.redirect_uris),
+        post_logout_redirect_uris=list(client.post_logout_redirect_uris),
+        first_party=client.first_party,
+        require_pkce=True,  # not a setting: every client, always (OAuth 2.1)
         exchange_audiences=list(client.exchange_audiences),
         created_unix=client.created_at,
         scopes=list(client.scopes),
         enabled=client.enabled,
     )
+
+
+def _redirects(redirect_uris: Any, post_logout_redirect_uris: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if len(redirect_uris) > MAX_REDIRECT_URIS or len(post_logout_redirect_uris) > MAX_REDIRECT_URIS:
+        raise InvalidRequest(f"at most {MAX_REDIRECT_URIS} redirect URIs per list")
+    try:
+        return clients.browser_redirects(redirect_uris, post_logout_redirect_uris)
+    except clients.ClientError as exc:
+        raise InvalidRequest(str(exc)) from None
 
 
 def _client_id(value: str) -> str:
@@ -112,6 +128,7 @@ class ClientsServicer:
             # Tokens with this client_id are the gRPC API's; a registered namesake would let
             # either side refresh the other's refresh tokens.
             raise InvalidRequest(f"client_id {client_id!r} is NATIVE_IAM_GRPC_CLIENT_ID, the gRPC API's own")
+        redirects, logout_redirects = _redirects(request.redirect_uris, request.post_logout_redirect_uris)
         try:
             client, secret = clients.new_client(
                 client_id,
@@ -127,6 +144,9 @@ class ClientsServicer:
                 ),
                 introspect_all_tokens=request.introspect_all_tokens,
                 scopes=_scopes(request.scopes),
+                redirect_uris=redirects,
+                post_logout_redirect_uris=logout_redirects,
+                first_party=request.first_party,
                 exchange_audiences=request.exchange_audiences,
             )
         except clients.ClientError as exc:
@@ -158,6 +178,54 @@ class ClientsServicer:
         client_id = _client_id(request.client_id)
         return _client(await client_admin.set_client_enabled(self.core, client_id, request.enabled))
 
+    async def SetClientRedirectUris(self, request: pb.SetClientRedirectUrisRequest, context: Any) -> pb.OAuthClient:
+        await self._caller(context, "set_client_redirect_uris", request.client_id[:MAX_CLIENT_ID_LENGTH])
+        client_id = _client_id(request.client_id)
+        redirects, logout_redirects = _redirects(request.redirect_uris, request.post_logout_redirect_uris)
+        current = await self.core.clients.get(client_id)
+        if current.allows(GrantType.AUTHORIZATION_CODE) and not redirects:
+            raise InvalidRequest("the authorization_code grant needs at least one redirect URI")
+        updated = await self.core.clients.set_browser_settings(
+            client_id,
+            redirect_uris=redirects,
+            post_logout_redirect_uris=logout_redirects,
+            first_party=request.first_party if request.HasField("first_party") else None,
+        )
+        return _client(updated)
+
+    async def ListConsents(self, request: pb.ListConsentsRequest, context: Any) -> pb.ListConsentsResponse:
+        await authorize(self.core, context, self.metrics)
+        found = await consents.list_consents(
+            self.core,
+            namespace=text_field("namespace", request.namespace, MAX_NAME_BYTES)
+            if request.HasField("namespace")
+            else None,
+            identity=text_field("identity", request.identity, MAX_NAME_BYTES) if request.HasField("identity") else None,
+            client_id=_client_id(request.client_id) if request.client_id else None,
+        )
+        return pb.ListConsentsResponse(
+            consents=[
+                pb.Consent(
+                    namespace=c.namespace,
+                    identity=c.identity,
+                    client_id=c.client_id,
+                    scopes=list(c.scopes),
+                    granted_unix=int(c.granted_at),
+                )
+                for c in found
+            ]
+        )
+
+    async def RevokeConsent(self, request: pb.RevokeConsentRequest, context: Any) -> pb.RevokeConsentResponse:
+        await self._caller(context, "revoke_consent", request.client_id[:MAX_CLIENT_ID_LENGTH])
+        revoked = await consents.revoke(
+            self.core,
+            namespace=text_field("namespace", request.namespace, MAX_NAME_BYTES),
+            identity=text_field("identity", request.identity, MAX_NAME_BYTES, required=True),
+            client_id=_client_id(request.client_id) if request.client_id else None,
+        )
+        return pb.RevokeConsentResponse(revoked=revoked)
+
 
 _METHODS: dict[str, tuple[type[Message], type[Message]]] = {
     "CreateClient": (pb.CreateClientRequest, pb.CreateClientResponse),
@@ -166,6 +234,9 @@ _METHODS: dict[str, tuple[type[Message], type[Message]]] = {
     "DeleteClient": (pb.ClientRef, pb.DeleteClientResponse),
     "SetClientScopes": (pb.SetClientScopesRequest, pb.OAuthClient),
     "SetClientEnabled": (pb.SetClientEnabledRequest, pb.OAuthClient),
+    "SetClientRedirectUris": (pb.SetClientRedirectUrisRequest, pb.OAuthClient),
+    "ListConsents": (pb.ListConsentsRequest, pb.ListConsentsResponse),
+    "RevokeConsent": (pb.RevokeConsentRequest, pb.RevokeConsentResponse),
 }
 
 

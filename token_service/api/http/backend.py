@@ -23,6 +23,7 @@ from token_service.grants import (
     client_context,
     client_credentials_grant,
     create_token_with_password,
+    exchange_authorization_code,
     exchange_token,
     refresh_access_token,
 )
@@ -77,6 +78,19 @@ class CoreBackend:
         )
         return self._response(result, auth_time=None)
 
+    async def code_grant(
+        self, client: OAuthClient, *, code: str, redirect_uri: str | None, code_verifier: str | None, metadata: str
+    ) -> TokenResponse:
+        result = await exchange_authorization_code(
+            self.core,
+            code=code,
+            redirect_uri=redirect_uri,
+            code_verifier=code_verifier,
+            client=client_context(client, self.refresh_grace_s),
+            metadata=metadata,
+        )
+        return self._response(result, auth_time=result.auth_time)
+
     async def token_exchange(
         self, client: OAuthClient, *, form: Form, scopes: tuple[str, ...] | None, metadata: str
     ) -> TokenResponse:
@@ -121,6 +135,7 @@ class CoreBackend:
                 ttl_s=result.expires_in,
                 auth_time=auth_time,
                 access_token=result.access_token,
+                nonce=result.nonce,
             )
         return TokenResponse(
             access_token=result.access_token,

@@ -235,6 +235,7 @@ async def test_authorization_server_metadata(http: httpx.AsyncClient, oauth_serv
     assert body["grant_types_supported"] == [
         "password",
         "refresh_token",
+        "authorization_code",
         "client_credentials",
         "urn:ietf:params:oauth:grant-type:token-exchange",
     ]
