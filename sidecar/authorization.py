@@ -29,8 +29,9 @@ from .decision import Deny, Principal, Reason
 from .decision_cache import DecisionCache
 from .keys import KeyStore
 from .metrics import Metrics
-from .requirements import RequirementError, Resolver, Rule
+from .requirements import RequirementError, Resolver, RouteUnmatched, Rule
 from .revocations import RevocationCache
+from .route_table_file import RouteTableFile
 from .settings import Settings
 
 log = logging.getLogger("sidecar.authorization")
@@ -139,9 +140,10 @@ class Authorizer:
         *,
         cache: DecisionCache | None = None,
         wall_clock: Callable[[], float] = time.time,
+        routes: RouteTableFile | None = None,
     ) -> None:
         self._metrics = metrics
-        self._resolver = Resolver()
+        self._resolver = Resolver(routes.current if routes is not None else None)
         self._responses = Responses(settings)
         self._header = settings.token_header
         credential = Credential.AUTHORIZATION if settings.token_header == "authorization" else Credential.HEADER
@@ -206,6 +208,8 @@ class Authorizer:
             return self._deny(Deny(Reason.PATH_NOT_NORMALIZED, path_problem))
         try:
             rule = self._resolver.resolve(attributes).for_method(http.method)
+        except RouteUnmatched:
+            return self._deny(Deny(Reason.ROUTE_UNMATCHED, "no route table rule matches this request"))
         except RequirementError as exc:
             log.error("route requirement invalid", extra={"reason": Reason.ROUTE_INVALID.value, "error": str(exc)})
             return self._deny(Deny(Reason.ROUTE_INVALID, "the route's authorization settings are invalid"))

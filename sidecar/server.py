@@ -29,6 +29,7 @@ from .keys import KeyStore, grpc_fetcher, http_fetcher
 from .metrics import Metrics
 from .oauth_facade import OAuthFacade
 from .revocations import FeedClient, RevocationCache
+from .route_table_file import RouteTableFile
 from .settings import Settings
 
 log = logging.getLogger("sidecar.server")
@@ -71,7 +72,10 @@ class Sidecar:
             credential=settings.feed_token,
             on_connected=lambda up: self.metrics.feed_connected.set(1 if up else 0),
         )
-        self.authorizer = Authorizer(settings, self.keys, self.revocations, self.metrics)
+        # Raises RouteTableError when the file is invalid: the CLI checked it already, so only a
+        # file broken in between (or an embedding caller) meets it.
+        self.routes = RouteTableFile(settings.route_table_file, self.metrics) if settings.route_table_file else None
+        self.authorizer = Authorizer(settings, self.keys, self.revocations, self.metrics, routes=self.routes)
         self.kind = settings.authz_server
         # Health lives on the ext_authz port (what Envoy and the kubelet ask); a sync server
         # needs the sync servicer, whose set() is thread-safe.
@@ -210,6 +214,8 @@ class Sidecar:
             await self._set_health(health.SERVING if ready else health.NOT_SERVING)
             log.info("readiness changed", extra={"ready": ready})
         self._gauges()
+        if self.routes is not None and self.routes.due():
+            await asyncio.to_thread(self.routes.poll)
         if prune:
             await asyncio.to_thread(self.revocations.prune, time.time())
         self.feed.watchdog()

@@ -153,6 +153,12 @@ class Settings:
         "",
         repr=False,
     )
+    route_table_file: str = setting(
+        "NATIVE_IAM_ROUTE_TABLE_FILE",
+        "YAML route table (docs/route-table.md) for proxies that send no route requirement (Istio, Envoy"
+        " `http_service`): reloaded when it changes, an invalid file at start refuses to start; unset = no table",
+        "",
+    )
     # Deprecated variable names read in place of their new ones: cli.py warns once logging is up.
     renamed: tuple[Renamed, ...] = field(default=(), compare=False)
 
@@ -231,5 +237,6 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         max_token_bytes=env.integer("NATIVE_IAM_MAX_TOKEN_BYTES", d.max_token_bytes, low=256),
         subscriber=env.text("NATIVE_IAM_SUBSCRIBER", d.subscriber),
         feed_token=_feed_token(env),
+        route_table_file=env.text("NATIVE_IAM_ROUTE_TABLE_FILE", ""),
         renamed=tuple(env.renames),
     )

@@ -1,0 +1,385 @@
+"""The sidecar-local route table: (host, method, path) → the rule that says what a request needs.
+
+For proxies that cannot send a route's requirement with the check (Istio's ext_authz providers,
+Envoy's ``http_service``, nginx ``auth_request``), the sidecar looks the request up in a table of
+its own (``NATIVE_IAM_ROUTE_TABLE_FILE``, docs/route-table.md). Each rule's ``require`` is exactly
+the ``native_iam`` route-metadata schema, parsed by sidecar/requirements.py.
+
+Matching (docs/route-table.md says the same for operators):
+
+* **Most specific wins**, not file order: first the host (an exact host, then ``*.suffix`` rules
+  from the longest suffix, then rules without a host); within that, the path (``path`` exact, then
+  ``template``, then ``prefix`` from the longest); then a rule naming ``methods`` before one that
+  does not; file order breaks the remaining ties. A host group with no matching path falls through
+  to the next, less specific one.
+* Paths are matched as Envoy normalised them, query string and fragment removed, **case-sensitive**,
+  byte for byte (percent-escapes Envoy leaves, e.g. ``%20``, are matched as written: write table
+  paths in that normal form; a path with ``%2F``, ``//``, ``..`` is refused before the table is
+  consulted, sidecar/request_path.py). A trailing slash is significant for ``path`` and
+  ``template``; ``prefix`` matches whole segments (``/api`` matches ``/api``, ``/api/`` and
+  ``/api/x``, never ``/apiary``; ``prefix: /api/`` means the same as ``/api``).
+* A template ``{name}`` matches exactly one non-empty segment; segments are compared left to right
+  and a literal segment beats a ``{variable}`` (``/orders/new`` before ``/orders/{id}``).
+* Hosts are case-insensitive, the port and a trailing dot are ignored; ``*.example.com`` matches
+  any host ending in ``.example.com`` (not ``example.com`` itself).
+
+Lookups cost a few dictionary probes per path segment, however many rules the table holds: exact
+paths and prefixes are dictionaries, templates a trie by segment, wildcard hosts a dictionary by
+suffix.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+
+from . import request_path
+from .requirements import Parts, RequirementError, from_metadata, http_method
+
+PathKind = Literal["path", "template", "prefix"]
+_PATH_KINDS: tuple[PathKind, ...] = ("path", "template", "prefix")
+_MATCH_KEYS = frozenset({"host", "methods", *_PATH_KINDS})
+_RULE_KEYS = frozenset({"match", "require"})
+_TOP_KEYS = frozenset({"routes"})
+_VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_HOST = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+MAX_RULES = 20_000
+MAX_BYTES = 4 * 1024 * 1024
+
+#: What the YAML is read with: libyaml's C parser when PyYAML was built with it.
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class RouteTableError(ValueError):
+    """The route table is invalid; the message names the line and the rule."""
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class Route:
+    """One rule of the table. Compared by identity: the resolver caches per rule object."""
+
+    index: int
+    line: int
+    host: str | None
+    methods: frozenset[str] | None
+    kind: PathKind
+    path: str
+    requirement: Parts
+
+    def describe(self) -> str:
+        return f"line {self.line} ({self.kind} {self.path})"
+
+
+def _rank(route: Route) -> tuple[int, int]:
+    """Within one host group and one path: a rule naming methods first, then file order."""
+    return (0 if route.methods is not None else 1, route.index)
+
+
+def _pick(routes: Sequence[Route], method: str) -> Route | None:
+    for route in routes:
+        if route.methods is None or method in route.methods:
+            return route
+    return None
+
+
+@dataclass(slots=True)
+class _Node:
+    """A template trie node: literal children, one ``{variable}`` child, rules ending here."""
+
+    literal: dict[str, _Node] = field(default_factory=dict)
+    variable: _Node | None = None
+    routes: list[Route] = field(default_factory=list)
+
+
+def _walk(node: _Node, segments: list[str], i: int, method: str) -> Route | None:
+    if i == len(segments):
+        return _pick(node.routes, method)
+    segment = segments[i]
+    child = node.literal.get(segment)
+    if child is not None:
+        found = _walk(child, segments, i + 1, method)
+        if found is not None:
+            return found
+    if node.variable is not None and segment:
+        return _walk(node.variable, segments, i + 1, method)
+    return None
+
+
+class _Paths:
+    """The rules of one host group, indexed by path."""
+
+    def __init__(self) -> None:
+        self.exact: dict[str, list[Route]] = {}
+        self.prefix: dict[str, list[Route]] = {}
+        self.templates = _Node()
+        self._has_templates = False
+
+    def add(self, route: Route) -> None:
+        if route.kind == "path":
+            self.exact.setdefault(route.path, []).append(route)
+        elif route.kind == "prefix":
+            self.prefix.setdefault(route.path.rstrip("/"), []).append(route)
+        else:
+            node = self.templates
+            for segment in route.path.split("/")[1:]:
+                if _VARIABLE.fullmatch(segment):
+                    node.variable = node.variable or _Node()
+                    node = node.variable
+                else:
+                    node = node.literal.setdefault(segment, _Node())
+            node.routes.append(route)
+            self._has_templates = True
+
+    def sort(self) -> None:
+        for routes in (*self.exact.values(), *self.prefix.values()):
+            routes.sort(key=_rank)
+        stack = [self.templates]
+        while stack:
+            node = stack.pop()
+            node.routes.sort(key=_rank)
+            stack.extend(node.literal.values())
+            if node.variable is not None:
+                stack.append(node.variable)
+
+    def match(self, path: str, method: str) -> Route | None:
+        routes = self.exact.get(path)
+        if routes is not None:
+            found = _pick(routes, method)
+            if found is not None:
+                return found
+        if self._has_templates:
+            found = _walk(self.templates, path.split("/")[1:], 0, method)
+            if found is not None:
+                return found
+        if self.prefix:
+            # Whole-segment prefixes of the path, longest first: "/a/b" → "/a/b", "/a", "".
+            end = len(path) if not path.endswith("/") else path.rfind("/")
+            while end >= 0:
+                routes = self.prefix.get(path[:end])
+                if routes is not None:
+                    found = _pick(routes, method)
+                    if found is not None:
+                        return found
+                end = path.rfind("/", 0, end)
+        return None
+
+
+def request_host(authority: str) -> str:
+    """The host a rule is matched against: lower case, without port or trailing dot."""
+    host = authority.lower()
+    if host.startswith("["):  # an IPv6 literal: [::1]:8080
+        end = host.find("]")
+        host = host[: end + 1] if end > 0 else host
+    else:
+        host = host.partition(":")[0]
+    return host.rstrip(".")
+
+
+class RouteTable:
+    """A compiled, immutable table. :meth:`match` is safe to call from any thread."""
+
+    def __init__(self, routes: Iterable[Route] = ()) -> None:
+        self.routes = tuple(routes)
+        self._exact: dict[str, _Paths] = {}
+        self._wildcard: dict[str, _Paths] = {}  # ".example.com" → rules for "*.example.com"
+        self._any = _Paths()
+        for route in self.routes:
+            if route.host is None:
+                group = self._any
+            elif route.host.startswith("*."):
+                group = self._wildcard.setdefault(route.host[1:], _Paths())
+            else:
+                group = self._exact.setdefault(route.host, _Paths())
+            group.add(route)
+        for group in (self._any, *self._exact.values(), *self._wildcard.values()):
+            group.sort()
+
+    def __len__(self) -> int:
+        return len(self.routes)
+
+    def _groups(self, host: str) -> Iterable[_Paths]:
+        exact = self._exact.get(host)
+        if exact is not None:
+            yield exact
+        if self._wildcard:
+            dot = host.find(".", 1)
+            while dot > 0:
+                group = self._wildcard.get(host[dot:])
+                if group is not None:
+                    yield group
+                dot = host.find(".", dot + 1)
+        yield self._any
+
+    def match(self, authority: str, method: str, path: str) -> Route | None:
+        """The most specific rule for the request, or None. ``path`` may carry a query string."""
+        path = path.partition("?")[0].partition("#")[0]
+        host = request_host(authority) if (self._exact or self._wildcard) else ""
+        for group in self._groups(host):
+            found = group.match(path, method)
+            if found is not None:
+                return found
+        return None
+
+
+# ---- the file format -------------------------------------------------------------------------
+
+
+def _host(value: Any, where: str) -> str | None:
+    if not isinstance(value, str):
+        raise RouteTableError(f"{where}: expected a host name")
+    host = value.lower().rstrip(".")
+    if host in {"", "*"}:
+        return None
+    if ":" in host:
+        raise RouteTableError(f"{where}: no port: the request's port is ignored when matching")
+    if not _HOST.fullmatch(host):
+        raise RouteTableError(f"{where}: expected a host name or *.domain, got {value[:60]!r}")
+    return host
+
+
+def _methods(value: Any, where: str) -> frozenset[str]:
+    if isinstance(value, str):
+        value = value.split()
+    if not isinstance(value, list) or not value:
+        raise RouteTableError(f"{where}: expected a non-empty list of HTTP methods")
+    try:
+        return frozenset(http_method(m, where) for m in value)
+    except RequirementError as exc:
+        raise RouteTableError(str(exc)) from None
+
+
+def _path(kind: PathKind, value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise RouteTableError(f"{where}: expected a path starting with /")
+    if "?" in value or "#" in value:
+        raise RouteTableError(f"{where}: no query string or fragment: only the path is matched")
+    literal = _VARIABLE.sub("x", value) if kind == "template" else value
+    if "{" in literal or "}" in literal:
+        what = "a {variable} must be a whole segment" if kind == "template" else "use template: for {variables}"
+        raise RouteTableError(f"{where}: {what}")
+    problem = request_path.problem(literal)
+    if problem is not None:
+        # Such a request is refused before the table is consulted: the rule could never match.
+        raise RouteTableError(f"{where}: not a normalised path ({problem.removeprefix('the request path ')})")
+    if kind == "template":
+        names = _VARIABLE.findall(value)
+        if not names:
+            raise RouteTableError(f"{where}: a template needs a {{variable}} segment (else use path:)")
+        if len(set(names)) != len(names):
+            raise RouteTableError(f"{where}: a variable name is used twice")
+    if kind == "prefix" and value != "/":
+        value = value.rstrip("/")
+    return value
+
+
+def _route(index: int, line: int, spec: Any) -> Route:
+    where = f"routes[{index}]"
+    if not isinstance(spec, Mapping):
+        raise RouteTableError(f"{where}: expected a map with match and require")
+    unknown = set(spec) - _RULE_KEYS
+    if unknown:
+        raise RouteTableError(f"{where}: unknown key {sorted(map(str, unknown))[0]!r}")
+    match = spec.get("match")
+    if not isinstance(match, Mapping):
+        raise RouteTableError(f"{where}.match: expected a map")
+    unknown = set(match) - _MATCH_KEYS
+    if unknown:
+        raise RouteTableError(f"{where}.match: unknown key {sorted(map(str, unknown))[0]!r}")
+    kinds = [k for k in _PATH_KINDS if k in match]
+    if len(kinds) != 1:
+        raise RouteTableError(f"{where}.match: exactly one of path, template or prefix")
+    kind = kinds[0]
+    require = spec.get("require")
+    if not isinstance(require, Mapping):
+        raise RouteTableError(f"{where}.require: expected a map ({{}} for any valid token)")
+    try:
+        requirement = from_metadata(require, f"{where}.require")
+    except RequirementError as exc:
+        raise RouteTableError(str(exc)) from None
+    return Route(
+        index=index,
+        line=line,
+        host=_host(match["host"], f"{where}.match.host") if "host" in match else None,
+        methods=_methods(match["methods"], f"{where}.match.methods") if "methods" in match else None,
+        kind=kind,
+        path=_path(kind, match[kind], f"{where}.match.{kind}"),
+        requirement=requirement,
+    )
+
+
+def _duplicate_keys(node: yaml.Node) -> None:
+    """PyYAML keeps the last of two equal keys silently; a table must not hide a rule that way."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, yaml.MappingNode):
+            seen: set[str] = set()
+            for key, value in current.value:
+                if isinstance(key, yaml.ScalarNode):
+                    if key.value in seen:
+                        raise RouteTableError(f"line {key.start_mark.line + 1}: duplicate key {key.value[:40]!r}")
+                    seen.add(key.value)
+                stack.append(value)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+
+
+def _rule_lines(node: yaml.Node) -> list[int]:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if key.value == "routes" and isinstance(value, yaml.SequenceNode):
+                return [item.start_mark.line + 1 for item in value.value]
+    return []
+
+
+def parse(text: str) -> RouteTable:
+    """A table from YAML text; :class:`RouteTableError` says where it is wrong."""
+    if len(text) > MAX_BYTES:
+        raise RouteTableError(f"larger than {MAX_BYTES} bytes")
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise RouteTableError("empty: expected a map with routes")
+        _duplicate_keys(node)
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise RouteTableError(f"{at}not valid YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise RouteTableError(f"not valid YAML: {str(exc).splitlines()[0]}") from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, Mapping) or "routes" not in data:
+        raise RouteTableError("expected a map with routes")
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise RouteTableError(f"unknown key {sorted(map(str, unknown))[0]!r}")
+    rules = data["routes"]
+    if not isinstance(rules, list):
+        raise RouteTableError("routes: expected a list of rules")
+    if len(rules) > MAX_RULES:
+        raise RouteTableError(f"routes: more than {MAX_RULES} rules")
+    lines = _rule_lines(node)
+    routes: list[Route] = []
+    seen: dict[tuple[Any, ...], Route] = {}
+    for index, spec in enumerate(rules):
+        line = lines[index] if index < len(lines) else 0
+        try:
+            route = _route(index, line, spec)
+        except RouteTableError as exc:
+            raise RouteTableError(f"line {line}: {exc}") from None
+        key = (route.host, route.kind, route.path, route.methods)
+        if key in seen:
+            raise RouteTableError(f"line {line}: routes[{index}] matches what the rule at line {seen[key].line} does")
+        seen[key] = route
+        routes.append(route)
+    return RouteTable(routes)
+
+
+__all__ = ["MAX_RULES", "Route", "RouteTable", "RouteTableError", "parse", "request_host"]
