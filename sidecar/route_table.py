@@ -257,7 +257,9 @@ def _path(kind: PathKind, value: Any, where: str) -> str:
         raise RouteTableError(f"{where}: expected a path starting with /")
     if "?" in value or "#" in value:
         raise RouteTableError(f"{where}: no query string or fragment: only the path is matched")
-    literal = _VARIABLE.sub("x", value) if kind == "template" else value
+    literal = "/".join("x" if _VARIABLE.fullmatch(seg) else seg for seg in value.split("/"))
+    if kind != "template":
+        literal = value
     if "{" in literal or "}" in literal:
         what = "a {variable} must be a whole segment" if kind == "template" else "use template: for {variables}"
         raise RouteTableError(f"{where}: {what}")

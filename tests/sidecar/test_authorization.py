@@ -19,6 +19,7 @@ from sidecar.authorization import Authorizer, parse_response
 from sidecar.keys import KeyStore
 from sidecar.metrics import Metrics
 from sidecar.revocations import RevocationCache
+from sidecar.route_table_file import RouteTableFile
 from sidecar.settings import Settings
 
 from ._feed import AUDIENCE, ISSUER, Issuer, Kind, revocation
@@ -39,6 +40,7 @@ class Rig:
         keys: KeyStore | None = None,
         revocations: RevocationCache | None = None,
         wall_clock: Callable[[], float] = time.time,
+        routes: RouteTableFile | None = None,
         **kw: Any,
     ) -> None:
         self.registry = CollectorRegistry()
@@ -46,7 +48,9 @@ class Rig:
         assert keys is not None or issuer is not None
         self.keys = keys or loaded_store(issuer)  # type: ignore[arg-type]
         self.revocations = revocations or synced_cache()
-        self.authorizer = Authorizer(_settings(**kw), self.keys, self.revocations, self.metrics, wall_clock=wall_clock)
+        self.authorizer = Authorizer(
+            _settings(**kw), self.keys, self.revocations, self.metrics, wall_clock=wall_clock, routes=routes
+        )
 
     def check(
         self,
@@ -58,11 +62,13 @@ class Rig:
         extensions: dict | None = None,
         headers: dict | None = None,
         path: str = "/orders",
+        host: str = "svc.local",
     ) -> Any:
         request = external_auth_pb2.CheckRequest()
         http = request.attributes.request.http
         http.method = method
         http.path = path
+        http.host = host
         if token is not None:
             http.headers["authorization"] = f"Bearer {token}"
         if header is not None:
@@ -406,3 +412,23 @@ def test_duplicate_raw_token_headers_are_400(rig: Rig, issuer: Issuer) -> None:
         rig.authorizer.check_sync(_raw_request(f"Bearer {issuer.mint()}", f"Bearer {issuer.mint()}"))
     )
     assert _denied(response)[0] == 400
+
+
+def test_route_table_decides_and_unmatched_is_403_route_unmatched(issuer: Issuer, tmp_path: Any) -> None:
+    """With a route table and no route metadata: the table's rule applies; a request no rule matches is
+    403 route_unmatched with or without a token, counted under that reason."""
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        "routes:\n"
+        "  - match: {prefix: /orders}\n    require: {scopes: orders:read}\n"
+        "  - match: {path: /healthz}\n    require: {anonymous: true}\n"
+    )
+    rig = Rig(issuer, routes=RouteTableFile(str(path)))
+    assert rig.check(issuer.mint(scope="orders:read"), path="/orders/1").status.code == code_pb2.OK
+    status, _, body = _denied(rig.check(issuer.mint(scope="other"), path="/orders/1"))
+    assert status == 403 and body["error"] == "insufficient_scope"
+    assert rig.check(path="/healthz").status.code == code_pb2.OK
+    for token in (None, issuer.mint(scope="orders:read")):
+        status, headers, body = _denied(rig.check(token, path="/unlisted"))
+        assert status == 403 and "error" not in body and headers["www-authenticate"] == 'Bearer realm="test"'
+    assert rig.count("deny", "route_unmatched") == 2
