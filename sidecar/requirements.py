@@ -25,9 +25,15 @@ Two places in Envoy's configuration can carry a route's requirement; the sidecar
        scopes.POST: "orders:write"               # per method: KEY.METHOD
        anonymous.OPTIONS: "true"
 
+3. Envoy Gateway's route metadata (namespace ``envoy-gateway``): the HTTPRoute's annotations
+   ``gateway.envoyproxy.io/native-iam-scopes`` etc. (:func:`from_gateway`).
+
+4. The sidecar-local route table (sidecar/route_table.py), consulted by :class:`Resolver` for
+   proxies that send none of the above.
+
 A rule with both ``scopes`` and ``any_of`` needs all of ``scopes`` plus one alternative. A rule that
-says nothing requires a valid token and no particular scope (the default). When both places say
-something, both must be satisfied (a second source can only tighten). Unknown keys, invalid
+says nothing requires a valid token and no particular scope (the default). When several sources say
+something, all must be satisfied (a second source can only tighten). Unknown keys, invalid
 scopes, or ``anonymous`` together with scopes make the route invalid: such a route is denied
 (reason ``route_invalid``) rather than guessed at, so a typo never opens a route.
 """
