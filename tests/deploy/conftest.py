@@ -18,8 +18,14 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 
 # What `kubectl apply -k` would receive. "production+prometheus-operator" is production with the
-# optional component enabled, the way docs/kubernetes.md tells an operator to enable it.
-RENDERINGS = ("base", "overlays/dev", "overlays/production", "production+prometheus-operator")
+# optional component enabled, the way docs/kubernetes.md tells an operator to enable it;
+# "dev+istio" the dev overlay's example workload in an Istio mesh (docs/istio.md).
+RENDERINGS = ("base", "overlays/dev", "overlays/production", "production+prometheus-operator", "dev+istio")
+# Composed renderings: (overlay, optional component, namespace).
+_COMPOSED = {
+    "production+prometheus-operator": ("overlays/production", "components/prometheus-operator", "native-iam"),
+    "dev+istio": ("overlays/dev", "components/istio", "native-iam-dev"),
+}
 
 
 @dataclass(frozen=True)
@@ -69,10 +75,8 @@ def _with_component(tmp: Path, overlay: str, component: str, namespace: str) -> 
 def renderings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Rendering]:
     out: dict[str, Rendering] = {}
     for name in RENDERINGS:
-        if name == "production+prometheus-operator":
-            directory = _with_component(
-                tmp_path_factory.mktemp("k8s"), "overlays/production", "components/prometheus-operator", "native-iam"
-            )
+        if name in _COMPOSED:
+            directory = _with_component(tmp_path_factory.mktemp("k8s"), *_COMPOSED[name])
         else:
             directory = K8S / name
         text = kustomize(directory)
