@@ -12,7 +12,8 @@ Matching (docs/route-table.md says the same for operators):
   ``template``, then ``prefix`` from the longest); then a rule naming ``methods`` before one that
   does not; file order breaks the remaining ties. A host group with no matching path falls through
   to the next, less specific one.
-* Paths are matched as Envoy normalised them, query string and fragment removed, **case-sensitive**,
+* Paths are matched as Envoy normalised them, query string and fragment removed, **case-sensitive**
+  (``case_sensitive: false`` at the top of the file compares both sides in lower case),
   byte for byte (percent-escapes Envoy leaves, e.g. ``%20``, are matched as written: write table
   paths in that normal form; a path with ``%2F``, ``//``, ``..`` is refused before the table is
   consulted, sidecar/request_path.py). A trailing slash is significant for ``path`` and
@@ -23,9 +24,9 @@ Matching (docs/route-table.md says the same for operators):
 * Hosts are case-insensitive, the port and a trailing dot are ignored; ``*.example.com`` matches
   any host ending in ``.example.com`` (not ``example.com`` itself).
 
-Lookups cost a few dictionary probes per path segment, however many rules the table holds: exact
-paths and prefixes are dictionaries, templates a trie by segment, wildcard hosts a dictionary by
-suffix.
+Lookups never scan the rules: exact paths and prefixes are dictionaries, templates a trie by
+segment, wildcard hosts a dictionary by suffix. Prefixes and wildcard suffixes are probed by the
+lengths the table has, not by every boundary of the request (a client can send 60 KiB of path).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ PathKind = Literal["path", "template", "prefix"]
 _PATH_KINDS: tuple[PathKind, ...] = ("path", "template", "prefix")
 _MATCH_KEYS = frozenset({"host", "methods", *_PATH_KINDS})
 _RULE_KEYS = frozenset({"match", "require"})
-_TOP_KEYS = frozenset({"routes"})
+_TOP_KEYS = frozenset({"routes", "case_sensitive"})
 _VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HOST = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 MAX_RULES = 20_000
@@ -117,6 +118,7 @@ class _Paths:
         self.prefix: dict[str, list[Route]] = {}
         self.templates = _Node()
         self._has_templates = False
+        self._prefix_lengths: list[int] = []
 
     def add(self, route: Route) -> None:
         if route.kind == "path":
@@ -135,6 +137,9 @@ class _Paths:
             self._has_templates = True
 
     def sort(self) -> None:
+        # The lengths of the prefixes, longest first: a lookup probes these, not every segment
+        # boundary of the request's path (which a client makes as long as Envoy allows).
+        self._prefix_lengths = sorted({len(p) for p in self.prefix}, reverse=True)
         for routes in (*self.exact.values(), *self.prefix.values()):
             routes.sort(key=_rank)
         stack = [self.templates]
@@ -156,15 +161,16 @@ class _Paths:
             if found is not None:
                 return found
         if self.prefix:
-            # Whole-segment prefixes of the path, longest first: "/a/b" → "/a/b", "/a", "".
-            end = len(path) if not path.endswith("/") else path.rfind("/")
-            while end >= 0:
-                routes = self.prefix.get(path[:end])
+            # Prefixes end at a segment boundary of the path ("/a" matches "/a", "/a/…", not "/ab").
+            size = len(path)
+            for length in self._prefix_lengths:
+                if length > size or (length < size and path[length] != "/"):
+                    continue
+                routes = self.prefix.get(path[:length])
                 if routes is not None:
                     found = _pick(routes, method)
                     if found is not None:
                         return found
-                end = path.rfind("/", 0, end)
         return None
 
 
@@ -182,8 +188,11 @@ def request_host(authority: str) -> str:
 class RouteTable:
     """A compiled, immutable table. :meth:`match` is safe to call from any thread."""
 
-    def __init__(self, routes: Iterable[Route] = ()) -> None:
+    def __init__(self, routes: Iterable[Route] = (), *, case_sensitive: bool = True) -> None:
         self.routes = tuple(routes)
+        # False: paths compared in lower case (rules are written or lowered so at parse time), for
+        # workloads whose router ignores case — else /ORDERS would miss the /orders rule.
+        self.case_sensitive = case_sensitive
         self._exact: dict[str, _Paths] = {}
         self._wildcard: dict[str, _Paths] = {}  # ".example.com" → rules for "*.example.com"
         self._any = _Paths()
@@ -197,6 +206,7 @@ class RouteTable:
             group.add(route)
         for group in (self._any, *self._exact.values(), *self._wildcard.values()):
             group.sort()
+        self._suffix_lengths = sorted({len(suffix) for suffix in self._wildcard}, reverse=True)
 
     def __len__(self) -> int:
         return len(self.routes)
@@ -205,18 +215,19 @@ class RouteTable:
         exact = self._exact.get(host)
         if exact is not None:
             yield exact
-        if self._wildcard:
-            dot = host.find(".", 1)
-            while dot > 0:
-                group = self._wildcard.get(host[dot:])
+        size = len(host)
+        for length in self._suffix_lengths:  # longest suffix first, at least one label before it
+            if length < size:
+                group = self._wildcard.get(host[size - length :])
                 if group is not None:
                     yield group
-                dot = host.find(".", dot + 1)
         yield self._any
 
     def match(self, authority: str, method: str, path: str) -> Route | None:
         """The most specific rule for the request, or None. ``path`` may carry a query string."""
         path = path.partition("?")[0].partition("#")[0]
+        if not self.case_sensitive:
+            path = path.lower()
         host = request_host(authority) if (self._exact or self._wildcard) else ""
         for group in self._groups(host):
             found = group.match(path, method)
@@ -252,9 +263,12 @@ def _methods(value: Any, where: str) -> frozenset[str]:
         raise RouteTableError(str(exc)) from None
 
 
-def _path(kind: PathKind, value: Any, where: str) -> str:
+def _path(kind: PathKind, value: Any, where: str, case_sensitive: bool = True) -> str:
     if not isinstance(value, str) or not value.startswith("/"):
         raise RouteTableError(f"{where}: expected a path starting with /")
+    if not case_sensitive:
+        # Variables keep their names' case (only literal segments are compared).
+        value = "/".join(seg if _VARIABLE.fullmatch(seg) else seg.lower() for seg in value.split("/"))
     if "?" in value or "#" in value:
         raise RouteTableError(f"{where}: no query string or fragment: only the path is matched")
     literal = "/".join("x" if _VARIABLE.fullmatch(seg) else seg for seg in value.split("/"))
@@ -278,7 +292,7 @@ def _path(kind: PathKind, value: Any, where: str) -> str:
     return value
 
 
-def _route(index: int, line: int, spec: Any) -> Route:
+def _route(index: int, line: int, spec: Any, case_sensitive: bool = True) -> Route:
     where = f"routes[{index}]"
     if not isinstance(spec, Mapping):
         raise RouteTableError(f"{where}: expected a map with match and require")
@@ -308,7 +322,7 @@ def _route(index: int, line: int, spec: Any) -> Route:
         host=_host(match["host"], f"{where}.match.host") if "host" in match else None,
         methods=_methods(match["methods"], f"{where}.match.methods") if "methods" in match else None,
         kind=kind,
-        path=_path(kind, match[kind], f"{where}.match.{kind}"),
+        path=_path(kind, match[kind], f"{where}.match.{kind}", case_sensitive),
         requirement=requirement,
     )
 
@@ -367,13 +381,16 @@ def parse(text: str) -> RouteTable:
         raise RouteTableError("routes: expected a list of rules")
     if len(rules) > MAX_RULES:
         raise RouteTableError(f"routes: more than {MAX_RULES} rules")
+    case_sensitive = data.get("case_sensitive", True)
+    if not isinstance(case_sensitive, bool):
+        raise RouteTableError("case_sensitive: expected true or false")
     lines = _rule_lines(node)
     routes: list[Route] = []
     seen: dict[tuple[Any, ...], Route] = {}
     for index, spec in enumerate(rules):
         line = lines[index] if index < len(lines) else 0
         try:
-            route = _route(index, line, spec)
+            route = _route(index, line, spec, case_sensitive)
         except RouteTableError as exc:
             raise RouteTableError(f"line {line}: {exc}") from None
         key = (route.host, route.kind, route.path, route.methods)
@@ -381,7 +398,7 @@ def parse(text: str) -> RouteTable:
             raise RouteTableError(f"line {line}: routes[{index}] matches what the rule at line {seen[key].line} does")
         seen[key] = route
         routes.append(route)
-    return RouteTable(routes)
+    return RouteTable(routes, case_sensitive=case_sensitive)
 
 
 __all__ = ["MAX_RULES", "Route", "RouteTable", "RouteTableError", "parse", "request_host"]

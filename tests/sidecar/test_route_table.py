@@ -255,3 +255,33 @@ def test_a_thousand_rules_match_without_scanning() -> None:
     hits = [t.match(*r) for r in requests(1000)]
     assert [h.kind for h in hits if h] == ["path", "template", "prefix", "template", "prefix"]
     assert hits[-1] is not None and hits[-1].path == "/"  # the catch-all
+
+
+def test_case_insensitive_table_for_case_insensitive_workloads() -> None:
+    """`case_sensitive: false` compares paths in lower case: /ORDERS/7 meets the /orders/{id} rule, so a
+    case-insensitive workload cannot be reached under a weaker rule by changing case."""
+    t = parse(
+        "case_sensitive: false\nroutes:\n"
+        "  - match: {template: '/Orders/{ID}'}\n    require: {scopes: r}\n"
+        "  - match: {prefix: /}\n    require: {}\n"
+    )
+    assert line(t, "/ORDERS/7") == 1 and line(t, "/orders/7") == 1 and line(t, "/oRdErS/7") == 1
+    assert line(t, "/other") == 2
+    with pytest.raises(RouteTableError, match="case_sensitive: expected true or false"):
+        parse("case_sensitive: maybe\nroutes: []")
+    with pytest.raises(RouteTableError, match="matches what the rule at line"):
+        parse(
+            "case_sensitive: false\nroutes:\n"
+            "  - match: {path: /A}\n    require: {}\n"
+            "  - match: {path: /a}\n    require: {}\n"
+        )
+
+
+def test_a_very_long_path_is_judged_by_the_table_not_by_its_length() -> None:
+    """A client-made path of tens of thousands of segments matches the right rule (prefix probes follow
+    the table's prefix lengths, not the path's segments)."""
+    t = table("{prefix: /a}", "{prefix: /a/a/a}", "{host: '*.x.io', prefix: /}")
+    path = "/a" * 30_000
+    assert line(t, path) == 2
+    assert line(t, "/b" + path) is None
+    assert line(t, "/", host="a." * 20_000 + "x.io") == 3
