@@ -430,5 +430,6 @@ def test_route_table_decides_and_unmatched_is_403_route_unmatched(issuer: Issuer
     assert rig.check(path="/healthz").status.code == code_pb2.OK
     for token in (None, issuer.mint(scope="orders:read")):
         status, headers, body = _denied(rig.check(token, path="/unlisted"))
-        assert status == 403 and "error" not in body and headers["www-authenticate"] == 'Bearer realm="test"'
+        assert status == 403 and body["error"] == "insufficient_scope" and "scope" not in body
+        assert "scope=" not in headers["www-authenticate"]
     assert rig.count("deny", "route_unmatched") == 2
