@@ -49,6 +49,9 @@ def load(path: str) -> RouteTable:
         return parse(text)
     except RouteTableError as exc:
         raise RouteTableError(f"{path}: {exc}") from None
+    except (RecursionError, MemoryError, ValueError, TypeError) as exc:
+        # Whatever the parser did not foresee is still an invalid file, never a crashed reload.
+        raise RouteTableError(f"{path}: cannot load: {type(exc).__name__}") from None
 
 
 class RouteTableFile:
