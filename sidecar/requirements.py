@@ -40,6 +40,7 @@ scopes, or ``anonymous`` together with scopes make the route invalid: such a rou
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -309,6 +310,21 @@ class RouteUnmatched(RequirementError):
     """A route table is configured, no rule matches the request, and the proxy sent no requirement."""
 
 
+class _Json(str):
+    """A requirement as JSON text, parsed only when the resolver's cache misses."""
+
+    __slots__ = ()
+
+    def spec(self) -> dict[str, Any]:
+        try:
+            spec = json.loads(self)
+        except (ValueError, RecursionError) as exc:
+            raise RequirementError(f"the requirement header: not JSON ({type(exc).__name__})") from None
+        if not isinstance(spec, dict):
+            raise RequirementError("the requirement header: expected a JSON object")
+        return spec
+
+
 _Key = tuple[bytes, tuple[tuple[str, str], ...]]
 _NO_PROXY_KEY: _Key = (b"", ())
 
@@ -359,6 +375,13 @@ class Resolver:
             key = (repr(sorted((metadata or {}).items())).encode(), tuple(sorted((extensions or {}).items())))
         return self._resolve(key, metadata, extensions, host, method, path)
 
+    def resolve_json(self, value: str | None, host: str = "", method: str = "", path: str = "") -> Requirement:
+        """The same for a requirement carried as JSON in the route-metadata schema (a header the
+        proxy's configuration sets, for Envoy's ``http_service``); None: the proxy said nothing."""
+        if value is None:
+            return self._resolve(_NO_PROXY_KEY, None, None, host, method, path)
+        return self._resolve((b"json:" + value.encode(), ()), _Json(value), None, host, method, path)
+
     def _resolve(self, key: _Key, metadata: Any, extensions: Any, host: str, method: str, path: str) -> Requirement:
         table = self._table()
         route = table.match(host, method, path) if table is not None else None
@@ -375,7 +398,9 @@ class Resolver:
     @staticmethod
     def _combine(metadata: Any, extensions: Any, route: Route | None, tabled: bool) -> Requirement | RequirementError:
         try:
-            if hasattr(metadata, "filter_metadata"):  # a protobuf Metadata: only our namespaces
+            if isinstance(metadata, _Json):
+                metadata = {NAMESPACE: metadata.spec()}
+            elif hasattr(metadata, "filter_metadata"):  # a protobuf Metadata: only our namespaces
                 md = metadata.filter_metadata
                 metadata = {ns: struct_to_python(md[ns]) for ns in (NAMESPACE, GATEWAY_NAMESPACE) if ns in md}
             sources = _proxy_parts(metadata or {}, dict(extensions) if extensions else None)

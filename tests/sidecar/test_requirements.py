@@ -334,3 +334,22 @@ def test_a_reloaded_table_is_used_at_once() -> None:
     )
     current[0] = route_table.parse("routes:\n  - match: {prefix: /orders}\n    require: {scopes: v2}\n")
     assert resolver.resolve_request("h", "GET", "/orders").for_method("GET").alternatives == (frozenset({"v2"}),)
+
+
+def test_resolve_json_is_route_metadata_combined_with_the_table() -> None:
+    """A requirement carried as JSON (the HTTP transport's header) is the native_iam schema, and the
+    table applies as with route metadata; bad JSON is an invalid route, never the default."""
+    resolver = Resolver(lambda: TABLE)
+    both = resolver.resolve_json('{"scopes": "z"}', "h", "GET", "/orders/1")
+    assert both.for_method("GET").alternatives == (frozenset({"orders:read", "z"}),)
+    assert resolver.resolve_json(None, "h", "GET", "/orders/1").for_method("GET").alternatives == (
+        frozenset({"orders:read"}),
+    )
+    with pytest.raises(RouteUnmatched):
+        resolver.resolve_json(None, "h", "GET", "/nowhere")
+    assert resolver.resolve_json('{"anonymous": true}', "h", "GET", "/nowhere").for_method("GET").anonymous
+    for bad in ('{"scope": "x"}', "[1]", "{not json", '"x"'):
+        with pytest.raises(RequirementError) as caught:
+            resolver.resolve_json(bad, "h", "GET", "/orders/1")
+        assert not isinstance(caught.value, RouteUnmatched)
+    assert Resolver().resolve_json(None) is DEFAULT
