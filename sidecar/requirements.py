@@ -1,6 +1,6 @@
-"""What a route requires: route metadata and ``context_extensions`` → a :class:`Requirement`.
+"""What a request requires: route metadata, ``context_extensions``, the route table → a :class:`Requirement`.
 
-Two places in Envoy's configuration can carry a route's requirement; the sidecar reads both.
+Four sources can say what a route requires; the sidecar reads them all.
 
 1. Route metadata, sent when the ext_authz filter sets
    ``route_metadata_context_namespaces: [native_iam]``::
