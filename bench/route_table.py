@@ -23,7 +23,8 @@ sys.path.insert(0, str(ROOT))
 from envoy.service.auth.v3 import attribute_context_pb2  # noqa: E402
 
 from sidecar.requirements import Resolver  # noqa: E402
-from sidecar.route_table import RouteTable, parse  # noqa: E402
+from sidecar.route_table import RouteTable  # noqa: E402
+from sidecar.route_table_file import parse  # noqa: E402
 
 
 def _clock() -> float:

@@ -18,7 +18,7 @@ from native_iam.runtime.env import warn_renamed
 from native_iam.runtime.listen import ListenError, enabled, raise_open_file_limit, serve_metrics
 from native_iam.runtime.workers import Workers, fixed_port_problem
 
-from .route_table import RouteTableError
+from .route_table_file import RouteTableError
 from .route_table_file import load as load_route_table
 from .settings import Settings, SettingsError, from_env
 

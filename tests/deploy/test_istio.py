@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sidecar import route_table
+from sidecar import route_table_file
 
 from .conftest import K8S, Rendering, containers
 
@@ -115,6 +115,6 @@ def test_route_table_configmap_is_mounted_where_the_sidecar_reads_it(istio: Rend
     volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
     configmap = istio.one("ConfigMap", "orders-native-iam-routes")
     assert volume["configMap"]["name"] == configmap["metadata"]["name"] == "orders-native-iam-routes"
-    table = route_table.parse(configmap["data"][path.name])
+    table = route_table_file.parse(configmap["data"][path.name])
     assert table.match("orders", "GET", "/health").requirement.default.anonymous  # type: ignore[union-attr]
     assert table.match("orders", "GET", "/orders/7") is not None

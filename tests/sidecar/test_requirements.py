@@ -8,7 +8,7 @@ from google.protobuf import struct_pb2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sidecar import route_table
+from sidecar import route_table_file
 from sidecar.requirements import DEFAULT, Requirement, RequirementError, Resolver, RouteUnmatched, Rule, parse
 
 
@@ -253,7 +253,7 @@ def test_resolver_reads_the_envoy_gateway_namespace() -> None:
 # ---- with a route table: precedence -----------------------------------------------------------
 
 
-TABLE = route_table.parse(
+TABLE = route_table_file.parse(
     "routes:\n"
     "  - match: {prefix: /orders}\n    require: {scopes: orders:read}\n"
     "  - match: {path: /public}\n    require: {anonymous: true}\n"
@@ -332,7 +332,7 @@ def test_a_reloaded_table_is_used_at_once() -> None:
     assert resolver.resolve_request("h", "GET", "/orders").for_method("GET").alternatives == (
         frozenset({"orders:read"}),
     )
-    current[0] = route_table.parse("routes:\n  - match: {prefix: /orders}\n    require: {scopes: v2}\n")
+    current[0] = route_table_file.parse("routes:\n  - match: {prefix: /orders}\n    require: {scopes: v2}\n")
     assert resolver.resolve_request("h", "GET", "/orders").for_method("GET").alternatives == (frozenset({"v2"}),)
 
 

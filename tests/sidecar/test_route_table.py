@@ -6,7 +6,8 @@ import textwrap
 
 import pytest
 
-from sidecar.route_table import RouteTable, RouteTableError, parse, request_host
+from sidecar.route_table import RouteTable, request_host
+from sidecar.route_table_file import RouteTableError, parse
 
 
 def table(*rules: str) -> RouteTable:

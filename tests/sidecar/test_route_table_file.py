@@ -10,8 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from sidecar.metrics import Metrics
-from sidecar.route_table import RouteTableError
-from sidecar.route_table_file import RouteTableFile
+from sidecar.route_table_file import RouteTableError, RouteTableFile
 
 GOOD_A = "routes:\n  - match: {prefix: /a}\n    require: {scopes: a}\n"
 GOOD_B = "routes:\n  - match: {prefix: /b}\n    require: {scopes: b}\n  - match: {path: /b/x}\n    require: {}\n"
