@@ -5,8 +5,11 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sidecar.route_table import RouteTable, request_host
+from sidecar.requirements import Parts
+from sidecar.route_table import Route, RouteTable, request_host
 from sidecar.route_table_file import RouteTableError, parse
 
 
@@ -286,3 +289,94 @@ def test_a_very_long_path_is_judged_by_the_table_not_by_its_length() -> None:
     assert line(t, path) == 2
     assert line(t, "/b" + path) is None
     assert line(t, "/", host="a." * 20_000 + "x.io") == 3
+
+
+# ---- the documented order against an independent oracle -----------------------------------------
+
+_SEGMENTS = ["a", "b", "{v}"]
+_HOSTS = [None, "y.x.io", "*.io", "*.x.io"]
+_METHODS = [None, frozenset({"GET"}), frozenset({"POST"}), frozenset({"GET", "POST"})]
+
+
+def _oracle(routes: list[Route], host: str, method: str, path: str) -> Route | None:
+    """docs/route-table.md's order, written as a scan over every rule with one sort key."""
+
+    def matches(r: Route) -> bool:
+        if r.host is not None:
+            if r.host.startswith("*."):
+                suffix = r.host[1:]
+                if not (host.endswith(suffix) and len(host) > len(suffix)):
+                    return False
+            elif host != r.host:
+                return False
+        if r.methods is not None and method not in r.methods:
+            return False
+        if r.kind == "path":
+            return path == r.path
+        if r.kind == "prefix":
+            p = r.path.rstrip("/")
+            return path == p or path.startswith(p + "/")
+        want, got = r.path.split("/")[1:], path.split("/")[1:]
+        return len(want) == len(got) and all(
+            (w.startswith("{") and g != "") or w == g for w, g in zip(want, got, strict=True)
+        )
+
+    def key(r: Route) -> tuple[object, ...]:
+        if r.host is None:
+            host_rank: tuple[int, int] = (2, 0)
+        elif r.host.startswith("*."):
+            host_rank = (1, -len(r.host))
+        else:
+            host_rank = (0, 0)
+        kind = {"path": 0, "template": 1, "prefix": 2}[r.kind]
+        if r.kind == "template":
+            shape: object = tuple(1 if s.startswith("{") else 0 for s in r.path.split("/")[1:])
+        elif r.kind == "prefix":
+            shape = (-len(r.path.rstrip("/")),)
+        else:
+            shape = ()
+        return (host_rank, kind, shape, 0 if r.methods is not None else 1, r.index)
+
+    candidates = [r for r in routes if matches(r)]
+    return min(candidates, key=key) if candidates else None
+
+
+_shape = st.tuples(
+    st.sampled_from(["path", "template", "prefix"]),
+    st.lists(st.sampled_from(_SEGMENTS), min_size=0, max_size=2),
+    st.booleans(),
+    st.sampled_from(_HOSTS),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    # Few shapes, many rules: rules sharing a host and path (differing in methods and order) are common.
+    shapes=st.lists(_shape, min_size=1, max_size=5),
+    picks=st.lists(st.tuples(st.integers(0, 4), st.sampled_from(_METHODS)), max_size=12),
+    segments=st.lists(st.sampled_from(["a", "a", "b", "c", ""]), max_size=3),
+    host=st.sampled_from(["y.x.io", "z.y.x.io", "Y.X.IO:8443", "x.io", "io", "other"]),
+    method=st.sampled_from(["GET", "POST", "PUT"]),
+)
+def test_match_is_the_documented_order(
+    shapes: list[tuple[str, list[str], bool, str | None]],
+    picks: list[tuple[int, frozenset[str] | None]],
+    segments: list[str],
+    host: str,
+    method: str,
+) -> None:
+    """For random tables and requests, RouteTable.match picks what a scan with the documented sort key picks."""
+    routes = []
+    for index, (pick, methods) in enumerate(picks):
+        kind, segs, slash, rule_host = shapes[pick % len(shapes)]
+        if kind != "template":
+            segs = [s for s in segs if not s.startswith("{")]
+        elif not any(s.startswith("{") for s in segs):
+            segs = [*segs, "{v}"]
+        path = "/" + "/".join(f"{{v{i}}}" if s.startswith("{") else s for i, s in enumerate(segs))
+        if slash and kind != "prefix" and path != "/":
+            path += "/"
+        routes.append(Route(index, index + 1, rule_host, methods, kind, path, Parts()))  # type: ignore[arg-type]
+    request = "/" + "/".join(segments)
+    expected = _oracle(routes, request_host(host), method, request)
+    assert RouteTable(routes).match(host, method, request) is expected
