@@ -380,3 +380,17 @@ def test_match_is_the_documented_order(
     request = "/" + "/".join(segments)
     expected = _oracle(routes, request_host(host), method, request)
     assert RouteTable(routes).match(host, method, request) is expected
+
+
+def test_the_example_in_the_docs_is_valid_and_means_what_it_says() -> None:
+    """docs/route-table.md's example table parses and matches as its comments say."""
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "route-table.md").read_text(encoding="utf-8")
+    t = parse(re.search(r"```yaml\n(.*?)```", page, flags=re.DOTALL).group(1))  # type: ignore[union-attr]
+    assert line(t, "/healthz") == 1
+    assert line(t, "/orders/7", "HEAD") == 2 and line(t, "/orders/7", "DELETE") == 3
+    assert line(t, "/orders/7", "POST") == 4 and line(t, "/orders", "GET") == 4
+    assert line(t, "/x", host="Admin.Example.com:443") == 5
+    assert line(t, "/anything/else") == 6
