@@ -25,6 +25,7 @@ SCP: Final = "scp"  # array form some issuers use; verifiers accept it too
 TOKEN_USAGE: Final = "token_usage"
 NAMESPACE: Final = "namespace"  # absent for a global identity
 FAMILY: Final = "fam"  # refresh tokens only: id of the rotation family
+ACT: Final = "act"  # RFC 8693 §4.1: the actor of an exchanged token ({"sub": client id, "act": earlier})
 
 #: Signing algorithms the issuer can use and verifiers accept. Never ``none``; HS256 only where
 #: the verifier holds the shared secret (never for a JWKS consumer).

@@ -159,6 +159,17 @@ class Settings:
         " `http_service`): reloaded when it changes, an invalid file at start refuses to start; unset = no table",
         "",
     )
+    telemetry_endpoint: str = setting(
+        "SYSTEM_TELEMETRY_EXPORTER_ENDPOINT",
+        "OTLP/gRPC endpoint for traces (e.g. `otel-collector:4317`), as the token service's; unset = no tracing",
+        "",
+    )
+    trace_sample_ratio: float = setting(
+        "NATIVE_IAM_TRACE_SAMPLE_RATIO",
+        "share (0 to 1) of Checks without a caller's `traceparent` that start a trace; a caller's `traceparent`"
+        " decides for its own requests (its sampled flag is followed)",
+        0.0,
+    )
     # Deprecated variable names read in place of their new ones: cli.py warns once logging is up.
     renamed: tuple[Renamed, ...] = field(default=(), compare=False)
 
@@ -197,6 +208,13 @@ def _feed_token(env: Env) -> str:
     if token and (not token.isascii() or not token.isprintable() or " " in token):
         raise SettingsError("NATIVE_IAM_FEED_TOKEN", "must be visible ASCII without spaces")
     return token
+
+
+def _ratio(env: Env, name: str, default: float) -> float:
+    value = env.number(name, default, low=0)
+    if value > 1:
+        raise SettingsError(name, f"a share between 0 and 1, got {value:g}")
+    return value
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
@@ -238,5 +256,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         subscriber=env.text("NATIVE_IAM_SUBSCRIBER", d.subscriber),
         feed_token=_feed_token(env),
         route_table_file=env.text("NATIVE_IAM_ROUTE_TABLE_FILE", ""),
+        telemetry_endpoint=env.text("SYSTEM_TELEMETRY_EXPORTER_ENDPOINT", ""),
+        trace_sample_ratio=_ratio(env, "NATIVE_IAM_TRACE_SAMPLE_RATIO", d.trace_sample_ratio),
         renamed=tuple(env.renames),
     )

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from token_service.check_cache import CheckCache
+from token_service.federation import ClientAssertions, load_trust
 from token_service.keys import KeyRing
 from token_service.lockout import Lockout
 from token_service.metrics import Metrics
@@ -48,6 +49,9 @@ class Core:
     #: generated once and kept in the database), loaded by :meth:`start`: the token endpoint and
     #: the admin Clients API both use it, so neither waits for the other to load it.
     client_secret_key: bytes = b""
+    #: Kubernetes service-account tokens as client assertions (NATIVE_IAM_CLUSTER_ISSUERS_FILE);
+    #: set by :meth:`build` (none trusted without the file).
+    assertions: ClientAssertions | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Core:
@@ -62,7 +66,7 @@ class Core:
         )
         # A local write that appended revocation events voids cached checks before it returns.
         store.add_commit_listener(checks.invalidate)
-        return cls(
+        core = cls(
             settings=settings,
             store=store,
             keys=keys,
@@ -78,6 +82,15 @@ class Core:
             clients=ClientRepository(store),
             short_lived=DatabaseShortLived(store),
         )
+        core.assertions = ClientAssertions(
+            load_trust(settings.cluster_issuers_file, settings.issuer), core.short_lived, count=core.count_assertion
+        )
+        return core
+
+    def count_assertion(self, outcome: str) -> None:
+        """native_iam_client_assertions_total{outcome} (nothing before the app sets the metrics)."""
+        if self.metrics is not None:
+            self.metrics.client_assertions.labels(outcome).inc()
 
     async def start(self) -> None:
         """Migrate the schema, load the signing keys and the client-secret key."""

@@ -29,12 +29,21 @@ def http_requests_counter(registry: CollectorRegistry) -> Counter:
 
 def http_connections_cut_counter(registry: CollectorRegistry) -> Counter:
     """Connections the HTTP server closed (created with the server, in the service's registry)."""
-    return Counter(
+    counter = Counter(
         "native_iam_http_connections_cut_total",
         "HTTP connections closed by the server: header_timeout, header_too_large, body_timeout, capacity.",
         ["reason"],
         registry=registry,
     )
+    _zeroed(counter, "header_timeout", "header_too_large", "body_timeout", "capacity")
+    return counter
+
+
+def _zeroed(counter: Counter, *values: str) -> None:
+    """Export 0 for each label value before the first event: an error series that appears only
+    once something breaks cannot be graphed or rated over the time before it (dashboard, alerts)."""
+    for value in values:
+        counter.labels(value)
 
 
 class Metrics:
@@ -43,7 +52,8 @@ class Metrics:
         r = self.registry
         self.grants = Counter(
             "native_iam_grants_total",
-            "Token grant outcomes, by grant (password, refresh_token) and seed status (OK or the refusal reason).",
+            "Token grant outcomes, by grant (password, refresh_token, token_exchange) and seed status (OK or the"
+            " refusal reason).",
             ["grant", "status"],
             registry=r,
         )
@@ -87,6 +97,18 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.client_assertions = Counter(
+            "native_iam_client_assertions_total",
+            "Kubernetes service-account client assertions (RFC 7523), by outcome: ok or the refusal reason"
+            " (untrusted_issuer, algorithm, unknown_kid, signature, jwks_unavailable, audience, expired,"
+            " not_yet_valid, issued_in_future, lifetime, kubernetes_claims, unknown_service_account,"
+            " client_mismatch, not_registered, replayed, malformed).",
+            ["outcome"],
+            registry=r,
+        )
+        _zeroed(self.feed_events, "snapshot", "events")
+        _zeroed(self.db_errors, "unavailable", "other")
+        _zeroed(self.admin_denials, "unauthenticated", "permission_denied")
         self._server: MetricsServer | None = None
 
     def count_failure(self, exc: BaseException) -> None:

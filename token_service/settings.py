@@ -234,6 +234,18 @@ class Settings:
         "all",
     )
 
+    # --- Kubernetes service-account federation (token_service/federation/) ---
+    cluster_issuers_file: Path | None = setting(  # noqa: RUF009 - a dataclasses.field, like the others
+        "NATIVE_IAM_CLUSTER_ISSUERS_FILE",
+        "JSON file of trusted Kubernetes cluster issuers: issuer URL, JWKS source (OIDC discovery, a JWKS URI or a"
+        " file), expected audience, clock skew, single-use assertions, and the mapping"
+        " `system:serviceaccount:<namespace>:<name>` (or `:<namespace>:*`) → OAuth client id. A workload then"
+        " authenticates with its projected service-account token (`client_assertion`, RFC 7523). Read at start-up;"
+        " a bad file stops it. Unset: no cluster is trusted. Format and rules: [Cluster issuers]"
+        "(token-service.md#cluster-issuers)",
+        None,
+    )
+
     # --- revocation feed credential ---
     feed_tokens: tuple[str, ...] = setting(
         "NATIVE_IAM_FEED_TOKEN",
@@ -323,6 +335,7 @@ class Settings:
             "revoke_on_password_change": r.choice(
                 "NATIVE_IAM_REVOKE_ON_PASSWORD_CHANGE", d.revoke_on_password_change, ("all", "refresh", "off")
             ),
+            "cluster_issuers_file": _file(r.text("NATIVE_IAM_CLUSTER_ISSUERS_FILE", None)),
             "feed_tokens": _feed_tokens(r.secret("NATIVE_IAM_FEED_TOKEN")),
             "log_level": r.choice("NATIVE_IAM_LOG_LEVEL", d.log_level, LOG_LEVELS).upper(),
             "log_format": r.choice("NATIVE_IAM_LOG_FORMAT", d.log_format, LOG_FORMATS),
@@ -339,6 +352,14 @@ class Settings:
                 "required when NATIVE_IAM_BOOTSTRAP_ADMIN is set (or use NATIVE_IAM_BOOTSTRAP_ADMIN_PASSWORD_FILE)",
             )
         return settings
+
+
+def _file(value: str | None) -> Path | None:
+    if value is None:
+        return None
+    if not Path(value).is_file():
+        raise SettingsError("NATIVE_IAM_CLUSTER_ISSUERS_FILE", f"not a readable file: {value}")
+    return Path(value)
 
 
 def _feed_tokens(value: str | None) -> tuple[str, ...]:

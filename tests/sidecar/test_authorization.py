@@ -41,6 +41,8 @@ class Rig:
         revocations: RevocationCache | None = None,
         wall_clock: Callable[[], float] = time.time,
         routes: RouteTableFile | None = None,
+        tracer: Any = None,
+        sample_ratio: float = 0.0,
         **kw: Any,
     ) -> None:
         self.registry = CollectorRegistry()
@@ -49,7 +51,14 @@ class Rig:
         self.keys = keys or loaded_store(issuer)  # type: ignore[arg-type]
         self.revocations = revocations or synced_cache()
         self.authorizer = Authorizer(
-            _settings(**kw), self.keys, self.revocations, self.metrics, wall_clock=wall_clock, routes=routes
+            _settings(**kw),
+            self.keys,
+            self.revocations,
+            self.metrics,
+            wall_clock=wall_clock,
+            tracer=tracer,
+            sample_ratio=sample_ratio,
+            routes=routes,
         )
 
     def check(
