@@ -81,7 +81,6 @@ class Sidecar:
             "native-iam-sidecar",
             scope="sidecar",
             sample_ratio=settings.trace_sample_ratio,
-            routes=self.routes,
         )
         self._tracer = self.telemetry.tracer if self.telemetry.enabled else None
         self.authorizer = Authorizer(
