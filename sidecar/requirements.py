@@ -1,6 +1,10 @@
 """What a request requires: route metadata, ``context_extensions``, the route table → a :class:`Requirement`.
 
-Four sources can say what a route requires; the sidecar reads them all.
+Four sources can say what a route requires; the sidecar reads them all. The HTTP transport
+(sidecar/ext_authz_http.py) carries neither route metadata nor extensions: there the proxy sets
+the ``x-native-iam-requirement`` header to the route metadata schema below as JSON, e.g.
+``{"scopes": "orders:read", "methods": {"POST": {"scopes": "orders:write"}}}``
+(:meth:`Resolver.resolve_json`), which counts as route metadata.
 
 1. Route metadata, sent when the ext_authz filter sets
    ``route_metadata_context_namespaces: [native_iam]``::

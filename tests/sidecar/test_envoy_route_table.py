@@ -1,7 +1,7 @@
-"""End to end through a real Envoy that sends NO route metadata and no context extensions (what
-Istio's providers and Envoy's http_service give the sidecar): the sidecar's route table
-(NATIVE_IAM_ROUTE_TABLE_FILE, docs/route-table.md) alone drives allow, 401, 403 and anonymous over
-the gRPC transport, and a changed file is picked up without a restart."""
+"""End to end through a real Envoy that sends NO route requirement (no route metadata, no context
+extensions, no per-route requirement header: what Istio's providers give the sidecar): the sidecar's
+route table (NATIVE_IAM_ROUTE_TABLE_FILE, docs/route-table.md) alone drives allow, 401, 403 and
+anonymous, over both transports (gRPC and HTTP), and a changed file is picked up without a restart."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import yaml
 
 from . import _stack
 from ._feed import FeedServer, Issuer
-from .test_envoy import bearer, envoy_bin, module_feed, sidecar_env  # noqa: F401 - fixtures
+from .test_envoy import TRANSPORTS, bearer, envoy_bin, module_feed, sidecar_env  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.envoy
 
@@ -37,10 +37,11 @@ routes:
 
 
 def _without_route_context(source: Path, tmp: Path, *, listen: int, authz: int, upstream: int) -> Path:
-    """The example Envoy config with every route's metadata and per-route ext_authz settings removed,
-    and no route_metadata_context_namespaces: the check carries no route requirement at all."""
+    """An example Envoy config with every route's metadata and per-route ext_authz settings removed,
+    and no route_metadata_context_namespaces: the check carries no route requirement at all (over
+    HTTP only the filter's own `x-native-iam-requirement: {}`, which says nothing)."""
     config: dict[str, Any] = yaml.safe_load(
-        _stack.envoy_config(tmp, listen=listen, authz=authz, upstream=upstream).read_text()
+        _stack.envoy_config(tmp, listen=listen, authz=authz, upstream=upstream, source=source).read_text()
     )
     hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     for vhost in hcm["route_config"]["virtual_hosts"]:
@@ -59,21 +60,23 @@ def table_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=sorted(TRANSPORTS))
 def gateway(
+    request: pytest.FixtureRequest,
     envoy_bin: str,  # noqa: F811
     module_feed: FeedServer,  # noqa: F811
     table_file: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("envoy-table")
+    port_name, example = TRANSPORTS[request.param]
+    tmp = tmp_path_factory.mktemp(f"envoy-table-{request.param}")
     env = sidecar_env(module_feed, NATIVE_IAM_ROUTE_TABLE_FILE=str(table_file))
     with _stack.echo_upstream() as upstream, _stack.sidecar(tmp, env) as ports:
         listen = _stack.free_port()
-        config = _without_route_context(_stack.EXAMPLE, tmp, listen=listen, authz=ports["authz"], upstream=upstream)
+        config = _without_route_context(example, tmp, listen=listen, authz=ports[port_name], upstream=upstream)
         text = config.read_text()
-        for field in ("filter_metadata", "context_extensions", "route_metadata_context_namespaces"):
-            assert field not in text
+        for said in ("filter_metadata", "context_extensions", "route_metadata_context_namespaces", "orders:"):
+            assert said not in text
         with _stack.envoy(envoy_bin, config, listen) as url:
             yield url
 
