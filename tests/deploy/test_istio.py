@@ -58,7 +58,9 @@ def test_providers_point_at_the_pod_local_sidecar_and_fail_closed(
         assert provider["failOpen"] is False and provider["statusOnError"] == "503"
     _, _, settings = _sidecar(istio)
     assert grpc["port"] == _port(settings["NATIVE_IAM_AUTHZ_LISTEN"])
-    assert settings["NATIVE_IAM_AUTHZ_LISTEN"].startswith("127.0.0.1:")  # loopback: only this pod's proxy
+    assert http["port"] == _port(settings["NATIVE_IAM_AUTHZ_HTTP_LISTEN"])
+    for listen in ("NATIVE_IAM_AUTHZ_LISTEN", "NATIVE_IAM_AUTHZ_HTTP_LISTEN"):
+        assert settings[listen].startswith("127.0.0.1:")  # loopback: only this pod's proxy
 
 
 def test_http_provider_forwards_the_identity_and_the_challenge(providers: dict[str, dict[str, Any]]) -> None:
