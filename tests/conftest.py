@@ -19,9 +19,18 @@ from native_iam.runtime.telemetry import _SPANS_FIELD
 # One PostgreSQL per session for every directory outside tests/token_service (which still defines
 # its own, so at most two run): the reliability and security tests reuse the token service's fixture.
 from tests.k8s_issuer import KubernetesIssuer
-from tests.token_service.conftest import postgres_server
+from tests.token_service.conftest import postgres_server, redis_server, redis_url
 
-__all__ = ["Collector", "collector", "k8s_issuer", "one_line_refusal", "postgres_server", "require_tool"]
+__all__ = [
+    "Collector",
+    "collector",
+    "k8s_issuer",
+    "one_line_refusal",
+    "postgres_server",
+    "redis_server",
+    "redis_url",
+    "require_tool",
+]
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from token_service.cache import Cache
+from token_service.cache.shortlived import RedisShortLived
 from token_service.check_cache import CheckCache
 from token_service.federation import ClientAssertions, load_trust
 from token_service.keys import KeyRing
@@ -52,6 +54,8 @@ class Core:
     #: Kubernetes service-account tokens as client assertions (NATIVE_IAM_CLUSTER_ISSUERS_FILE);
     #: set by :meth:`build` (none trusted without the file).
     assertions: ClientAssertions | None = None
+    #: The Redis client when SYSTEM_CACHE_URL is set (counters, short-lived state, invalidation).
+    cache: Cache | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Core:
@@ -66,6 +70,7 @@ class Core:
         )
         # A local write that appended revocation events voids cached checks before it returns.
         store.add_commit_listener(checks.invalidate)
+        cache = Cache(settings) if settings.cache_url else None
         core = cls(
             settings=settings,
             store=store,
@@ -77,10 +82,11 @@ class Core:
                 settings.argon2_parallelism,
                 settings.password_workers,
             ),
-            lockout=Lockout(settings, store),
+            lockout=Lockout(settings, store, cache),
             checks=checks,
             clients=ClientRepository(store),
-            short_lived=DatabaseShortLived(store),
+            short_lived=DatabaseShortLived(store) if cache is None else RedisShortLived(cache),
+            cache=cache,
         )
         core.assertions = ClientAssertions(
             load_trust(settings.cluster_issuers_file, settings.issuer), core.short_lived, count=core.count_assertion
@@ -101,4 +107,6 @@ class Core:
 
     async def close(self) -> None:
         self.passwords.close()
+        if self.cache is not None:
+            await self.cache.close()
         await self.store.close()

@@ -91,6 +91,20 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.cache_errors = Counter(
+            "native_iam_cache_errors_total",
+            "Redis (SYSTEM_CACHE_URL) failures, by operation (lockout, short_lived, publish, subscribe) and kind"
+            " (unavailable: connection error or timeout; other).",
+            ["operation", "kind"],
+            registry=r,
+        )
+        self.cache_latency = Histogram(
+            "native_iam_cache_seconds",
+            "Time of one Redis (SYSTEM_CACHE_URL) operation, retries included, by operation.",
+            ["operation"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.admin_denials = Counter(
             "native_iam_admin_denials_total",
             "Admin API calls refused, by reason (unauthenticated, permission_denied).",
@@ -107,6 +121,7 @@ class Metrics:
             registry=r,
         )
         _zeroed(self.feed_events, "snapshot", "events")
+        _zeroed(self.client_assertions, "ok")
         _zeroed(self.db_errors, "unavailable", "other")
         _zeroed(self.admin_denials, "unauthenticated", "permission_denied")
         self._server: MetricsServer | None = None
@@ -116,7 +131,8 @@ class Metrics:
         every transport's edge (an unreachable database is Unavailable; any other SQLAlchemy error
         escaped a handler)."""
         if isinstance(exc, Unavailable):
-            self.db_errors.labels("unavailable").inc()
+            if exc.dependency == "database":  # a cache failure is counted by the cache client
+                self.db_errors.labels("unavailable").inc()
         elif "sqlalchemy" in type(exc).__module__:
             self.db_errors.labels("other").inc()
 

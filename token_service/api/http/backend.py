@@ -135,7 +135,7 @@ class CoreBackend:
     async def client_auth_failed(self, client_address: str | None) -> None:
         if client_address:
             keys = [address_key(client_address)]
-            await self.core.store.run_write(self.core.lockout.record_failure_sync, keys, self.core.clock())
+            await self.core.lockout.record_failure(keys, self.core.clock())
 
     # --- keys and readiness -----------------------------------------------------------------
 
