@@ -166,6 +166,12 @@ class Settings:
         "",
         repr=False,
     )
+    route_table_file: str = setting(
+        "NATIVE_IAM_ROUTE_TABLE_FILE",
+        "YAML route table (docs/route-table.md) for proxies that send no route requirement (Istio, Envoy"
+        " `http_service`): reloaded when it changes, an invalid file at start refuses to start; unset = no table",
+        "",
+    )
     telemetry_endpoint: str = setting(
         "SYSTEM_TELEMETRY_EXPORTER_ENDPOINT",
         "OTLP/gRPC endpoint for traces (e.g. `otel-collector:4317`), as the token service's; unset = no tracing",
@@ -264,6 +270,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         max_token_bytes=env.integer("NATIVE_IAM_MAX_TOKEN_BYTES", d.max_token_bytes, low=256),
         subscriber=env.text("NATIVE_IAM_SUBSCRIBER", d.subscriber),
         feed_token=_feed_token(env),
+        route_table_file=env.text("NATIVE_IAM_ROUTE_TABLE_FILE", ""),
         telemetry_endpoint=env.text("SYSTEM_TELEMETRY_EXPORTER_ENDPOINT", ""),
         trace_sample_ratio=_ratio(env, "NATIVE_IAM_TRACE_SAMPLE_RATIO", d.trace_sample_ratio),
         renamed=tuple(env.renames),

@@ -20,6 +20,7 @@ from sidecar.ext_authz_grpc import GrpcCheck, parse_response
 from sidecar.keys import KeyStore
 from sidecar.metrics import Metrics
 from sidecar.revocations import RevocationCache
+from sidecar.route_table_file import RouteTableFile
 from sidecar.settings import Settings
 
 from ._feed import AUDIENCE, ISSUER, Issuer, Kind, revocation
@@ -40,6 +41,7 @@ class Rig:
         keys: KeyStore | None = None,
         revocations: RevocationCache | None = None,
         wall_clock: Callable[[], float] = time.time,
+        routes: RouteTableFile | None = None,
         tracer: Any = None,
         sample_ratio: float = 0.0,
         **kw: Any,
@@ -57,6 +59,7 @@ class Rig:
             wall_clock=wall_clock,
             tracer=tracer,
             sample_ratio=sample_ratio,
+            routes=routes,
         )
         self.grpc = GrpcCheck(self.authorizer)
 
@@ -70,11 +73,13 @@ class Rig:
         extensions: dict | None = None,
         headers: dict | None = None,
         path: str = "/orders",
+        host: str = "svc.local",
     ) -> Any:
         request = external_auth_pb2.CheckRequest()
         http = request.attributes.request.http
         http.method = method
         http.path = path
+        http.host = host
         if token is not None:
             http.headers["authorization"] = f"Bearer {token}"
         if header is not None:
@@ -435,3 +440,24 @@ def test_client_token_names_the_client_never_an_identity(rig: Rig, issuer: Issue
     removed = set(response.ok_response.headers_to_remove)
     assert {"x-native-iam-identity", "x-native-iam-namespace"} <= removed
     assert dict(response.dynamic_metadata)["identity"] == ""
+
+
+def test_route_table_decides_and_unmatched_is_403_route_unmatched(issuer: Issuer, tmp_path: Any) -> None:
+    """With a route table and no route metadata: the table's rule applies; a request no rule matches is
+    403 route_unmatched with or without a token, counted under that reason."""
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        "routes:\n"
+        "  - match: {prefix: /orders}\n    require: {scopes: orders:read}\n"
+        "  - match: {path: /healthz}\n    require: {anonymous: true}\n"
+    )
+    rig = Rig(issuer, routes=RouteTableFile(str(path)))
+    assert rig.check(issuer.mint(scope="orders:read"), path="/orders/1").status.code == code_pb2.OK
+    status, _, body = _denied(rig.check(issuer.mint(scope="other"), path="/orders/1"))
+    assert status == 403 and body["error"] == "insufficient_scope"
+    assert rig.check(path="/healthz").status.code == code_pb2.OK
+    for token in (None, issuer.mint(scope="orders:read")):
+        status, headers, body = _denied(rig.check(token, path="/unlisted"))
+        assert status == 403 and body["error"] == "insufficient_scope" and "scope" not in body
+        assert "scope=" not in headers["www-authenticate"]
+    assert rig.count("deny", "route_unmatched") == 2
