@@ -26,6 +26,10 @@ TOKEN_USAGE: Final = "token_usage"
 NAMESPACE: Final = "namespace"  # absent for a global identity
 FAMILY: Final = "fam"  # refresh tokens only: id of the rotation family
 
+#: The scope that lets an access token open the revocation feed (Feed.WatchRevocations), beside
+#: the static NATIVE_IAM_FEED_TOKEN: what a sidecar's workload token carries (docs/security.md).
+FEED_SCOPE: Final = "native-iam.feed"
+
 #: Signing algorithms the issuer can use and verifiers accept. Never ``none``; HS256 only where
 #: the verifier holds the shared secret (never for a JWKS consumer).
 ASYMMETRIC_ALGORITHMS: Final = ("ES256", "RS256", "EdDSA")
