@@ -273,3 +273,21 @@ def test_sidecar_subscribes_with_its_workload_token_and_renews_it(tmp_path: Path
             assert sa_token not in log and not any(token in log for token in endpoint.issued)
     finally:
         service.stop()
+
+
+async def test_a_stream_opened_with_an_access_token_ends_when_it_is_revoked(sqlite_url: str) -> None:
+    """Disabling the identity (or, after issue 13 part A, the client) ends its open stream at the next heartbeat."""
+    async with running_token_service(sqlite_url, feed_tokens=()) as app:
+        answer = await _feed_token(app, (FEED_SCOPE,))
+        async with grpc.aio.insecure_channel(app.grpc_target) as channel:
+            stream = feed_pb2_grpc.FeedStub(channel).WatchRevocations(
+                feed_pb2.WatchRevocationsRequest(cursor=0, subscriber="probe"), metadata=_bearer(answer.access_token)
+            )
+            messages = aiter(stream)
+            assert (await anext(messages)).synced
+            await admin.set_identity_active(app.core, "shop", "orders-sidecar", False)
+            disabled_at = time.monotonic()
+            with pytest.raises(grpc.aio.AioRpcError) as ended:
+                async for _ in messages:
+                    assert time.monotonic() - disabled_at < 10, "the stream outlived its revoked token"
+    assert ended.value.code() == grpc.StatusCode.UNAUTHENTICATED and "revoked" in (ended.value.details() or "")

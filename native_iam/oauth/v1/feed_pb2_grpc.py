@@ -35,7 +35,8 @@ class FeedStub:
     token service issued, alive (as CheckAccess judges it), whose `aud` contains the token
     service's NATIVE_IAM_AUDIENCE and whose scopes contain `native-iam.feed` (a sidecar's workload
     token, bought with its pod's service-account token). A stream opened with an access token ends
-    with UNAUTHENTICATED at the first message after the token expires: reconnect with a new one.
+    with UNAUTHENTICATED at its first message (a heartbeat at the latest) after the token expires
+    or is revoked: reconnect with a new one.
     A missing or refused credential is UNAUTHENTICATED, before anything else is looked at. Also
     restrict who can reach the port with a NetworkPolicy.
     """
@@ -68,7 +69,8 @@ class FeedServicer:
     token service issued, alive (as CheckAccess judges it), whose `aud` contains the token
     service's NATIVE_IAM_AUDIENCE and whose scopes contain `native-iam.feed` (a sidecar's workload
     token, bought with its pod's service-account token). A stream opened with an access token ends
-    with UNAUTHENTICATED at the first message after the token expires: reconnect with a new one.
+    with UNAUTHENTICATED at its first message (a heartbeat at the latest) after the token expires
+    or is revoked: reconnect with a new one.
     A missing or refused credential is UNAUTHENTICATED, before anything else is looked at. Also
     restrict who can reach the port with a NetworkPolicy.
     """
@@ -128,7 +130,8 @@ class Feed:
     token service issued, alive (as CheckAccess judges it), whose `aud` contains the token
     service's NATIVE_IAM_AUDIENCE and whose scopes contain `native-iam.feed` (a sidecar's workload
     token, bought with its pod's service-account token). A stream opened with an access token ends
-    with UNAUTHENTICATED at the first message after the token expires: reconnect with a new one.
+    with UNAUTHENTICATED at its first message (a heartbeat at the latest) after the token expires
+    or is revoked: reconnect with a new one.
     A missing or refused credential is UNAUTHENTICATED, before anything else is looked at. Also
     restrict who can reach the port with a NetworkPolicy.
     """

@@ -19,7 +19,7 @@ from native_iam.oauth.v1 import feed_pb2
 from token_service.access import verify_access_token
 from token_service.api.grpc.edge import Streaming, bearer_token, stream, unary
 from token_service.core import Core
-from token_service.errors import GrantError, Unauthenticated
+from token_service.errors import GrantError, TokenExpired, Unauthenticated
 from token_service.metrics import Metrics
 
 __all__ = ["FEED_SERVICE", "FeedCredentials", "feed_handlers"]
@@ -61,9 +61,9 @@ class FeedCredentials:
         self._core = core
         self._digests = [hashlib.sha256(t.encode("utf-8")).digest() for t in tokens]
 
-    async def check(self, context: grpc.aio.ServicerContext) -> int | None:
+    async def check(self, context: grpc.aio.ServicerContext) -> str | None:
         """Return when the caller presented an accepted credential: None for a static feed token,
-        the ``exp`` of an access token (the stream ends then); else raise Unauthenticated."""
+        the access token itself (judged again while the stream lasts); else raise Unauthenticated."""
         try:
             token = bearer_token(context, "feed token")
         except Unauthenticated as exc:
@@ -82,7 +82,22 @@ class FeedCredentials:
             raise _refused(context, f"access token without scope {FEED_SCOPE}")
         if self._core.settings.audience not in claims.audience:
             raise _refused(context, "access token for another audience")
-        return claims.exp
+        return token
+
+    async def still_valid(self, context: grpc.aio.ServicerContext, token: str) -> None:
+        """Raise Unauthenticated when the stream's access token has expired or was revoked since
+        (a cache hit while nothing changed: :mod:`token_service.check_cache`)."""
+        try:
+            await verify_access_token(self._core, token)
+        except TokenExpired:
+            log.info("feed subscriber's access token expired; ending its stream", extra={"peer": context.peer()})
+            raise Unauthenticated("the feed credential expired; reconnect with a new access token") from None
+        except GrantError as exc:
+            log.warning(
+                "feed subscriber's access token revoked; ending its stream",
+                extra={"peer": context.peer(), "reason": exc.status},
+            )
+            raise Unauthenticated("the feed credential was revoked") from None
 
 
 _REFUSED = (
@@ -97,17 +112,23 @@ def _refused(context: grpc.aio.ServicerContext, reason: str, message: str = _REF
     return Unauthenticated(message)
 
 
+#: How often (at most) a stream's access token is judged again, at its next message.
+_RECHECK_S = 1.0
+
+
 def _authenticated(watch: Streaming, credentials: FeedCredentials, clock: Callable[[], float]) -> Streaming:
     """``watch`` behind the feed credential, checked before the request is looked at. A stream
-    opened with an access token ends (UNAUTHENTICATED) at the first message after it expires:
-    the subscriber reconnects with a fresh one, so a revoked client loses the feed."""
+    opened with an access token ends (UNAUTHENTICATED) at its first message (a heartbeat at the
+    latest) after the token expired or was revoked: the subscriber reconnects with a fresh one, and
+    a revoked client loses the feed."""
 
     async def guarded(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Message]:
-        expires = await credentials.check(context)
+        token = await credentials.check(context)
+        checked = clock()
         async for message in watch(request, context):
-            if expires is not None and clock() >= expires:
-                log.info("feed subscriber's access token expired; ending its stream", extra={"peer": context.peer()})
-                raise Unauthenticated("the feed credential expired; reconnect with a new access token")
+            if token is not None and clock() - checked >= _RECHECK_S:
+                await credentials.still_valid(context, token)
+                checked = clock()
             yield message
 
     return guarded
