@@ -285,6 +285,7 @@ class FeedClient:
         self._credential = credential
         self._renew = False
         self._renew_at = float("inf")
+        self._renewing = False  # the stream was cancelled to renew its credential: not a fault
         self._idle_timeout_s = idle_timeout_s
         self._on_connected = on_connected
         self._on_message = on_message
@@ -319,6 +320,7 @@ class FeedClient:
         elif time.monotonic() >= self._renew_at:
             log.info("revocation feed credential due for renewal; reconnecting")
             self._renew_at = float("inf")
+            self._renewing = True
             call.cancel()
 
     def _metadata(self) -> tuple[tuple[str, str], ...]:
@@ -342,6 +344,7 @@ class FeedClient:
                 self._stop.wait(random.uniform(backoff / 2, backoff))  # noqa: S311 (jitter, not security)
                 backoff = min(backoff * 2, 5.0)
                 continue
+            self._renewing = False
             try:
                 self._stream_started_at = time.monotonic()
                 self._call = self._stub.WatchRevocations(request, metadata=metadata)
@@ -356,7 +359,9 @@ class FeedClient:
             except Exception as exc:  # grpc.RpcError (UNAVAILABLE, CANCELLED, …): reconnect below
                 if self._stop.is_set():
                     break
-                if _code(exc) == str(grpc.StatusCode.UNAUTHENTICATED):
+                if self._renewing:
+                    pass  # cancelled by the watchdog to renew the credential: logged there
+                elif _code(exc) == str(grpc.StatusCode.UNAUTHENTICATED):
                     if isinstance(self._credential, str):
                         log.error("revocation feed refused this sidecar: check NATIVE_IAM_FEED_TOKEN")
                     else:
