@@ -135,12 +135,12 @@ def test_renewal_comes_at_80_percent_or_60_s_before_expiry_but_not_before_half()
 
 
 async def test_a_token_due_for_renewal_is_fetched_again(sa_file: Path) -> None:
-    """expires_in=2: renewed after 1 s, while it is still valid."""
-    with TokenEndpoint(assertion=SA_TOKEN, expires_in=2).running() as endpoint:
+    """expires_in=6: renewed after 3 s, while it is still valid."""
+    with TokenEndpoint(assertion=SA_TOKEN, expires_in=6).running() as endpoint:
         async with _served(endpoint.url, sa_file) as (stub, _, _):
             first = await stub.GetToken(_ask())
             assert (await stub.GetToken(_ask())).access_token == first.access_token
-            await asyncio.sleep(1.2)
+            await asyncio.sleep(3.2)
             renewed = await stub.GetToken(_ask())
     assert renewed.access_token != first.access_token and len(endpoint.forms) == 2
 
