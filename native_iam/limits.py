@@ -70,3 +70,7 @@ MAX_POLICY_ENTRIES: Final = 1000
 MAX_PAGE_SIZE: Final = 1000
 #: Audiences of one OAuth client.
 MAX_AUDIENCES: Final = 20
+#: Longest ``kind`` of a short-lived value (token_service/shortlived.py; the column's size).
+MAX_SHORT_LIVED_KIND_LENGTH: Final = 32
+#: Longest key of a short-lived value (the column's size): callers hash longer keys.
+MAX_SHORT_LIVED_KEY_LENGTH: Final = 255

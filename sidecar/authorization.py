@@ -22,6 +22,7 @@ import grpc
 from envoy.config.core.v3 import base_pb2
 from envoy.service.auth.v3 import external_auth_pb2
 from google.rpc import code_pb2, status_pb2
+from opentelemetry import trace
 
 from . import decision, request_path
 from .authenticate import Authenticator, Credential, Entry
@@ -32,6 +33,7 @@ from .metrics import Metrics
 from .requirements import RequirementError, Resolver, Rule
 from .revocations import RevocationCache
 from .settings import Settings
+from .tracing import DecisionSpans
 
 log = logging.getLogger("sidecar.authorization")
 
@@ -139,6 +141,8 @@ class Authorizer:
         *,
         cache: DecisionCache | None = None,
         wall_clock: Callable[[], float] = time.time,
+        tracer: trace.Tracer | None = None,
+        sample_ratio: float = 0.0,
     ) -> None:
         self._metrics = metrics
         self._resolver = Resolver()
@@ -158,6 +162,11 @@ class Authorizer:
         # Bound once: the cached-token path is a handful of attribute loads, each one counts.
         self._authenticate = authenticator.authenticate
         self._authenticate_async = authenticator.authenticate_async
+        if tracer is not None:
+            # Traced Checks wrap the untraced ones, which stay exactly as fast when tracing is off.
+            self._spans = DecisionSpans(tracer, sample_ratio, self._responses.anonymous)
+            self._check_sync, self._check_async = self.check_sync, self.check_async
+            self.check_sync, self.check_async = self._traced_sync, self._traced_async  # type: ignore[method-assign]
 
     # ---- the two server flavours differ only in how they wait for an unknown-kid refetch ----
 
@@ -188,6 +197,24 @@ class Authorizer:
             response = self._internal()
         self._metrics.check_seconds.observe(time.perf_counter() - started)
         return response  # type: ignore[return-value]
+
+    def _traced_sync(self, request: Any, context: Any = None) -> bytes:
+        span = self._spans.start(request)
+        if span is None:
+            return self._check_sync(request, context)
+        with trace.use_span(span, end_on_exit=False):
+            response = self._check_sync(request, context)
+        self._spans.end(span, request, response)
+        return response
+
+    async def _traced_async(self, request: Any, context: Any = None) -> bytes:
+        span = self._spans.start(request)
+        if span is None:
+            return await self._check_async(request, context)
+        with trace.use_span(span, end_on_exit=False):
+            response = await self._check_async(request, context)
+        self._spans.end(span, request, response)
+        return response
 
     def _internal(self) -> bytes:
         # Fail closed: a bug is a 500 deny with a reason, never an allow or a gRPC error.

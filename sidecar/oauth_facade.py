@@ -5,7 +5,9 @@
 revocations), with the seed's statuses (revocation reasons map to TOKEN_DISABLED /
 TOKEN_NOT_FOUND as feed.proto documents). ``CreateTokenWithPassword`` and ``RefreshToken`` are
 forwarded to the token service with a deadline; when it cannot be reached the workload gets
-UNAVAILABLE with a message saying so (retry with back-off), never a made-up status.
+UNAVAILABLE with a message saying so (retry with back-off), never a made-up status. A forwarded
+call carries the workload's W3C trace context on (through a client span of the sidecar's when
+tracing is on), so one trace shows workload → sidecar → token service.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
+from opentelemetry import trace
 
 from native_iam import scopes as scope_rules
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
+from native_iam.runtime import telemetry
 
 from .authenticate import Authenticator, Credential, Entry
 from .decision import Deny, Reason
@@ -43,8 +47,10 @@ class OAuthFacade(oauth_pb2_grpc.OAuthServicer):
         token_channel: grpc.aio.Channel,
         password_channel: grpc.aio.Channel | None = None,
         wall_clock: Callable[[], float] = time.time,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self._s = settings
+        self._tracer = tracer
         self._token = oauth_pb2_grpc.OAuthStub(token_channel)
         self._password = oauth_pb2_grpc.OAuthStub(password_channel) if password_channel else self._token
         # Its own instance (and cache): it takes bare tokens, ext_authz takes header values.
@@ -58,17 +64,23 @@ class OAuthFacade(oauth_pb2_grpc.OAuthServicer):
         self, request: oauth_pb2.CreateTokenWithPasswordRequest, context: grpc.aio.ServicerContext
     ) -> oauth_pb2.CreateTokenWithPasswordResponse:
         return await self._forward(
-            self._password.CreateTokenWithPassword, request, context, self._s.forward_password_url
+            self._password.CreateTokenWithPassword,
+            "CreateTokenWithPassword",
+            request,
+            context,
+            self._s.forward_password_url,
         )
 
     async def RefreshToken(
         self, request: oauth_pb2.RefreshTokenRequest, context: grpc.aio.ServicerContext
     ) -> oauth_pb2.RefreshTokenResponse:
-        return await self._forward(self._token.RefreshToken, request, context, self._s.token_url)
+        return await self._forward(self._token.RefreshToken, "RefreshToken", request, context, self._s.token_url)
 
-    async def _forward(self, method: Any, request: Any, context: grpc.aio.ServicerContext, target: str) -> Any:
+    async def _forward(
+        self, method: Any, name: str, request: Any, context: grpc.aio.ServicerContext, target: str
+    ) -> Any:
         try:
-            return await method(request, timeout=self._s.forward_timeout_s)
+            return await self._call(method, name, request, context)
         except grpc.aio.AioRpcError as exc:
             if exc.code() in _UNREACHABLE:
                 log.warning("token service unreachable", extra={"target": target, "error": str(exc.code())})
@@ -78,6 +90,21 @@ class OAuthFacade(oauth_pb2_grpc.OAuthServicer):
             # The token service's own answer (INVALID_ARGUMENT, …) passes through unchanged.
             await context.abort(exc.code(), exc.details() or "")
             raise  # unreachable: abort raises
+
+    async def _call(self, method: Any, name: str, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """The forwarded call, in the workload's trace: a client span when tracing is on (its
+        ``traceparent`` sent on), else the workload's own trace headers passed through unchanged."""
+        incoming = context.invocation_metadata() or ()
+        if self._tracer is None:
+            metadata = tuple((k, v) for k, v in incoming if k in telemetry.TRACE_HEADERS)
+            return await method(request, timeout=self._s.forward_timeout_s, metadata=metadata or None)
+        with self._tracer.start_as_current_span(
+            f"native_iam.sidecar/{name}",
+            context=telemetry.parent(incoming),
+            kind=trace.SpanKind.CLIENT,
+            attributes={"rpc.system": "grpc", "rpc.service": "native_iam.oauth.v1.OAuth", "rpc.method": name},
+        ):
+            return await method(request, timeout=self._s.forward_timeout_s, metadata=telemetry.outgoing())
 
     # ---- local ----
 

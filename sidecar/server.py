@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 from native_iam.oauth.v1 import oauth_pb2, workload_pb2
 from native_iam.runtime import health
 from native_iam.runtime.listen import bind_grpc, enabled
+from native_iam.runtime.telemetry import Telemetry
 
 from . import authorization, oauth_facade, workload_tokens
 from .authorization import Authorizer
@@ -83,7 +84,21 @@ class Sidecar:
             credential=self.feed_credential,
             on_connected=lambda up: self.metrics.feed_connected.set(1 if up else 0),
         )
-        self.authorizer = Authorizer(settings, self.keys, self.revocations, self.metrics)
+        self.telemetry = Telemetry(
+            settings.telemetry_endpoint or None,
+            "native-iam-sidecar",
+            scope="sidecar",
+            sample_ratio=settings.trace_sample_ratio,
+        )
+        self._tracer = self.telemetry.tracer if self.telemetry.enabled else None
+        self.authorizer = Authorizer(
+            settings,
+            self.keys,
+            self.revocations,
+            self.metrics,
+            tracer=self._tracer,
+            sample_ratio=settings.trace_sample_ratio,
+        )
         self.kind = settings.authz_server
         # Health lives on the ext_authz port (what Envoy and the kubelet ask); a sync server
         # needs the sync servicer, whose set() is thread-safe.
@@ -144,7 +159,12 @@ class Sidecar:
                 password_channel = grpc.aio.insecure_channel(s.password_url, options=_CHANNEL_OPTIONS)
                 self._aio_channels.append(password_channel)
             facade = OAuthFacade(
-                s, self.keys, self.revocations, token_channel=token_channel, password_channel=password_channel
+                s,
+                self.keys,
+                self.revocations,
+                token_channel=token_channel,
+                password_channel=password_channel,
+                tracer=self._tracer,
             )
             oauth = self._server()
             oauth.add_generic_rpc_handlers(
@@ -199,6 +219,7 @@ class Sidecar:
         for channel in self._aio_channels:
             await channel.close()
         self._channel.close()
+        await asyncio.to_thread(self.telemetry.shutdown)  # flushes queued spans
 
     async def _housekeeping(self) -> None:
         """Key refresh, readiness, gauges, pruning and the feed watchdog, a few times a second."""

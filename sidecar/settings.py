@@ -174,6 +174,17 @@ class Settings:
         "the `resource` asked for the feed's workload token: the token service's `NATIVE_IAM_AUDIENCE`",
         "native-iam",
     )
+    telemetry_endpoint: str = setting(
+        "SYSTEM_TELEMETRY_EXPORTER_ENDPOINT",
+        "OTLP/gRPC endpoint for traces (e.g. `otel-collector:4317`), as the token service's; unset = no tracing",
+        "",
+    )
+    trace_sample_ratio: float = setting(
+        "NATIVE_IAM_TRACE_SAMPLE_RATIO",
+        "share (0 to 1) of Checks without a caller's `traceparent` that start a trace; a caller's `traceparent`"
+        " decides for its own requests (its sampled flag is followed)",
+        0.0,
+    )
     # Deprecated variable names read in place of their new ones: cli.py warns once logging is up.
     renamed: tuple[Renamed, ...] = field(default=(), compare=False)
 
@@ -224,6 +235,13 @@ def _token_endpoint(value: str) -> str | None:
     return _jwks_url(value)
 
 
+def _ratio(env: Env, name: str, default: float) -> float:
+    value = env.number(name, default, low=0)
+    if value > 1:
+        raise SettingsError(name, f"a share between 0 and 1, got {value:g}")
+    return value
+
+
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from ``environ`` (default: ``os.environ``)."""
     env = Env(environ)
@@ -269,5 +287,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
             "NATIVE_IAM_SERVICE_ACCOUNT_TOKEN_FILE", d.service_account_token_file, blank="off"
         ),
         token_service_audience=env.text("NATIVE_IAM_TOKEN_SERVICE_AUDIENCE", d.token_service_audience, blank="error"),
+        telemetry_endpoint=env.text("SYSTEM_TELEMETRY_EXPORTER_ENDPOINT", ""),
+        trace_sample_ratio=_ratio(env, "NATIVE_IAM_TRACE_SAMPLE_RATIO", d.trace_sample_ratio),
         renamed=tuple(env.renames),
     )

@@ -6,15 +6,21 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import grpc
 import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from native_iam.runtime.telemetry import _SPANS_FIELD
 
 # One PostgreSQL per session for every directory outside tests/token_service (which still defines
 # its own, so at most two run): the reliability and security tests reuse the token service's fixture.
 from tests.token_service.conftest import postgres_server
 
-__all__ = ["one_line_refusal", "postgres_server", "require_tool"]
+__all__ = ["Collector", "collector", "one_line_refusal", "postgres_server", "require_tool"]
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -58,3 +64,48 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+class Collector(trace_service_pb2_grpc.TraceServiceServicer):
+    """An in-process OTLP/gRPC trace receiver: what SYSTEM_TELEMETRY_EXPORTER_ENDPOINT points at."""
+
+    def __init__(self) -> None:
+        self.requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
+
+    async def Export(self, request, context):  # type: ignore[no-untyped-def]
+        self.requests.append(request)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+    def spans(self) -> list[Any]:
+        return [
+            span
+            for request in self.requests
+            for resource in request.resource_spans
+            for scope in getattr(resource, _SPANS_FIELD)
+            for span in scope.spans
+        ]
+
+    def services(self) -> dict[bytes, str]:
+        """span id → service.name of the resource that exported it."""
+        out: dict[bytes, str] = {}
+        for request in self.requests:
+            for resource in request.resource_spans:
+                name = next(
+                    (kv.value.string_value for kv in resource.resource.attributes if kv.key == "service.name"), ""
+                )
+                for scope in getattr(resource, _SPANS_FIELD):
+                    for span in scope.spans:
+                        out[span.span_id] = name
+        return out
+
+
+@pytest.fixture
+async def collector() -> AsyncIterator[tuple[Collector, str]]:
+    """A running :class:`Collector` and its ``host:port``."""
+    server = grpc.aio.server()
+    servicer = Collector()
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield servicer, f"127.0.0.1:{port}"
+    await server.stop(0)

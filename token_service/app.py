@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from native_iam.oauth.v1 import feed_pb2, oauth_pb2  # noqa: F401 - registers descriptors for reflection
 from native_iam.runtime import health
 from native_iam.runtime.listen import bind_grpc, enabled
+from native_iam.runtime.telemetry import Telemetry
 from token_service.api.grpc import (
     ADMIN_SERVICES,
     FEED_SERVICE,
@@ -31,7 +32,6 @@ from token_service.feed import FeedHub
 from token_service.metrics import Metrics
 from token_service.prune import Pruner
 from token_service.settings import GRPC_LISTEN, METRICS_LISTEN, Settings
-from token_service.telemetry import Telemetry
 
 __all__ = ["TokenServiceApp"]
 

@@ -29,12 +29,21 @@ def http_requests_counter(registry: CollectorRegistry) -> Counter:
 
 def http_connections_cut_counter(registry: CollectorRegistry) -> Counter:
     """Connections the HTTP server closed (created with the server, in the service's registry)."""
-    return Counter(
+    counter = Counter(
         "native_iam_http_connections_cut_total",
         "HTTP connections closed by the server: header_timeout, header_too_large, body_timeout, capacity.",
         ["reason"],
         registry=registry,
     )
+    _zeroed(counter, "header_timeout", "header_too_large", "body_timeout", "capacity")
+    return counter
+
+
+def _zeroed(counter: Counter, *values: str) -> None:
+    """Export 0 for each label value before the first event: an error series that appears only
+    once something breaks cannot be graphed or rated over the time before it (dashboard, alerts)."""
+    for value in values:
+        counter.labels(value)
 
 
 class Metrics:
@@ -87,6 +96,9 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        _zeroed(self.feed_events, "snapshot", "events")
+        _zeroed(self.db_errors, "unavailable", "other")
+        _zeroed(self.admin_denials, "unauthenticated", "permission_denied")
         self._server: MetricsServer | None = None
 
     def count_failure(self, exc: BaseException) -> None:

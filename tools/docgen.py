@@ -93,10 +93,11 @@ def sidecar_settings() -> str:
 
 def _collectors(owner: object) -> list[MetricWrapperBase]:
     """The metrics ``owner`` (a Metrics object) created, in declaration order, each once."""
-    found: dict[int, MetricWrapperBase] = {}
+    found: dict[str, MetricWrapperBase] = {}
     for value in vars(owner).values():
-        if isinstance(value, MetricWrapperBase):
-            found.setdefault(id(value), value)
+        # A bound child (``metrics.hit``) is a MetricWrapperBase too: only parents are metrics.
+        if isinstance(value, MetricWrapperBase) and not value._labelvalues:
+            found.setdefault(value._name, value)
     return list(found.values())
 
 
@@ -111,18 +112,35 @@ def _metric_rows(collectors: Iterable[MetricWrapperBase]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def token_service_metrics() -> str:
+def token_service_collectors() -> list[MetricWrapperBase]:
     from token_service.metrics import Metrics, http_connections_cut_counter, http_requests_counter
 
     metrics = Metrics()
     extra = (http_connections_cut_counter(metrics.registry), http_requests_counter(metrics.registry))
-    return _metric_rows([*_collectors(metrics), *extra])
+    return [*_collectors(metrics), *extra]
+
+
+def sidecar_collectors() -> list[MetricWrapperBase]:
+    from sidecar.metrics import Metrics
+
+    return _collectors(Metrics(CollectorRegistry()))
+
+
+def exported_names() -> dict[str, str]:
+    """Every metric name both roles export (a counter with ``_total``) → its type; the Grafana
+    dashboard (tools/dashboard.py) is built against this."""
+    return {
+        c._name + ("_total" if c._type == "counter" else ""): c._type
+        for c in (*token_service_collectors(), *sidecar_collectors())
+    }
+
+
+def token_service_metrics() -> str:
+    return _metric_rows(token_service_collectors())
 
 
 def sidecar_metrics() -> str:
-    from sidecar.metrics import Metrics
-
-    return _metric_rows(_collectors(Metrics(CollectorRegistry())))
+    return _metric_rows(sidecar_collectors())
 
 
 RENDERERS: dict[str, Callable[[], str]] = {

@@ -181,8 +181,9 @@ def envoy(envoy_bin: str, config: Path, listen: int) -> Iterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def in_process_sidecar(token_url: str, issuer: str) -> AsyncIterator[Sidecar]:
-    """A started sidecar worker (ext_authz, OAuth facade, feed client) on 127.0.0.1:0 ports."""
+async def in_process_sidecar(token_url: str, issuer: str, **settings_: Any) -> AsyncIterator[Sidecar]:
+    """A started sidecar worker (ext_authz, OAuth facade, feed client) on 127.0.0.1:0 ports;
+    ``settings_`` override its Settings fields."""
     from prometheus_client import CollectorRegistry
 
     from sidecar.metrics import Metrics
@@ -196,6 +197,7 @@ async def in_process_sidecar(token_url: str, issuer: str) -> AsyncIterator[Sidec
         oauth_listen="127.0.0.1:0",
         metrics_listen="",
         feed_token=TEST_FEED_TOKEN,
+        **settings_,
     )
     sidecar = Sidecar(settings, Metrics(CollectorRegistry()))
     await sidecar.start()

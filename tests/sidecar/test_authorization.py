@@ -39,6 +39,8 @@ class Rig:
         keys: KeyStore | None = None,
         revocations: RevocationCache | None = None,
         wall_clock: Callable[[], float] = time.time,
+        tracer: Any = None,
+        sample_ratio: float = 0.0,
         **kw: Any,
     ) -> None:
         self.registry = CollectorRegistry()
@@ -46,7 +48,15 @@ class Rig:
         assert keys is not None or issuer is not None
         self.keys = keys or loaded_store(issuer)  # type: ignore[arg-type]
         self.revocations = revocations or synced_cache()
-        self.authorizer = Authorizer(_settings(**kw), self.keys, self.revocations, self.metrics, wall_clock=wall_clock)
+        self.authorizer = Authorizer(
+            _settings(**kw),
+            self.keys,
+            self.revocations,
+            self.metrics,
+            wall_clock=wall_clock,
+            tracer=tracer,
+            sample_ratio=sample_ratio,
+        )
 
     def check(
         self,

@@ -2,44 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import grpc
 import pytest
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
-from token_service.telemetry import _SPANS_FIELD
+from tests.conftest import Collector
 from token_service.testing import running_token_service
-
-
-class Collector(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self) -> None:
-        self.requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
-
-    async def Export(self, request, context):  # type: ignore[no-untyped-def]
-        self.requests.append(request)
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-    def spans(self) -> list[object]:
-        return [
-            span
-            for request in self.requests
-            for resource in request.resource_spans
-            for scope in getattr(resource, _SPANS_FIELD)
-            for span in scope.spans
-        ]
-
-
-@pytest.fixture
-async def collector() -> AsyncIterator[tuple[Collector, str]]:
-    server = grpc.aio.server()
-    servicer = Collector()
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    yield servicer, f"127.0.0.1:{port}"
-    await server.stop(0)
 
 
 async def test_grpc_calls_are_exported_as_spans(sqlite_url: str, collector: tuple[Collector, str]) -> None:
@@ -60,3 +28,34 @@ async def test_grpc_calls_are_exported_as_spans(sqlite_url: str, collector: tupl
     assert any(
         kv.key == "service.name" and kv.value.string_value == "native-iam-token-service" for kv in resource.attributes
     )
+
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+
+
+@pytest.mark.parametrize(
+    ("traceparent", "continued"),
+    [
+        (f"00-{TRACE_ID}-{PARENT_ID}-01", True),
+        ("00-not-a-trace-context", False),  # malformed: a new trace, and the call is answered as usual
+        (f"00-{'0' * 32}-{PARENT_ID}-01", False),  # all-zero trace id is invalid (W3C)
+    ],
+)
+async def test_grpc_span_continues_the_callers_traceparent(
+    sqlite_url: str, collector: tuple[Collector, str], traceparent: str, continued: bool
+) -> None:
+    """A caller's W3C traceparent (gRPC metadata, as the sidecar forwards it) is the span's parent."""
+    servicer, endpoint = collector
+    async with (
+        running_token_service(sqlite_url, telemetry_endpoint=endpoint) as app,
+        grpc.aio.insecure_channel(app.grpc_target) as channel,
+    ):
+        request = oauth_pb2.CheckAccessRequest(access_token="x.y.z")
+        response = await oauth_pb2_grpc.OAuthStub(channel).CheckAccess(
+            request, metadata=(("traceparent", traceparent),)
+        )
+        assert response.status == oauth_pb2.CheckAccessResponse.TOKEN_INVALID
+    (span,) = [s for s in servicer.spans() if s.name == "/native_iam.oauth.v1.OAuth/CheckAccess"]  # type: ignore[attr-defined]
+    assert (span.trace_id.hex() == TRACE_ID) is continued  # type: ignore[attr-defined]
+    assert (span.parent_span_id.hex() == PARENT_ID) is continued  # type: ignore[attr-defined]

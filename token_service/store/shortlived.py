@@ -7,12 +7,12 @@ answers never depend on when :mod:`token_service.prune` last ran.
 
 from __future__ import annotations
 
-from typing import Final
-
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from native_iam.limits import MAX_SHORT_LIVED_KEY_LENGTH as MAX_KEY_LENGTH
+from native_iam.limits import MAX_SHORT_LIVED_KIND_LENGTH as MAX_KIND_LENGTH
 from token_service.store.db import delete_batch
 from token_service.store.tables import short_lived
 
@@ -26,10 +26,6 @@ __all__ = [
     "take",
     "upsert",
 ]
-
-MAX_KIND_LENGTH: Final = 32
-MAX_KEY_LENGTH: Final = 255
-
 
 def _insert(conn: Connection):  # type: ignore[no-untyped-def]
     return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(short_lived)

@@ -20,6 +20,7 @@ from opentelemetry import trace
 
 from native_iam import bearer
 from native_iam.limits import MAX_TOKEN_BYTES
+from native_iam.runtime import telemetry
 from token_service.errors import GrantError, InvalidRequest, TokenServiceError, Unauthenticated, Unavailable
 from token_service.metrics import Metrics
 
@@ -109,7 +110,10 @@ def unary(
         started = time.perf_counter()
         code, message = grpc.StatusCode.OK, ""
         with tracer.start_as_current_span(
-            full, kind=trace.SpanKind.SERVER, attributes=_span_attributes(service, method)
+            full,
+            context=_caller(context),
+            kind=trace.SpanKind.SERVER,
+            attributes=_span_attributes(service, method),
         ) as span:
             try:
                 return await fn(_decode(request_cls, raw), context)
@@ -165,7 +169,10 @@ def stream(
         started = time.perf_counter()
         code, message = grpc.StatusCode.OK, ""
         with tracer.start_as_current_span(
-            full, kind=trace.SpanKind.SERVER, attributes=_span_attributes(service, method)
+            full,
+            context=_caller(context),
+            kind=trace.SpanKind.SERVER,
+            attributes=_span_attributes(service, method),
         ) as span:
             try:
                 async for item in fn(_decode(request_cls, raw), context):
@@ -180,6 +187,11 @@ def stream(
         await context.abort(code, message)
 
     return grpc.unary_stream_rpc_method_handler(handle, response_serializer=response_cls.SerializeToString)
+
+
+def _caller(context: grpc.aio.ServicerContext) -> Any:
+    """The caller's trace context (a sidecar forwarding a workload's call sends ``traceparent``)."""
+    return telemetry.parent(context.invocation_metadata() or ())
 
 
 def _span_attributes(service: str, method: str) -> dict[str, str]:

@@ -1,4 +1,10 @@
-"""OTLP traces when SYSTEM_TELEMETRY_EXPORTER_ENDPOINT is set: one server span per gRPC call.
+"""OTLP traces for both roles, when SYSTEM_TELEMETRY_EXPORTER_ENDPOINT is set.
+
+The token service makes one server span per gRPC call; the sidecar one span per sampled ext_authz
+decision and one client span per OAuth call it forwards. W3C ``traceparent``/``tracestate`` join
+them: :func:`parent` reads the caller's context from request headers or gRPC metadata,
+:func:`outgoing` writes the current one into the metadata of a forwarded call, so one trace shows
+workload → sidecar → token service.
 
 The exporter is written here on purpose: ``xds-protos`` (needed for Envoy's ext_authz stubs)
 ships an older copy of ``opentelemetry/proto`` that overwrites the one
@@ -11,7 +17,7 @@ Without the variable, spans go to a no-op tracer and cost nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -23,8 +29,10 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-__all__ = ["OtlpGrpcSpanExporter", "Telemetry"]
+__all__ = ["TRACE_HEADERS", "OtlpGrpcSpanExporter", "Telemetry", "outgoing", "parent"]
 
 log = logging.getLogger(__name__)
 
@@ -110,16 +118,35 @@ class OtlpGrpcSpanExporter(SpanExporter):
 
 
 class Telemetry:
-    """The tracer of one token-service instance (no global provider, so tests can run several)."""
+    """The tracer of one service instance (no global provider, so tests can run several).
 
-    def __init__(self, endpoint: str | None, service_name: str = "native-iam-token-service") -> None:
+    ``sample_ratio`` applies to traces this instance starts; a caller's ``traceparent`` decides for
+    the traces it continues (its sampled flag is followed: parent-based sampling).
+    """
+
+    def __init__(
+        self,
+        endpoint: str | None,
+        service_name: str = "native-iam-token-service",
+        *,
+        scope: str = "token_service",
+        sample_ratio: float = 1.0,
+    ) -> None:
         self.provider: TracerProvider | None = None
+        self.sample_ratio = sample_ratio
         if endpoint:
-            self.provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+            self.provider = TracerProvider(
+                resource=Resource.create({"service.name": service_name}),
+                sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
+            )
             self.provider.add_span_processor(BatchSpanProcessor(OtlpGrpcSpanExporter(endpoint)))
-            self.tracer: trace.Tracer = self.provider.get_tracer("token_service")
+            self.tracer: trace.Tracer = self.provider.get_tracer(scope)
         else:
             self.tracer = trace.NoOpTracer()
+
+    @property
+    def enabled(self) -> bool:
+        return self.provider is not None
 
     def flush(self) -> None:
         if self.provider is not None:
@@ -128,3 +155,28 @@ class Telemetry:
     def shutdown(self) -> None:
         if self.provider is not None:
             self.provider.shutdown()
+
+
+# ---- W3C trace context (https://www.w3.org/TR/trace-context/) ----
+
+TRACE_HEADERS = ("traceparent", "tracestate")
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+
+def parent(carrier: Mapping[str, str] | Iterable[tuple[str, Any]]) -> Any | None:  # a Context
+    """The caller's trace context from HTTP headers (a mapping, lower-case names, as in Envoy's
+    CheckRequest) or gRPC metadata (key/value pairs); None when it sent no valid ``traceparent``.
+    A malformed ``traceparent`` is ignored (a new trace starts), never an error."""
+    # A protobuf map (Envoy's headers) has .get like a Mapping; metadata is a sequence of pairs.
+    headers = carrier if hasattr(carrier, "get") else {k: v for k, v in carrier if k in TRACE_HEADERS}
+    if "traceparent" not in headers:
+        return None
+    context = _PROPAGATOR.extract({k: headers[k] for k in TRACE_HEADERS if k in headers})
+    return context if trace.get_current_span(context).get_span_context().is_valid else None
+
+
+def outgoing(context: Any | None = None) -> tuple[tuple[str, str], ...]:
+    """gRPC metadata carrying the current span's (or ``context``'s) trace context to the next hop."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier, context=context)
+    return tuple(carrier.items())

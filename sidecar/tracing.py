@@ -1,0 +1,96 @@
+"""Spans for ext_authz decisions, continuing the caller's W3C trace context.
+
+Envoy passes the request's headers in the CheckRequest; when they carry a ``traceparent`` (the
+workload's caller, or Envoy's own tracing, started the trace) the decision becomes a child span of
+it, sampled as the caller decided. Checks without one start a trace for
+NATIVE_IAM_TRACE_SAMPLE_RATIO of requests (default 0: the sidecar only continues traces).
+
+A span names the decision, never the credential: result, reason, route (method and path without
+the query, which may hold a token), HTTP status of a deny. Spans are only built with
+SYSTEM_TELEMETRY_EXPORTER_ENDPOINT set; without it :class:`~sidecar.authorization.Authorizer`
+runs its untraced path, unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from envoy.service.auth.v3 import external_auth_pb2
+from opentelemetry import trace
+
+from native_iam.runtime import telemetry
+
+SPAN_NAME = "native_iam.sidecar/Check"
+_TRACEPARENT_LEN = 55  # version 00: 2 + 1 + 32 + 1 + 16 + 1 + 2
+_UNSAMPLED = frozenset("02468aceACE")  # last hex digit of the flags with the sampled bit clear
+_MAX_PATH = 256
+
+log = logging.getLogger("sidecar.tracing")
+
+
+class DecisionSpans:
+    def __init__(self, tracer: trace.Tracer, sample_ratio: float, anonymous: bytes) -> None:
+        self._tracer = tracer
+        self._roots = sample_ratio > 0  # else a request without traceparent is never traced
+        self._anonymous = anonymous  # the prebuilt anonymous allow (an allow without a token)
+
+    def start(self, request: Any) -> trace.Span | None:
+        """A recording span for this Check, or None when it is not sampled (the cheap common case)."""
+        http = request.attributes.request.http
+        headers = _trace_headers(http)
+        traceparent = headers.get("traceparent")
+        if traceparent is None:
+            if not self._roots:
+                return None
+        elif len(traceparent) == _TRACEPARENT_LEN and traceparent[-1] in _UNSAMPLED:
+            # The caller chose not to sample (flags bit 0 clear); parent-based sampling would drop
+            # the span anyway: skip parsing and the SDK's non-recording span (most of the cost).
+            return None
+        caller = telemetry.parent(headers)
+        if caller is None and not self._roots:
+            return None
+        span = self._tracer.start_span(SPAN_NAME, context=caller, kind=trace.SpanKind.SERVER)
+        if not span.is_recording():
+            return None
+        return span
+
+    def end(self, span: trace.Span, request: Any, response: bytes) -> None:
+        """Describe the decision on ``span`` and end it; never raises (the answer is already made)."""
+        try:
+            self._describe(span, request, response)
+        except Exception:
+            log.exception("decision span not described")
+        finally:
+            span.end()
+
+    def _describe(self, span: trace.Span, request: Any, response: bytes) -> None:
+        http = request.attributes.request.http
+        answer = external_auth_pb2.CheckResponse.FromString(response)
+        path = http.path.partition("?")[0].partition("#")[0][:_MAX_PATH]  # a client's path: bounded
+        attributes: dict[str, Any] = {
+            "http.request.method": http.method,
+            "native_iam.route": f"{http.method} {path}",
+        }
+        if answer.status.code == 0:
+            attributes["native_iam.result"] = "allow"
+            attributes["native_iam.reason"] = "anonymous" if response is self._anonymous else "token"
+        else:
+            reason = answer.dynamic_metadata.fields["deny_reason"].string_value or "internal"
+            attributes["native_iam.result"] = "deny"
+            attributes["native_iam.reason"] = reason
+            attributes["http.response.status_code"] = answer.denied_response.status.code
+            if reason == "internal":
+                span.set_status(trace.StatusCode.ERROR, "the authorization service failed")
+        span.set_attributes(attributes)
+
+
+def _trace_headers(http: Any) -> Any:
+    """``headers`` (a map), or the trace headers of ``header_map`` when Envoy sends raw headers."""
+    if "traceparent" in http.headers or not http.HasField("header_map"):
+        return http.headers
+    return {
+        h.key: h.raw_value.decode("utf-8", "replace") or h.value
+        for h in http.header_map.headers
+        if h.key in telemetry.TRACE_HEADERS
+    }
