@@ -28,6 +28,8 @@ class Options:
     out: Path
     keep: bool
     profile: bool = False
+    #: Scenario 5 also runs each configuration with SYSTEM_CACHE_URL (a redis-server of its own).
+    redis: bool = False
 
 
 @dataclass
@@ -38,6 +40,7 @@ class Bench:
     report: Report
 
     _postgres: Any = field(default=None, repr=False)
+    _redis: Any = field(default=None, repr=False)
 
     def settle(self) -> None:
         """Before a measurement: wait a little for other people's CPU use on the shared cores to
@@ -68,28 +71,46 @@ class Bench:
             self._postgres = Postgres()
         return str(self._postgres.database())
 
-    def start_token_service(self, scenario: int, db: str, workers: int = 1, label: str | None = None) -> Any:
-        """A token service (``workers`` processes) on a fresh ``db``, or None when that database
-        is not available here (recorded under "not measured")."""
+    def start_token_service(
+        self, scenario: int, db: str, workers: int = 1, label: str | None = None, *, redis: bool = False
+    ) -> Any:
+        """A token service (``workers`` processes) on a fresh ``db`` (and, ``redis``, the run's
+        Redis as SYSTEM_CACHE_URL), or None when that is not available here (recorded under "not
+        measured")."""
         from bench import _token_service
 
+        env = {"NATIVE_IAM_WORKERS": str(workers)}
+        suffix = "-redis" if redis else ""
         try:
-            url = self.database_url(db, f"bench-s{scenario}-w{workers}")
+            url = self.database_url(db, f"bench-s{scenario}-w{workers}{suffix}")
+            if redis:
+                env["SYSTEM_CACHE_URL"] = self.redis_url()
         except Exception as exc:
-            self.report.not_measured.append(f"Scenario {scenario} on {db}: {str(exc).splitlines()[0]}")
+            self.report.not_measured.append(f"Scenario {scenario} on {db}{suffix}: {str(exc).splitlines()[0]}")
             return None
-        print(f"bench:   token service ×{workers} on {label or db}", file=sys.stderr, flush=True)
+        print(f"bench:   token service ×{workers} on {label or db}{suffix}", file=sys.stderr, flush=True)
         return _token_service.start(
-            self.workdir,
-            db_url=url,
-            name=f"token-service-s{scenario}-{db}-w{workers}",
-            env={"NATIVE_IAM_WORKERS": str(workers)},
+            self.workdir, db_url=url, name=f"token-service-s{scenario}-{db}-w{workers}{suffix}", env=env
         )
+
+    def redis_url(self) -> str:
+        """The run's one redis-server (started on first use), emptied: SYSTEM_CACHE_URL."""
+        if self._redis is None:
+            from bench._token_service import Redis
+
+            self._redis = Redis(self.workdir)
+        return str(self._redis.fresh())
+
+    def redis_pids(self) -> list[int]:
+        return [self._redis.pid] if self._redis is not None else []
 
     def postgres_pids(self) -> list[int]:
         return self._postgres.server_pids() if self._postgres is not None else []
 
     def close(self) -> None:
+        if self._redis is not None:
+            self._redis.close()
+            self._redis = None
         if self._postgres is not None:
             self._postgres.close()
             self._postgres = None

@@ -108,8 +108,9 @@ def start_canned(workdir: Path, *, processes: int, mode: str = "sync", threads: 
         argv = _python_module("bench.canned_authz", "--listen", address, "--mode", mode, "--threads", str(threads))
         process = Process(f"canned-{i}", argv, log_path=workdir / f"canned-{i}.log", cwd=ROOT).start()
         server.processes.append(process)
+        answers = _answers_http if mode in ("http", "uvicorn") else _answers
         try:
-            process.wait_until(lambda: _answers(address), timeout=30, what="answering Check")
+            process.wait_until(lambda answers=answers: answers(address), timeout=30, what="answering Check")
         except BaseException:
             server.stop()
             raise
@@ -120,6 +121,20 @@ def _answers(address: str) -> bool:
     try:
         check(address, check_request(None))
     except grpc.RpcError:
+        return False
+    return True
+
+
+def _answers_http(address: str) -> bool:
+    """The HTTP floor answers a request (any status)."""
+    import http.client
+
+    try:
+        connection = http.client.HTTPConnection(address, timeout=1)
+        connection.request("GET", "/")
+        connection.getresponse().read()
+        connection.close()
+    except OSError:
         return False
     return True
 
@@ -147,9 +162,11 @@ def start_sidecar(
     ready_timeout: float = 60.0,
 ) -> tuple[Server, float]:
     """Start ``native-iam sidecar``; returns it and the seconds it took to report SERVING (keys
-    loaded and the revocation feed synced)."""
+    loaded and the revocation feed synced). ``extra["http"]``: its HTTP ext_authz transport."""
     address = f"127.0.0.1:{free_port()}"
+    http_address = f"127.0.0.1:{free_port()}"
     environment = {
+        "NATIVE_IAM_AUTHZ_HTTP_LISTEN": http_address,
         "NATIVE_IAM_TOKEN_URL": token_url,
         "NATIVE_IAM_ISSUER": issuer,
         "NATIVE_IAM_ACCEPTED_AUDIENCES": audience,
@@ -169,7 +186,7 @@ def start_sidecar(
     ready_or_stop(process, lambda: process.wait_until(lambda: serving(address), timeout=ready_timeout, what="SERVING"))
     elapsed = time.monotonic() - started
     metrics = environment["NATIVE_IAM_METRICS_LISTEN"]
-    server = Server(f"{name}x{workers}", address, [process], extra={"metrics": metrics})
+    server = Server(f"{name}x{workers}", address, [process], extra={"metrics": metrics, "http": http_address})
     return server, elapsed
 
 

@@ -80,6 +80,36 @@ class Postgres:
             self._server.cleanup()
 
 
+class Redis:
+    """The run's redis-server (the Debian package ./dev installs) on a free loopback port, no
+    persistence."""
+
+    def __init__(self, workdir: Path) -> None:
+        import shutil
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (./dev test installs it)")
+        self.port = free_port()
+        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.process = Process("redis", argv, log_path=workdir / "redis.log", cwd=workdir).start()
+        self.process.wait_port("127.0.0.1", self.port, timeout=20)
+
+    @property
+    def pid(self) -> int:
+        return int(self.process.pid or 0)
+
+    def fresh(self) -> str:
+        import redis
+
+        with redis.Redis(port=self.port, socket_timeout=5) as client:
+            client.flushall()
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def close(self) -> None:
+        self.process.stop()
+
+
 class Admin:
     """The token service's admin gRPC API, called as the bootstrap admin (scope ``iam:admin``)."""
 
@@ -157,4 +187,4 @@ def start(
     return TokenService(server=server, grpc=grpc_address, http=http_address, password=password, db=db)
 
 
-__all__ = ["AUDIENCE", "IDENTITY", "ISSUER", "ROOT", "SCOPE", "Admin", "Postgres", "TokenService", "start"]
+__all__ = ["AUDIENCE", "IDENTITY", "ISSUER", "ROOT", "SCOPE", "Admin", "Postgres", "Redis", "TokenService", "start"]

@@ -79,6 +79,11 @@ def parse_args(argv: list[str]) -> Options:
     parser.add_argument(
         "--profile", action="store_true", help="also sample the servers with py-spy under load (separate pass)"
     )
+    parser.add_argument(
+        "--redis",
+        action="store_true",
+        help="scenario 5: also run each configuration with SYSTEM_CACHE_URL (a redis-server of its own), side by side",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, configs)")
     args = parser.parse_args(argv)
     options = Options(
@@ -96,6 +101,7 @@ def parse_args(argv: list[str]) -> Options:
         out=args.out,
         keep=args.keep,
         profile=args.profile,
+        redis=args.redis,
     )
     if args.smoke:
         # Seconds, not minutes: proves every scenario still runs, measures nothing worth quoting.

@@ -4,6 +4,9 @@ framing from h2load for fixed requests, and a Python gRPC client for unique toke
 Cases: a cached valid token (the same token on every call), a valid token missing the route's
 scope (a deny from the cache), a token whose signature does not match (a deny that needs a
 signature check every time), and unique valid tokens (every call verifies a signature).
+
+The HTTP transport (Envoy's ``http_service`` protocol) is measured beside it: the do-nothing HTTP
+floor and the sidecar answering a cached valid token, from h2load over HTTP/1.1 keep-alive.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ CLIENTS = 32  # HTTP/2 connections: many, so SO_REUSEPORT spreads them evenly ov
 STREAMS = 8  # concurrent calls per connection (256 in flight, as before)
 PY_CLIENTS = 2  # Python client processes for unique tokens
 METHOD = "/envoy.service.auth.v3.Authorization/Check"
+HTTP_CLIENTS = 32  # HTTP/1.1 keep-alive connections, one request in flight each (as Envoy sends them)
 
 
 @dataclass
@@ -76,6 +80,14 @@ def run(bench: Bench) -> None:
             floor_rps = result.rps
         finally:
             canned.stop()
+        canned = bench.start_canned(workers, mode="http")
+        try:
+            print(f"bench:   canned http ×{workers}", file=sys.stderr, flush=True)
+            floor = Case("floor: do-nothing HTTP server (asyncio + httptools)", None, _tokens.SCOPE, True)
+            result, cpu = _http_fixed(bench, canned.pids, canned.address, floor)
+            _row(section, floor.name, workers, result, cpu)
+        finally:
+            canned.stop()
         feed = _stack.start_fake_feed(bench.workdir, bench.key.jwks_json(), name=f"feed-s3-{workers}")
         try:
             sidecar, _ = _stack.start_sidecar(
@@ -92,6 +104,10 @@ def run(bench: Bench) -> None:
                         best_noise = result.other_cpu_s / result.seconds if result.seconds else 0.0
                         if bench.options.profile:
                             _profile_case(bench, section, sidecar, case, workers)
+                case = _cases(bench)[0]
+                print(f"bench:   sidecar ×{workers}: HTTP transport, {case.name}", file=sys.stderr, flush=True)
+                result, cpu = _http_fixed(bench, sidecar.pids, sidecar.extra["http"], case)
+                _row(section, f"HTTP transport: {case.name}", workers, result, cpu)
                 print(f"bench:   sidecar ×{workers}: unique tokens", file=sys.stderr, flush=True)
                 result, cpu = _unique_tokens(bench, sidecar)
                 _row(section, "allow, unique tokens (uncached)", workers, result, cpu)
@@ -148,6 +164,30 @@ def _fixed_body(
     )
     cpu = sum(meter.stop().values())
     result.other_cpu_s = max(0.0, meter.machine_s - cpu - result.cpu_s)
+    return result, cpu
+
+
+def _http_fixed(bench: Bench, pids: list[int], address: str, case: Case) -> tuple[_load.LoadResult, float]:
+    """``case`` as Envoy's http_service sends it (method, path, Host, the token header and the
+    route's requirement header), over HTTP/1.1 keep-alive."""
+    headers = {"x-native-iam-requirement": json.dumps({"scopes": case.scope})}
+    if case.token is not None:
+        headers["authorization"] = f"Bearer {case.token}"
+    bench.settle()
+    meter = CpuMeter({f"p{i}": pid for i, pid in enumerate(pids)}).start()
+    result = _load.h2load(
+        f"http://{address}/orders/42",
+        seconds=bench.options.duration_s,
+        clients=HTTP_CLIENTS,
+        streams=1,
+        headers=headers,
+        h1=True,
+        log_file=_fresh_log(bench, "http-" + case.name),
+    )
+    cpu = sum(meter.stop().values())
+    result.other_cpu_s = max(0.0, meter.machine_s - cpu - result.cpu_s)
+    if case.allowed and result.errors:
+        raise RuntimeError(f"HTTP {case.name}: {result.errors} of {result.requests} requests were not answered 200")
     return result, cpu
 
 

@@ -1,5 +1,6 @@
 """Scenario 5: the token service's own throughput — password grant, refresh grant and central
-CheckAccess over gRPC and over HTTP, on SQLite and on PostgreSQL — against the argon2id ceiling
+CheckAccess over gRPC and over HTTP, on SQLite and on PostgreSQL (with ``--redis``: each also with
+SYSTEM_CACHE_URL, side by side, and the ratios in the notes) — against the argon2id ceiling
 (cores ÷ the time of one verify with the service's parameters, measured in the same run).
 
 Load: h2load with a fixed body (gRPC-framed protobuf, or an urlencoded form), so the load
@@ -251,7 +252,7 @@ def run(bench: Bench) -> None:
         f"h2load with a fixed body ({CLIENTS} connections × {STREAMS} streams; HTTP/2 gRPC framing, or HTTP/1.1 "
         f"urlencoded forms), {bench.options.duration_s:.0f} s per row; the token service with "
         f"`NATIVE_IAM_WORKERS` processes (*workers*) and otherwise default settings ({ceiling.parameters}); "
-        "*CPU service* includes PostgreSQL's processes on PostgreSQL. "
+        "*CPU service* includes PostgreSQL's processes on PostgreSQL and Redis's on *+redis* rows (`--redis`). "
         f"argon2id ceiling: {ceiling.cores} cores ÷ {ceiling.verify_s * 1000:.1f} ms of CPU per verify "
         f"= **{ceiling.per_second:.0f} verifies/s** (measured in this run, one thread; its wall time was "
         f"{ceiling.wall_s * 1000:.1f} ms; {ceiling.cores} threads verifying at once reached "
@@ -279,6 +280,10 @@ def run(bench: Bench) -> None:
     for db in ("sqlite",) if bench.options.smoke else ("sqlite", "postgresql"):
         for workers in bench.options.token_service_workers:
             _run_service(bench, section, figures, ceiling, db, workers)
+            if bench.options.redis:  # the same configuration with SYSTEM_CACHE_URL, right after
+                _run_service(bench, section, figures, ceiling, db, workers, redis=True)
+    if bench.options.redis:
+        _redis_ratios(section, figures)
     for (where, case), (value, _) in sorted(figures.items()):
         workers = int(where.rsplit("×", 1)[1])
         if "CheckAccess" in case and floors.get(workers):
@@ -328,13 +333,19 @@ def _run_service(
     ceiling: Argon2Ceiling,
     db: str,
     workers: int,
+    *,
+    redis: bool = False,
 ) -> None:
-    """Every case against one token service (``workers`` processes) on a fresh ``db``."""
-    service = bench.start_token_service(5, db, workers)
+    """Every case against one token service (``workers`` processes) on a fresh ``db`` (with
+    ``redis``: and SYSTEM_CACHE_URL; the rows' *db* says ``+redis``)."""
+    service = bench.start_token_service(5, db, workers, redis=redis)
     if service is None:
         return
+    pids = [service.pid, *(bench.postgres_pids() if db == "postgresql" else [])]
+    if redis:
+        pids += bench.redis_pids()
+        db = f"{db}+redis"
     try:
-        pids = [service.pid, *(bench.postgres_pids() if db == "postgresql" else [])]
         tokens = _wait_for_grant(service)
         for name, method, body, usable in _grpc_cases(service, tokens):
             why = usable()
@@ -359,6 +370,20 @@ def _run_service(
             figures[(f"{db} ×{workers}", f"HTTP {name}")] = (result.rps, result.other_cpu_s / result.seconds)
     finally:
         service.stop()
+
+
+def _redis_ratios(section: Section, figures: dict[tuple[str, str], tuple[float, float]]) -> None:
+    """One note per case: its rate with Redis ÷ without, same database and workers."""
+    for (where, case), (with_redis, _) in sorted(figures.items()):
+        db, _, workers = where.partition(" ")
+        if not db.endswith("+redis"):
+            continue
+        without = figures.get((f"{db.removesuffix('+redis')} {workers}", case))
+        if without and without[0]:
+            section.notes.append(
+                f"{where} {case}: ×{with_redis / without[0]:.2f} of the same without Redis "
+                f"({rate(with_redis)}/s against {rate(without[0])}/s)"
+            )
 
 
 def _row(

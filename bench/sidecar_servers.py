@@ -114,11 +114,13 @@ def _handler(mode: str, kind: str, jwks_path: str):
             return canned
 
     else:
-        authorizer = _authorizer(jwks_path)
-        check = authorizer.check_sync
+        from sidecar.ext_authz_grpc import GrpcCheck
+
+        grpc_check = GrpcCheck(_authorizer(jwks_path))
+        check = grpc_check.check_sync
 
         async def acheck(request, context):
-            return await authorizer.check_async(request)
+            return await grpc_check.check_async(request)
 
     def serialize(response) -> bytes:
         return response if response.__class__ is bytes else response.SerializeToString()

@@ -25,6 +25,7 @@ SCP: Final = "scp"  # array form some issuers use; verifiers accept it too
 TOKEN_USAGE: Final = "token_usage"
 NAMESPACE: Final = "namespace"  # absent for a global identity
 FAMILY: Final = "fam"  # refresh tokens only: id of the rotation family
+ACT: Final = "act"  # RFC 8693 §4.1: the actor of an exchanged token ({"sub": client id, "act": earlier})
 
 #: The scope that lets an access token open the revocation feed (Feed.WatchRevocations), beside
 #: the static NATIVE_IAM_FEED_TOKEN: what a sidecar's workload token carries (docs/security.md).

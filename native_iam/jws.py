@@ -46,7 +46,23 @@ from native_iam import claims as names
 from native_iam import scopes as scope_rules
 from native_iam.limits import MAX_CLAIM_LENGTH, MAX_JTI_LENGTH
 
-__all__ = ["Failure", "JwsError", "KeyLookup", "Rules", "Verified", "b64decode", "parse_json", "typ_usage", "verify"]
+__all__ = [
+    "Failure",
+    "JwsError",
+    "KeyLookup",
+    "Rules",
+    "Signed",
+    "Verified",
+    "audience_claim",
+    "b64decode",
+    "is_numeric_date",
+    "is_text",
+    "parse_json",
+    "typ_usage",
+    "unverified",
+    "verify",
+    "verify_signature",
+]
 
 #: NumericDate values must lie in [0, 2**53): integers a JSON double represents exactly.
 _MAX_NUMERIC_DATE = 2**53
@@ -173,20 +189,29 @@ def typ_usage(typ: Any) -> str | None:
     return _USAGE_FOR_TYP.get(typ.lower().removeprefix("application/"))
 
 
-def verify(token: str, keys: KeyLookup | None, rules: Rules, now: float) -> Verified:
-    """Verify a compact JWS token; return its claims or raise :class:`JwsError`.
+@dataclass(frozen=True, slots=True)
+class Signed:
+    """A compact JWS whose encoding, header and signature passed (:func:`verify_signature`);
+    nothing about its claims is checked yet."""
 
-    ``keys`` None means no key set is usable (the sidecar's keys are too old): well-formed
-    tokens are then refused with ``KEYS_UNAVAILABLE``.
-    """
-    if len(token) > rules.max_token_bytes:
+    header: dict[str, Any]
+    payload: dict[str, Any]
+    kid: str
+    alg: str
+
+
+def verify_signature(token: str, keys: KeyLookup | None, algorithms: Collection[str], max_token_bytes: int) -> Signed:
+    """The encoding, header and signature rules of the module docstring, for any JWS: this
+    service's tokens (:func:`verify`) and other issuers' (Kubernetes service-account tokens
+    presented as client assertions). Raises :class:`JwsError`."""
+    if len(token) > max_token_bytes:
         raise JwsError(Failure.MALFORMED, "the token is too long")
     parts = token.split(".")
     if len(parts) != 3 or not token.isascii():
         raise JwsError(Failure.MALFORMED, "the token is not a signed JWT")
     header = _segment_json(parts[0], "header")
     alg, kid = header.get("alg"), header.get("kid")
-    if not isinstance(alg, str) or alg not in rules.algorithms:
+    if not isinstance(alg, str) or alg not in algorithms:
         raise JwsError(Failure.SIGNATURE, "the token's algorithm is not accepted")
     if "crit" in header:  # RFC 7515 §4.1.11: we understand no extension, so none may be critical
         raise JwsError(Failure.MALFORMED, "the token names critical extensions")
@@ -200,16 +225,35 @@ def verify(token: str, keys: KeyLookup | None, rules: Rules, now: float) -> Veri
     if key[0] != alg:  # the key's type decides the algorithm, never the token alone
         raise JwsError(Failure.SIGNATURE, "the token's algorithm does not match its key")
     _check_signature(parts, alg, key[1])
-    # Only now, with the signature proven, are the header's other members and the claims worth reading.
-    typ = typ_usage(header.get("typ"))
+    # Only now, with the signature proven, are the claims worth reading.
+    return Signed(header, _segment_json(parts[1], "claims"), kid, alg)
+
+
+def unverified(token: str, max_token_bytes: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The header and claims of a compact JWS *without* any check but their encoding: only to
+    pick whose keys verify it (:func:`verify_signature` must follow). Raises :class:`JwsError`."""
+    parts = token.split(".") if len(token) <= max_token_bytes and token.isascii() else []
+    if len(parts) != 3:
+        raise JwsError(Failure.MALFORMED, "the token is not a signed JWT")
+    return _segment_json(parts[0], "header"), _segment_json(parts[1], "claims")
+
+
+def verify(token: str, keys: KeyLookup | None, rules: Rules, now: float) -> Verified:
+    """Verify a compact JWS token; return its claims or raise :class:`JwsError`.
+
+    ``keys`` None means no key set is usable (the sidecar's keys are too old): well-formed
+    tokens are then refused with ``KEYS_UNAVAILABLE``.
+    """
+    signed = verify_signature(token, keys, rules.algorithms, rules.max_token_bytes)
+    typ = typ_usage(signed.header.get("typ"))
     if typ is None or (rules.usage is not None and typ != rules.usage):
         raise JwsError(Failure.TOKEN_TYPE, "the token's type is not accepted")
-    payload = _segment_json(parts[1], "claims")
+    payload = signed.payload
     jti = payload.get("jti")
-    jti = jti if _text(jti, max_length=MAX_JTI_LENGTH) else ""  # "" : no valid jti (refused below)
+    jti = jti if is_text(jti, max_length=MAX_JTI_LENGTH) else ""  # "" : no valid jti (refused below)
     if payload.get(names.TOKEN_USAGE) != typ:
         raise JwsError(Failure.TOKEN_TYPE, "the token's type and usage disagree", jti)
-    return _claims(payload, kid, typ, jti, rules, now)
+    return _claims(payload, signed.kid, typ, jti, rules, now)
 
 
 def _check_signature(parts: list[str], alg: str, key: Any) -> None:
@@ -222,18 +266,20 @@ def _check_signature(parts: list[str], alg: str, key: Any) -> None:
         raise JwsError(Failure.SIGNATURE, "the token's signature is invalid")
 
 
-def _text(value: Any, *, required: bool = True, max_length: int = MAX_CLAIM_LENGTH) -> bool:
+def is_text(value: Any, *, required: bool = True, max_length: int = MAX_CLAIM_LENGTH) -> bool:
     """A printable string (so it is valid UTF-8 and safe in a header); non-empty when required."""
     return isinstance(value, str) and (bool(value) or not required) and len(value) <= max_length and value.isprintable()
 
 
-def _numeric_date(value: Any) -> bool:
+def is_numeric_date(value: Any) -> bool:
+    """An integer NumericDate in [0, 2**53) (no fraction, exponent, bool or string)."""
     return type(value) is int and 0 <= value < _MAX_NUMERIC_DATE
 
 
-def _audience(value: Any) -> tuple[str, ...] | None:
+def audience_claim(value: Any) -> tuple[str, ...] | None:
+    """``aud`` as a tuple: a non-empty string or non-empty list of them; None when malformed."""
     audience = (value,) if isinstance(value, str) else tuple(value) if isinstance(value, list) else ()
-    if not audience or not all(_text(a) for a in audience):
+    if not audience or not all(is_text(a) for a in audience):
         return None
     return audience
 
@@ -252,22 +298,22 @@ def _scopes(payload: dict[str, Any]) -> frozenset[str] | None:
 def _claims(payload: dict[str, Any], kid: str, usage: str, jti: str, rules: Rules, now: float) -> Verified:
     if payload.get("iss") != rules.issuer:
         raise JwsError(Failure.ISSUER, "the token was issued by another issuer", jti)
-    audience = _audience(payload.get("aud"))
+    audience = audience_claim(payload.get("aud"))
     if audience is None or (rules.audiences is not None and not any(a in rules.audiences for a in audience)):
         raise JwsError(Failure.AUDIENCE, "the token is not meant for this audience", jti)
     exp, iat = payload.get("exp"), payload.get("iat")
     nbf = payload.get("nbf", iat)
-    if not (_numeric_date(exp) and _numeric_date(iat) and _numeric_date(nbf)):
+    if not (is_numeric_date(exp) and is_numeric_date(iat) and is_numeric_date(nbf)):
         raise JwsError(Failure.MALFORMED, "the token's exp, nbf or iat is not a valid NumericDate", jti)
     sub, client_id = payload.get("sub"), payload.get(names.CLIENT_ID, "")
     namespace, family = payload.get(names.NAMESPACE, ""), payload.get(names.FAMILY)
     scopes = _scopes(payload)
     if not (
-        _text(sub)
+        is_text(sub)
         and jti
-        and _text(client_id, required=False)
-        and _text(namespace, required=False)
-        and (family is None or _text(family))
+        and is_text(client_id, required=False)
+        and is_text(namespace, required=False)
+        and (family is None or is_text(family))
         and scopes is not None
     ):
         raise JwsError(Failure.MALFORMED, "the token lacks sub or jti, or has malformed claims", jti)

@@ -35,7 +35,7 @@ from .settings import Settings
 
 log = logging.getLogger("sidecar.authenticate")
 
-__all__ = ["REFETCH_WAIT_S", "Authenticator", "Credential", "Entry"]
+__all__ = ["NEED_REFETCH", "REFETCH_WAIT_S", "Authenticator", "Credential", "Entry"]
 
 # Envoy gives the whole Check 0.5 s in the example config; a JWKS fetch on the same network takes
 # milliseconds. Waiting longer would only turn a deny into an Envoy timeout.
@@ -60,7 +60,8 @@ class _NeedRefetch:
     """The verdict was unknown_kid before any refetch: refetch the JWKS, then decide again."""
 
 
-_NEED_REFETCH = _NeedRefetch()
+#: :meth:`Authenticator.attempt`'s answer for an unknown ``kid`` before any refetch.
+NEED_REFETCH = _NeedRefetch()
 
 
 class _NoCount:
@@ -107,27 +108,37 @@ class Authenticator:
 
     def authenticate(self, credential: str) -> Entry | Deny:
         """Decide ``credential``, blocking up to :data:`REFETCH_WAIT_S` for an unknown-kid refetch."""
-        result = self._attempt(credential, False)
-        if result is _NEED_REFETCH:
-            try:
-                self._keys.refetch().result(timeout=REFETCH_WAIT_S)
-            except Exception:  # timeout or fetch error: decide with what we have
-                log.debug("jwks refetch wait failed")
-            result = self._attempt(credential, True)
+        result = self.attempt(credential)
+        if result is NEED_REFETCH:
+            self.wait_for_keys()
+            result = self.attempt(credential, refetched=True)
         return result  # type: ignore[return-value]
 
     async def authenticate_async(self, credential: str) -> Entry | Deny:
         """:meth:`authenticate` for an event loop: the refetch wait never blocks the loop."""
-        result = self._attempt(credential, False)
-        if result is _NEED_REFETCH:
-            try:
-                await asyncio.wait_for(asyncio.wrap_future(self._keys.refetch()), REFETCH_WAIT_S)
-            except Exception:
-                log.debug("jwks refetch wait failed")
-            result = self._attempt(credential, True)
+        result = self.attempt(credential)
+        if result is NEED_REFETCH:
+            await self.wait_for_keys_async()
+            result = self.attempt(credential, refetched=True)
         return result  # type: ignore[return-value]
 
-    def _attempt(self, credential: str, refetched: bool) -> Entry | Deny | _NeedRefetch:
+    def wait_for_keys(self) -> None:
+        """After :data:`NEED_REFETCH`: start (or join) the JWKS refetch, wait for it briefly."""
+        try:
+            self._keys.refetch().result(timeout=REFETCH_WAIT_S)
+        except Exception:  # timeout or fetch error: decide with what we have
+            log.debug("jwks refetch wait failed")
+
+    async def wait_for_keys_async(self) -> None:
+        """:meth:`wait_for_keys` without blocking the event loop."""
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(self._keys.refetch()), REFETCH_WAIT_S)
+        except Exception:
+            log.debug("jwks refetch wait failed")
+
+    def attempt(self, credential: str, refetched: bool = False) -> Entry | Deny | _NeedRefetch:
+        """Decide ``credential`` without waiting: :data:`NEED_REFETCH` when its ``kid`` is unknown
+        and no refetch was tried yet (then :meth:`wait_for_keys` and attempt again, refetched)."""
         revocations = self._revocations
         if not revocations.fresh() and not (self._open_when_stale and revocations.synced):
             return _FEED_STALE
@@ -150,7 +161,7 @@ class Authenticator:
         verified = decision.verify(token, keys.usable(), self._policy, now, keys.retired)
         if isinstance(verified, Deny):
             if verified.reason is Reason.UNKNOWN_KID and not refetched:
-                return _NEED_REFETCH
+                return NEED_REFETCH
             return verified
         principal = verified
         deny = decision.revoked(

@@ -46,6 +46,7 @@ def _run_workers(settings: Settings) -> int:
     problem = fixed_port_problem(
         {
             "NATIVE_IAM_AUTHZ_LISTEN": settings.authz_listen,
+            "NATIVE_IAM_AUTHZ_HTTP_LISTEN": settings.authz_http_listen,
             "NATIVE_IAM_OAUTH_LISTEN": settings.oauth_listen,
         }
     )

@@ -1,6 +1,10 @@
 """What a route requires: route metadata and ``context_extensions`` → a :class:`Requirement`.
 
-Two places in Envoy's configuration can carry a route's requirement; the sidecar reads both.
+Two places in Envoy's configuration can carry a route's requirement to the gRPC transport; the
+sidecar reads both. The HTTP transport (sidecar/ext_authz_http.py) has neither: there the proxy
+sets the ``x-native-iam-requirement`` header to the route metadata schema below as JSON, e.g.
+``{"scopes": "orders:read", "methods": {"POST": {"scopes": "orders:write"}}}``
+(:meth:`Resolver.resolve_json`).
 
 1. Route metadata, sent when the ext_authz filter sets
    ``route_metadata_context_namespaces: [native_iam]``::
@@ -34,6 +38,7 @@ scopes, or ``anonymous`` together with scopes make the route invalid: such a rou
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -246,6 +251,7 @@ class Resolver:
 
     def __init__(self, max_entries: int = 4096) -> None:
         self._cache: dict[tuple[bytes, tuple[tuple[str, str], ...]], Requirement | RequirementError] = {}
+        self._json: dict[str, Requirement | RequirementError] = {}
         self._max = max_entries
 
     def resolve(self, attributes: Any) -> Requirement:
@@ -263,6 +269,27 @@ class Resolver:
             if len(self._cache) >= self._max:
                 self._cache.clear()
             self._cache[key] = found
+        if isinstance(found, RequirementError):
+            raise found
+        return found
+
+    def resolve_json(self, value: str | None) -> Requirement:
+        """The requirement carried as JSON in the route metadata schema (the HTTP transport's
+        requirement header, set by the proxy's configuration); None: the route says nothing."""
+        if value is None:
+            return DEFAULT
+        found = self._json.get(value)
+        if found is None:
+            try:
+                spec = json.loads(value)
+                if not isinstance(spec, dict):
+                    raise RequirementError("the requirement header: expected a JSON object")
+                found = parse(spec, None)
+            except (ValueError, RecursionError) as exc:  # RequirementError, or JSON that does not parse
+                found = exc if isinstance(exc, RequirementError) else RequirementError(f"the requirement header: {exc}")
+            if len(self._json) >= self._max:
+                self._json.clear()
+            self._json[value] = found
         if isinstance(found, RequirementError):
             raise found
         return found

@@ -1,10 +1,11 @@
 """Wiring of one sidecar worker: caches, feed, servers, health, housekeeping. No decisions here.
 
-The ext_authz server is the grpcio sync server with a small thread pool (or ``grpc.aio``,
+The ext_authz gRPC server is the grpcio sync server with a small thread pool (or ``grpc.aio``,
 NATIVE_IAM_AUTHZ_SERVER), as measured by ``bench/sidecar_servers.py``: with 2-3 threads it used
-less CPU per Check than grpc.aio. The OAuth facade is always ``grpc.aio``. The revocation feed and
-JWKS fetches run on their own threads with a blocking gRPC channel, so the request path only ever
-decides requests.
+less CPU per Check than grpc.aio. The optional ext_authz HTTP server (NATIVE_IAM_AUTHZ_HTTP_LISTEN)
+runs on this worker's event loop and shares its decision core and caches. The OAuth facade is
+always ``grpc.aio``. The revocation feed and JWKS fetches run on their own threads with a
+blocking gRPC channel, so the request path only ever decides requests.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from grpc_reflection.v1alpha import reflection
 
 from native_iam.oauth.v1 import oauth_pb2, workload_pb2
 from native_iam.runtime import health
-from native_iam.runtime.listen import bind_grpc, enabled
+from native_iam.runtime.listen import bind_grpc, bind_tcp, enabled
 from native_iam.runtime.telemetry import Telemetry
 
-from . import authorization, oauth_facade, workload_tokens
+from . import ext_authz_grpc, oauth_facade, workload_tokens
 from .authorization import Authorizer
+from .ext_authz_http import HttpAuthz
 from .keys import KeyStore, grpc_fetcher, http_fetcher
 from .metrics import Metrics
 from .oauth_facade import OAuthFacade
@@ -47,7 +49,7 @@ _CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2_000),
 ]
-_HEALTH_SERVICES = ("", authorization.SERVICE, "native_iam.oauth.v1.OAuth")
+_HEALTH_SERVICES = ("", ext_authz_grpc.SERVICE, "native_iam.oauth.v1.OAuth")
 
 
 class Sidecar:
@@ -104,7 +106,9 @@ class Sidecar:
         # needs the sync servicer, whose set() is thread-safe.
         self.health = health.new_servicer(asynchronous=self.kind == "aio")
         self.authz_port = 0
+        self.authz_http_port = 0
         self.oauth_port = 0
+        self._http_authz: HttpAuthz | None = None
         self._servers: list[grpc.aio.Server] = []
         self._sync_server: grpc.Server | None = None
         self._aio_channels: list[grpc.aio.Channel] = []
@@ -135,7 +139,7 @@ class Sidecar:
                 " the token service refuses the revocation feed"
             )
 
-        handler = authorization.handler(self.authorizer, asynchronous=self.kind == "aio")
+        handler = ext_authz_grpc.handler(self.authorizer, asynchronous=self.kind == "aio")
         if self.kind == "sync":
             # Few threads: decisions hold the GIL, more threads only add contention.
             pool = futures.ThreadPoolExecutor(max_workers=s.authz_threads, thread_name_prefix="authz")
@@ -150,6 +154,12 @@ class Sidecar:
             health.add_to_server(self.health, authz)
             self.authz_port = bind_grpc(authz, s.authz_listen, "NATIVE_IAM_AUTHZ_LISTEN")
             self._servers.append(authz)
+
+        if enabled(s.authz_http_listen):
+            http_authz = HttpAuthz(self.authorizer, max_token_bytes=s.max_token_bytes)
+            sock = bind_tcp(s.authz_http_listen, "NATIVE_IAM_AUTHZ_HTTP_LISTEN", reuse_port=self._reuse_port)
+            self.authz_http_port = await http_authz.start(sock)
+            self._http_authz = http_authz
 
         if enabled(s.oauth_listen):
             token_channel = grpc.aio.insecure_channel(s.token_url, options=_CHANNEL_OPTIONS)
@@ -196,6 +206,7 @@ class Sidecar:
             "sidecar started",
             extra={
                 "authz_port": self.authz_port,
+                "authz_http_port": self.authz_http_port,
                 "oauth_port": self.oauth_port,
                 "token_url": s.token_url,
                 "server": self.kind,
@@ -210,6 +221,8 @@ class Sidecar:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await asyncio.gather(*(server.stop(grace) for server in self._servers))
+        if self._http_authz is not None:
+            await self._http_authz.stop()
         if self._sync_server is not None:
             stopped = self._sync_server.stop(grace)
             await asyncio.to_thread(stopped.wait, grace + 5)

@@ -54,6 +54,12 @@ class Settings:
     authz_listen: str = setting(
         "NATIVE_IAM_AUTHZ_LISTEN", "ext_authz + gRPC health (what Envoy calls)", "127.0.0.1:9191"
     )
+    authz_http_listen: str = setting(
+        "NATIVE_IAM_AUTHZ_HTTP_LISTEN",
+        "ext_authz over HTTP (Envoy `http_service`, nginx `auth_request`; docs/sidecar.md), beside the gRPC one;"
+        " empty, `off` or `none` disables (e.g. `127.0.0.1:9193` enables it)",
+        "",
+    )
     oauth_listen: str = setting(
         "NATIVE_IAM_OAUTH_LISTEN", "the OAuth API for the workload; empty, `off` or `none` disables", "127.0.0.1:9192"
     )
@@ -255,6 +261,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         issuer=env.text("NATIVE_IAM_ISSUER", d.issuer, blank="error"),
         audiences=audiences,
         authz_listen=env.listen("NATIVE_IAM_AUTHZ_LISTEN", d.authz_listen),
+        authz_http_listen=env.listen("NATIVE_IAM_AUTHZ_HTTP_LISTEN", d.authz_http_listen, optional=True),
         oauth_listen=env.listen("NATIVE_IAM_OAUTH_LISTEN", d.oauth_listen, optional=True),
         metrics_listen=env.listen("NATIVE_IAM_METRICS_LISTEN", d.metrics_listen, optional=True),
         workers=env.workers("NATIVE_IAM_WORKERS", d.workers, per_cpu=False),

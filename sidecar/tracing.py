@@ -7,19 +7,21 @@ NATIVE_IAM_TRACE_SAMPLE_RATIO of requests (default 0: the sidecar only continues
 
 A span names the decision, never the credential: result, reason, route (method and path without
 the query, which may hold a token), HTTP status of a deny. Spans are only built with
-SYSTEM_TELEMETRY_EXPORTER_ENDPOINT set; without it :class:`~sidecar.authorization.Authorizer`
-runs its untraced path, unchanged.
+SYSTEM_TELEMETRY_EXPORTER_ENDPOINT set; without it ``Authorizer.spans`` is None and both
+transports run their untraced path, unchanged.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
-from envoy.service.auth.v3 import external_auth_pb2
 from opentelemetry import trace
 
 from native_iam.runtime import telemetry
+
+from .verdict import Allow, Denial, Verdict
 
 SPAN_NAME = "native_iam.sidecar/Check"
 _TRACEPARENT_LEN = 55  # version 00: 2 + 1 + 32 + 1 + 16 + 1 + 2
@@ -30,15 +32,17 @@ log = logging.getLogger("sidecar.tracing")
 
 
 class DecisionSpans:
-    def __init__(self, tracer: trace.Tracer, sample_ratio: float, anonymous: bytes) -> None:
+    """Starts and ends the decision spans of both transports (sidecar/ext_authz_grpc.py and
+    sidecar/ext_authz_http.py): each hands over the trace headers it received and, at the end,
+    the route and the verdict, so a span means the same whichever transport carried the Check."""
+
+    def __init__(self, tracer: trace.Tracer, sample_ratio: float, anonymous: Allow) -> None:
         self._tracer = tracer
         self._roots = sample_ratio > 0  # else a request without traceparent is never traced
-        self._anonymous = anonymous  # the prebuilt anonymous allow (an allow without a token)
+        self._anonymous = anonymous  # the anonymous allow verdict (an allow without a token)
 
-    def start(self, request: Any) -> trace.Span | None:
+    def start(self, headers: Mapping[str, str]) -> trace.Span | None:
         """A recording span for this Check, or None when it is not sampled (the cheap common case)."""
-        http = request.attributes.request.http
-        headers = _trace_headers(http)
         traceparent = headers.get("traceparent")
         if traceparent is None:
             if not self._roots:
@@ -55,38 +59,35 @@ class DecisionSpans:
             return None
         return span
 
-    def end(self, span: trace.Span, request: Any, response: bytes) -> None:
+    def end(self, span: trace.Span, method: str, path: str, verdict: Verdict) -> None:
         """Describe the decision on ``span`` and end it; never raises (the answer is already made)."""
         try:
-            self._describe(span, request, response)
+            self._describe(span, method, path, verdict)
         except Exception:
             log.exception("decision span not described")
         finally:
             span.end()
 
-    def _describe(self, span: trace.Span, request: Any, response: bytes) -> None:
-        http = request.attributes.request.http
-        answer = external_auth_pb2.CheckResponse.FromString(response)
-        path = http.path.partition("?")[0].partition("#")[0][:_MAX_PATH]  # a client's path: bounded
-        attributes: dict[str, Any] = {
-            "http.request.method": http.method,
-            "native_iam.route": f"{http.method} {path}",
-        }
-        if answer.status.code == 0:
+    def _describe(self, span: trace.Span, method: str, path: str, verdict: Verdict) -> None:
+        path = path.partition("?")[0].partition("#")[0][:_MAX_PATH]  # a client's path: bounded
+        attributes: dict[str, Any] = {"http.request.method": method, "native_iam.route": f"{method} {path}"}
+        if verdict.__class__ is Allow:
             attributes["native_iam.result"] = "allow"
-            attributes["native_iam.reason"] = "anonymous" if response is self._anonymous else "token"
+            attributes["native_iam.reason"] = "anonymous" if verdict is self._anonymous else "token"
         else:
-            reason = answer.dynamic_metadata.fields["deny_reason"].string_value or "internal"
+            denial: Denial = verdict  # type: ignore[assignment]
+            reason = denial.metadata.get("deny_reason") or "internal"
             attributes["native_iam.result"] = "deny"
             attributes["native_iam.reason"] = reason
-            attributes["http.response.status_code"] = answer.denied_response.status.code
+            attributes["http.response.status_code"] = denial.status
             if reason == "internal":
                 span.set_status(trace.StatusCode.ERROR, "the authorization service failed")
         span.set_attributes(attributes)
 
 
-def _trace_headers(http: Any) -> Any:
-    """``headers`` (a map), or the trace headers of ``header_map`` when Envoy sends raw headers."""
+def grpc_trace_headers(http: Any) -> Mapping[str, str]:
+    """The trace headers of a CheckRequest's ``attributes.request.http``: its ``headers`` map, or
+    those of ``header_map`` when Envoy sends raw headers."""
     if "traceparent" in http.headers or not http.HasField("header_map"):
         return http.headers
     return {

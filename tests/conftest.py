@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +18,28 @@ from native_iam.runtime.telemetry import _SPANS_FIELD
 
 # One PostgreSQL per session for every directory outside tests/token_service (which still defines
 # its own, so at most two run): the reliability and security tests reuse the token service's fixture.
-from tests.token_service.conftest import postgres_server
+from tests.k8s_issuer import KubernetesIssuer
+from tests.token_service.conftest import postgres_server, redis_server, redis_url
 
-__all__ = ["Collector", "collector", "one_line_refusal", "postgres_server", "require_tool"]
+__all__ = [
+    "Collector",
+    "collector",
+    "k8s_issuer",
+    "one_line_refusal",
+    "postgres_server",
+    "redis_server",
+    "redis_url",
+    "require_tool",
+]
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture
+def k8s_issuer() -> Iterator[KubernetesIssuer]:
+    """A stand-in Kubernetes service-account issuer (discovery + JWKS on 127.0.0.1; tests/k8s_issuer.py)."""
+    with KubernetesIssuer() as issuer:
+        yield issuer
 
 
 def one_line_refusal(result: subprocess.CompletedProcess[str], prefix: str) -> str:

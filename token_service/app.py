@@ -27,6 +27,7 @@ from token_service.api.grpc import (
     rpc_handlers,
 )
 from token_service.api.http import HttpServer
+from token_service.cache.invalidation import Invalidation
 from token_service.core import Core
 from token_service.feed import FeedHub
 from token_service.metrics import Metrics
@@ -55,6 +56,9 @@ class TokenServiceApp:
         self.metrics_port = 0
         self._tasks: list[asyncio.Task[None]] = []
         self.feed: FeedHub | None = None  # the revocation feed hub, set in start()
+        self.invalidation: Invalidation | None = None  # Redis pub/sub (SYSTEM_CACHE_URL), set in start()
+        if self.core.cache is not None:
+            self.core.cache.attach(self.metrics)
         # --- OAuth HTTP endpoints (issue 3): uvicorn on NATIVE_IAM_HTTP_LISTEN, same loop and core.
         self.http = HttpServer(
             self.core,
@@ -79,6 +83,10 @@ class TokenServiceApp:
         await self.core.start()
         self.feed = FeedHub(self.core, self.metrics)
         await self.feed.start()
+        if self.core.cache is not None:  # SYSTEM_CACHE_URL: revocations void every replica's cache at once
+            self.invalidation = Invalidation(self.core.cache, self.core.checks, on_remote=self.feed.wake)
+            self.core.store.add_commit_listener(self.invalidation.committed)
+            self.invalidation.start()
         server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", 1024 * 1024),
@@ -129,6 +137,7 @@ class TokenServiceApp:
                 "http": self.http.url,
                 "metrics_port": self.metrics_port,
                 "db": self.core.store.dialect,
+                "cache": self.core.cache.url if self.core.cache is not None else None,  # password masked
             },
         )
 
@@ -156,6 +165,9 @@ class TokenServiceApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.invalidation is not None:
+            self.core.store.remove_commit_listener(self.invalidation.committed)
+            await self.invalidation.stop()
         if self.feed is not None:
             await self.feed.stop()
         self.metrics.stop()

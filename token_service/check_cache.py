@@ -12,6 +12,9 @@ reuse) appends a feed event in its own transaction. So:
 * workers of one host (NATIVE_IAM_WORKERS) also share a counter in shared memory that every
   such commit moves, so a revocation through one worker voids the others' entries at once, not
   at their next poll of the feed;
+* with ``SYSTEM_CACHE_URL``, a Redis pub/sub message from another replica moves it too
+  (:mod:`token_service.cache.invalidation`): milliseconds rather than a poll interval; the
+  rules below still hold without it;
 * the cache is used only while the tail is fresh: a tail that has not read the table within
   ``max_staleness_s`` (or never started, e.g. a bare :class:`~token_service.core.Core` in tests)
   means every check goes to the database again — fail closed, never stale.
@@ -60,6 +63,11 @@ class CheckCache:
         if self.shared is not None:
             with self.shared.get_lock():  # atomic: two workers' increments must both count
                 self.shared.value += 1
+
+    def remote_revocation(self) -> None:
+        """Another replica committed a revocation (a Redis pub/sub message), or messages may have
+        been missed (a (re)subscription): every cached answer of this process is void."""
+        self._local += 1
 
     def tail_read(self, events: int) -> None:
         """The feed tail read the events table (``events`` new ones) successfully just now."""

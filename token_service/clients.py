@@ -51,6 +51,10 @@ class AuthMethod(enum.StrEnum):
     CLIENT_SECRET_BASIC = "client_secret_basic"
     CLIENT_SECRET_POST = "client_secret_post"
     NONE = "none"  # a public client: identifies itself with client_id only
+    #: A Kubernetes workload: its projected service-account token as an RFC 7523 client assertion
+    #: (``client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer``), mapped
+    #: to this client by NATIVE_IAM_CLUSTER_ISSUERS_FILE. Confidential, but has no secret.
+    KUBERNETES_SERVICE_ACCOUNT = "kubernetes_service_account"
 
 
 class GrantType(enum.StrEnum):
@@ -58,6 +62,8 @@ class GrantType(enum.StrEnum):
 
     PASSWORD = "password"
     REFRESH_TOKEN = "refresh_token"
+    #: RFC 8693: a user's access token exchanged for one for a downstream audience (delegation).
+    TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 
 
 def validate_client_id(client_id: str) -> str:
@@ -76,7 +82,8 @@ class OAuthClient:
     (``NATIVE_IAM_AUDIENCE``). TTLs of None mean the service defaults. ``rotate_refresh_tokens``
     defaults to on for public clients (RFC 9700 §2.2.2) and off for confidential ones.
     ``introspect_all_tokens`` is the introspection permission (a resource server's): see
-    :meth:`may_introspect`.
+    :meth:`may_introspect`. ``exchange_audiences`` are the audiences the client may exchange a
+    user's token for (RFC 8693 ``audience``/``resource``; migration 0140); empty: none.
     """
 
     client_id: str
@@ -89,6 +96,7 @@ class OAuthClient:
     refresh_token_ttl_s: int | None = None
     rotate_refresh_tokens: bool = False
     introspect_all_tokens: bool = False
+    exchange_audiences: tuple[str, ...] = ()
     created_at: int = field(default=0, compare=False)
 
     @property
@@ -122,9 +130,11 @@ def new_client(
     refresh_token_ttl_s: int | None = None,
     rotate_refresh_tokens: bool | None = None,
     introspect_all_tokens: bool = False,
+    exchange_audiences: Iterable[str] = (),
     created_at: int = 0,
 ) -> tuple[OAuthClient, str | None]:
-    """A new client and its secret in the clear (None for a public client), shown once to the admin."""
+    """A new client and its secret in the clear (None for a public or service-account client),
+    shown once to the admin."""
     try:
         method = AuthMethod(auth_method)
         grants = frozenset(GrantType(g) for g in grant_types)
@@ -135,7 +145,14 @@ def new_client(
     for name_, ttl in (("access_token_ttl_s", access_token_ttl_s), ("refresh_token_ttl_s", refresh_token_ttl_s)):
         if ttl is not None and ttl <= 0:
             raise ClientError(f"{name_} must be a positive number of seconds")
-    secret = None if method is AuthMethod.NONE else generate_secret()
+    exchange = tuple(dict.fromkeys(a for a in exchange_audiences if a))
+    if exchange and GrantType.TOKEN_EXCHANGE not in grants:
+        raise ClientError("exchange audiences need the token-exchange grant")
+    if GrantType.TOKEN_EXCHANGE in grants and method is AuthMethod.NONE:
+        raise ClientError("a public client may not exchange tokens (RFC 8693 §5: the actor must authenticate)")
+    # A service-account client proves itself with its cluster's token: there is no secret to hold.
+    has_secret = method not in {AuthMethod.NONE, AuthMethod.KUBERNETES_SERVICE_ACCOUNT}
+    secret = generate_secret() if has_secret else None
     client = OAuthClient(
         client_id=validate_client_id(client_id),
         auth_method=method,
@@ -147,6 +164,7 @@ def new_client(
         refresh_token_ttl_s=refresh_token_ttl_s,
         rotate_refresh_tokens=(method is AuthMethod.NONE) if rotate_refresh_tokens is None else rotate_refresh_tokens,
         introspect_all_tokens=introspect_all_tokens,
+        exchange_audiences=exchange,
         created_at=created_at,
     )
     return client, secret

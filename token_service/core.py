@@ -10,7 +10,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from token_service.cache import Cache
+from token_service.cache.shortlived import RedisShortLived
 from token_service.check_cache import CheckCache
+from token_service.federation import ClientAssertions, load_trust
 from token_service.keys import KeyRing
 from token_service.lockout import Lockout
 from token_service.metrics import Metrics
@@ -48,6 +51,11 @@ class Core:
     #: generated once and kept in the database), loaded by :meth:`start`: the token endpoint and
     #: the admin Clients API both use it, so neither waits for the other to load it.
     client_secret_key: bytes = b""
+    #: Kubernetes service-account tokens as client assertions (NATIVE_IAM_CLUSTER_ISSUERS_FILE);
+    #: set by :meth:`build` (none trusted without the file).
+    assertions: ClientAssertions | None = None
+    #: The Redis client when SYSTEM_CACHE_URL is set (counters, short-lived state, invalidation).
+    cache: Cache | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Core:
@@ -62,7 +70,8 @@ class Core:
         )
         # A local write that appended revocation events voids cached checks before it returns.
         store.add_commit_listener(checks.invalidate)
-        return cls(
+        cache = Cache(settings) if settings.cache_url else None
+        core = cls(
             settings=settings,
             store=store,
             keys=keys,
@@ -73,11 +82,21 @@ class Core:
                 settings.argon2_parallelism,
                 settings.password_workers,
             ),
-            lockout=Lockout(settings, store),
+            lockout=Lockout(settings, store, cache),
             checks=checks,
             clients=ClientRepository(store),
-            short_lived=DatabaseShortLived(store),
+            short_lived=DatabaseShortLived(store) if cache is None else RedisShortLived(cache),
+            cache=cache,
         )
+        core.assertions = ClientAssertions(
+            load_trust(settings.cluster_issuers_file, settings.issuer), core.short_lived, count=core.count_assertion
+        )
+        return core
+
+    def count_assertion(self, outcome: str) -> None:
+        """native_iam_client_assertions_total{outcome} (nothing before the app sets the metrics)."""
+        if self.metrics is not None:
+            self.metrics.client_assertions.labels(outcome).inc()
 
     async def start(self) -> None:
         """Migrate the schema, load the signing keys and the client-secret key."""
@@ -88,4 +107,6 @@ class Core:
 
     async def close(self) -> None:
         self.passwords.close()
+        if self.cache is not None:
+            await self.cache.close()
         await self.store.close()

@@ -15,6 +15,15 @@ flight; its verdict then turns the slot into a failure (:meth:`Lockout.failed_sy
 back (:meth:`Lockout.succeeded_sync`). Any number of concurrent attempts verifies at most the
 threshold's worth of guesses; attempts beyond the free slots wait for one (:data:`Verdict.BUSY`),
 so concurrent right passwords are served, not mistaken for guesses.
+
+With ``SYSTEM_CACHE_URL`` the counters live in Redis instead (:mod:`token_service.cache.counters`):
+the same steps, each one Lua script run atomically on the server (one round trip), so replicas
+and workers share them without a database write per failed login. The rule is this module's;
+the script mirrors it step for step, and the lockout test suites run on both backends. Redis
+unreachable: :meth:`Lockout.reserve` raises :class:`~token_service.errors.Unavailable` — the
+grant is refused (503 ``temporarily_unavailable`` / ``UNAVAILABLE``), never let through
+unchecked — and a verdict that cannot be recorded is retried in the background while its slot
+(which blocks further attempts past the free ones) is still held (docs/token-service.md, Redis).
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import asyncio
 import dataclasses
 import enum
 import ipaddress
+import logging
 import random
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -30,15 +40,22 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from token_service.cache import Cache
+from token_service.cache.counters import RedisCounters
+from token_service.errors import Unavailable
 from token_service.settings import Settings
 from token_service.store import Store
 from token_service.store import lockouts as counters
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Attempt", "Lockout", "Verdict", "address_key", "identity_key"]
 
 #: A reserved slot older than this belongs to a process that died mid-verification (an argon2id
 #: verification takes milliseconds): it no longer counts.
 PENDING_TTL_S = 60.0
+#: How often a verdict Redis could not record is tried again (see Lockout._settle).
+RETRY_S = 0.5
 
 IDENTITY_PREFIX = "identity:"
 ADDRESS_PREFIX = "address:"
@@ -79,7 +96,7 @@ class Attempt:
 
 
 class Lockout:
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, cache: Cache | None = None) -> None:
         self.enabled = settings.lockout_enabled
         self.free_attempts = settings.lockout_free_attempts
         self.address_free_attempts = settings.lockout_address_free_attempts
@@ -92,6 +109,17 @@ class Lockout:
         self._freed = 0
         #: Abandoned attempts whose slots wait for their verification to end (see settle_abandoned).
         self._settling: set[asyncio.Task[None]] = set()
+        #: The counters in Redis (SYSTEM_CACHE_URL), else None: they are rows in the database.
+        self.shared: RedisCounters | None = None
+        if cache is not None:
+            self.shared = RedisCounters(
+                cache, reset_s=self.reset_s, base_s=self.base_s, max_s=self.max_s, pending_ttl_s=PENDING_TTL_S
+            )
+
+    @property
+    def in_database(self) -> bool:
+        """Whether the counters are rows (reserved inside the grant's own transaction)."""
+        return self.shared is None
 
     def keys(self, namespace: str, identity: str, address: str | None) -> list[str]:
         """The counters an attempt is charged to: the identity's and the client address's
@@ -168,12 +196,99 @@ class Lockout:
                 row = self._lock(conn, key, now)
                 _store(conn, key, row.failed(now, self._free_after(key, row)), now)
 
+    # --- the steps as coroutines: a transaction of their own, or one Redis script call ---------
+
+    async def reserve(self, keys: Sequence[str], now: float, uncounted: Collection[str] = ()) -> Attempt:
+        """:meth:`reserve_sync` on its own (the password grant calls reserve_sync inside its
+        transaction when the counters are rows). Redis unreachable: :class:`Unavailable`."""
+        if not self.enabled or not keys:
+            return Attempt()
+        if self.shared is None:
+            return await self.store.run_write(self.reserve_sync, keys, now, uncounted)
+        ordered = tuple(sorted(set(keys)))
+        skip = frozenset(uncounted)
+        verdict = await self._step("reserve", ordered, now, skip)
+        return Attempt(Verdict(verdict), ordered, skip)
+
+    async def record_failure(self, keys: Sequence[str], now: float) -> None:
+        """:meth:`record_failure_sync` on its own."""
+        if not self.enabled or not keys:
+            return
+        if self.shared is None:
+            await self.store.run_write(self.record_failure_sync, keys, now)
+        else:
+            await self._step("record_failure", tuple(sorted(set(keys))), now, frozenset())
+
     async def finish(self, attempt: Attempt, now: float, *, success: bool) -> None:
-        """:meth:`failed_sync` or :meth:`succeeded_sync` in a transaction of its own, then
-        :meth:`slot_freed`."""
-        if _slots(attempt):
-            await self.store.run_write(self.succeeded_sync if success else self.failed_sync, attempt, now)
+        """:meth:`failed_sync` or :meth:`succeeded_sync` on its own, then :meth:`slot_freed`."""
+        await self._settle("succeeded" if success else "failed", attempt, now)
+
+    async def issued(self, attempt: Attempt, now: float) -> None:
+        """The grant's transaction committed its tokens: with rows the slot was given back inside
+        it (:meth:`succeeded_sync`); in Redis it is given back now."""
+        if self.shared is None:
             self.slot_freed(attempt)
+        else:
+            await self._settle("succeeded", attempt, now)
+
+    async def peek(self, key: str) -> _Counter | None:
+        """``key``'s counter as stored (None: no counter), on either backend: for tests and
+        diagnostics."""
+        if self.shared is None:
+            row = await self.store.run_read(counters.read_counter, key)
+            values = None if row is None else {name: getattr(row, name) for name in _Counter.__slots__}
+        else:
+            values = await self.shared.read(key)
+        if values is None:
+            return None
+        return _Counter(
+            int(values["failures"]), values["last_failure_at"], values["locked_until"], int(values["pending"])
+        )
+
+    async def _settle(self, op: str, attempt: Attempt, now: float) -> None:
+        """Turn ``attempt``'s slot into a verdict (``failed``, ``succeeded``, ``released``), then
+        wake a waiter. In Redis, a verdict that cannot be recorded now is retried in the
+        background (the answer the caller gets does not change): its slot stays held meanwhile."""
+        if not _slots(attempt):
+            return
+        if self.shared is None:
+            sync = {"failed": self.failed_sync, "succeeded": self.succeeded_sync, "released": self.released_sync}[op]
+            await self.store.run_write(sync, attempt, now)
+        else:
+            try:
+                await self._step(op, attempt.keys, now, attempt.uncounted)
+            except Unavailable:
+                self._retry_later(op, attempt, now)
+                return
+        self.slot_freed(attempt)
+
+    def _retry_later(self, op: str, attempt: Attempt, now: float) -> None:
+        async def retry() -> None:
+            deadline = asyncio.get_running_loop().time() + PENDING_TTL_S
+            while asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(RETRY_S)
+                try:
+                    await self._step(op, attempt.keys, now, attempt.uncounted)
+                except Unavailable:
+                    continue
+                self.slot_freed(attempt)
+                return
+            log.error("lockout verdict lost: Redis unreachable for the whole slot lifetime", extra={"verdict": op})
+
+        task = asyncio.get_running_loop().create_task(retry(), name="lockout-retry-verdict")
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _step(self, op: str, keys: tuple[str, ...], now: float, uncounted: frozenset[str]) -> str:
+        assert self.shared is not None
+        return await self.shared.step(
+            op,
+            keys,
+            now,
+            free_attempts=[self._free_attempts(key) for key in keys],
+            uncounted=uncounted,
+            identities=[key for key in keys if key.startswith(IDENTITY_PREFIX)],
+        )
 
     def settle_abandoned(
         self, attempt: Attempt, verification: asyncio.Future[bool], clock: Callable[[], float]
@@ -189,9 +304,7 @@ class Lockout:
                 verified = await verification
             except Exception:
                 verified = False
-            sync = self.released_sync if verified else self.failed_sync
-            await self.store.run_write(sync, attempt, clock())
-            self.slot_freed(attempt)
+            await self._settle("released" if verified else "failed", attempt, clock())
 
         if not _slots(attempt):
             return

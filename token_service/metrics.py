@@ -52,7 +52,8 @@ class Metrics:
         r = self.registry
         self.grants = Counter(
             "native_iam_grants_total",
-            "Token grant outcomes, by grant (password, refresh_token) and seed status (OK or the refusal reason).",
+            "Token grant outcomes, by grant (password, refresh_token, token_exchange) and seed status (OK or the"
+            " refusal reason).",
             ["grant", "status"],
             registry=r,
         )
@@ -90,10 +91,33 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.cache_errors = Counter(
+            "native_iam_cache_errors_total",
+            "Redis (SYSTEM_CACHE_URL) failures, by operation (lockout, short_lived, publish, subscribe) and kind"
+            " (unavailable: connection error or timeout; other).",
+            ["operation", "kind"],
+            registry=r,
+        )
+        self.cache_latency = Histogram(
+            "native_iam_cache_seconds",
+            "Time of one Redis (SYSTEM_CACHE_URL) operation, retries included, by operation.",
+            ["operation"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.admin_denials = Counter(
             "native_iam_admin_denials_total",
             "Admin API calls refused, by reason (unauthenticated, permission_denied).",
             ["reason"],
+            registry=r,
+        )
+        self.client_assertions = Counter(
+            "native_iam_client_assertions_total",
+            "Kubernetes service-account client assertions (RFC 7523), by outcome: ok or the refusal reason"
+            " (untrusted_issuer, algorithm, unknown_kid, signature, jwks_unavailable, audience, expired,"
+            " not_yet_valid, issued_in_future, lifetime, kubernetes_claims, unknown_service_account,"
+            " client_mismatch, not_registered, replayed, malformed).",
+            ["outcome"],
             registry=r,
         )
         _zeroed(self.feed_events, "snapshot", "events")
@@ -106,7 +130,8 @@ class Metrics:
         every transport's edge (an unreachable database is Unavailable; any other SQLAlchemy error
         escaped a handler)."""
         if isinstance(exc, Unavailable):
-            self.db_errors.labels("unavailable").inc()
+            if exc.dependency == "database":  # a cache failure is counted by the cache client
+                self.db_errors.labels("unavailable").inc()
         elif "sqlalchemy" in type(exc).__module__:
             self.db_errors.labels("other").inc()
 

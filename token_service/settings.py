@@ -11,13 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from native_iam import claims
 from native_iam.envdoc import setting
 from native_iam.runtime.env import Env, EnvError, IPNetwork
 from native_iam.runtime.logs import LOG_FORMATS, LOG_LEVELS
 
-__all__ = ["Settings", "SettingsError"]
+__all__ = ["Settings", "SettingsError", "redacted_url"]
 
 
 #: Where each listener's address comes from (variable, and the flag of `native-iam token-service`),
@@ -40,7 +41,12 @@ class Settings:
         "sqlite:///./native-iam.db",
     )
     cache_url: str | None = setting(
-        "SYSTEM_CACHE_URL", "accepted for the seed's compatibility; brute-force counters live in the database", None
+        "SYSTEM_CACHE_URL",
+        "Redis shared by every replica: `redis://[:PASSWORD@]HOST:PORT/DB` or `rediss://…` (TLS). Set: brute-force"
+        " counters, short-lived state (codes, sessions, nonces, single-use jtis) and CheckAccess cache invalidation"
+        " across replicas live there ([Redis](redis.md)); unset: the database"
+        " alone. Logged with its password masked",
+        None,
     )
     telemetry_endpoint: str | None = setting(
         "SYSTEM_TELEMETRY_EXPORTER_ENDPOINT",
@@ -52,6 +58,24 @@ class Settings:
         "PostgreSQL connections per serving process (plus as many overflow); with `NATIVE_IAM_WORKERS` each worker"
         " has its own pool",
         10,
+    )
+
+    cache_pool_size: int = setting(
+        "NATIVE_IAM_CACHE_POOL_SIZE", "Redis connections per serving process (`SYSTEM_CACHE_URL`)", 20
+    )
+    cache_connect_timeout_s: float = setting(
+        "NATIVE_IAM_CACHE_CONNECT_TIMEOUT_S", "time to open a connection to Redis before the call fails", 1.0
+    )
+    cache_command_timeout_s: float = setting(
+        "NATIVE_IAM_CACHE_COMMAND_TIMEOUT_S",
+        "time one Redis command may take before it fails (a slow Redis must not hang grants)",
+        0.5,
+    )
+    cache_retries: int = setting(
+        "NATIVE_IAM_CACHE_RETRIES",
+        "retries of a Redis command after a connection error or timeout (with a short back-off) before the caller"
+        " gets `UNAVAILABLE` / 503 `temporarily_unavailable`",
+        1,
     )
 
     # --- listeners ---
@@ -234,6 +258,18 @@ class Settings:
         "all",
     )
 
+    # --- Kubernetes service-account federation (token_service/federation/) ---
+    cluster_issuers_file: Path | None = setting(  # noqa: RUF009 - a dataclasses.field, like the others
+        "NATIVE_IAM_CLUSTER_ISSUERS_FILE",
+        "JSON file of trusted Kubernetes cluster issuers: issuer URL, JWKS source (OIDC discovery, a JWKS URI or a"
+        " file), expected audience, clock skew, single-use assertions, and the mapping"
+        " `system:serviceaccount:<namespace>:<name>` (or `:<namespace>:*`) → OAuth client id. A workload then"
+        " authenticates with its projected service-account token (`client_assertion`, RFC 7523). Read at start-up;"
+        " a bad file stops it. Unset: no cluster is trusted. Format and rules: [Cluster issuers]"
+        "(token-service.md#cluster-issuers)",
+        None,
+    )
+
     # --- revocation feed credential ---
     feed_tokens: tuple[str, ...] = setting(
         "NATIVE_IAM_FEED_TOKEN",
@@ -261,6 +297,8 @@ class Settings:
         if shown["client_secret_key"]:
             shown["client_secret_key"] = "***"
         shown["feed_tokens"] = tuple("***" for _ in self.feed_tokens)
+        if shown["cache_url"]:
+            shown["cache_url"] = redacted_url(shown["cache_url"])
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     @property
@@ -274,7 +312,15 @@ class Settings:
         r = Env(env)
         values: dict[str, Any] = {
             "db_url": r.text("SYSTEM_DB_URL", d.db_url, check=_db_url),
-            "cache_url": r.text("SYSTEM_CACHE_URL", None),
+            "cache_url": r.text("SYSTEM_CACHE_URL", None, check=_cache_url),
+            "cache_pool_size": r.integer("NATIVE_IAM_CACHE_POOL_SIZE", d.cache_pool_size, low=1),
+            "cache_connect_timeout_s": r.number(
+                "NATIVE_IAM_CACHE_CONNECT_TIMEOUT_S", d.cache_connect_timeout_s, low=0.01
+            ),
+            "cache_command_timeout_s": r.number(
+                "NATIVE_IAM_CACHE_COMMAND_TIMEOUT_S", d.cache_command_timeout_s, low=0.01
+            ),
+            "cache_retries": r.integer("NATIVE_IAM_CACHE_RETRIES", d.cache_retries, low=0),
             "telemetry_endpoint": r.text("SYSTEM_TELEMETRY_EXPORTER_ENDPOINT", None),
             "db_pool_size": r.integer("NATIVE_IAM_DB_POOL_SIZE", d.db_pool_size, low=1),
             "grpc_listen": r.listen("NATIVE_IAM_GRPC_LISTEN", d.grpc_listen),
@@ -323,6 +369,7 @@ class Settings:
             "revoke_on_password_change": r.choice(
                 "NATIVE_IAM_REVOKE_ON_PASSWORD_CHANGE", d.revoke_on_password_change, ("all", "refresh", "off")
             ),
+            "cluster_issuers_file": _file(r.text("NATIVE_IAM_CLUSTER_ISSUERS_FILE", None)),
             "feed_tokens": _feed_tokens(r.secret("NATIVE_IAM_FEED_TOKEN")),
             "log_level": r.choice("NATIVE_IAM_LOG_LEVEL", d.log_level, LOG_LEVELS).upper(),
             "log_format": r.choice("NATIVE_IAM_LOG_FORMAT", d.log_format, LOG_FORMATS),
@@ -341,6 +388,14 @@ class Settings:
         return settings
 
 
+def _file(value: str | None) -> Path | None:
+    if value is None:
+        return None
+    if not Path(value).is_file():
+        raise SettingsError("NATIVE_IAM_CLUSTER_ISSUERS_FILE", f"not a readable file: {value}")
+    return Path(value)
+
+
 def _feed_tokens(value: str | None) -> tuple[str, ...]:
     tokens = tuple((value or "").split())
     if any(len(t) < 32 or not t.isascii() or not t.isprintable() for t in tokens):
@@ -356,6 +411,28 @@ def _db_url(value: str) -> str | None:
     ):
         return None
     return "expected sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB"
+
+
+def _cache_url(value: str) -> str | None:
+    # Never echo the value: it may hold the Redis password.
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        parts = None
+    if parts is not None and parts.scheme in ("redis", "rediss") and parts.hostname:
+        return None
+    return "expected redis://[:PASSWORD@]HOST:PORT/DB or rediss://… (TLS)"
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``: safe for logs and reprs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:" if parts.username else ":"
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
 
 
 def _algorithm(value: str) -> str | None:

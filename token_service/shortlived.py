@@ -28,7 +28,7 @@ from typing import Final, Protocol
 from token_service.store import Store
 from token_service.store import shortlived as rows
 
-__all__ = ["MAX_KEY_LENGTH", "MAX_KIND_LENGTH", "DatabaseShortLived", "ShortLived"]
+__all__ = ["MAX_KEY_LENGTH", "MAX_KIND_LENGTH", "DatabaseShortLived", "ShortLived", "check_kind_and_key", "check_ttl"]
 
 #: Longest ``kind`` (the column's size).
 MAX_KIND_LENGTH: Final = rows.MAX_KIND_LENGTH
@@ -55,9 +55,17 @@ class ShortLived(Protocol):
         """Forget ``key`` (nothing if it has no value)."""
 
 
-def _check(kind: str, key: str) -> None:
+def check_kind_and_key(kind: str, key: str) -> None:
+    """The bounds every implementation enforces (the database's column sizes), so a caller that
+    works on one works on the other."""
     if not 0 < len(kind) <= MAX_KIND_LENGTH or not 0 < len(key) <= MAX_KEY_LENGTH:
         raise ValueError(f"kind must be 1..{MAX_KIND_LENGTH} and key 1..{MAX_KEY_LENGTH} characters")
+
+
+def check_ttl(ttl_s: float) -> None:
+    """A value must live a while: a zero or negative (or NaN) time-to-live is a caller's bug."""
+    if not ttl_s > 0:
+        raise ValueError("ttl_s must be positive")
 
 
 class DatabaseShortLived:
@@ -68,23 +76,25 @@ class DatabaseShortLived:
         self.clock = clock
 
     async def put(self, kind: str, key: str, value: str, ttl_s: float) -> None:
-        _check(kind, key)
+        check_kind_and_key(kind, key)
+        check_ttl(ttl_s)
         now = self.clock()
         await self.store.run_write(rows.upsert, kind, key, value, now + ttl_s)
 
     async def add(self, kind: str, key: str, value: str, ttl_s: float) -> bool:
-        _check(kind, key)
+        check_kind_and_key(kind, key)
+        check_ttl(ttl_s)
         now = self.clock()
         return await self.store.run_write(rows.insert_if_absent, kind, key, value, now, now + ttl_s)
 
     async def get(self, kind: str, key: str) -> str | None:
-        _check(kind, key)
+        check_kind_and_key(kind, key)
         return await self.store.run_read(rows.live_value, kind, key, self.clock())
 
     async def take(self, kind: str, key: str) -> str | None:
-        _check(kind, key)
+        check_kind_and_key(kind, key)
         return await self.store.run_write(rows.take, kind, key, self.clock())
 
     async def delete(self, kind: str, key: str) -> None:
-        _check(kind, key)
+        check_kind_and_key(kind, key)
         await self.store.run_write(rows.delete_key, kind, key)

@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,8 +91,10 @@ class TokenCodec:
         iat: int,
         exp: int,
         family: str | None = None,
+        act: Mapping[str, Any] | None = None,
     ) -> tuple[str, str]:
-        """Return ``(token, kid)`` for the claims given; ``usage`` picks the ``typ`` header."""
+        """Return ``(token, kid)`` for the claims given; ``usage`` picks the ``typ`` header;
+        ``act`` is the actor of an exchanged token (RFC 8693 §4.1)."""
         key = self.keys.signing_key()
         payload: dict[str, Any] = {
             "iss": self.issuer,
@@ -110,6 +112,8 @@ class TokenCodec:
             payload[claims.NAMESPACE] = namespace
         if family is not None:
             payload[claims.FAMILY] = family
+        if act is not None:
+            payload[claims.ACT] = dict(act)
         typ = claims.ACCESS_TOKEN_TYP if usage == claims.ACCESS_TOKEN else claims.REFRESH_TOKEN_TYP
         token = jwt.encode(payload, key.private, algorithm=key.alg, headers={"kid": key.kid, "typ": typ})
         return token, key.kid

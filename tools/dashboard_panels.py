@@ -200,6 +200,16 @@ TOKEN_SERVICE = Row(
             stack=True,
         ),
         Panel(
+            "Service-account logins by outcome",
+            "Can workloads log in with their Kubernetes service-account tokens? A refusal reason names the "
+            "cause (audience: the projected token's audience is wrong; unknown_service_account: no mapping in "
+            "the cluster-issuer trust file; jwks_unavailable: the cluster's keys cannot be fetched; replayed: "
+            "a single-use assertion was presented twice).",
+            (Target(_rate("native_iam_client_assertions_total", "outcome"), "{{outcome}}"),),
+            unit="reqps",
+            stack=True,
+        ),
+        Panel(
             "gRPC latency by method (p50, p99)",
             "Which token-service method is slow? (A WatchRevocations stream is timed over its whole life.)",
             (
@@ -218,13 +228,24 @@ TOKEN_SERVICE = Row(
         ),
         Panel(
             "Database and cache errors",
-            "Is the database (or the shared cache) failing the token service? unavailable: cannot reach "
-            "it (NativeIamTokenServiceDatabaseErrors); other: a query failed.",
+            "Is the database (or Redis, SYSTEM_CACHE_URL) failing the token service? unavailable: cannot "
+            "reach it (NativeIamTokenServiceDatabaseErrors, NativeIamTokenServiceCacheErrors: password "
+            "grants are refused meanwhile); other: a query failed.",
             (
                 Target(_rate("native_iam_db_errors_total", "kind"), "database {{kind}}"),
-                Target(_rate("native_iam_cache_errors_total", "kind"), "cache {{kind}}"),
+                Target(_rate("native_iam_cache_errors_total", "operation, kind"), "cache {{operation}} {{kind}}"),
             ),
             unit="reqps",
+        ),
+        Panel(
+            "Redis latency by operation (p50, p99)",
+            "Is Redis (SYSTEM_CACHE_URL) slow? One call per lockout step, short-lived value or revocation "
+            "publish, retries included; a call never outlives NATIVE_IAM_CACHE_* bounds. Empty without Redis.",
+            (
+                Target(_quantile(0.5, "native_iam_cache_seconds", "operation"), "p50 {{operation}}"),
+                Target(_quantile(0.99, "native_iam_cache_seconds", "operation"), "p99 {{operation}}"),
+            ),
+            unit="s",
         ),
         Panel(
             "Revocation fan-out",

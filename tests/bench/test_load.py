@@ -57,3 +57,21 @@ def test_percentile_is_nearest_rank() -> None:
 def test_grpc_frame_has_the_length_prefix() -> None:
     """A gRPC message is framed as a zero compression flag and a 4-byte big-endian length."""
     assert _load.grpc_frame(b"abc") == b"\x00\x00\x00\x00\x03abc"
+
+
+def test_redis_rows_are_compared_with_the_same_configuration_without_redis() -> None:
+    """bench/run.py --redis: each '+redis' case gets a note with its ratio to the same database,
+    workers and case without Redis (and nothing when that row is missing)."""
+    from bench._report import Section
+    from bench.run import parse_args
+    from bench.scenario_token_service import _redis_ratios
+
+    assert parse_args(["-s", "5", "--redis"]).redis and not parse_args(["-s", "5"]).redis
+    section = Section("5", "", [])
+    figures = {
+        ("sqlite ×1", "gRPC password grant"): (10.0, 0.0),
+        ("sqlite+redis ×1", "gRPC password grant"): (12.0, 0.0),
+        ("postgresql+redis ×2", "HTTP refresh grant"): (5.0, 0.0),
+    }
+    _redis_ratios(section, figures)
+    assert section.notes == ["sqlite+redis ×1 gRPC password grant: ×1.20 of the same without Redis (12/s against 10/s)"]

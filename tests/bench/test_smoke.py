@@ -53,6 +53,9 @@ def test_report_has_a_section_per_envoy_scenario(smoke_run: tuple[subprocess.Com
     assert "## 2. Latency at a fixed 1,000 req/s through Envoy" in text
     assert "| jwt_authn |" in text
     assert "| no auth |" in text
+    # Both ext_authz transports and both floors, in the same run.
+    for row in ("ext_authz canned", "ext_authz http canned ×1", "ext_authz sidecar ×1", "ext_authz http sidecar ×1"):
+        assert f"| {row}" in text, row
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,9 @@ from tests.conftest import require_tool
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 
-# What `kubectl apply -k` would receive. "production+prometheus-operator" is production with the
-# optional component enabled, the way docs/kubernetes.md tells an operator to enable it.
-RENDERINGS = ("base", "overlays/dev", "overlays/production", "production+prometheus-operator")
+# What `kubectl apply -k` would receive. "production+COMPONENT" is production with that optional
+# component enabled, the way docs/kubernetes.md and docs/token-service.md (Redis) tells an operator to enable it.
+RENDERINGS = ("base", "overlays/dev", "overlays/production", "production+prometheus-operator", "production+redis")
 
 
 @dataclass(frozen=True)
@@ -69,10 +69,9 @@ def _with_component(tmp: Path, overlay: str, component: str, namespace: str) -> 
 def renderings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Rendering]:
     out: dict[str, Rendering] = {}
     for name in RENDERINGS:
-        if name == "production+prometheus-operator":
-            directory = _with_component(
-                tmp_path_factory.mktemp("k8s"), "overlays/production", "components/prometheus-operator", "native-iam"
-            )
+        if name.startswith("production+"):
+            component = f"components/{name.partition('+')[2]}"
+            directory = _with_component(tmp_path_factory.mktemp("k8s"), "overlays/production", component, "native-iam")
         else:
             directory = K8S / name
         text = kustomize(directory)

@@ -421,11 +421,6 @@ def test_sidecar_outlives_envoy_on_shutdown(renderings: dict[str, Rendering]) ->
     assert 0 < envoy < sidecar < pod["terminationGracePeriodSeconds"]
 
 
-#: Read (and documented) by a slice not merged yet: NATIVE_IAM_CLUSTER_ISSUERS_FILE is issue 13 part B's (branch fed).
-#: Empty this set when it is merged.
-DOCUMENTED_BY_PENDING_SLICES = {"NATIVE_IAM_CLUSTER_ISSUERS_FILE"}
-
-
 def test_every_variable_the_manifests_set_is_documented(renderings: dict[str, Rendering]) -> None:
     """Each NATIVE_IAM_*/SYSTEM_* variable a ConfigMap or container env sets is in docs/configuration.md."""
     section = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
@@ -440,4 +435,36 @@ def test_every_variable_the_manifests_set_is_documented(renderings: dict[str, Re
                     e["name"] for e in container.get("env", []) if e["name"].startswith(("NATIVE_IAM_", "SYSTEM_"))
                 }
     assert "SYSTEM_DB_URL" in used
-    assert used - documented - DOCUMENTED_BY_PENDING_SLICES == set()
+    assert used - documented == set()
+
+
+def test_the_redis_component_wires_system_cache_url_from_its_secret(renderings: dict[str, Rendering]) -> None:
+    """production+redis: the token service reads SYSTEM_CACHE_URL from the Secret native-iam-redis
+    (key url; shipped by nobody), Redis takes its password from the same Secret, keeps an
+    append-only file, never evicts (an evicted counter is a fresh budget of guesses), is reachable
+    only from token-service pods (and Prometheus on the exporter), and its Service targets it.
+    Without the component nothing mentions Redis."""
+    rendering = renderings["production+redis"]
+    token = rendering.one("Deployment", TOKEN)["spec"]["template"]
+    env = {e["name"]: e for e in token["spec"]["containers"][0]["env"]}
+    assert env["SYSTEM_CACHE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "native-iam-redis", "key": "url"}
+    assert rendering.of_kind("Secret") == []
+    redis = rendering.one("Deployment", "native-iam-redis")
+    container = redis["spec"]["template"]["spec"]["containers"][0]
+    args = container["args"]
+    assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    password = {e["name"]: e for e in container["env"]}["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert password == {"name": "native-iam-redis", "key": "password"}
+    assert args[args.index("--appendonly") + 1] == "yes"
+    assert args[args.index("--maxmemory-policy") + 1] == "noeviction"
+    assert redis["spec"]["strategy"]["type"] == "Recreate"
+    policy = rendering.one("NetworkPolicy", "native-iam-redis")
+    assert (
+        policy["spec"]["podSelector"]["matchLabels"].items() <= redis["spec"]["template"]["metadata"]["labels"].items()
+    )
+    token_peer = policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
+    assert token_peer.items() <= token["metadata"]["labels"].items()
+    service = rendering.one("Service", "native-iam-redis")
+    assert service["spec"]["selector"].items() <= redis["spec"]["template"]["metadata"]["labels"].items()
+    assert service["spec"]["ports"][0]["targetPort"] in {p["name"] for p in container["ports"]}
+    assert "native-iam-redis" not in renderings["overlays/production"].yaml_text

@@ -1,6 +1,6 @@
 """The dashboard and the alert rules against a real Prometheus scraping a live stack.
 
-One stack for the module: a token service (a process, on its own PostgreSQL), a sidecar process,
+One stack for the module: a token service (a process, on its own PostgreSQL and Redis), a sidecar process,
 Envoy in front of an echo workload, and Prometheus (the Debian package) scraping all three every
 second with deploy/prometheus/rules.yaml loaded. The rules are loaded as a test copy in which only
 the durations are scaled (``for:`` and the group ``interval`` divided by 60, so five minutes is
@@ -15,6 +15,7 @@ hour, which a Prometheus only minutes old could not tell apart. Then, in order:
 2. nothing fires (or is pending) on the healthy stack;
 3. a burst of bad tokens → NativeIamDenyRateSpike;
 4. a route with invalid requirements → NativeIamRouteInvalid;
+4b. Redis killed under grants → NativeIamTokenServiceCacheErrors (Redis started again);
 5. PostgreSQL stopped under grants → NativeIamTokenServiceDatabaseErrors and NativeIamTokenServiceErrors;
 6. the token service killed → NativeIamTokenServiceAbsent, NativeIamFeedDisconnected and, once
    the lag passes its (unscaled) 30 s, NativeIamFeedStale.
@@ -49,6 +50,7 @@ from tests.conftest import require_tool
 from tests.reliability._services import Sidecar, TokenService
 from tests.reliability.test_postgres_faults import _stop_postgres
 from tests.sidecar import _stack
+from tests.token_service.conftest import RedisServer
 from tools import dashboard
 
 from .test_prometheus_rules import RULES
@@ -124,6 +126,7 @@ class Stack:
     envoy_url: str
     postgres: Any
     token: str
+    redis: RedisServer
 
 
 def _target(port: int, labels: dict[str, str]) -> dict[str, Any]:
@@ -201,8 +204,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
         postgres = pgserver.get_server(str(tmp / "pg"), cleanup_mode="delete")
     token_metrics = free_port()
+    # With Redis (SYSTEM_CACHE_URL), so that its panels (cache errors, Redis latency) are proven too.
+    redis = RedisServer(tmp / "redis")
+    (tmp / "redis").mkdir()
+    redis.start()
     token_service = TokenService(
-        tmp, postgres.get_uri(), env={"NATIVE_IAM_METRICS_LISTEN": f"127.0.0.1:{token_metrics}"}
+        tmp,
+        postgres.get_uri(),
+        env={"NATIVE_IAM_METRICS_LISTEN": f"127.0.0.1:{token_metrics}", "SYSTEM_CACHE_URL": redis.url},
     )
     processes: list[Any] = []
     try:
@@ -242,12 +251,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                     envoy_url,
                     postgres,
                     token.access_token,
+                    redis,
                 )
             finally:
                 server.stop()
     finally:
         for process in reversed(processes):
             process.stop()
+        redis.kill()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             postgres.cleanup()
@@ -381,6 +392,16 @@ def _grant(stack: Stack) -> None:
         stack.token_service.password_grant("alice", PASSWORD, namespace="shop", scopes=("orders:read",))
     except grpc.RpcError as exc:
         assert exc.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+
+
+def test_redis_down_fires_cache_errors(stack: Stack) -> None:
+    """Redis killed: password grants answer UNAVAILABLE (the lockout fails closed), counted as
+    cache errors; NativeIamTokenServiceCacheErrors fires. Redis back for the steps after."""
+    stack.redis.kill()
+    try:
+        stack.prometheus.wait_firing({"NativeIamTokenServiceCacheErrors"}, timeout=60, poke=lambda: _grant(stack))
+    finally:
+        stack.redis.start()
 
 
 def test_database_down_fires_database_and_error_alerts(stack: Stack) -> None:

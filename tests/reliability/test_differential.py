@@ -36,8 +36,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
-from sidecar.authorization import handler, parse_response
 from sidecar.decision import Deny
+from sidecar.ext_authz_grpc import handler, parse_response
 from sidecar.keys import KeyStore, grpc_fetcher
 from sidecar.oauth_facade import OAuthFacade
 from tests.sidecar._feed import AUDIENCE, ISSUER

@@ -4,7 +4,9 @@ The Check property compares every decision with an independent statement of the 
 is allowed only when its header carries a token signed by the trusted key with the accepted
 algorithm and type, our issuer and audience, unexpired and already valid, naming a subject and a
 jti, not revoked, and holding the route's scopes. Inputs mix arbitrary text, random edits of a
-valid token and tokens signed by the trusted key over generated (often wrong) claims.
+valid token and tokens signed by the trusted key over generated (often wrong) claims. Each Check
+property runs over both ext_authz transports (gRPC: the handler called directly; HTTP: a real
+sidecar/ext_authz_http.py server on a loopback port), which share one decision core.
 
 The suite runs a few hundred examples per property; the ``slow`` variants run 100,000
 (``pytest -m slow tests/reliability/test_properties.py``).
@@ -12,24 +14,30 @@ The suite runs a few hundred examples per property; the ``slow`` variants run 10
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
 import json
+import socket
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from envoy.service.auth.v3 import attribute_context_pb2
 from google.protobuf import struct_pb2
 from google.rpc import code_pb2
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from native_iam import scopes as scope_rules
 from native_iam.oauth.v1 import feed_pb2
+from native_iam.runtime.listen import bind_tcp
 from sidecar import decision, requirements
 from sidecar.decision import Policy
+from sidecar.ext_authz_http import REQUIREMENT_HEADER, HttpAuthz
 from sidecar.keys import parse_jwks
 from sidecar.revocations import Kind
 from tests.sidecar._feed import AUDIENCE, ISSUER, Issuer, revocation
@@ -208,8 +216,75 @@ def _should_allow(header: dict[str, Any], claims: dict[str, Any], required: froz
     )
 
 
-def _check(header_value: str | None, required: frozenset[str]) -> bool:
-    """Run Check on the shared rig; True when allowed. Any denial must be a proper RFC 6750 answer."""
+class _OverHttp:
+    """RIG's decision core behind the HTTP transport (sidecar/ext_authz_http.py) on a loopback port,
+    its event loop on a thread, asked over one keep-alive connection (reopened after a refusal)."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, daemon=True).start()
+        server = HttpAuthz(RIG.authorizer, max_token_bytes=8192)
+        sock = bind_tcp("127.0.0.1:0", "TEST")
+        self.port = asyncio.run_coroutine_threadsafe(server.start(sock), self._loop).result(10)
+        self._conn: socket.socket | None = None
+        self._file: Any = None
+
+    def check(self, header_value: str | None, required: frozenset[str]) -> tuple[int, bytes]:
+        lines = ["GET /orders HTTP/1.1", "host: orders.test"]
+        if header_value is not None:
+            lines.append(f"authorization: {header_value}")
+        if required:
+            lines.append(f"{REQUIREMENT_HEADER}: {json.dumps({'scopes': ' '.join(sorted(required))})}")
+        if self._conn is None:
+            self._conn = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+            self._file = self._conn.makefile("rb")
+        self._conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        status = int(self._file.readline().split()[1])
+        length = 0
+        while (line := self._file.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        body = self._file.read(length)
+        if status == 400:  # a refused request closes the connection
+            self._file.close()
+            self._conn.close()
+            self._conn = None
+        return status, body
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._file.close()
+            self._conn.close()
+            self._conn = None
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+_OVER_HTTP: list[_OverHttp] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_over_http() -> Iterator[None]:
+    yield
+    while _OVER_HTTP:
+        _OVER_HTTP.pop().close()
+
+
+def _check(header_value: str | None, required: frozenset[str], transport: str = "grpc") -> bool:
+    """Run Check on the shared rig over ``transport``; True when allowed. Any denial must be a proper
+    RFC 6750 answer."""
+    if transport == "http":
+        # What Envoy can send: no line breaks or NUL in a value, no whitespace around it (HTTP/1.1
+        # strips it). A header that Envoy would refuse or trim says nothing about the decision.
+        assume(
+            header_value is None
+            or (not any(c in header_value for c in "\r\n\0") and header_value == header_value.strip(" \t"))
+        )
+        if not _OVER_HTTP:
+            _OVER_HTTP.append(_OverHttp())
+        status, _ = _OVER_HTTP[0].check(header_value, required)
+        assert status in (200, 400, 401, 403), status
+        return status == 200
     response = RIG.check(header=header_value, extensions={"scopes": " ".join(sorted(required))} if required else None)
     if response.status.code == code_pb2.OK:
         return True
@@ -217,30 +292,42 @@ def _check(header_value: str | None, required: frozenset[str]) -> bool:
     return False
 
 
-def _signed_claims_property(header: dict[str, Any], claims: dict[str, Any], required: list[str]) -> None:
+#: Every Check property runs over both transports: one decision core, two translations.
+TRANSPORTS = pytest.mark.parametrize("transport", ["grpc", "http"])
+
+
+def _signed_claims_property(
+    header: dict[str, Any], claims: dict[str, Any], required: list[str], transport: str = "grpc"
+) -> None:
     now = int(time.time())  # NumericDates are integers; the offsets keep ≥ 5 s from every edge
     h = _materialize(header, now)
     c = _materialize(claims, now, times=("exp", "nbf", "iat"))
     token = _build(h, c)
-    allowed = _check(f"Bearer {token}", frozenset(required))
+    allowed = _check(f"Bearer {token}", frozenset(required), transport)
     event("allowed" if allowed else "denied")  # --hypothesis-show-statistics: both must occur
     assert allowed == _should_allow(h, c, frozenset(required), now), (h, c, required)
 
 
+@TRANSPORTS
 @FAST
 @given(header=_headers, claims=_claims, required=_scope_sets.filter(lambda s: "b:*" not in s))
-def test_check_decides_signed_claims_as_the_rule_says(header: dict, claims: dict, required: list[str]) -> None:
+def test_check_decides_signed_claims_as_the_rule_says(
+    transport: str, header: dict, claims: dict, required: list[str]
+) -> None:
     """Tokens signed by the trusted key over generated claims: Check allows exactly what the rule allows."""
-    _signed_claims_property(header, claims, required)
+    _signed_claims_property(header, claims, required, transport)
 
 
+@TRANSPORTS
 @pytest.mark.slow
 @SLOW_TIMEOUT
 @SLOW
 @given(header=_headers, claims=_claims, required=_scope_sets.filter(lambda s: "b:*" not in s))
-def test_check_decides_signed_claims_as_the_rule_says_slow(header: dict, claims: dict, required: list[str]) -> None:
+def test_check_decides_signed_claims_as_the_rule_says_slow(
+    transport: str, header: dict, claims: dict, required: list[str]
+) -> None:
     """The same property over 100,000 examples."""
-    _signed_claims_property(header, claims, required)
+    _signed_claims_property(header, claims, required, transport)
 
 
 # --- edits of a valid token, and arbitrary text ----------------------------------------------
@@ -292,29 +379,33 @@ def _apply(token: str, edits: list[tuple[str, int, str]]) -> str:
 _schemes = st.sampled_from(["Bearer ", "bearer ", "BEARER  ", "Bearer\t", "Basic ", "", "Bearer ,"])
 
 
-def _edited_token_property(scheme: str, edits: list[tuple[str, int, str]]) -> None:
+def _edited_token_property(scheme: str, edits: list[tuple[str, int, str]], transport: str = "grpc") -> None:
     token = _apply(VALID, edits)
-    allowed = _check(scheme + token, frozenset({"orders:read"}))
+    allowed = _check(scheme + token, frozenset({"orders:read"}), transport)
     event("allowed" if allowed else "denied")
     if allowed:
         assert scheme.strip().lower() == "bearer" and _same_token(token.strip(" ")), (scheme, token)
 
 
+@TRANSPORTS
 @FAST
 @given(scheme=_schemes, edits=_edits)
-def test_edited_valid_token_is_never_allowed(scheme: str, edits: list[tuple[str, int, str]]) -> None:
+def test_edited_valid_token_is_never_allowed(transport: str, scheme: str, edits: list[tuple[str, int, str]]) -> None:
     """Random edits of a valid token (inserted, deleted, replaced characters, swapped segments) are
     denied unless they only respell the same signature bytes."""
-    _edited_token_property(scheme, edits)
+    _edited_token_property(scheme, edits, transport)
 
 
+@TRANSPORTS
 @pytest.mark.slow
 @SLOW_TIMEOUT
 @SLOW
 @given(scheme=_schemes, edits=_edits)
-def test_edited_valid_token_is_never_allowed_slow(scheme: str, edits: list[tuple[str, int, str]]) -> None:
+def test_edited_valid_token_is_never_allowed_slow(
+    transport: str, scheme: str, edits: list[tuple[str, int, str]]
+) -> None:
     """The same property over 100,000 examples."""
-    _edited_token_property(scheme, edits)
+    _edited_token_property(scheme, edits, transport)
 
 
 _header_values = st.one_of(
@@ -327,20 +418,22 @@ _header_values = st.one_of(
 )
 
 
+@TRANSPORTS
 @FAST
 @given(value=_header_values, required=_scope_sets.filter(lambda s: "b:*" not in s))
-def test_arbitrary_header_is_never_allowed(value: str | None, required: list[str]) -> None:
+def test_arbitrary_header_is_never_allowed(transport: str, value: str | None, required: list[str]) -> None:
     """Arbitrary Authorization values (text, token-alphabet noise, latin-1 bytes) are always denied."""
-    assert not _check(value, frozenset(required))
+    assert not _check(value, frozenset(required), transport)
 
 
+@TRANSPORTS
 @pytest.mark.slow
 @SLOW_TIMEOUT
 @SLOW
 @given(value=_header_values, required=_scope_sets.filter(lambda s: "b:*" not in s))
-def test_arbitrary_header_is_never_allowed_slow(value: str | None, required: list[str]) -> None:
+def test_arbitrary_header_is_never_allowed_slow(transport: str, value: str | None, required: list[str]) -> None:
     """The same property over 100,000 examples."""
-    assert not _check(value, frozenset(required))
+    assert not _check(value, frozenset(required), transport)
 
 
 # --- the token parser alone ------------------------------------------------------------------

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tests.token_service.conftest import channel, db_url, postgres_url, service, sqlite_url
+from tests.token_service.conftest import channel, counters_in, db_url, postgres_url, service, sqlite_url
 
-__all__ = ["channel", "db_url", "postgres_url", "service", "sqlite_url"]
+__all__ = ["channel", "counters_in", "db_url", "postgres_url", "service", "sqlite_url"]

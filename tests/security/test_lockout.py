@@ -1,6 +1,7 @@
 """Brute-force lockout over the wire (gRPC and HTTP): it engages exactly at the configured
 threshold, and nothing in the answer — status, message, body, headers, time — tells a locked
-existing identity from an unknown one or from a wrong password."""
+existing identity from an unknown one or from a wrong password. Every test runs with the counters
+in the database and in Redis (SYSTEM_CACHE_URL): the ``counters_in`` fixture."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+import redis.asyncio as redis
 from sqlalchemy import select
 
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
 from tests.reliability._services import TokenService
 from tests.token_service.api.http.conftest import OAuthService, start_oauth_service
 from tests.token_service.conftest import add_identity
+from token_service.cache.counters import PREFIX as COUNTERS_PREFIX
 from token_service.lockout import identity_key
 from token_service.store import Store
 from token_service.store.tables import lockouts
@@ -30,9 +33,9 @@ Create = oauth_pb2.CreateTokenWithPasswordResponse
 
 
 @pytest.fixture
-async def locked_service(sqlite_url: str) -> AsyncIterator[OAuthService]:
+async def locked_service(sqlite_url: str, counters_in: dict[str, Any]) -> AsyncIterator[OAuthService]:
     service = await start_oauth_service(
-        sqlite_url, lockout_free_attempts=THRESHOLD, lockout_base_s=120, lockout_max_s=120
+        sqlite_url, lockout_free_attempts=THRESHOLD, lockout_base_s=120, lockout_max_s=120, **counters_in
     )
     for name in ("carol", "dave", "erin", "frank"):
         await add_identity(service.core, name, PASSWORD, ("orders:read",))
@@ -91,10 +94,15 @@ async def test_locked_identity_answers_like_an_unknown_one(locked_service: OAuth
 
 
 @pytest.fixture
-async def costly_service(sqlite_url: str) -> AsyncIterator[OAuthService]:
+async def costly_service(sqlite_url: str, counters_in: dict[str, Any]) -> AsyncIterator[OAuthService]:
     """Production argon2id parameters (m=19456 KiB, t=2): a skipped hash would show in the timing."""
     service = await start_oauth_service(
-        sqlite_url, lockout_free_attempts=THRESHOLD, lockout_base_s=120, argon2_memory_kib=19456, argon2_time_cost=2
+        sqlite_url,
+        lockout_free_attempts=THRESHOLD,
+        lockout_base_s=120,
+        argon2_memory_kib=19456,
+        argon2_time_cost=2,
+        **counters_in,
     )
     await add_identity(service.core, "erin", PASSWORD, ("orders:read",))
     await add_identity(service.core, "frank", PASSWORD, ("orders:read",))
@@ -126,7 +134,7 @@ GUESSES = 40
 
 
 @pytest.fixture
-async def racing_service(db_url: str) -> AsyncIterator[OAuthService]:
+async def racing_service(db_url: str, counters_in: dict[str, Any]) -> AsyncIterator[OAuthService]:
     """THRESHOLD attempts, then a long lock; every wrong password verified for real (not the dummy)
     is counted. Production
     argon2id parameters: verifications overlap as they do in production, so a race has room to show."""
@@ -137,6 +145,7 @@ async def racing_service(db_url: str) -> AsyncIterator[OAuthService]:
         lockout_max_s=120,
         argon2_memory_kib=19456,
         argon2_time_cost=2,
+        **counters_in,
     )
     await add_identity(service.core, "carol", PASSWORD, ("orders:read",))
     passwords = service.core.passwords
@@ -195,8 +204,12 @@ async def test_right_password_refused_once_concurrent_guesses_reached_the_thresh
     assert not await _attempt(racing_service, "http", PASSWORD)
 
 
-async def _failures(db_url: str, key: str) -> int:
-    """The failure counter stored for ``key`` (0 without a row), read straight from the database."""
+async def _failures(db_url: str, key: str, cache_url: str | None = None) -> int:
+    """The failure counter stored for ``key`` (0 without one), read straight from the database or
+    from Redis."""
+    if cache_url is not None:
+        async with redis.Redis.from_url(cache_url) as client:
+            return int(await client.hget(f"{COUNTERS_PREFIX}{key}", "failures") or 0)
     store = Store(db_url)
     try:
         async with store.read() as conn:
@@ -225,11 +238,17 @@ def _guess(replica: TokenService, i: int, password: str) -> int:
     return httpx.post(f"{replica.http_url}/oauth2/token", data=data, timeout=30).status_code
 
 
-async def test_two_processes_lock_out_concurrent_guesses(tmp_path: Path, shared_db_url: str) -> None:
+async def test_two_processes_lock_out_concurrent_guesses(
+    tmp_path: Path, shared_db_url: str, counters_in: dict[str, Any]
+) -> None:
     """50 wrong guesses and the right password at once, split over two token-service processes on
-    one database, over gRPC and HTTP: no 500, every refused attempt counted exactly once (no lost
-    update), carol locked afterwards on both processes."""
+    one database (and, counters in Redis, one Redis), over gRPC and HTTP: no 500, every refused
+    attempt counted exactly once (no lost update), carol locked afterwards on both processes."""
+    cache_url = counters_in.get("cache_url")
+    if cache_url is not None and shared_db_url.startswith("sqlite"):
+        pytest.skip("Redis counters: run once, with PostgreSQL (the production pair)")
     env = {
+        **({"SYSTEM_CACHE_URL": cache_url} if cache_url else {}),
         "NATIVE_IAM_LOCKOUT_FREE_ATTEMPTS": str(THRESHOLD),
         "NATIVE_IAM_LOCKOUT_BASE_S": "120",
         "NATIVE_IAM_LOCKOUT_MAX_S": "120",
@@ -252,7 +271,7 @@ async def test_two_processes_lock_out_concurrent_guesses(tmp_path: Path, shared_
                 lambda: list(pool.map(lambda i: _guess(replicas[i % 2], i, passwords[i]), range(len(passwords))))
             )
         assert statuses[:50] == [400] * 50 and statuses[50] in (200, 400), statuses
-        failures = await _failures(shared_db_url, identity_key("", "carol"))
+        failures = await _failures(shared_db_url, identity_key("", "carol"), cache_url)
         if statuses[50] == 400:
             assert failures == 51
         else:  # the right password got a slot before the lock and cleared the failures before it

@@ -5,8 +5,9 @@ flows touches every path that handles a secret: bootstrap admin, admin calls wit
 identity creation and password change, an OAuth client with a generated secret, password and
 refresh grants over gRPC, HTTP and the sidecar's facade, a refused password, CheckAccess,
 ext_authz Checks (allowed and denied), revoke, introspect, token disable and delete. Then the
-database (the SQLite file with its WAL, or every PostgreSQL table) and both logs are searched for
-every password, client secret and token — whole, and each token's payload and signature segments.
+database (the SQLite file with its WAL, or every PostgreSQL table; with SYSTEM_CACHE_URL also every
+Redis key and value) and both logs are searched for every password (Redis's too), client secret and
+token — whole, and each token's payload and signature segments.
 """
 
 from __future__ import annotations
@@ -27,11 +28,13 @@ from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 from native_iam.admin.v1 import admin_pb2
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
 from tests.reliability._services import ADMIN_PASSWORD, Sidecar, TokenService
+from tests.token_service.conftest import RedisServer
 
 OK = oauth_pb2.CreateTokenWithPasswordResponse.OK
 FIRST_PASSWORD = "First-Secret-Pass-6f1d"
 PASSWORD = "Second-Secret-Pass-93ab"
 WRONG_PASSWORD = "Wrong-Secret-Pass-0c2e"
+REDIS_PASSWORD = "Redis-Secret-Pass-5e7a"
 LOG_ENV = {"NATIVE_IAM_LOG_LEVEL": "DEBUG", "NATIVE_IAM_LOG_FORMAT": "json"}
 
 
@@ -170,29 +173,40 @@ async def _dump_postgres(url: str) -> bytes:
         await conn.close()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], scope="module")
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "sqlite+redis"], scope="module")
 def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     tmp: Path = tmp_path_factory.mktemp(f"secrets-{request.param}")
-    if request.param == "sqlite":
+    result = Run()
+    env, redis = dict(LOG_ENV), None
+    if request.param.endswith("+redis"):  # counters in a password-protected Redis
+        redis = RedisServer(tmp, password=REDIS_PASSWORD)
+        redis.start()
+        env["SYSTEM_CACHE_URL"] = redis.url
+        result.passwords.append(REDIS_PASSWORD)
+    if request.param.startswith("sqlite"):
         db_url = f"sqlite:///{tmp}/native-iam.db"
     else:
         server = request.getfixturevalue("postgres_server")
         from tests.token_service.conftest import _fresh_postgres_database
 
         db_url = asyncio.run(_fresh_postgres_database(server.get_uri()))
-    result = Run()
-    service = TokenService(tmp, db_url, env=LOG_ENV).start()
+    service = TokenService(tmp, db_url, env=env).start()
     sidecar = None
     try:
         sidecar = Sidecar(tmp, service.grpc_address, LOG_ENV).start()
         _flows(service, sidecar, result)
+        if redis is not None:
+            result.database = redis.contents()
+            assert b"native-iam:lockout:" in result.database  # the refused password was counted there
     finally:
         if sidecar is not None:
             sidecar.stop()
         service.stop()
+        if redis is not None:
+            redis.kill()
     result.logs = {"token service": service.log(), "sidecar": sidecar.log() if sidecar else ""}
-    if request.param == "sqlite":
-        result.database = b"".join(p.read_bytes() for p in tmp.glob("native-iam.db*"))
+    if request.param.startswith("sqlite"):
+        result.database += b"".join(p.read_bytes() for p in tmp.glob("native-iam.db*"))
     else:
         result.database = asyncio.run(_dump_postgres(db_url))
     yield result

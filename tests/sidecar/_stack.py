@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "envoy" / "envoy.yaml"
+#: The same routes over ext_authz's HTTP protocol (the sidecar's NATIVE_IAM_AUTHZ_HTTP_LISTEN).
+EXAMPLE_HTTP = ROOT / "examples" / "envoy" / "envoy-http.yaml"
 
 
 def free_port() -> int:
@@ -118,10 +120,12 @@ def serving(port: int) -> bool:
 
 @contextlib.contextmanager
 def sidecar(tmp: Path, env: Mapping[str, str], *, wait_ready: bool = True) -> Iterator[dict[str, int]]:
-    """``native-iam sidecar`` as a subprocess; yields its ports once it reports SERVING."""
-    ports = {"authz": free_port(), "oauth": free_port(), "metrics": free_port()}
+    """``native-iam sidecar`` as a subprocess; yields its ports once it reports SERVING (``authz_http``:
+    the HTTP transport, on in every test sidecar)."""
+    ports = {"authz": free_port(), "authz_http": free_port(), "oauth": free_port(), "metrics": free_port()}
     full_env = {
         "NATIVE_IAM_AUTHZ_LISTEN": f"127.0.0.1:{ports['authz']}",
+        "NATIVE_IAM_AUTHZ_HTTP_LISTEN": f"127.0.0.1:{ports['authz_http']}",
         "NATIVE_IAM_OAUTH_LISTEN": f"127.0.0.1:{ports['oauth']}",
         "NATIVE_IAM_METRICS_LISTEN": f"127.0.0.1:{ports['metrics']}",
         "NATIVE_IAM_LOG_FORMAT": "text",
@@ -138,10 +142,11 @@ def sidecar(tmp: Path, env: Mapping[str, str], *, wait_ready: bool = True) -> It
 
 
 def envoy_config(tmp: Path, *, listen: int, authz: int, upstream: int, source: Path = EXAMPLE) -> Path:
-    """The example Envoy config with this test's ports."""
+    """The example Envoy config with this test's ports (``authz``: the sidecar port that ``source`` calls)."""
     text = source.read_text()
     text = text.replace("port_value: 10000", f"port_value: {listen}")
     text = text.replace("port_value: 9191", f"port_value: {authz}")
+    text = text.replace("port_value: 9193", f"port_value: {authz}").replace(":9193", f":{authz}")
     text = text.replace("port_value: 8080", f"port_value: {upstream}")
     text = re.sub(r"address: 0\.0\.0\.0", "address: 127.0.0.1", text)
     path = tmp / f"envoy-{listen}.yaml"

@@ -19,9 +19,10 @@ from prometheus_client import CollectorRegistry
 
 from native_iam.oauth.v1 import feed_pb2, oauth_pb2, oauth_pb2_grpc
 from sidecar import oauth_facade
-from sidecar.authorization import Authorizer, parse_response
+from sidecar.authorization import Authorizer
 from sidecar.decision import Deny
 from sidecar.decision_cache import DecisionCache
+from sidecar.ext_authz_grpc import GrpcCheck, parse_response
 from sidecar.keys import KeyStore
 from sidecar.metrics import Metrics
 from sidecar.oauth_facade import OAuthFacade
@@ -175,5 +176,5 @@ def test_the_decision_cache_passed_in_is_the_one_filled(issuer: Issuer) -> None:
     )
     request = external_auth_pb2.CheckRequest()
     request.attributes.request.http.headers["authorization"] = f"Bearer {issuer.mint()}"
-    assert parse_response(authorizer.check_sync(request)).status.code == 0
+    assert parse_response(GrpcCheck(authorizer).check_sync(request)).status.code == 0
     assert len(cache) == 1

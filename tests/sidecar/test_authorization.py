@@ -15,7 +15,8 @@ from google.rpc import code_pb2
 from prometheus_client import CollectorRegistry
 
 from native_iam.oauth.v1 import feed_pb2
-from sidecar.authorization import Authorizer, parse_response
+from sidecar.authorization import Authorizer
+from sidecar.ext_authz_grpc import GrpcCheck, parse_response
 from sidecar.keys import KeyStore
 from sidecar.metrics import Metrics
 from sidecar.revocations import RevocationCache
@@ -57,6 +58,7 @@ class Rig:
             tracer=tracer,
             sample_ratio=sample_ratio,
         )
+        self.grpc = GrpcCheck(self.authorizer)
 
     def check(
         self,
@@ -85,7 +87,7 @@ class Rig:
             request.attributes.route_metadata_context.filter_metadata["native_iam"].CopyFrom(s)
         for k, v in (extensions or {}).items():
             request.attributes.context_extensions[k] = v
-        return parse_response(self.authorizer.check_sync(request))
+        return parse_response(self.grpc.check_sync(request))
 
     def count(self, result: str, reason: str) -> float:
         return (
@@ -343,7 +345,7 @@ def test_async_check_matches_sync(rig: Rig, issuer: Issuer) -> None:
     """check_async (grpc.aio) decides like check_sync, including the unknown-kid refetch."""
     request = external_auth_pb2.CheckRequest()
     request.attributes.request.http.headers["authorization"] = f"Bearer {Issuer(kid='zz').mint()}"
-    response = parse_response(asyncio.run(rig.authorizer.check_async(request)))
+    response = parse_response(asyncio.run(rig.grpc.check_async(request)))
     assert response.denied_response.status.code == 401
 
 
@@ -384,10 +386,12 @@ def test_keys_past_max_age_void_cached_allows(issuer: Issuer) -> None:
 def test_repeated_deny_reuses_the_serialized_response(rig: Rig, issuer: Issuer) -> None:
     """The same deny twice is answered with the same bytes (built once), and still counted twice."""
     from sidecar.decision import Deny, Reason
+    from sidecar.ext_authz_grpc import encode
 
-    responses = rig.authorizer._responses
+    verdicts = rig.authorizer.verdicts
     deny = Deny(Reason.MISSING, "an access token is required")
-    assert responses.deny(deny) is responses.deny(deny)
+    assert verdicts.deny(deny) is verdicts.deny(deny)
+    assert encode(verdicts.deny(deny)) is encode(verdicts.deny(deny))
     rig.check()
     rig.check()
     assert rig.count("deny", "missing") == 2
@@ -406,13 +410,11 @@ def _raw_request(*values: str) -> Any:
 
 def test_raw_header_map_is_read(rig: Rig, issuer: Issuer) -> None:
     """With Envoy's encode_raw_headers the token is read from header_map."""
-    response = parse_response(rig.authorizer.check_sync(_raw_request(f"Bearer {issuer.mint()}")))
+    response = parse_response(rig.grpc.check_sync(_raw_request(f"Bearer {issuer.mint()}")))
     assert response.status.code == code_pb2.OK
 
 
 def test_duplicate_raw_token_headers_are_400(rig: Rig, issuer: Issuer) -> None:
     """Two Authorization headers in header_map are a malformed request, never a choice of one."""
-    response = parse_response(
-        rig.authorizer.check_sync(_raw_request(f"Bearer {issuer.mint()}", f"Bearer {issuer.mint()}"))
-    )
+    response = parse_response(rig.grpc.check_sync(_raw_request(f"Bearer {issuer.mint()}", f"Bearer {issuer.mint()}")))
     assert _denied(response)[0] == 400

@@ -76,7 +76,12 @@ def test_two_workers_share_the_port_and_merge_metrics(feed: FeedServer, issuer: 
     assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result.stdout + result.stderr
 
 
-_LISTENERS = ("NATIVE_IAM_AUTHZ_LISTEN", "NATIVE_IAM_OAUTH_LISTEN", "NATIVE_IAM_METRICS_LISTEN")
+_LISTENERS = (
+    "NATIVE_IAM_AUTHZ_LISTEN",
+    "NATIVE_IAM_AUTHZ_HTTP_LISTEN",
+    "NATIVE_IAM_OAUTH_LISTEN",
+    "NATIVE_IAM_METRICS_LISTEN",
+)
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
@@ -139,10 +144,9 @@ def test_a_deprecated_variable_is_one_warning_at_start_up() -> None:
     assert "NATIVE_IAM_AUDIENCE" in record["msg"] and "NATIVE_IAM_ACCEPTED_AUDIENCES" in record["msg"]
 
 
-def test_several_workers_need_fixed_ports() -> None:
+@pytest.mark.parametrize("variable", ["NATIVE_IAM_AUTHZ_LISTEN", "NATIVE_IAM_AUTHZ_HTTP_LISTEN"])
+def test_several_workers_need_fixed_ports(variable: str) -> None:
     """NATIVE_IAM_WORKERS=2 with port 0 would give each worker its own port: exit 2 naming the variable."""
-    result = _run_sidecar(
-        {"NATIVE_IAM_WORKERS": "2", "NATIVE_IAM_AUTHZ_LISTEN": "127.0.0.1:0", "NATIVE_IAM_METRICS_LISTEN": "off"}
-    )
+    result = _run_sidecar({"NATIVE_IAM_WORKERS": "2", variable: "127.0.0.1:0", "NATIVE_IAM_METRICS_LISTEN": "off"})
     assert result.returncode == 2, result.stderr[-2000:]
-    assert "native-iam sidecar: NATIVE_IAM_AUTHZ_LISTEN needs a fixed port" in result.stderr
+    assert f"native-iam sidecar: {variable} needs a fixed port" in result.stderr

@@ -32,13 +32,13 @@ OK = oauth_pb2.CreateTokenWithPasswordResponse.OK
 
 
 @contextlib.contextmanager
-def token_service(tmp: Path) -> Iterator[tuple[str, _stack.Proc]]:
-    """`native-iam token-service` on SQLite, fast settings; yields its gRPC target once SERVING."""
-    port = _stack.free_port()
+def token_service(tmp: Path) -> Iterator[tuple[str, str, _stack.Proc]]:
+    """`native-iam token-service` on SQLite, fast settings; yields its gRPC target and HTTP URL once SERVING."""
+    port, http_port = _stack.free_port(), _stack.free_port()
     env = {
         "SYSTEM_DB_URL": f"sqlite:///{tmp}/native-iam-{port}.db",
         "NATIVE_IAM_GRPC_LISTEN": f"127.0.0.1:{port}",
-        "NATIVE_IAM_HTTP_LISTEN": f"127.0.0.1:{_stack.free_port()}",
+        "NATIVE_IAM_HTTP_LISTEN": f"127.0.0.1:{http_port}",
         "NATIVE_IAM_METRICS_LISTEN": "off",
         "NATIVE_IAM_ISSUER": ISSUER,
         "NATIVE_IAM_BOOTSTRAP_ADMIN": "admin",
@@ -56,7 +56,7 @@ def token_service(tmp: Path) -> Iterator[tuple[str, _stack.Proc]]:
     )
     try:
         proc.wait(lambda: _stack.serving(port), "serving", timeout=60)
-        yield f"127.0.0.1:{port}", proc
+        yield f"127.0.0.1:{port}", f"http://127.0.0.1:{http_port}", proc
     finally:
         proc.stop()
 
@@ -94,6 +94,7 @@ class Stack:
     oauth_port: int  # the sidecar's OAuth facade
     admin_token: str
     token_service: _stack.Proc
+    http_url: str  # token service OAuth HTTP
 
     def admin(self, service: str):  # type: ignore[no-untyped-def]
         channel = grpc.insecure_channel(self.target)
@@ -103,7 +104,7 @@ class Stack:
 @contextlib.contextmanager
 def stack(tmp: Path, **sidecar_env: str) -> Iterator[Stack]:
     envoy_bin = require_tool("envoy")
-    with token_service(tmp) as (target, proc):
+    with token_service(tmp) as (target, http_url, proc):
         admin_token = _admin_token(target)
         with grpc.insecure_channel(target) as channel:
             admin_pb2_grpc.IdentitiesStub(channel).CreateIdentity(
@@ -118,7 +119,7 @@ def stack(tmp: Path, **sidecar_env: str) -> Iterator[Stack]:
             listen = _stack.free_port()
             config = _stack.envoy_config(tmp, listen=listen, authz=ports["authz"], upstream=upstream)
             with _stack.envoy(envoy_bin, config, listen) as url:
-                yield Stack(target, url, ports["oauth"], admin_token, proc)
+                yield Stack(target, url, ports["oauth"], admin_token, proc, http_url)
 
 
 @pytest.fixture(scope="module")
@@ -218,3 +219,48 @@ def test_token_service_stopped_valid_tokens_pass_until_bound_then_503(tmp_path: 
             time.sleep(bound + 0.7)
             late = http.get("/orders/1", headers=bearer(token))
             assert late.status_code == 503 and late.json()["error"] == "temporarily_unavailable"
+
+
+def test_exchanged_token_passes_the_sidecar_and_dies_with_its_user_within_one_second(tmp_path: Path) -> None:
+    """RFC 8693: a workload exchanges alice's token for audience "orders"; B's sidecar allows it as
+    alice; disabling alice (the IDENTITY cut-off by sub + namespace + iat) denies it within 1 s."""
+    exchange_grant = "urn:ietf:params:oauth:grant-type:token-exchange"
+    with stack(tmp_path, NATIVE_IAM_ACCEPTED_AUDIENCES="orders") as s:
+        clients, metadata = s.admin("Clients")
+        created = clients.CreateClient(
+            admin_pb2.CreateClientRequest(
+                client_id="checkout", grant_types=[exchange_grant], exchange_audiences=["orders"]
+            ),
+            metadata=metadata,
+            timeout=10,
+        )
+        response = httpx.post(
+            f"{s.http_url}/oauth2/token",
+            auth=("checkout", created.client_secret),
+            data={
+                "grant_type": exchange_grant,
+                "subject_token": alice(s, "orders:read"),
+                "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                "audience": "orders",
+            },
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        exchanged = response.json()["access_token"]
+        with httpx.Client(base_url=s.url, timeout=5) as http:
+            allowed = http.get("/orders/7", headers=bearer(exchanged))
+            assert allowed.status_code == 200, allowed.text
+            assert allowed.json()["headers"]["x-native-iam-identity"] == "alice"
+            identities, metadata = s.admin("Identities")
+            identities.SetIdentityEnabled(
+                admin_pb2.SetIdentityEnabledRequest(
+                    identity=admin_pb2.IdentityRef(namespace="shop", name="alice"), enabled=False
+                ),
+                metadata=metadata,
+                timeout=10,
+            )
+            started = time.monotonic()
+            while http.get("/orders/7", headers=bearer(exchanged)).status_code == 200:
+                assert time.monotonic() - started < 1.0, "exchanged token still allowed 1 s after alice was disabled"
+                time.sleep(0.01)
+            assert http.get("/orders/7", headers=bearer(exchanged)).json()["error"] == "invalid_token"

@@ -30,9 +30,10 @@ import pytest
 import yaml
 
 from native_iam import demo
-from sidecar.authorization import Responses, parse_response
 from sidecar.decision import Deny, Principal, Reason
+from sidecar.ext_authz_grpc import encode, parse_response
 from sidecar.settings import Settings
+from sidecar.verdict import Verdicts
 
 from . import _stack
 from ._feed import Issuer
@@ -125,6 +126,17 @@ def _example(tmp: Path, authz: int, upstream: int) -> tuple[Path, int]:
     return path, listen
 
 
+def _example_http(tmp: Path, authz_http: int, upstream: int) -> tuple[Path, int]:
+    listen = _stack.free_port()
+    text = _stack.EXAMPLE_HTTP.read_text().replace("127.0.0.1:9193", f"127.0.0.1:{authz_http}")
+    config = _stack.local_envoy_config(
+        yaml.safe_load(text), {"ingress": listen}, {"native_iam_sidecar_http": authz_http, "workload": upstream}
+    )
+    path = tmp / "example-http.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path, listen
+
+
 def _demo(tmp: Path, authz: int, upstream: int) -> tuple[Path, int]:
     ports = {"envoy": _stack.free_port(), "envoy_admin": _stack.free_port(), "authz": authz, "upstream": upstream}
     path = tmp / "demo.yaml"
@@ -148,6 +160,7 @@ class Shipped:
     render: Callable[[Path, int, int], tuple[Path, int]]
     anonymous: frozenset[str]  # handlers a caller without a token may reach
     reader_denied: Callable[[str, str], bool]  # (method, handler) an orders:read token must not reach
+    http: bool = False  # calls the sidecar's HTTP transport (else gRPC)
 
     @property
     def public(self) -> str:
@@ -160,6 +173,13 @@ SHIPPED = [
         _example,
         frozenset({"healthz", "docs"}),
         lambda m, h: h in {"admin", "reports"} or (h == "orders" and m in {"POST", "DELETE"}),
+    ),
+    Shipped(
+        "examples/envoy (http)",
+        _example_http,
+        frozenset({"healthz", "docs"}),
+        lambda m, h: h in {"admin", "reports"} or (h == "orders" and m in {"POST", "DELETE"}),
+        http=True,
     ),
     Shipped("demo", _demo, frozenset({"public"}), lambda m, h: h == "admin" or (h == "orders" and m == "POST")),
     Shipped("kubernetes", _k8s, frozenset({"public"}), lambda m, h: h == "orders" and m != "GET"),
@@ -174,19 +194,22 @@ class Gateway:
 
 
 @pytest.fixture(scope="module")
-def authz_port(module_feed: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def authz_ports(module_feed: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
     with _stack.sidecar(tmp_path_factory.mktemp("sidecar"), sidecar_env(module_feed)) as ports:
-        yield ports["authz"]
+        yield ports
 
 
 @pytest.fixture(scope="module", params=SHIPPED, ids=lambda s: s.name)
 def gateway(
-    request: pytest.FixtureRequest, envoy_bin: str, authz_port: int, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    envoy_bin: str,
+    authz_ports: dict[str, int],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gateway]:
     shipped: Shipped = request.param
-    tmp = tmp_path_factory.mktemp(shipped.name.replace("/", "-"))
+    tmp = tmp_path_factory.mktemp(re.sub(r"\W+", "-", shipped.name))
     with _stack.echo_upstream(Framework) as upstream:
-        config, listen = shipped.render(tmp, authz_port, upstream)
+        config, listen = shipped.render(tmp, authz_ports["authz_http" if shipped.http else "authz"], upstream)
         with _stack.envoy(envoy_bin, config, listen):
             gateway = Gateway(shipped, listen, config)
             # The Kubernetes config health-checks its clusters: wait until a request gets through.
@@ -345,7 +368,13 @@ def test_no_spelling_of_an_identity_header_reaches_the_workload(
 # ---- every configuration the project ships or prints is hardened alike ----
 
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
-ALL_CONFIGS = [_stack.EXAMPLE, DEMO, K8S, *sorted((_stack.ROOT / "bench" / "envoy").glob("*.yaml"))]
+ALL_CONFIGS = [
+    _stack.EXAMPLE,
+    _stack.EXAMPLE_HTTP,
+    DEMO,
+    K8S,
+    *sorted((_stack.ROOT / "bench" / "envoy").glob("*.yaml")),
+]
 
 
 def _connection_managers(node: Any) -> Iterator[dict[str, Any]]:
@@ -396,22 +425,31 @@ def test_every_shipped_config_normalises_paths_and_refuses_underscore_headers(
 _HARDENING = ("normalize_path", "merge_slashes", "path_with_escaped_slashes_action", "common_http_protocol_options")
 
 
-def _unhardened_example(tmp: Path, authz: int, upstream: int) -> tuple[Path, int]:
-    """examples/envoy/envoy.yaml as copied before the path settings existed."""
-    path, listen = _example(tmp, authz, upstream)
-    config = yaml.safe_load(path.read_text())
-    for hcm in _connection_managers(config):
-        for key in _HARDENING:
-            hcm.pop(key)
-    path.write_text(yaml.safe_dump(config))
-    return path, listen
+def _unhardened(render: Callable[[Path, int, int], tuple[Path, int]]) -> Callable[[Path, int, int], tuple[Path, int]]:
+    """An example config as copied before the path settings existed."""
+
+    def unhardened(tmp: Path, authz: int, upstream: int) -> tuple[Path, int]:
+        path, listen = render(tmp, authz, upstream)
+        config = yaml.safe_load(path.read_text())
+        for hcm in _connection_managers(config):
+            for key in _HARDENING:
+                hcm.pop(key)
+        path.write_text(yaml.safe_dump(config))
+        return path, listen
+
+    return unhardened
 
 
-UNHARDENED = Shipped("unhardened-example", _unhardened_example, SHIPPED[0].anonymous, SHIPPED[0].reader_denied)
+UNHARDENED = [
+    Shipped("unhardened-example", _unhardened(_example), SHIPPED[0].anonymous, SHIPPED[0].reader_denied),
+    Shipped(
+        "unhardened-example-http", _unhardened(_example_http), SHIPPED[1].anonymous, SHIPPED[1].reader_denied, http=True
+    ),
+]
 _ENCODED_OR_DOTTED = re.compile(r"%|\\|//|/\.")
 
 
-@pytest.mark.parametrize("gateway", [UNHARDENED], ids=["unhardened-example"], indirect=True)
+@pytest.mark.parametrize("gateway", UNHARDENED, ids=lambda s: s.name, indirect=True)
 def test_without_envoy_normalisation_the_sidecar_refuses_encoded_and_dotted_paths(
     gateway: Gateway, issuer: Issuer
 ) -> None:
@@ -434,10 +472,10 @@ _METADATA = re.compile(r"%DYNAMIC_METADATA\(envoy\.filters\.http\.ext_authz:([^)
 
 def _emitted_keys() -> set[str]:
     """The dynamic-metadata keys the sidecar puts in an allow and in a deny."""
-    responses = Responses(Settings(issuer="http://issuer.test", audiences=("native-iam",), realm="test"))
+    verdicts = Verdicts(Settings(issuer="http://issuer.test", audiences=("native-iam",), realm="test"))
     principal = Principal("alice", "shop", frozenset({"orders:read"}), "jti-1", "k1", "c", 0.0, 1.0)
-    allow = parse_response(responses.allow(principal))
-    deny = parse_response(responses.deny(Deny(Reason.REVOKED, "revoked", jti="jti-1")))
+    allow = parse_response(encode(verdicts.allow(principal)))
+    deny = parse_response(encode(verdicts.deny(Deny(Reason.REVOKED, "revoked", jti="jti-1"))))
     return set(allow.dynamic_metadata.fields) | set(deny.dynamic_metadata.fields)
 
 
@@ -459,3 +497,48 @@ def test_demo_access_log_names_the_caller(gateway: Gateway, issuer: Issuer) -> N
         time.sleep(0.1)
     (line,) = [line for line in log.read_text().splitlines() if "access-log-jti" in line]
     assert "identity=access-log-alice" in line, line
+
+
+# ---- over the HTTP transport, only Envoy's configuration says what a route requires ----
+
+
+def _http_services(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        if "http_service" in node:
+            yield node["http_service"]
+        for value in node.values():
+            yield from _http_services(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _http_services(item)
+
+
+def _matches(pattern: dict[str, Any], name: str) -> bool:
+    if "exact" in pattern:
+        return bool(pattern["exact"].lower() == name)
+    if "prefix" in pattern:
+        return name.startswith(pattern["prefix"].lower())
+    if "suffix" in pattern:
+        return name.endswith(pattern["suffix"].lower())
+    if "contains" in pattern:
+        return pattern["contains"].lower() in name
+    return True  # a regex or anything else: assume it may match
+
+
+@pytest.mark.parametrize("path", ALL_CONFIGS, ids=lambda p: str(p.relative_to(_stack.ROOT)))
+def test_every_http_service_sets_the_requirement_and_no_client_can(path: Path, issuer: Issuer) -> None:
+    """Every http_service (the filter's and each route's override) sets x-native-iam-requirement itself
+    (headers_to_add replaces a client's), and no allowed_headers pattern lets a client's through."""
+    from sidecar.ext_authz_http import REQUIREMENT_HEADER
+
+    config = yaml.safe_load(_rendered(path, issuer.jwks_json()))
+    for service in _http_services(config):
+        added = service.get("authorization_request", {}).get("headers_to_add", [])
+        assert [h["key"] for h in added].count(REQUIREMENT_HEADER) == 1, service
+        json.loads(next(h["value"] for h in added if h["key"] == REQUIREMENT_HEADER))
+        for allowed in (service.get("authorization_request", {}).get("allowed_headers", {}),):
+            assert not any(_matches(p, REQUIREMENT_HEADER) for p in allowed.get("patterns", []))
+    for hcm in _connection_managers(config):
+        for f in hcm.get("http_filters", []):
+            patterns = f.get("typed_config", {}).get("allowed_headers", {}).get("patterns", [])
+            assert not any(_matches(p, REQUIREMENT_HEADER) for p in patterns), path

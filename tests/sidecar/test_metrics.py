@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from sidecar.authorization import Authorizer
 from sidecar.decision import Reason
+from sidecar.ext_authz_grpc import GrpcCheck
 from sidecar.metrics import Metrics
 from sidecar.settings import Settings
 
@@ -27,7 +28,7 @@ def _exercised(issuer: Issuer) -> CollectorRegistry:
         request = external_auth_pb2.CheckRequest()
         if header:
             request.attributes.request.http.headers["authorization"] = header
-        authorizer.check_sync(request)
+        GrpcCheck(authorizer).check_sync(request)
     metrics.fetched(True)
     metrics.feed_lag.set(0.2)
     return registry

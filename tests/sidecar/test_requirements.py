@@ -176,3 +176,38 @@ def test_parse_never_raises_anything_but_requirement_error(metadata: object, ext
     except RequirementError as exc:
         result = exc
     assert isinstance(result, Requirement | RequirementError)
+
+
+# ---- the HTTP transport's requirement header (JSON, the route metadata schema) ----
+
+
+def test_requirement_header_is_the_route_metadata_schema() -> None:
+    resolver = Resolver()
+    requirement = resolver.resolve_json('{"scopes": "orders:read", "methods": {"POST": {"scopes": "orders:write"}}}')
+    assert requirement.for_method("GET").alternatives == (frozenset({"orders:read"}),)
+    assert requirement.for_method("POST").alternatives == (frozenset({"orders:write"}),)
+    assert resolver.resolve_json('{"anonymous": true}').for_method("GET").anonymous
+    assert resolver.resolve_json(None) is DEFAULT and resolver.resolve_json("{}") is DEFAULT
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "not json",
+        '["orders:read"]',
+        '"orders:read"',
+        '{"scope": "orders:read"}',
+        '{"scopes": 1}',
+        '{"anonymous": true, "scopes": "a"}',
+        '{"scopes": "a"},{"anonymous": true}',  # two headers, joined: never the second one alone
+        "[" * 100_000 + "]" * 100_000,
+    ],
+    ids=["text", "list", "string", "typo", "number", "anonymous-and-scopes", "repeated", "deep"],
+)
+def test_an_invalid_requirement_header_is_refused_every_time(value: str) -> None:
+    """Anything but a valid JSON object in the schema is a RequirementError (route_invalid), also
+    when asked again (the cached failure)."""
+    resolver = Resolver()
+    for _ in range(2):
+        with pytest.raises(RequirementError):
+            resolver.resolve_json(value)

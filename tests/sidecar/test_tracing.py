@@ -17,7 +17,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
-from sidecar.authorization import Authorizer
+from native_iam.runtime.listen import bind_tcp
+from sidecar.ext_authz_grpc import GrpcCheck
+from sidecar.ext_authz_http import HttpAuthz
 from sidecar.settings import SettingsError, from_env
 from sidecar.tracing import SPAN_NAME
 from tests.conftest import Collector
@@ -27,6 +29,7 @@ from token_service.testing import running_token_service
 
 from ._feed import Issuer
 from .test_authorization import Rig
+from .test_ext_authz_http import _raw, _read_answer
 
 __all__ = ["sqlite_url"]  # the token service's fixture, reused
 
@@ -101,10 +104,12 @@ def test_sampling(issuer: Issuer, headers: dict[str, str], ratio: float, spans: 
 
 
 def test_untraced_authorizer_keeps_its_fast_path(issuer: Issuer) -> None:
-    """Without SYSTEM_TELEMETRY_EXPORTER_ENDPOINT the Check methods are the untraced ones."""
+    """Without SYSTEM_TELEMETRY_EXPORTER_ENDPOINT there are no spans and the gRPC Check methods
+    are the untraced ones."""
     rig = Rig(issuer)
-    assert rig.authorizer.check_sync.__func__ is Authorizer.check_sync  # type: ignore[attr-defined]
-    assert rig.authorizer.check_async.__func__ is Authorizer.check_async  # type: ignore[attr-defined]
+    assert rig.authorizer.spans is None
+    assert rig.grpc.check_sync.__func__ is GrpcCheck.check_sync  # type: ignore[attr-defined]
+    assert rig.grpc.check_async.__func__ is GrpcCheck.check_async  # type: ignore[attr-defined]
 
 
 def test_settings() -> None:
@@ -187,7 +192,7 @@ async def test_async_server_traces_too(issuer: Issuer) -> None:
     http.method, http.path = "GET", "/orders"
     http.headers["authorization"] = f"Bearer {issuer.mint()}"
     http.headers["traceparent"] = SAMPLED
-    response = external_auth_pb2.CheckResponse.FromString(await traced.rig.authorizer.check_async(request))
+    response = external_auth_pb2.CheckResponse.FromString(await traced.rig.grpc.check_async(request))
     assert response.status.code == 0
     (span,) = traced.spans()
     assert format(span.parent.span_id, "016x") == CALLER_SPAN
@@ -202,7 +207,31 @@ def test_traceparent_from_raw_header_map(issuer: Issuer) -> None:
     http.method, http.path = "GET", "/orders"
     for key, value in (("authorization", f"Bearer {issuer.mint()}"), ("traceparent", SAMPLED)):
         http.header_map.headers.add(key=key, raw_value=value.encode())
-    response = external_auth_pb2.CheckResponse.FromString(traced.rig.authorizer.check_sync(request))
+    response = external_auth_pb2.CheckResponse.FromString(traced.rig.grpc.check_sync(request))
     assert response.status.code == 0
     (span,) = traced.spans()
     assert format(span.context.trace_id, "032x") == TRACE_ID
+
+
+@pytest.mark.parametrize(("token", "reason"), [(True, "token"), (False, "missing")])
+async def test_the_http_transport_traces_like_grpc(issuer: Issuer, token: bool, reason: str) -> None:
+    """Envoy's http_service: the traceparent among the forwarded headers continues into the same
+    decision span (result, reason, route without the query), never holding the token."""
+    traced = Traced(issuer)
+    server = HttpAuthz(traced.rig.authorizer, max_token_bytes=8192)
+    port = await server.start(bind_tcp("127.0.0.1:0", "TEST"))
+    minted = issuer.mint()
+    try:
+        request = _raw(path="/orders/7?x=1", token=minted if token else None, traceparent=SAMPLED)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        answer = await _read_answer(reader)
+        writer.close()
+    finally:
+        await server.stop()
+    assert answer.status == (200 if token else 401)
+    (span,) = traced.spans()
+    assert format(span.parent.span_id, "016x") == CALLER_SPAN
+    assert span.attributes["native_iam.reason"] == reason
+    assert span.attributes["native_iam.route"] == "GET /orders/7"
+    assert minted.split(".")[1] not in repr(dict(span.attributes))

@@ -2,6 +2,10 @@
 
 PostgreSQL comes from the pgserver wheel, started once per session; each test that uses it gets
 a fresh database. ``db_url`` is parametrized over both backends for the store tests.
+Redis (SYSTEM_CACHE_URL) is a real redis-server on a free loopback port, started once per session
+(no persistence) and emptied for each test that asks for ``redis_url``; a test may kill it and
+start it again (:class:`RedisServer`). ``counters_in`` runs a test with the brute-force counters
+in the database and then in Redis.
 """
 
 from __future__ import annotations
@@ -51,6 +55,80 @@ async def _fresh_postgres_database(uri: str) -> str:
     return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
 
 
+class RedisServer:
+    """A real redis-server on a free loopback port (no persistence), that a test may kill and
+    start again on the same port (Redis down, then back)."""
+
+    def __init__(self, directory: Path, *, appendonly: bool = False, password: str | None = None) -> None:
+        from native_iam._procs import free_port
+
+        self.directory = directory
+        #: ``requirepass``: the URL carries it (``redis://:PASSWORD@…``).
+        self.password = password
+        #: Persist every write (AOF, fsync always) so a killed server restarts with its keys, as
+        #: docs/token-service.md, Redis recommends for the brute-force counters; the shared server does not.
+        self.appendonly = appendonly
+        self.port = free_port()
+        self.url = f"redis://{f':{password}@' if password else ''}127.0.0.1:{self.port}/0"
+        self.process: Any = None
+
+    def start(self) -> None:
+        from native_iam._procs import Process
+        from tests.conftest import require_tool  # here: tests/conftest.py imports this module
+
+        binary = require_tool("redis-server")
+        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        argv += ["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly else ["--appendonly", "no"]
+        argv += ["--requirepass", self.password] if self.password else []
+        argv += ["--dir", str(self.directory)]
+        self.process = Process("redis", argv, log_path=self.directory / "redis.log").start()
+        self.process.wait_port("127.0.0.1", self.port, timeout=20)
+
+    def kill(self) -> None:
+        """SIGKILL: connections drop, every key is lost (as after a crash without persistence)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process = None
+
+    def flush(self) -> None:
+        import redis
+
+        with redis.Redis(port=self.port, password=self.password, socket_timeout=5) as client:
+            client.flushall()
+
+    def contents(self) -> bytes:
+        """Every key and value (strings and hashes), as text: what Redis holds at rest."""
+        import redis
+
+        lines = []
+        with redis.Redis(port=self.port, password=self.password, socket_timeout=5) as client:
+            for key in client.scan_iter():
+                kind = client.type(key)
+                value = client.hgetall(key) if kind == b"hash" else client.get(key) if kind == b"string" else kind
+                lines.append(f"{key!r} {value!r}")
+        return "\n".join(lines).encode()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server for the whole session (``./dev test`` installs the Debian package)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> Iterator[str]:
+    """SYSTEM_CACHE_URL of an empty Redis (running again if a test killed it)."""
+    if redis_server.process is None:
+        redis_server.start()
+    redis_server.flush()
+    yield redis_server.url
+    if redis_server.process is None:
+        redis_server.start()
+
+
 @pytest.fixture
 async def postgres_url(postgres_server: Any) -> str:
     """A new, empty PostgreSQL database on the session server."""
@@ -78,6 +156,18 @@ async def core(db_url: str) -> AsyncIterator[Core]:
     await core.start()
     yield core
     await core.close()
+
+
+@pytest.fixture(params=["database", "redis"])
+def counters_in(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings overrides putting the brute-force counters in the database, then in Redis
+    (SYSTEM_CACHE_URL; on SQLite only when the test also runs on PostgreSQL: Redis counters never
+    touch the database), so the lockout suites run unchanged against both backends."""
+    if request.param == "database":
+        return {}
+    if "db_url" in request.fixturenames and not str(request.getfixturevalue("db_url")).startswith("sqlite"):
+        pytest.skip("Redis counters do not depend on the database")
+    return {"cache_url": request.getfixturevalue("redis_url")}
 
 
 @pytest.fixture

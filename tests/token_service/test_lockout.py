@@ -4,22 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Row, select, update
+from sqlalchemy import select
 
 from tests.token_service.conftest import add_identity
 from token_service.core import Core
 from token_service.errors import CredentialsInvalid
 from token_service.grants import create_token_with_password
 from token_service.grants import password as password_grant
-from token_service.lockout import Lockout, address_key, identity_key
+from token_service.lockout import PENDING_TTL_S, Lockout, Verdict, address_key, identity_key
 from token_service.store import Store
 from token_service.store.tables import lockouts
 from token_service.testing import settings_for_tests
 
 PASSWORD = "right-pass-1"
+
+
+@pytest.fixture
+async def core(db_url: str, counters_in: dict[str, Any]) -> AsyncIterator[Core]:
+    """A started core whose counters are rows, then (same tests) in Redis."""
+    core = Core.build(settings_for_tests(db_url, **counters_in))
+    await core.start()
+    yield core
+    await core.close()
 
 
 async def _attempt(core: Core, identity: str, password: str, address: str | None = None, namespace: str = "") -> str:
@@ -40,10 +50,9 @@ def test_backoff_doubles_after_free_attempts_up_to_max() -> None:
     assert [lockout.backoff_s(n) for n in range(1, 8)] == [0, 0, 1, 2, 4, 5, 5]
 
 
-async def _counter(core: Core, key: str) -> Row[Any] | None:
-    """The stored counter of ``key`` (None: no row)."""
-    async with core.store.read() as conn:
-        return (await conn.execute(select(lockouts).where(lockouts.c.key == key))).first()
+async def _counter(core: Core, key: str) -> Any:
+    """The stored counter of ``key`` (None: no counter), on either backend."""
+    return await core.lockout.peek(key)
 
 
 async def test_lockout_engages_at_threshold(core: Core) -> None:
@@ -54,6 +63,9 @@ async def test_lockout_engages_at_threshold(core: Core) -> None:
     row = await _counter(core, identity_key("", "alice"))
     assert row is not None and row.locked_until > time.time()
     assert await _attempt(core, "alice", PASSWORD) == "locked_out"
+    async with core.store.read() as conn:
+        rows = (await conn.execute(select(lockouts.c.key))).scalars().all()
+    assert rows == ([identity_key("", "alice")] if core.lockout.in_database else [])  # Redis: no write at all
 
 
 async def test_unknown_identities_leave_no_counter_behind(core: Core) -> None:
@@ -62,9 +74,14 @@ async def test_unknown_identities_leave_no_counter_behind(core: Core) -> None:
     for i in range(8):
         assert await _attempt(core, f"ghost-{i}", "wrong") == "unknown_identity"
         assert await _attempt(core, "ghost", "wrong", address="203.0.113.7") == "unknown_identity"
-    async with core.store.read() as conn:
-        keys = (await conn.execute(select(lockouts.c.key))).scalars().all()
-    assert keys == [address_key("203.0.113.7")]
+    for name in ("ghost", *(f"ghost-{i}" for i in range(8))):
+        assert await _counter(core, identity_key("", name)) is None
+    address = await _counter(core, address_key("203.0.113.7"))
+    assert address is not None and address.failures == 8
+    if core.lockout.in_database:
+        async with core.store.read() as conn:
+            keys = (await conn.execute(select(lockouts.c.key))).scalars().all()
+        assert keys == [address_key("203.0.113.7")]
 
 
 async def test_lock_expires_and_success_clears_the_counter(core: Core) -> None:
@@ -152,11 +169,10 @@ async def test_counters_written_before_migration_0003_still_work(db_url: str) ->
         await core.close()
 
 
-async def _hold_slots(core: Core, key: str, pending: int, pending_until: float) -> None:
+async def _hold_slots(core: Core, key: str, pending: int) -> None:
     """Slots held by attempts in flight elsewhere (another replica, or one that died)."""
-    async with core.store.write() as conn:
-        values = {"failures": 0, "last_failure_at": time.time(), "locked_until": 0.0}
-        await conn.execute(lockouts.insert().values(key=key, pending=pending, pending_until=pending_until, **values))
+    for _ in range(pending):
+        assert (await core.lockout.reserve([key], time.time())).verdict is Verdict.GO
 
 
 async def test_attempt_waits_for_a_slot_and_is_refused_uncounted_when_none_frees(
@@ -167,14 +183,13 @@ async def test_attempt_waits_for_a_slot_and_is_refused_uncounted_when_none_frees
     monkeypatch.setattr(password_grant, "BUSY_WAIT_S", 0.3)
     await add_identity(core, "alice", PASSWORD, ("a:b",))
     key = identity_key("", "alice")
-    await _hold_slots(core, key, core.settings.lockout_free_attempts, time.time() + 60)
+    await _hold_slots(core, key, core.settings.lockout_free_attempts)
     started = time.monotonic()
     assert await _attempt(core, "alice", PASSWORD) == "busy"
     assert time.monotonic() - started >= 0.3
     row = await _counter(core, key)
     assert row is not None and row.failures == 0
-    async with core.store.write() as conn:
-        await conn.execute(update(lockouts).where(lockouts.c.key == key).values(pending_until=time.time() - 1))
+    core.clock = lambda: time.time() + PENDING_TTL_S + 1  # the holders died: their slots expired
     assert await _attempt(core, "alice", PASSWORD) == "ok"
     assert await _counter(core, key) is None  # the success left nothing behind
 

@@ -34,7 +34,8 @@ def add_parser(sub: Any) -> None:
         "--auth-method",
         choices=[m.value for m in AuthMethod],
         default=AuthMethod.CLIENT_SECRET_BASIC.value,
-        help="token endpoint authentication method (default: client_secret_basic; none = public client)",
+        help="token endpoint authentication method (default: client_secret_basic; none = public client;"
+        " kubernetes_service_account = a workload's service-account token, mapped by NATIVE_IAM_CLUSTER_ISSUERS_FILE)",
     )
     create.add_argument(
         "--grant",
@@ -55,6 +56,13 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="may introspect every token (a resource server); default: only its own and its audiences'",
     )
+    create.add_argument(
+        "--exchange-audience",
+        action="append",
+        default=[],
+        help="audience it may exchange users' tokens for (RFC 8693; needs --grant"
+        " urn:ietf:params:oauth:grant-type:token-exchange), repeatable",
+    )
     commands.add_parser("list", help="list clients")
     commands.add_parser("get", help="show one client").add_argument("client_id")
     commands.add_parser("delete", help="delete a client (its tokens stay valid until revoked or expired)").add_argument(
@@ -74,6 +82,7 @@ def dispatch(stub: admin_pb2_grpc.ClientsStub, kw: dict[str, Any], args: argpars
             access_token_ttl_s=args.access_token_ttl,
             refresh_token_ttl_s=args.refresh_token_ttl,
             introspect_all_tokens=args.introspect_all,
+            exchange_audiences=args.exchange_audience,
         )
         if args.rotate is not None:
             request.rotate_refresh_tokens = args.rotate
@@ -94,6 +103,7 @@ _COLUMNS = (
     "REFRESH_TTL",
     "ROTATE",
     "INTROSPECT",
+    "EXCHANGE_AUDIENCES",
     "NAME",
 )
 
@@ -108,6 +118,7 @@ def _row(client: pb.OAuthClient) -> list[str]:
         str(client.refresh_token_ttl_s or "(default)"),
         "yes" if client.rotate_refresh_tokens else "no",
         "all" if client.introspect_all_tokens else "own",
+        ",".join(client.exchange_audiences) or "-",
         client.name or "-",
     ]
 

@@ -34,6 +34,7 @@ Tree (leaf: seed status / RFC code / HTTP / gRPC)::
     │   ├── MalformedScope              invalid_scope 400 / INVALID_ARGUMENT
     │   └── RequestTooLarge             invalid_request 413 / INVALID_ARGUMENT (HTTP body over the limit)
     ├── InvalidClient                   invalid_client 401, Basic challenge / UNAUTHENTICATED
+    │   └── InvalidClientAssertion      invalid_client 401 (a refused service-account assertion; ``reason``)
     ├── UnauthorizedClient              unauthorized_client 400 / PERMISSION_DENIED
     ├── UnsupportedGrantType            unsupported_grant_type 400 / INVALID_ARGUMENT
     ├── InvalidTarget                   invalid_target 400 / INVALID_ARGUMENT (RFC 8707 ``resource``)
@@ -81,6 +82,7 @@ from token_service.errors.grants import (
 from token_service.errors.requests import (
     InvalidBearerToken,
     InvalidClient,
+    InvalidClientAssertion,
     InvalidRequest,
     InvalidTarget,
     MalformedScope,
@@ -104,6 +106,7 @@ __all__ = [
     "InsufficientScope",
     "InvalidBearerToken",
     "InvalidClient",
+    "InvalidClientAssertion",
     "InvalidRequest",
     "InvalidTarget",
     "MalformedScope",
@@ -126,8 +129,8 @@ __all__ = [
     "leaves",
 ]
 
-#: Every concrete error, explicitly: the table the edges and the tests walk. (InvalidRequest and
-#: InvalidBearerToken are raised themselves and also have a more precise subclass.)
+#: Every concrete error, explicitly: the table the edges and the tests walk. (InvalidRequest,
+#: InvalidClient and InvalidBearerToken are raised themselves and also have a more precise subclass.)
 LEAVES: Final[tuple[type[TokenServiceError], ...]] = (
     CredentialsInvalid,
     IdentityNotActive,
@@ -144,6 +147,7 @@ LEAVES: Final[tuple[type[TokenServiceError], ...]] = (
     MalformedScope,
     RequestTooLarge,
     InvalidClient,
+    InvalidClientAssertion,
     UnauthorizedClient,
     UnsupportedGrantType,
     InvalidTarget,

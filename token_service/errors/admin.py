@@ -77,7 +77,8 @@ class PermissionDenied(AdminError):
 
 
 class Unavailable(TokenServiceError):
-    """A dependency (the database) cannot be reached; retry with back-off."""
+    """A dependency (the database, or Redis when SYSTEM_CACHE_URL is set) cannot be reached;
+    retry with back-off."""
 
     status = None
     error = "temporarily_unavailable"
@@ -85,3 +86,8 @@ class Unavailable(TokenServiceError):
     grpc_code = grpc.StatusCode.UNAVAILABLE
     challenge = None
     default_message = "the token service cannot reach its database; retry later"
+
+    def __init__(self, message: str | None = None, *, dependency: str = "database") -> None:
+        super().__init__(message)
+        #: What could not be reached: ``database`` or ``cache`` (Redis); metrics count them apart.
+        self.dependency = dependency

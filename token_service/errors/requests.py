@@ -9,6 +9,7 @@ from token_service.errors._base import TokenServiceError
 __all__ = [
     "InvalidBearerToken",
     "InvalidClient",
+    "InvalidClientAssertion",
     "InvalidRequest",
     "InvalidTarget",
     "MalformedScope",
@@ -65,6 +66,26 @@ class InvalidClient(TokenServiceError):
     grpc_code = grpc.StatusCode.UNAUTHENTICATED
     challenge = 'Basic realm="{realm}", charset="UTF-8"'
     default_message = "client authentication failed"
+
+
+class InvalidClientAssertion(InvalidClient):
+    """A client assertion (RFC 7523 §2.2: a Kubernetes service-account token) was refused.
+
+    invalid_client like every client authentication failure (RFC 7523 §3.2, RFC 6749 §5.2);
+    ``reason`` says precisely why (``expired``, ``audience``, ``replayed``…) for the metric
+    ``native_iam_client_assertions_total`` and the log line, never for the response.
+    """
+
+    status = None
+    error = "invalid_client"
+    http_status = 401
+    grpc_code = grpc.StatusCode.UNAUTHENTICATED
+    challenge = 'Basic realm="{realm}", charset="UTF-8"'
+    default_message = "client assertion refused"
+
+    def __init__(self, reason: str = "refused", message: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class UnauthorizedClient(TokenServiceError):

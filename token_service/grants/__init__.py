@@ -3,11 +3,14 @@
 from token_service.grants._issue import ClientContext, IssuedTokens, client_context
 from token_service.grants.password import create_token_with_password
 from token_service.grants.refresh_token import refresh_access_token
+from token_service.grants.token_exchange import ACCESS_TOKEN_TYPE, exchange_token
 
 __all__ = [
+    "ACCESS_TOKEN_TYPE",
     "ClientContext",
     "IssuedTokens",
     "client_context",
     "create_token_with_password",
+    "exchange_token",
     "refresh_access_token",
 ]

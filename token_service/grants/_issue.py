@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.engine import Connection
 
@@ -84,11 +85,15 @@ def issue(
     parent_jti: str | None = None,
     refresh_exp: int | None = None,
     refresh_scopes: Sequence[str] | None = None,
+    act: Mapping[str, Any] | None = None,
+    subject_jti: str | None = None,
 ) -> IssuedTokens:
     """Sign an access token (and a refresh token when ``with_refresh``) and store their rows.
 
     ``refresh_scopes`` (default: ``scopes``) are the new refresh token's scopes: a rotation that
-    narrows the access token keeps the refresh token's old scopes (RFC 6749 §6).
+    narrows the access token keeps the refresh token's old scopes (RFC 6749 §6). ``act`` and
+    ``subject_jti`` are a token exchange's (RFC 8693): the actor claim, and the exchanged
+    token's jti, kept as the new access token's ``parent_jti``.
     """
     s = core.settings
     client_id = client.client_id if client else s.grpc_client_id
@@ -121,6 +126,7 @@ def issue(
         audience=audience,
         iat=iat,
         exp=iat + access_ttl,
+        act=act,
     )
     refresh_jti = new_jti() if with_refresh else None
     family = family_id or refresh_jti
@@ -132,6 +138,7 @@ def issue(
             "usage": claims.ACCESS_TOKEN,
             "kid": kid,
             "expires_at": iat + access_ttl,
+            "parent_jti": subject_jti,
         }
     ]
     refresh_token = None

@@ -6,6 +6,11 @@ lockout counters (:meth:`~token_service.lockout.Lockout.reserve_sync`; that is t
 no) → a wrong password turns the slot into a failure; a right one runs one write transaction that
 re-reads the identity under a share lock, checks it is active and that its policy grants the
 scopes, stores the tokens and gives the slot back.
+
+With the counters in Redis (``SYSTEM_CACHE_URL``) the first step is a read of the identity and one
+script call that reserves the slots, and the slot of a granted attempt is given back by one more
+call once the tokens are committed (:meth:`~token_service.lockout.Lockout.issued`). Redis
+unreachable: :class:`~token_service.errors.Unavailable` before any verification (fail closed).
 """
 
 from __future__ import annotations
@@ -79,7 +84,7 @@ async def create_token_with_password(
         # Deleted, or its password changed while we verified: a failed login like any other.
         await core.lockout.finish(attempt, core.clock(), success=False)
         raise
-    core.lockout.slot_freed(attempt)
+    await core.lockout.issued(attempt, core.clock())
     return issued
 
 
@@ -107,9 +112,14 @@ async def _reserve(core: Core, namespace: str, identity: str, client_address: st
     deadline = time.monotonic() + BUSY_WAIT_S
     while True:
         freed_before = core.lockout.freed
-        attempt, record = await core.store.run_write(
-            _begin, core, namespace=namespace, identity=identity, client_address=client_address, now=core.clock()
-        )
+        if core.lockout.in_database:
+            attempt, record = await core.store.run_write(
+                _begin, core, namespace=namespace, identity=identity, client_address=client_address, now=core.clock()
+            )
+        else:  # counters in Redis: read the identity, then one script call reserves the slots
+            record = await core.store.run_read(identities.login_record, namespace, identity)
+            keys, unknown = _counters(core, record, namespace, identity, client_address)
+            attempt = await core.lockout.reserve(keys, core.clock(), unknown)
         if attempt.verdict is not Verdict.BUSY or time.monotonic() >= deadline:
             return attempt, record
         await core.lockout.wait_for_slot(attempt, freed_before, BUSY_POLL_S)
@@ -122,9 +132,17 @@ def _begin(
     address's, in one write transaction. An unknown identity's counter holds slots but counts no
     failure, so no row stays behind for a guessed name; its failures count against the address."""
     record = identities.login_record(conn, namespace, identity)
+    keys, unknown = _counters(core, record, namespace, identity, client_address)
+    return core.lockout.reserve_sync(conn, keys, now, unknown), record
+
+
+def _counters(
+    core: Core, record: Any, namespace: str, identity: str, client_address: str | None
+) -> tuple[list[str], tuple[str, ...]]:
+    """The attempt's counters, and those of them that never count a failure (an unknown identity's)."""
     keys = core.lockout.keys(namespace, identity, client_address)
     unknown = () if record is not None and record.hash is not None else (identity_key(namespace, identity),)
-    return core.lockout.reserve_sync(conn, keys, now, unknown), record
+    return keys, unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,5 +195,6 @@ def _issue_in_transaction(conn: Connection, login: _VerifiedLogin) -> IssuedToke
         now=core.clock(),  # after the lock: an identity cut-off taken later covers this iat
         with_refresh=login.client.issue_refresh_token if login.client else True,
     )
-    core.lockout.succeeded_sync(conn, login.attempt, core.clock())
+    if core.lockout.in_database:  # else given back once committed (Lockout.issued)
+        core.lockout.succeeded_sync(conn, login.attempt, core.clock())
     return result

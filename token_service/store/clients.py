@@ -1,4 +1,4 @@
-"""OAuth clients in the database (table ``oauth_clients``, migration 0100) and the server key.
+"""OAuth clients in the database (table ``oauth_clients``, migrations 0100, 0110, 0140) and the server key.
 
 Reads go through a small per-process cache: the token endpoint looks its client up on every
 grant, and a client changes rarely. A change made through another replica is seen here within
@@ -43,6 +43,7 @@ def _row_to_client(row: object) -> OAuthClient:
         refresh_token_ttl_s=m["refresh_token_ttl_s"],
         rotate_refresh_tokens=bool(m["rotate_refresh_tokens"]),
         introspect_all_tokens=bool(m["introspect_all_tokens"]),
+        exchange_audiences=tuple(json.loads(m["exchange_audiences"])),
         created_at=int(m["created_at"]),
     )
 
@@ -112,6 +113,7 @@ def _values(client: OAuthClient) -> dict[str, object]:
         "refresh_token_ttl_s": client.refresh_token_ttl_s,
         "rotate_refresh_tokens": client.rotate_refresh_tokens,
         "introspect_all_tokens": client.introspect_all_tokens,
+        "exchange_audiences": json.dumps(list(client.exchange_audiences)),
         "created_at": float(client.created_at),
     }
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Row, delete, update
+from sqlalchemy import Row, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from token_service.store.db import delete_batch
 from token_service.store.tables import lockouts
 
-__all__ = ["delete_counter", "delete_stale_batch", "lock_counter", "write_counter"]
+__all__ = ["delete_counter", "delete_stale_batch", "lock_counter", "read_counter", "write_counter"]
 
 
 def lock_counter(conn: Connection, key: str, now: float) -> Row[Any]:
@@ -35,6 +35,11 @@ def lock_counter(conn: Connection, key: str, now: float) -> Row[Any]:
         lockouts.c.pending_until,
     )
     return conn.execute(upsert).one()
+
+
+def read_counter(conn: Connection, key: str) -> Row[Any] | None:
+    """The counter row of ``key`` as stored, or None."""
+    return conn.execute(select(lockouts).where(lockouts.c.key == key)).first()
 
 
 def write_counter(conn: Connection, key: str, values: Mapping[str, Any]) -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "upsert",
 ]
 
+
 def _insert(conn: Connection):  # type: ignore[no-untyped-def]
     return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(short_lived)
 

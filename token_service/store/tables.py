@@ -208,6 +208,8 @@ oauth_clients = Table(
     Column("created_at", Float, nullable=False),
     #: The introspection permission (migration 0110): may introspect every token.
     Column("introspect_all_tokens", Boolean, nullable=False, server_default=false()),
+    #: JSON list: audiences the client may exchange a user's token for (RFC 8693; migration 0140).
+    Column("exchange_audiences", Text, nullable=False, server_default="[]"),
 )
 
 #: Server-generated secrets that are not signing keys (hex), created once and shared by replicas.

@@ -275,3 +275,21 @@ def test_http_listen_flag_overrides_the_variable(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)
+
+
+def test_a_bad_cluster_issuers_file_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    """NATIVE_IAM_CLUSTER_ISSUERS_FILE with a mistake stops start-up with one line, no traceback."""
+    trust = tmp_path / "issuers.json"
+    trust.write_text('{"issuers": [{"issuer": "https://cluster.example", "service_accounts": {"shop:x": "c"}}]}')
+    result = subprocess.run(
+        [sys.executable, "-m", "native_iam.cli", "token-service"],
+        env=_env(tmp_path, NATIVE_IAM_CLUSTER_ISSUERS_FILE=str(trust)),
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    # A configuration error exits 2, as every bad setting does (one_line_refusal's exit 1 is a busy port).
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith("native-iam token-service: configuration error: NATIVE_IAM_CLUSTER_ISSUERS_FILE")
+    assert "shop:x" in lines[0]

@@ -43,6 +43,7 @@ def _client(client: OAuthClient) -> pb.OAuthClient:
         refresh_token_ttl_s=client.refresh_token_ttl_s or 0,
         rotate_refresh_tokens=client.rotate_refresh_tokens,
         introspect_all_tokens=client.introspect_all_tokens,
+        exchange_audiences=list(client.exchange_audiences),
         created_unix=client.created_at,
     )
 
@@ -76,10 +77,11 @@ class ClientsServicer:
 
     async def CreateClient(self, request: pb.CreateClientRequest, context: Any) -> pb.CreateClientResponse:
         await self._caller(context, "create_client", request.client_id[:MAX_CLIENT_ID_LENGTH])
-        if len(request.audiences) > MAX_AUDIENCES:
-            raise InvalidRequest(f"audiences: at most {MAX_AUDIENCES}")
-        for audience in request.audiences:
-            text_field("audiences", audience, MAX_AUDIENCE_BYTES)
+        for name, values in (("audiences", request.audiences), ("exchange_audiences", request.exchange_audiences)):
+            if len(values) > MAX_AUDIENCES:
+                raise InvalidRequest(f"{name}: at most {MAX_AUDIENCES}")
+            for audience in values:
+                text_field(name, audience, MAX_AUDIENCE_BYTES)
         client_id = _client_id(request.client_id)
         if client_id == self.core.settings.grpc_client_id:
             # Tokens with this client_id are the gRPC API's; a registered namesake would let
@@ -99,6 +101,7 @@ class ClientsServicer:
                     request.rotate_refresh_tokens if request.HasField("rotate_refresh_tokens") else None
                 ),
                 introspect_all_tokens=request.introspect_all_tokens,
+                exchange_audiences=request.exchange_audiences,
             )
         except clients.ClientError as exc:
             raise InvalidRequest(str(exc)) from None

@@ -78,7 +78,9 @@ def _failure(method: str, exc: BaseException, metrics: Metrics | None) -> tuple[
         metrics.count_failure(exc)
     if isinstance(exc, TokenServiceError):
         if isinstance(exc, Unavailable):
-            log.warning("database unavailable", extra={"method": method, "cause": type(exc.__cause__).__name__})
+            log.warning(
+                f"{exc.dependency} unavailable", extra={"method": method, "cause": type(exc.__cause__).__name__}
+            )
         return exc.grpc_code, exc.message
     log.exception("unexpected error in %s", method)
     return grpc.StatusCode.INTERNAL, "internal error"

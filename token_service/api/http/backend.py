@@ -13,10 +13,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from token_service import oauth
+from token_service.api.http.forms import Form
 from token_service.api.http.routes import TokenResponse
 from token_service.clients import OAuthClient
 from token_service.core import Core
-from token_service.grants import IssuedTokens, client_context, create_token_with_password, refresh_access_token
+from token_service.grants import (
+    ACCESS_TOKEN_TYPE,
+    IssuedTokens,
+    client_context,
+    create_token_with_password,
+    exchange_token,
+    refresh_access_token,
+)
 from token_service.id_tokens import OPENID, sign_id_token
 from token_service.lockout import address_key
 
@@ -68,6 +76,29 @@ class CoreBackend:
         )
         return self._response(result, auth_time=None)
 
+    async def token_exchange(
+        self, client: OAuthClient, *, form: Form, scopes: tuple[str, ...] | None, metadata: str
+    ) -> TokenResponse:
+        result = await exchange_token(
+            self.core,
+            client=client,
+            subject_token=form.require("subject_token"),
+            subject_token_type=form.require("subject_token_type"),
+            requested_token_type=form.get("requested_token_type"),
+            actor_token=form.get("actor_token"),
+            # RFC 8693 §2.1: the target by logical name (audience) or URI (resource), both allowed.
+            audiences=(*form.get_all("audience"), *form.get_all("resource")),
+            scopes=scopes,
+            metadata=metadata,
+        )
+        # No ID token: the user did not authenticate here; the workload acts on their behalf.
+        return TokenResponse(
+            access_token=result.access_token,
+            expires_in=result.expires_in,
+            scopes=result.scopes,
+            issued_token_type=ACCESS_TOKEN_TYPE,
+        )
+
     def _response(self, result: IssuedTokens, *, auth_time: int | None) -> TokenResponse:
         id_token = None
         if OPENID in result.scopes:
@@ -104,7 +135,7 @@ class CoreBackend:
     async def client_auth_failed(self, client_address: str | None) -> None:
         if client_address:
             keys = [address_key(client_address)]
-            await self.core.store.run_write(self.core.lockout.record_failure_sync, keys, self.core.clock())
+            await self.core.lockout.record_failure(keys, self.core.clock())
 
     # --- keys and readiness -----------------------------------------------------------------
 

@@ -33,11 +33,17 @@ MAX_LENGTHS: Final[Mapping[str, int]] = {
     "token_type_hint": limits.MAX_KEYWORD_BYTES,
     "client_id": limits.MAX_CLIENT_ID_LENGTH,
     "client_secret": limits.MAX_CLIENT_SECRET_BYTES,
+    # RFC 7523 client assertions (a Kubernetes service-account token) and RFC 8693 token exchange
+    "client_assertion": limits.MAX_TOKEN_BYTES,
+    "subject_token": limits.MAX_TOKEN_BYTES,
+    "actor_token": limits.MAX_TOKEN_BYTES,
+    "audience": limits.MAX_AUDIENCE_BYTES,
 }
 #: Any other parameter (ignored by the endpoints, RFC 6749 §3.1) still gets a bound.
 DEFAULT_MAX_LENGTH: Final = limits.MAX_OTHER_PARAMETER_BYTES
-#: Parameters that may legitimately repeat: RFC 8707 §2 allows several ``resource`` values.
-MULTI_VALUED: Final = frozenset({"resource"})
+#: Parameters that may legitimately repeat: RFC 8707 §2 allows several ``resource`` values, RFC 8693
+#: §2.1 several ``audience`` values.
+MULTI_VALUED: Final = frozenset({"resource", "audience"})
 
 
 @dataclass(frozen=True, slots=True)

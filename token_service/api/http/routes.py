@@ -2,7 +2,7 @@
 
 Routes::
 
-    POST /oauth2/token                          RFC 6749 §4.3 (password), §6 (refresh_token)
+    POST /oauth2/token                          RFC 6749 §4.3 (password), §6 (refresh_token), RFC 8693
     POST /oauth2/revoke                         RFC 7009
     POST /oauth2/introspect                     RFC 7662
     GET|POST /oauth2/userinfo                   OpenID Connect Core §5.3
@@ -37,7 +37,8 @@ from native_iam import scopes as scope_rules
 from native_iam.limits import MAX_TOKEN_BYTES
 from token_service.api.http.client_auth import authenticate_client
 from token_service.api.http.forms import Form, read_form
-from token_service.clients import AuthMethod, ClientStore, GrantType, OAuthClient
+from token_service.api.http.metadata import server_metadata
+from token_service.clients import ClientStore, GrantType, OAuthClient
 from token_service.errors import (
     REALM,
     InsufficientScope,
@@ -50,6 +51,7 @@ from token_service.errors import (
     UnsupportedGrantType,
     deny_reason,
 )
+from token_service.federation import ClientAssertions
 from token_service.forwarded import client_address
 from token_service.id_tokens import OPENID
 from token_service.metrics import Metrics, http_requests_counter
@@ -70,6 +72,8 @@ class TokenResponse:
     scopes: tuple[str, ...]
     refresh_token: str | None = None
     id_token: str | None = None
+    #: RFC 8693 §2.2.1: set (only) in a token exchange response.
+    issued_token_type: str | None = None
 
 
 class OAuthBackend(Protocol):
@@ -90,6 +94,12 @@ class OAuthBackend(Protocol):
     async def refresh_grant(
         self, client: OAuthClient, *, refresh_token: str, scopes: tuple[str, ...] | None, metadata: str
     ) -> TokenResponse: ...
+
+    async def token_exchange(
+        self, client: OAuthClient, *, form: Form, scopes: tuple[str, ...] | None, metadata: str
+    ) -> TokenResponse:
+        """RFC 8693: the parameters (subject_token, audience, resource…) are read from ``form``."""
+        ...
 
     async def revoke(self, client: OAuthClient, *, token: str, token_type_hint: str | None) -> None: ...
 
@@ -217,6 +227,8 @@ def _token_response(tokens: TokenResponse) -> dict[str, Any]:
         body["refresh_token"] = tokens.refresh_token
     if tokens.id_token:
         body["id_token"] = tokens.id_token
+    if tokens.issued_token_type:
+        body["issued_token_type"] = tokens.issued_token_type
     return body
 
 
@@ -224,15 +236,18 @@ def _token_response(tokens: TokenResponse) -> dict[str, Any]:
 
 
 class _Endpoints:
-    def __init__(self, config: HttpConfig, clients: ClientStore, backend: OAuthBackend) -> None:
+    def __init__(
+        self, config: HttpConfig, clients: ClientStore, backend: OAuthBackend, assertions: ClientAssertions | None
+    ) -> None:
         self.config = config
         self.clients = clients
         self.backend = backend
+        self.assertions = assertions
 
     async def _client(self, request: Request, form: Form) -> OAuthClient:
         try:
             client = await authenticate_client(
-                request.headers.get("authorization"), form, self.clients, self.config.client_secret_key
+                request.headers.get("authorization"), form, self.clients, self.config.client_secret_key, self.assertions
             )
         except InvalidClient:
             # Guessing client credentials costs the address its password attempts too.
@@ -252,9 +267,15 @@ class _Endpoints:
             raise UnsupportedGrantType(f"unsupported grant_type: {grant_type[:40]}") from None
         if not client.allows(grant):
             raise UnauthorizedClient(f"the client may not use the {grant.value} grant")
-        client = _for_resources(client, form.get_all("resource"), self.config.audience)
         scopes = _requested_scopes(form)
         address = _client_address(request, self.config)
+        if grant is GrantType.TOKEN_EXCHANGE:
+            # Its targets are the client's exchange audiences, not its own (RFC 8693 §2.2.2).
+            exchanged = self.backend.token_exchange(
+                client, form=form, scopes=scopes, metadata=_metadata(request, address)
+            )
+            return _ok(request, _token_response(await exchanged))
+        client = _for_resources(client, form.get_all("resource"), self.config.audience)
         if grant is GrantType.PASSWORD:
             call = self.backend.password_grant(
                 client,
@@ -310,31 +331,10 @@ class _Endpoints:
         )
 
     def metadata(self, *, openid: bool) -> dict[str, Any]:
-        base = self.config.issuer.rstrip("/")
-        methods = [m.value for m in AuthMethod]
-        secret_methods = [AuthMethod.CLIENT_SECRET_BASIC.value, AuthMethod.CLIENT_SECRET_POST.value]
-        doc: dict[str, Any] = {
-            "issuer": self.config.issuer,
-            "token_endpoint": f"{base}/oauth2/token",
-            "revocation_endpoint": f"{base}/oauth2/revoke",
-            "introspection_endpoint": f"{base}/oauth2/introspect",
-            "userinfo_endpoint": f"{base}/oauth2/userinfo",
-            "jwks_uri": f"{base}/.well-known/jwks.json",
-            "grant_types_supported": [g.value for g in GrantType],
-            # No authorization endpoint: only direct grants, so no response type applies.
-            "response_types_supported": [],
-            "token_endpoint_auth_methods_supported": methods,
-            "revocation_endpoint_auth_methods_supported": methods,
-            "introspection_endpoint_auth_methods_supported": secret_methods,
-            "scopes_supported": list(self.config.scopes_supported),
-        }
-        if openid:
-            doc |= {
-                "subject_types_supported": ["public"],
-                "id_token_signing_alg_values_supported": [self.config.signing_alg],
-                "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "azp", "namespace"],
-            }
-        return doc
+        c = self.config
+        # Service-account assertions only where a cluster issuer is trusted (NATIVE_IAM_CLUSTER_ISSUERS_FILE).
+        federated = self.assertions is not None and bool(self.assertions.trust)
+        return server_metadata(c.issuer, c.signing_alg, c.scopes_supported, openid=openid, federated=federated)
 
     async def authorization_server(self, request: Request) -> Response:
         _endpoint(request, "metadata")
@@ -360,14 +360,16 @@ def create_app(
     backend: OAuthBackend,
     registry: CollectorRegistry,
     metrics: Metrics | None = None,
+    assertions: ClientAssertions | None = None,
 ) -> Starlette:
     """The Starlette application serving every OAuth HTTP route; its metrics go into ``registry``.
 
     ``metrics`` are the service's own (shared with gRPC): database failures are counted there.
+    ``assertions`` verify Kubernetes service-account client assertions (None: none accepted).
     """
     if not config.issuer or not config.client_secret_key:
         raise ValueError("HttpConfig needs an issuer and a client secret key")
-    endpoints = _Endpoints(config, clients, backend)
+    endpoints = _Endpoints(config, clients, backend, assertions)
     routes = [
         Route("/oauth2/token", endpoints.token, methods=["POST"]),
         Route("/oauth2/revoke", endpoints.revoke, methods=["POST"]),

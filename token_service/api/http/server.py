@@ -71,6 +71,7 @@ class HttpServer:
             CoreBackend(self.core, refresh_grace_s=self.refresh_grace_s),
             self.registry,
             self.core.metrics,
+            self.core.assertions,
         )
         cut = http_connections_cut_counter(self.registry)
         limits = HttpLimits(

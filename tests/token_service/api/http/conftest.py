@@ -10,11 +10,13 @@ import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tests.k8s_issuer import KubernetesIssuer
 from token_service import clients
 from token_service.admin import ensure_identity
 from token_service.api.http.server import HttpServer
@@ -120,3 +122,75 @@ async def refresh_grant(
     return await token_request(
         http, service, client_id, {"grant_type": "refresh_token", "refresh_token": refresh_token}
     )
+
+
+# --- Kubernetes service-account federation (token_service/federation) and token exchange ---------
+
+#: The audience the stand-in cluster mints projected tokens for (the trust file expects it).
+SA_AUDIENCE = "https://token-service.test"
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#: The trust file's mapping: one exact subject, one namespace pattern, and a service account
+#: mapped to "web", a client that authenticates with a secret (so the mapping must not work).
+SERVICE_ACCOUNTS = {
+    "system:serviceaccount:shop:checkout": "checkout",
+    "system:serviceaccount:shop:*": "shop-workloads",
+    "system:serviceaccount:billing:invoicer": "web",
+}
+
+
+@dataclass
+class Federated:
+    """An OAuth service trusting a stand-in cluster issuer (single-use assertions, 5 s skew)."""
+
+    service: OAuthService
+    cluster: KubernetesIssuer
+
+    def assertion(self, namespace: str = "shop", name: str = "checkout", **kwargs: Any) -> str:
+        """A projected service-account token for the token service (overrides as KubernetesIssuer.token)."""
+        return self.cluster.token(namespace, name, audience=kwargs.pop("audience", SA_AUDIENCE), **kwargs)
+
+    def assertion_outcomes(self, outcome: str) -> float:
+        value = self.service.registry.get_sample_value("native_iam_client_assertions_total", {"outcome": outcome})
+        return value or 0.0
+
+
+async def start_federated_service(db_url: str, cluster: KubernetesIssuer, directory: Path) -> Federated:
+    trust = cluster.trust_file(
+        directory,
+        audience=SA_AUDIENCE,
+        service_accounts=SERVICE_ACCOUNTS,
+        single_use=True,
+        clock_skew_s=5,
+        max_lifetime_s=7200,
+        jwks_refetch_interval_s=0,
+    )
+    service = await start_oauth_service(db_url, cluster_issuers_file=trust)
+    sa = {"auth_method": "kubernetes_service_account", "grant_types": [TOKEN_EXCHANGE]}
+    await service.register("checkout", **sa, exchange_audiences=["orders", "payments"])
+    await service.register("shop-workloads", **sa, exchange_audiences=["orders"])
+    await service.register("exchanger", grant_types=[TOKEN_EXCHANGE], exchange_audiences=["orders"])
+    return Federated(service, cluster)
+
+
+@pytest.fixture
+async def federated(db_url: str, tmp_path: Path, k8s_issuer: KubernetesIssuer) -> AsyncIterator[Federated]:
+    """On SQLite and PostgreSQL (single-use jtis and exchanged tokens live in the store)."""
+    federated = await start_federated_service(db_url, k8s_issuer, tmp_path)
+    yield federated
+    await federated.service.app.stop(0)
+
+
+@pytest.fixture
+async def federated_sqlite(tmp_path: Path, k8s_issuer: KubernetesIssuer) -> AsyncIterator[Federated]:
+    """The same on SQLite only: for refusals decided before the store is touched."""
+    federated = await start_federated_service(f"sqlite:///{tmp_path / 'fed.db'}", k8s_issuer, tmp_path)
+    yield federated
+    await federated.service.app.stop(0)
+
+
+async def introspect_as(http: httpx.AsyncClient, assertion: str, **extra: str) -> httpx.Response:
+    """POST /oauth2/introspect authenticated by a client assertion (RFC 7523 §2.2)."""
+    data = {"token": "not.a.token", "client_assertion_type": JWT_BEARER, "client_assertion": assertion, **extra}
+    return await http.post("/oauth2/introspect", data=data)

@@ -177,3 +177,25 @@ async def test_requires_an_admin_token(oauth_service: OAuthService, channel: grp
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.ListClients(pb.ListClientsRequest(), metadata=(("authorization", f"Bearer {token}"),))
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_exchange_audiences_through_the_admin_api(
+    admin_stub: tuple[admin_pb2_grpc.ClientsStub, tuple[tuple[str, str], ...]],
+) -> None:
+    """CreateClient.exchange_audiences (11) comes back as OAuthClient.exchange_audiences (13); a
+    client without the token-exchange grant may not have any (INVALID_ARGUMENT)."""
+    stub, md = admin_stub
+    grant = "urn:ietf:params:oauth:grant-type:token-exchange"
+    created = await stub.CreateClient(
+        pb.CreateClientRequest(client_id="ex", grant_types=[grant], exchange_audiences=["orders"]), metadata=md
+    )
+    assert list(created.client.exchange_audiences) == ["orders"]
+    assert list((await stub.GetClient(pb.ClientRef(client_id="ex"), metadata=md)).exchange_audiences) == ["orders"]
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.CreateClient(pb.CreateClientRequest(client_id="ex2", exchange_audiences=["orders"]), metadata=md)
+    assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.aio.AioRpcError) as too_long:
+        await stub.CreateClient(
+            pb.CreateClientRequest(client_id="ex3", grant_types=[grant], exchange_audiences=["a" * 300]), metadata=md
+        )
+    assert too_long.value.code() is grpc.StatusCode.INVALID_ARGUMENT

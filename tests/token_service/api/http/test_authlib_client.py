@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 import warnings
+from typing import Any
 
 import pytest
 from authlib.deprecate import AuthlibDeprecationWarning
@@ -19,7 +20,16 @@ with warnings.catch_warnings():
     from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuth2Client
     from authlib.integrations.httpx_client import OAuthError as AuthlibOAuthError
 
-from tests.token_service.api.http.conftest import PASSWORD, OAuthService
+from authlib.common.urls import add_params_to_qs
+
+from tests.token_service.api.http.conftest import (
+    ACCESS_TOKEN_TYPE,
+    JWT_BEARER,
+    PASSWORD,
+    TOKEN_EXCHANGE,
+    Federated,
+    OAuthService,
+)
 
 
 async def test_password_flow_with_client_secret_basic(oauth_service: OAuthService) -> None:
@@ -99,3 +109,49 @@ async def test_sync_session_password_and_refresh(oauth_service: OAuthService) ->
     token, refreshed = await asyncio.to_thread(flows)
     assert token["scope"] == refreshed["scope"] == "orders:read"
     assert refreshed["access_token"] != token["access_token"]
+
+
+async def test_token_exchange_with_client_secret(federated_sqlite: Federated) -> None:
+    """fetch_token(grant_type=token-exchange, subject_token=…, audience=…) with Basic client auth (RFC 8693)."""
+    service = federated_sqlite.service
+    url = f"{service.url}/oauth2/token"
+    async with AsyncOAuth2Client("web", service.secrets["web"], scope="orders:read") as user:
+        subject = await user.fetch_token(url, username="alice", password=PASSWORD)
+    async with AsyncOAuth2Client("exchanger", service.secrets["exchanger"]) as workload:
+        token = await workload.fetch_token(
+            url,
+            grant_type=TOKEN_EXCHANGE,
+            subject_token=subject["access_token"],
+            subject_token_type=ACCESS_TOKEN_TYPE,
+            audience="orders",
+        )
+    assert token["issued_token_type"] == ACCESS_TOKEN_TYPE and token["scope"] == "orders:read"
+    assert "refresh_token" not in token
+
+
+async def test_token_exchange_with_service_account_assertion(federated_sqlite: Federated) -> None:
+    """The workload's projected service-account token as RFC 7523 client assertion, sent by an auth
+    method registered through Authlib's own extension point (register_client_auth_method)."""
+    service = federated_sqlite.service
+    url = f"{service.url}/oauth2/token"
+    async with AsyncOAuth2Client("web", service.secrets["web"], scope="orders:read") as user:
+        subject = await user.fetch_token(url, username="alice", password=PASSWORD)
+    projected = federated_sqlite.assertion()  # what the kubelet writes into the pod
+
+    def service_account(auth: object, method: str, uri: str, headers: dict[str, str], body: str) -> tuple[Any, ...]:
+        return (
+            uri,
+            headers,
+            add_params_to_qs(body or "", [("client_assertion_type", JWT_BEARER), ("client_assertion", projected)]),
+        )
+
+    async with AsyncOAuth2Client("checkout", token_endpoint_auth_method="kubernetes_service_account") as workload:
+        workload.register_client_auth_method(("kubernetes_service_account", service_account))
+        token = await workload.fetch_token(
+            url,
+            grant_type=TOKEN_EXCHANGE,
+            subject_token=subject["access_token"],
+            subject_token_type=ACCESS_TOKEN_TYPE,
+            resource="payments",
+        )
+    assert token["issued_token_type"] == ACCESS_TOKEN_TYPE and token["access_token"]

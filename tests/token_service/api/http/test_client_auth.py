@@ -129,3 +129,42 @@ async def test_public_client_sending_a_secret_is_invalid_client(registered: tupl
     store, _ = registered
     with pytest.raises(InvalidClient):
         await authenticate_client(None, Form({"client_id": "public-app", "client_secret": "x"}), store, KEY)
+
+
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def test_client_assertion_is_the_service_account_method() -> None:
+    """client_assertion_type jwt-bearer + client_assertion: kubernetes_service_account; client_id optional."""
+    creds = presented_credentials(None, Form({"client_assertion_type": JWT_BEARER, "client_assertion": "a.b.c"}))
+    assert (creds.method, creds.assertion, creds.client_id) == (AuthMethod.KUBERNETES_SERVICE_ACCOUNT, "a.b.c", "")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"client_assertion_type": JWT_BEARER},
+        {"client_assertion": "a.b.c"},
+        {"client_assertion_type": JWT_BEARER, "client_assertion": "a.b.c", "client_secret": "s", "client_id": "c"},
+    ],
+)
+def test_half_an_assertion_or_two_methods_are_invalid_request(params: dict[str, str]) -> None:
+    """RFC 7523 §2.2 parameters go together, and never with a secret."""
+    with pytest.raises(InvalidRequest):
+        presented_credentials(None, Form(params))
+
+
+def test_assertion_with_basic_is_invalid_request() -> None:
+    """An assertion plus HTTP Basic is two methods."""
+    with pytest.raises(InvalidRequest):
+        presented_credentials(basic("c", "s"), Form({"client_assertion_type": JWT_BEARER, "client_assertion": "x"}))
+
+
+async def test_assertions_without_trusted_clusters_are_invalid_client(
+    registered: tuple[Clients, dict[str, str]],
+) -> None:
+    """No NATIVE_IAM_CLUSTER_ISSUERS_FILE: every assertion is refused (closed)."""
+    store, _ = registered
+    form = Form({"client_assertion_type": JWT_BEARER, "client_assertion": "a.b.c"})
+    with pytest.raises(InvalidClient):
+        await authenticate_client(None, form, store, KEY)

@@ -82,3 +82,25 @@ async def test_generated_secret_key_is_stored_once(store: Store) -> None:
 async def test_configured_secret_key_wins(store: Store) -> None:
     """A configured key is used as is and nothing is generated."""
     assert await client_secret_key(store, b"configured-key-0123456789abcdef!") == b"configured-key-0123456789abcdef!"
+
+
+async def test_exchange_audiences_round_trip_on_both_databases(db_url: str) -> None:
+    """Migration 0140's column keeps a client's exchange audiences (SQLite and PostgreSQL)."""
+    store = Store(db_url)
+    await store.migrate()
+    try:
+        repo = ClientRepository(store)
+        client, _ = clients.new_client(
+            "exchanger",
+            server_key=KEY,
+            auth_method="kubernetes_service_account",
+            grant_types=[clients.GrantType.TOKEN_EXCHANGE],
+            exchange_audiences=["orders", "https://payments.example"],
+        )
+        created = await repo.create(client)
+        assert (await repo.get("exchanger")).exchange_audiences == ("orders", "https://payments.example")
+        assert await repo.get("exchanger") == created
+        plain, _ = clients.new_client("plain", server_key=KEY)
+        assert (await repo.create(plain)).exchange_audiences == ()
+    finally:
+        await store.close()

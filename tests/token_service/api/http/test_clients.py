@@ -71,3 +71,21 @@ def test_unknown_grant_or_method_is_refused() -> None:
         clients.new_client("c", server_key=KEY, grant_types=["client_credentials"])
     with pytest.raises(ClientError):
         clients.new_client("c", server_key=KEY, auth_method="private_key_jwt")
+
+
+def test_service_account_client_has_no_secret_and_is_confidential() -> None:
+    """kubernetes_service_account: no secret to hold (its cluster's token proves it), not public."""
+    client, secret = clients.new_client("checkout", auth_method="kubernetes_service_account", server_key=KEY)
+    assert secret is None and client.secret_hash is None and not client.is_public
+    assert client.auth_method is AuthMethod.KUBERNETES_SERVICE_ACCOUNT
+
+
+def test_exchange_audiences_need_the_grant_and_a_confidential_client() -> None:
+    """Exchange audiences without the token-exchange grant, or a public exchanging client, are refused."""
+    exchange = GrantType.TOKEN_EXCHANGE
+    client, _ = clients.new_client("x", server_key=KEY, grant_types=[exchange], exchange_audiences=["orders", "orders"])
+    assert client.exchange_audiences == ("orders",) and client.allows(exchange)
+    with pytest.raises(ClientError, match="token-exchange grant"):
+        clients.new_client("x", server_key=KEY, exchange_audiences=["orders"])
+    with pytest.raises(ClientError, match="public client"):
+        clients.new_client("x", server_key=KEY, auth_method="none", grant_types=[exchange])

@@ -91,3 +91,31 @@ def test_reachable_from_the_native_iam_command(capsys: pytest.CaptureFixture[str
     assert exited.value.code == 0
     out = capsys.readouterr().out
     assert all(word in out for word in ("create", "list", "get", "delete")), out
+
+
+async def test_create_a_service_account_client_that_exchanges(admin_argv: list[str]) -> None:
+    """--auth-method kubernetes_service_account prints no secret; --exchange-audience is stored and shown."""
+    grant = "urn:ietf:params:oauth:grant-type:token-exchange"
+    code, out = await _run(
+        [
+            *admin_argv,
+            "clients",
+            "create",
+            "checkout",
+            "--auth-method",
+            "kubernetes_service_account",
+            "--grant",
+            grant,
+            "--exchange-audience",
+            "orders",
+            "--exchange-audience",
+            "payments",
+        ]
+    )
+    assert code == 0 and "client_secret" not in out
+    code, out = await _run([*admin_argv, "--json", "clients", "get", "checkout"])
+    body = json.loads(out)
+    assert body["exchange_audiences"] == ["orders", "payments"] and body["grant_types"] == [grant]
+    code, out = await _run([*admin_argv, "clients", "get", "checkout"])
+    header, row = out.splitlines()[:2]
+    assert row.split()[header.split().index("EXCHANGE_AUDIENCES")] == "orders,payments"

@@ -232,7 +232,12 @@ async def test_authorization_server_metadata(http: httpx.AsyncClient, oauth_serv
     assert body["revocation_endpoint"].endswith("/oauth2/revoke")
     assert body["introspection_endpoint"].endswith("/oauth2/introspect")
     assert body["jwks_uri"].endswith("/.well-known/jwks.json")
-    assert body["grant_types_supported"] == ["password", "refresh_token"]
+    assert body["grant_types_supported"] == [
+        "password",
+        "refresh_token",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+    ]
+    # kubernetes_service_account only with a trusted cluster issuer (test_client_assertions.py)
     assert set(body["token_endpoint_auth_methods_supported"]) == {"client_secret_basic", "client_secret_post", "none"}
     assert "openid" in body["scopes_supported"]
 
