@@ -1,7 +1,8 @@
 """``native-iam demo``: the whole mesh on one machine, no root, nothing installed by hand.
 
 Starts, in order: the token service on SQLite in a data directory (seeded with an admin, a demo
-identity with a password and a policy, and a public OAuth client), the sidecar, a sample
+identity with a password and a policy, a public OAuth client for curl and one for the browser
+sign-in, :mod:`native_iam.demo_login`), the sidecar, a sample
 upstream and a real Envoy in front of it. Then it prints ready-to-paste commands, or with
 ``--check`` runs them itself and exits non-zero if any answer is not what it should be.
 Ctrl-C (or SIGTERM) stops every process, last started first.
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+from native_iam import demo_login
 from native_iam._procs import Process, ProcessFailed, Supervisor, envoy_binary, free_port, native_iam_command, port_open
 from native_iam._upstream import serve_in_thread
 
@@ -144,8 +146,8 @@ def _sidecar_env(ports: dict[str, int], feed_token: str) -> dict[str, str]:
     }
 
 
-async def _seed(env: dict[str, str], creds: Credentials) -> None:
-    """Admin, demo identity and the public demo client, written straight to the database.
+async def _seed(env: dict[str, str], creds: Credentials, ports: Mapping[str, int]) -> None:
+    """Admin, demo identity and the public demo clients (CLI and browser), written straight to the database.
 
     Idempotent, so a reused data directory keeps its keys and tokens."""
     from token_service.admin import ensure_identity
@@ -166,6 +168,7 @@ async def _seed(env: dict[str, str], creds: Credentials) -> None:
             key = await client_secret_key(core.store, None)
             client, _ = new_client(DEMO_CLIENT, auth_method="none", server_key=key, name="native-iam demo CLI")
             await repo.create(client)
+        await demo_login.ensure_web_client(core, await client_secret_key(core.store, None), ports)
     finally:
         await core.close()
 
@@ -212,7 +215,7 @@ def _start_everything(sup: Supervisor, data_dir: Path, ports: dict[str, int], cr
     env = _token_service_env(data_dir, ports, creds, feed_token)
 
     _say("[1/5] preparing the database (schema, signing key, admin, demo identity, demo client)…")
-    asyncio.run(_seed(env, creds))
+    asyncio.run(_seed(env, creds, ports))
 
     _say(f"[2/5] starting the token service (gRPC :{ports['token_grpc']}, HTTP :{ports['token_http']})…")
     token_service = sup.start(
@@ -248,7 +251,7 @@ def _start_everything(sup: Supervisor, data_dir: Path, ports: dict[str, int], cr
     envoy.wait_until(_http_ok(f"http://127.0.0.1:{ports['envoy_admin']}/ready"), timeout=60, what="ready")
 
 
-def _commands(ports: dict[str, int], creds: Credentials) -> str:
+def _commands(ports: dict[str, int], creds: Credentials, verifier: str) -> str:
     http = f"http://127.0.0.1:{ports['token_http']}"
     envoy = f"http://127.0.0.1:{ports['envoy']}"
     extract = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])'"
@@ -272,7 +275,7 @@ curl -i {envoy}/orders
 # 5. Revoke the token (RFC 7009), then the next call is 401 invalid_token:
 curl -i {http}/oauth2/revoke -d client_id={DEMO_CLIENT} -d token="$TOKEN"
 curl -i {envoy}/orders -H "Authorization: Bearer $TOKEN"
-
+{demo_login.commands(ports, DEMO_IDENTITY, creds.demo_password, verifier)}
 Admin token: native-iam admin --url 127.0.0.1:{ports["token_grpc"]} token {ADMIN_IDENTITY}
   (admin password: {creds.admin_password})
 Metrics: http://127.0.0.1:{ports["token_metrics"]}/metrics (token service)
@@ -280,7 +283,7 @@ Metrics: http://127.0.0.1:{ports["token_metrics"]}/metrics (token service)
 """
 
 
-def _check(ports: dict[str, int], creds: Credentials) -> bool:
+def _check(ports: dict[str, int], creds: Credentials, verifier: str) -> bool:
     """Run the printed flow; print one line per step; True when every answer is as expected."""
     http = f"http://127.0.0.1:{ports['token_http']}"
     envoy = f"http://127.0.0.1:{ports['envoy']}"
@@ -320,6 +323,8 @@ def _check(ports: dict[str, int], creds: Credentials) -> bool:
     while status == 200 and time.monotonic() - started < 5:
         status = _http("GET", f"{envoy}/orders", token=token)[0]
     expect("GET /orders after revoke", status, 401, f"after {1000 * (time.monotonic() - started):.0f} ms")
+    browser_token = demo_login.check(ports, DEMO_IDENTITY, creds.demo_password, verifier, expect)
+    expect("GET /orders with the browser sign-in's token", _http("GET", f"{envoy}/orders", token=browser_token)[0], 200)
     return ok
 
 
@@ -334,6 +339,8 @@ def main(argv: list[str]) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     creds = Credentials.load_or_create(data_dir / "demo-credentials.json")
     ports = _choose_ports(args.free_ports or args.check)
+    # PKCE verifier of the printed sign-in URL (a new one each run; the URL and the curl match).
+    verifier = secrets.token_urlsafe(48)
 
     stop_requested = False
 
@@ -351,10 +358,10 @@ def main(argv: list[str]) -> int:
             return 1
         if args.check:
             _say("checking the flow:")
-            good = _check(ports, creds)
+            good = _check(ports, creds, verifier)
             _say("all good" if good else "some checks FAILED (logs are in the data directory)")
             return 0 if good else 1
-        _say(_commands(ports, creds))
+        _say(_commands(ports, creds, verifier))
         while not stop_requested:
             dead = [p for p in sup.processes if not p.running()]
             if dead:

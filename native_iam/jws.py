@@ -48,6 +48,7 @@ from native_iam.limits import MAX_CLAIM_LENGTH, MAX_JTI_LENGTH
 
 __all__ = [
     "Failure",
+    "IdTokenHint",
     "JwsError",
     "KeyLookup",
     "Rules",
@@ -61,6 +62,7 @@ __all__ = [
     "typ_usage",
     "unverified",
     "verify",
+    "verify_id_token_hint",
     "verify_signature",
 ]
 
@@ -254,6 +256,39 @@ def verify(token: str, keys: KeyLookup | None, rules: Rules, now: float) -> Veri
     if payload.get(names.TOKEN_USAGE) != typ:
         raise JwsError(Failure.TOKEN_TYPE, "the token's type and usage disagree", jti)
     return _claims(payload, signed.kid, typ, jti, rules, now)
+
+
+@dataclass(frozen=True, slots=True)
+class IdTokenHint:
+    """The claims of an ID token presented back to its issuer (OpenID Connect ``id_token_hint``)."""
+
+    sub: str
+    audience: tuple[str, ...]
+    namespace: str
+    exp: int
+
+
+def verify_id_token_hint(
+    token: str, keys: KeyLookup | None, *, issuer: str, algorithms: Collection[str], max_token_bytes: int
+) -> IdTokenHint:
+    """An ID token we issued (OpenID Connect Core §2): encoding, header and signature by the rules
+    of :func:`verify_signature`; ``typ`` ``JWT`` and *no* ``token_usage`` (an access or refresh
+    token is not an ID token); ``iss``, ``aud``, ``sub``, ``exp`` well-formed. Expiry is deliberately
+    not checked: RP-Initiated Logout §2 accepts an expired ``id_token_hint``. Raises :class:`JwsError`.
+    """
+    signed = verify_signature(token, keys, algorithms, max_token_bytes)
+    typ, payload = signed.header.get("typ"), signed.payload
+    if not isinstance(typ, str) or typ.lower().removeprefix("application/") != "jwt":
+        raise JwsError(Failure.TOKEN_TYPE, "the token is not an ID token")
+    if names.TOKEN_USAGE in payload:
+        raise JwsError(Failure.TOKEN_TYPE, "the token is not an ID token")
+    if payload.get("iss") != issuer:
+        raise JwsError(Failure.ISSUER, "the token was issued by another issuer")
+    audience = audience_claim(payload.get("aud"))
+    sub, namespace, exp = payload.get("sub"), payload.get(names.NAMESPACE, ""), payload.get("exp")
+    if audience is None or not is_text(sub) or not is_text(namespace, required=False) or not is_numeric_date(exp):
+        raise JwsError(Failure.MALFORMED, "the ID token lacks sub, aud or exp, or has malformed claims")
+    return IdTokenHint(sub=sub, audience=audience, namespace=namespace, exp=exp)
 
 
 def _check_signature(parts: list[str], alg: str, key: Any) -> None:

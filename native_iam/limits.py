@@ -50,6 +50,18 @@ MAX_CLIENT_NAME_BYTES: Final = 200
 MAX_AUDIENCE_BYTES: Final = 255
 #: A protocol keyword such as ``grant_type`` or ``token_type_hint``.
 MAX_KEYWORD_BYTES: Final = 64
+#: A redirect URI or post-logout redirect URI (registered and presented; browsers cap URLs near 2 KiB).
+MAX_REDIRECT_URI_LENGTH: Final = 2000
+#: Registered redirect URIs (and, separately, post-logout redirect URIs) of one client.
+MAX_REDIRECT_URIS: Final = 20
+#: The ``state`` and ``nonce`` of an authorization request (opaque to us; returned/embedded unchanged).
+MAX_STATE_BYTES: Final = 1024
+#: A PKCE ``code_verifier`` (RFC 7636 §4.1: 43 to 128 unreserved characters).
+MAX_CODE_VERIFIER_LENGTH: Final = 128
+#: An authorization code as presented (the service issues 43 characters).
+MAX_CODE_LENGTH: Final = 256
+#: A login session cookie, pending-request id or CSRF token as presented (the service issues 43 characters).
+MAX_BROWSER_SECRET_LENGTH: Final = 128
 
 # --- OAuth HTTP forms ----------------------------------------------------------------------
 

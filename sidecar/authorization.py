@@ -29,8 +29,9 @@ from .decision import Deny, Reason
 from .decision_cache import DecisionCache
 from .keys import KeyStore
 from .metrics import Metrics
-from .requirements import Requirement, RequirementError, Resolver
+from .requirements import Requirement, RequirementError, Resolver, RouteUnmatched
 from .revocations import RevocationCache
+from .route_table_file import RouteTableFile
 from .settings import Settings
 from .tracing import DecisionSpans
 from .verdict import Verdict, Verdicts
@@ -65,11 +66,12 @@ class Authorizer:
         *,
         cache: DecisionCache | None = None,
         wall_clock: Callable[[], float] = time.time,
+        routes: RouteTableFile | None = None,
         tracer: trace.Tracer | None = None,
         sample_ratio: float = 0.0,
     ) -> None:
         self.metrics = metrics
-        self.resolver = Resolver()
+        self.resolver = Resolver(routes.current if routes is not None else None)
         self.verdicts = Verdicts(settings)
         self.token_header = settings.token_header
         credential = Credential.AUTHORIZATION if settings.token_header == "authorization" else Credential.HEADER
@@ -101,6 +103,8 @@ class Authorizer:
         if path_problem is not None:
             return self.deny(Deny(Reason.PATH_NOT_NORMALIZED, path_problem))
         requirement = r.requirement
+        if isinstance(requirement, RouteUnmatched):
+            return self.deny(Deny(Reason.ROUTE_UNMATCHED, "no route table rule matches this request"))
         if isinstance(requirement, RequirementError):
             log.error(
                 "route requirement invalid", extra={"reason": Reason.ROUTE_INVALID.value, "error": str(requirement)}

@@ -18,6 +18,8 @@ from native_iam.runtime.env import warn_renamed
 from native_iam.runtime.listen import ListenError, enabled, raise_open_file_limit, serve_metrics
 from native_iam.runtime.workers import Workers, fixed_port_problem
 
+from .route_table_file import RouteTableError
+from .route_table_file import load as load_route_table
 from .settings import Settings, SettingsError, from_env
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,13 @@ def main(argv: list[str]) -> int:
     except SettingsError as exc:
         print(f"native-iam sidecar: {exc}", file=sys.stderr)
         return 2
+    if settings.route_table_file:
+        try:
+            load_route_table(settings.route_table_file)
+        except RouteTableError as exc:
+            # Like a bad setting: no sidecar deciding by a table other than the configured one.
+            print(f"native-iam sidecar: NATIVE_IAM_ROUTE_TABLE_FILE: {exc}", file=sys.stderr)
+            return 2
     logs.configure(settings.log_level, settings.log_format)
     warn_renamed(settings.renamed, log)
     raise_open_file_limit()  # inherited by the workers

@@ -43,6 +43,7 @@ class Reason(enum.StrEnum):
     KEYS_UNAVAILABLE = "keys_unavailable"
     FEED_STALE = "feed_stale"
     ROUTE_INVALID = "route_invalid"
+    ROUTE_UNMATCHED = "route_unmatched"
     PATH_NOT_NORMALIZED = "path_not_normalized"
     INTERNAL = "internal"
 
@@ -79,6 +80,9 @@ OUTCOMES: Mapping[Reason, Outcome] = {
     Reason.KEYS_UNAVAILABLE: Outcome(503, "temporarily_unavailable", CheckStatus.TOKEN_INVALID, code_pb2.UNAVAILABLE),
     Reason.FEED_STALE: Outcome(503, "temporarily_unavailable", CheckStatus.TOKEN_INVALID, code_pb2.UNAVAILABLE),
     Reason.ROUTE_INVALID: Outcome(500, "server_error", CheckStatus.TOKEN_INVALID, code_pb2.INTERNAL),
+    # A route table is configured and nothing describes this request: closed to everyone, token or
+    # not. RFC 6750's 403 code, without scope="…": no scope opens it.
+    Reason.ROUTE_UNMATCHED: Outcome(403, "insufficient_scope", CheckStatus.UNAUTHORIZED, code_pb2.PERMISSION_DENIED),
     # The route was chosen from a path the workload would read differently (sidecar/request_path.py).
     Reason.PATH_NOT_NORMALIZED: BAD_REQUEST,
     Reason.INTERNAL: Outcome(500, "server_error", CheckStatus.TOKEN_INVALID, code_pb2.INTERNAL),
@@ -96,6 +100,7 @@ REVOCATION_STATUS: Mapping[int, int] = {
     RevocationReason.REFRESH_TOKEN_REUSE: CheckStatus.TOKEN_DISABLED,
     RevocationReason.CLIENT_REVOKED: CheckStatus.TOKEN_DISABLED,
     RevocationReason.NAMESPACE_CUT: CheckStatus.TOKEN_NOT_FOUND,
+    RevocationReason.AUTHORIZATION_CODE_REUSE: CheckStatus.TOKEN_DISABLED,
 }
 
 

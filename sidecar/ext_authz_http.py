@@ -219,11 +219,13 @@ class _Connection(asyncio.Protocol):
         server = self._server
         started = time.perf_counter()
         try:
+            path = self._url.decode("utf-8", "replace")
             try:
-                requirement: Any = server.resolve(self._requirement)
+                # The header's requirement and the route table's rule for this host/method/path.
+                requirement: Any = server.resolve(self._requirement, self._host, method, path)
             except RequirementError as exc:
                 requirement = exc
-            r = Request(method, self._host, self._url.decode("utf-8", "replace"), self._credential, requirement)
+            r = Request(method, self._host, path, self._credential, requirement)
             span = None if server.spans is None else server.spans.start(self._trace or {})
             if span is None:
                 verdict = server.decide(r)

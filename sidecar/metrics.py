@@ -90,6 +90,28 @@ class Metrics:
             "Workload tokens answered from the sidecar's cache (GetToken and the feed credential).",
             **kw,
         )
+        self.route_table_valid = Gauge(
+            "native_iam_sidecar_route_table_valid",
+            "0 while the route table file (NATIVE_IAM_ROUTE_TABLE_FILE) is invalid and the last good table"
+            " is in force; 1 otherwise (also without a table).",
+            multiprocess_mode="min",
+            **kw,
+        )
+        self.route_table_valid.set(1)
+        self.route_table_rules = Gauge(
+            "native_iam_sidecar_route_table_rules",
+            "Rules in the route table in force (0 without a table).",
+            multiprocess_mode="max",
+            **kw,
+        )
+        self.route_table_reloads = Counter(
+            "native_iam_sidecar_route_table_reloads",
+            "Reloads of the changed route table file by result (ok|invalid).",
+            ["result"],
+            **kw,
+        )
+        for result in ("ok", "invalid"):
+            self.route_table_reloads.labels(result)
         # Bound children for the request path.
         self.allow = {r: self.decisions.labels("allow", r) for r in ALLOW_REASONS}
         self.deny = {r: self.decisions.labels("deny", r.value) for r in Reason}

@@ -1,10 +1,10 @@
-"""What a route requires: route metadata and ``context_extensions`` → a :class:`Requirement`.
+"""What a request requires: route metadata, ``context_extensions``, the route table → a :class:`Requirement`.
 
-Two places in Envoy's configuration can carry a route's requirement to the gRPC transport; the
-sidecar reads both. The HTTP transport (sidecar/ext_authz_http.py) has neither: there the proxy
-sets the ``x-native-iam-requirement`` header to the route metadata schema below as JSON, e.g.
+Four sources can say what a route requires; the sidecar reads them all. The HTTP transport
+(sidecar/ext_authz_http.py) carries neither route metadata nor extensions: there the proxy sets
+the ``x-native-iam-requirement`` header to the route metadata schema below as JSON, e.g.
 ``{"scopes": "orders:read", "methods": {"POST": {"scopes": "orders:write"}}}``
-(:meth:`Resolver.resolve_json`).
+(:meth:`Resolver.resolve_json`), which counts as route metadata.
 
 1. Route metadata, sent when the ext_authz filter sets
    ``route_metadata_context_namespaces: [native_iam]``::
@@ -29,9 +29,15 @@ sets the ``x-native-iam-requirement`` header to the route metadata schema below 
        scopes.POST: "orders:write"               # per method: KEY.METHOD
        anonymous.OPTIONS: "true"
 
+3. Envoy Gateway's route metadata (namespace ``envoy-gateway``): the HTTPRoute's annotations
+   ``gateway.envoyproxy.io/native-iam-scopes`` etc. (:func:`from_gateway`).
+
+4. The sidecar-local route table (sidecar/route_table.py), consulted by :class:`Resolver` for
+   proxies that send none of the above.
+
 A rule with both ``scopes`` and ``any_of`` needs all of ``scopes`` plus one alternative. A rule that
-says nothing requires a valid token and no particular scope (the default). When both places say
-something, both must be satisfied (a second source can only tighten). Unknown keys, invalid
+says nothing requires a valid token and no particular scope (the default). When several sources say
+something, all must be satisfied (a second source can only tighten). Unknown keys, invalid
 scopes, or ``anonymous`` together with scopes make the route invalid: such a route is denied
 (reason ``route_invalid``) rather than guessed at, so a typo never opens a route.
 """
@@ -39,13 +45,18 @@ scopes, or ``anonymous`` together with scopes make the route invalid: such a rou
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from native_iam.scopes import MAX_SCOPES, is_valid_scope
 
+if TYPE_CHECKING:
+    from .route_table import Route, RouteTable
+
 NAMESPACE = "native_iam"
+GATEWAY_NAMESPACE = "envoy-gateway"
+_ANNOTATION = "native-iam-"
 _RULE_KEYS = frozenset({"scopes", "any_of", "anonymous"})
 _MAX_ALTERNATIVES = 32
 
@@ -160,44 +171,46 @@ def _both(a: Rule | None, b: Rule | None) -> Rule | None:
     return Rule(alternatives=combined)
 
 
-def _method(name: Any, where: str) -> str:
+def http_method(name: Any, where: str) -> str:
     if not isinstance(name, str) or not name.isalpha() or not name.isupper():
         raise RequirementError(f"{where}: HTTP method {str(name)[:20]!r} must be upper-case letters")
     return name
 
 
 @dataclass(slots=True)
-class _Parts:
+class Parts:
     default: Rule | None = None
     methods: dict[str, Rule | None] = field(default_factory=dict)
 
 
-def _from_metadata(spec: Mapping[str, Any]) -> _Parts:
-    where = "filter_metadata.native_iam"
-    parts = _Parts()
+def from_metadata(spec: Mapping[str, Any], where: str = "filter_metadata.native_iam") -> Parts:
+    """A requirement in the route-metadata schema (also a route table rule's ``require``)."""
+    if not isinstance(spec, Mapping):
+        raise RequirementError(f"{where}: expected a map")
+    parts = Parts()
     rest = {k: v for k, v in spec.items() if k != "methods"}
     parts.default = _rule(rest, where)
     methods = spec.get("methods", {})
     if not isinstance(methods, Mapping):
         raise RequirementError(f"{where}.methods: expected a map of HTTP method to rule")
     for name, sub in methods.items():
-        method = _method(name, f"{where}.methods")
+        method = http_method(name, f"{where}.methods")
         if not isinstance(sub, Mapping):
             raise RequirementError(f"{where}.methods.{method}: expected a map")
         parts.methods[method] = _rule(sub, f"{where}.methods.{method}") or DEFAULT_RULE
     return parts
 
 
-def _from_extensions(extensions: Mapping[str, str]) -> _Parts:
-    grouped: dict[str | None, dict[str, str]] = {}
+def _from_extensions(extensions: Mapping[str, Any], where: str = "context_extensions") -> Parts:
+    grouped: dict[str | None, dict[str, Any]] = {}
     for key, value in extensions.items():
         base, dot, method = key.partition(".")
         if base not in _RULE_KEYS:
-            raise RequirementError(f"context_extensions: unknown key {key[:40]!r}")
-        grouped.setdefault(_method(method, f"context_extensions.{key[:40]}") if dot else None, {})[base] = value
-    parts = _Parts()
+            raise RequirementError(f"{where}: unknown key {key[:40]!r}")
+        grouped.setdefault(http_method(method, f"{where}.{key[:40]}") if dot else None, {})[base] = value
+    parts = Parts()
     for method, spec in grouped.items():
-        rule = _rule(spec, "context_extensions" + (f".{method}" if method else ""))
+        rule = _rule(spec, where + (f".{method}" if method else ""))
         if method is None:
             parts.default = rule
         else:
@@ -205,24 +218,80 @@ def _from_extensions(extensions: Mapping[str, str]) -> _Parts:
     return parts
 
 
-def _merge(a: _Parts, b: _Parts) -> Requirement:
-    default = _both(a.default, b.default)
+def _says_something(parts: Parts) -> bool:
+    return parts.default is not None or bool(parts.methods)
+
+
+def _merge(*sources: Parts) -> Requirement:
+    """The conjunction of every source: a request must satisfy each one (a source only tightens)."""
+    default: Rule | None = None
+    for source in sources:
+        default = _both(default, source.default)
     methods: dict[str, Rule] = {}
-    for method in set(a.methods) | set(b.methods):
-        # A method named in only one source keeps the other source's default for that method.
-        left = a.methods.get(method, a.default)
-        right = b.methods.get(method, b.default)
-        methods[method] = _both(left, right) or DEFAULT_RULE
+    for method in {m for source in sources for m in source.methods}:
+        # A method named in only one source keeps the other sources' default for that method.
+        rule: Rule | None = None
+        for source in sources:
+            rule = _both(rule, source.methods.get(method, source.default))
+        methods[method] = rule or DEFAULT_RULE
     return Requirement(default=default or DEFAULT_RULE, methods=methods)
 
 
-def parse(metadata: Mapping[str, Any] | None, extensions: Mapping[str, str] | None) -> Requirement:
-    """The requirement from the ``native_iam`` route metadata and the ``context_extensions``."""
-    a = _from_metadata(metadata) if metadata else _Parts()
-    b = _from_extensions(extensions) if extensions else _Parts()
-    if a.default is None and b.default is None and not a.methods and not b.methods:
-        return DEFAULT
-    return _merge(a, b)
+def from_gateway(metadata: Mapping[str, Any]) -> Parts:
+    """The requirement in Envoy Gateway's route metadata (namespace ``envoy-gateway``).
+
+    Envoy Gateway copies a route's ``gateway.envoyproxy.io/*`` annotations, prefix removed, into
+    ``resources[].annotations``. Ours are the context-extension keys with ``native-iam-`` in front
+    (``any-of`` for ``any_of``), e.g. ``gateway.envoyproxy.io/native-iam-scopes: "orders:read"`` or
+    ``gateway.envoyproxy.io/native-iam-scopes.POST: "orders:write"``. Other annotations are left
+    alone; an unknown ``native-iam-*`` one makes the route invalid. When several resources carry
+    ours, all of them apply.
+    """
+    resources = metadata.get("resources", [])
+    if not isinstance(resources, list):
+        raise RequirementError(f"filter_metadata.{GATEWAY_NAMESPACE}.resources: expected a list")
+    found: list[Parts] = []
+    for i, resource in enumerate(resources):
+        annotations = resource.get("annotations") if isinstance(resource, Mapping) else None
+        if not isinstance(annotations, Mapping):
+            continue
+        where = f"filter_metadata.{GATEWAY_NAMESPACE}.resources[{i}].annotations"
+        ours: dict[str, Any] = {}
+        for key, value in annotations.items():
+            if isinstance(key, str) and key.startswith(_ANNOTATION):
+                base, dot, method = key.removeprefix(_ANNOTATION).partition(".")
+                ours[base.replace("-", "_") + dot + method] = value
+        if ours:
+            found.append(_from_extensions(ours, where))
+    if len(found) == 1:
+        return found[0]
+    merged = _merge(*found) if found else None
+    return Parts(merged.default, dict(merged.methods)) if merged else Parts()
+
+
+def _proxy_parts(metadata: Mapping[str, Any], extensions: Mapping[str, Any] | None) -> list[Parts]:
+    """What the proxy sent: route metadata of both namespaces and the context extensions."""
+    parts: list[Parts] = []
+    if metadata.get(NAMESPACE):
+        parts.append(from_metadata(metadata[NAMESPACE]))
+    if metadata.get(GATEWAY_NAMESPACE):
+        if not isinstance(metadata[GATEWAY_NAMESPACE], Mapping):
+            raise RequirementError(f"filter_metadata.{GATEWAY_NAMESPACE}: expected a map")
+        parts.append(from_gateway(metadata[GATEWAY_NAMESPACE]))
+    if extensions:
+        parts.append(_from_extensions(extensions))
+    return [p for p in parts if _says_something(p)]
+
+
+def parse(
+    metadata: Mapping[str, Any] | None,
+    extensions: Mapping[str, str] | None,
+    gateway: Mapping[str, Any] | None = None,
+) -> Requirement:
+    """The requirement from the ``native_iam`` route metadata, the ``context_extensions`` and
+    Envoy Gateway's ``envoy-gateway`` route metadata."""
+    sources = _proxy_parts({NAMESPACE: metadata, GATEWAY_NAMESPACE: gateway}, extensions)
+    return _merge(*sources) if sources else DEFAULT
 
 
 def struct_to_python(struct: Any) -> dict[str, Any]:
@@ -241,55 +310,108 @@ def _value(value: Any) -> Any:
     return getattr(value, kind)
 
 
-class Resolver:
-    """Parses a route's requirement once and reuses it: routes are few, requests are many.
+class RouteUnmatched(RequirementError):
+    """A route table is configured, no rule matches the request, and the proxy sent no requirement."""
 
-    Keyed by the serialized route metadata and the extensions, so a change of Envoy's configuration
-    is picked up at once. Bounded: cleared when it grows past ``max_entries`` (routes come from
-    Envoy's configuration, not from clients, so this only guards against a pathological config).
+
+class _Json(str):
+    """A requirement as JSON text, parsed only when the resolver's cache misses."""
+
+    __slots__ = ()
+
+    def spec(self) -> dict[str, Any]:
+        try:
+            spec = json.loads(self)
+        except (ValueError, RecursionError) as exc:
+            raise RequirementError(f"the requirement header: not JSON ({type(exc).__name__})") from None
+        if not isinstance(spec, dict):
+            raise RequirementError("the requirement header: expected a JSON object")
+        return spec
+
+
+_Key = tuple[bytes, tuple[tuple[str, str], ...]]
+_NO_PROXY_KEY: _Key = (b"", ())
+
+
+class Resolver:
+    """A request's requirement, from what the proxy sent and the sidecar-local route table.
+
+    Sources (docs/route-table.md): route metadata (``native_iam`` and Envoy Gateway's
+    ``envoy-gateway`` namespaces), ``context_extensions``, and the route table rule matching the
+    request's host, method and path. **All sources that say something apply** (the stricter of
+    them, as between metadata and extensions): the proxy's route is configured for exactly that
+    route and the table is maintained beside the workload, so neither may loosen the other
+    (anonymous in one and scopes in the other needs the scopes). With a table, a request that no
+    rule matches and for which the proxy sent nothing is denied (:class:`RouteUnmatched`): in a
+    mesh the table is the only source, and a forgotten path must not be open to every valid token.
+
+    Parses each proxy-sent requirement once, keyed by the serialized metadata and extensions (a
+    change of Envoy's configuration is picked up at once), and caches its combination with each
+    table rule. Bounded: cleared when it grows past ``max_entries`` (routes come from
+    configuration, not from clients, so this only guards against a pathological config).
     """
 
-    def __init__(self, max_entries: int = 4096) -> None:
-        self._cache: dict[tuple[bytes, tuple[tuple[str, str], ...]], Requirement | RequirementError] = {}
-        self._json: dict[str, Requirement | RequirementError] = {}
+    def __init__(self, table: Callable[[], RouteTable | None] | None = None, max_entries: int = 4096) -> None:
+        self._cache: dict[tuple[_Key, Route | None], Requirement | RequirementError] = {}
         self._max = max_entries
+        self._table = table or (lambda: None)
 
     def resolve(self, attributes: Any) -> Requirement:
-        """The requirement of the request in ``attributes`` (an ``AttributeContext``)."""
+        """The requirement of the request in ``attributes`` (an ext_authz ``AttributeContext``)."""
         route_md = attributes.route_metadata_context
         extensions = attributes.context_extensions
         key = (route_md.SerializeToString(deterministic=True), tuple(sorted(extensions.items())) if extensions else ())
-        found = self._cache.get(key)
+        http = attributes.request.http
+        return self._resolve(key, route_md, extensions, http.host, http.method, http.path)
+
+    def resolve_request(
+        self,
+        host: str,
+        method: str,
+        path: str,
+        metadata: Mapping[str, Any] | None = None,
+        extensions: Mapping[str, str] | None = None,
+    ) -> Requirement:
+        """The same for a transport without an ``AttributeContext`` (Envoy's ``http_service``):
+        ``metadata`` is route metadata as plain Python (namespace → map), if the proxy sent any."""
+        key = _NO_PROXY_KEY
+        if metadata or extensions:
+            key = (repr(sorted((metadata or {}).items())).encode(), tuple(sorted((extensions or {}).items())))
+        return self._resolve(key, metadata, extensions, host, method, path)
+
+    def resolve_json(self, value: str | None, host: str = "", method: str = "", path: str = "") -> Requirement:
+        """The same for a requirement carried as JSON in the route-metadata schema (a header the
+        proxy's configuration sets, for Envoy's ``http_service``); None: the proxy said nothing."""
+        if value is None:
+            return self._resolve(_NO_PROXY_KEY, None, None, host, method, path)
+        return self._resolve((b"json:" + value.encode(), ()), _Json(value), None, host, method, path)
+
+    def _resolve(self, key: _Key, metadata: Any, extensions: Any, host: str, method: str, path: str) -> Requirement:
+        table = self._table()
+        route = table.match(host, method, path) if table is not None else None
+        found = self._cache.get((key, route))
         if found is None:
-            try:
-                md = route_md.filter_metadata
-                found = parse(struct_to_python(md[NAMESPACE]) if NAMESPACE in md else None, dict(extensions))
-            except RequirementError as exc:
-                found = exc
+            found = self._combine(metadata, extensions, route, table is not None)
             if len(self._cache) >= self._max:
                 self._cache.clear()
-            self._cache[key] = found
+            self._cache[(key, route)] = found
         if isinstance(found, RequirementError):
-            raise found
+            raise found.with_traceback(None)  # cached: don't let tracebacks pile up on it
         return found
 
-    def resolve_json(self, value: str | None) -> Requirement:
-        """The requirement carried as JSON in the route metadata schema (the HTTP transport's
-        requirement header, set by the proxy's configuration); None: the route says nothing."""
-        if value is None:
-            return DEFAULT
-        found = self._json.get(value)
-        if found is None:
-            try:
-                spec = json.loads(value)
-                if not isinstance(spec, dict):
-                    raise RequirementError("the requirement header: expected a JSON object")
-                found = parse(spec, None)
-            except (ValueError, RecursionError) as exc:  # RequirementError, or JSON that does not parse
-                found = exc if isinstance(exc, RequirementError) else RequirementError(f"the requirement header: {exc}")
-            if len(self._json) >= self._max:
-                self._json.clear()
-            self._json[value] = found
-        if isinstance(found, RequirementError):
-            raise found
-        return found
+    @staticmethod
+    def _combine(metadata: Any, extensions: Any, route: Route | None, tabled: bool) -> Requirement | RequirementError:
+        try:
+            if isinstance(metadata, _Json):
+                metadata = {NAMESPACE: metadata.spec()}
+            elif hasattr(metadata, "filter_metadata"):  # a protobuf Metadata: only our namespaces
+                md = metadata.filter_metadata
+                metadata = {ns: struct_to_python(md[ns]) for ns in (NAMESPACE, GATEWAY_NAMESPACE) if ns in md}
+            sources = _proxy_parts(metadata or {}, dict(extensions) if extensions else None)
+        except RequirementError as exc:
+            return exc
+        if route is not None:
+            sources.append(route.requirement)
+        elif tabled and not sources:
+            return RouteUnmatched("no route table rule matches the request")
+        return _merge(*sources) if sources else DEFAULT

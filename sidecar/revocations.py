@@ -52,6 +52,7 @@ DESCRIPTIONS: dict[int, str] = {
     Reason.REFRESH_TOKEN_REUSE: "the token family was revoked after refresh token reuse",
     Reason.CLIENT_REVOKED: "the token was revoked by its client",
     Reason.NAMESPACE_CUT: "the namespace's tokens were revoked",
+    Reason.AUTHORIZATION_CODE_REUSE: "the tokens of a reused authorization code were revoked",
 }
 
 

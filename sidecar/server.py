@@ -32,6 +32,7 @@ from .keys import KeyStore, grpc_fetcher, http_fetcher
 from .metrics import Metrics
 from .oauth_facade import OAuthFacade
 from .revocations import FeedClient, RevocationCache
+from .route_table_file import RouteTableFile
 from .settings import Settings
 from .workload_tokens import FeedCredential, WorkloadTokens, WorkloadTokensServicer
 
@@ -86,6 +87,9 @@ class Sidecar:
             credential=self.feed_credential,
             on_connected=lambda up: self.metrics.feed_connected.set(1 if up else 0),
         )
+        # Raises RouteTableError when the file is invalid: the CLI checked it already, so only a
+        # file broken in between (or an embedding caller) meets it.
+        self.routes = RouteTableFile(settings.route_table_file, self.metrics) if settings.route_table_file else None
         self.telemetry = Telemetry(
             settings.telemetry_endpoint or None,
             "native-iam-sidecar",
@@ -100,6 +104,7 @@ class Sidecar:
             self.metrics,
             tracer=self._tracer,
             sample_ratio=settings.trace_sample_ratio,
+            routes=self.routes,
         )
         self.kind = settings.authz_server
         # Health lives on the ext_authz port (what Envoy and the kubelet ask); a sync server
@@ -274,6 +279,8 @@ class Sidecar:
             await self._set_health(health.SERVING if ready else health.NOT_SERVING)
             log.info("readiness changed", extra={"ready": ready})
         self._gauges()
+        if self.routes is not None and self.routes.due():
+            await asyncio.to_thread(self.routes.poll)
         if prune:
             await asyncio.to_thread(self.revocations.prune, time.time())
         self.feed.watchdog()

@@ -180,6 +180,12 @@ class Settings:
         "the `resource` asked for the feed's workload token: the token service's `NATIVE_IAM_AUDIENCE`",
         "native-iam",
     )
+    route_table_file: str = setting(
+        "NATIVE_IAM_ROUTE_TABLE_FILE",
+        "YAML route table (docs/route-table.md) for proxies that send no route requirement (Istio, Envoy"
+        " `http_service`): reloaded when it changes, an invalid file at start refuses to start; unset = no table",
+        "",
+    )
     telemetry_endpoint: str = setting(
         "SYSTEM_TELEMETRY_EXPORTER_ENDPOINT",
         "OTLP/gRPC endpoint for traces (e.g. `otel-collector:4317`), as the token service's; unset = no tracing",
@@ -294,6 +300,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
             "NATIVE_IAM_SERVICE_ACCOUNT_TOKEN_FILE", d.service_account_token_file, blank="off"
         ),
         token_service_audience=env.text("NATIVE_IAM_TOKEN_SERVICE_AUDIENCE", d.token_service_audience, blank="error"),
+        route_table_file=env.text("NATIVE_IAM_ROUTE_TABLE_FILE", ""),
         telemetry_endpoint=env.text("SYSTEM_TELEMETRY_EXPORTER_ENDPOINT", ""),
         trace_sample_ratio=_ratio(env, "NATIVE_IAM_TRACE_SAMPLE_RATIO", d.trace_sample_ratio),
         renamed=tuple(env.renames),

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from native_iam.limits import MAX_CLIENT_ID_LENGTH
+from token_service.redirect_uris import RedirectUriError, validate_redirect_uris
 
 __all__ = [
     "AuthMethod",
@@ -25,6 +26,7 @@ __all__ = [
     "ClientStore",
     "GrantType",
     "OAuthClient",
+    "browser_redirects",
     "generate_secret",
     "generate_server_key",
     "hash_secret",
@@ -62,6 +64,8 @@ class GrantType(enum.StrEnum):
 
     PASSWORD = "password"
     REFRESH_TOKEN = "refresh_token"
+    #: RFC 6749 §4.1 with PKCE (RFC 7636, S256) always required, as OAuth 2.1 does.
+    AUTHORIZATION_CODE = "authorization_code"
     #: RFC 8693: a user's access token exchanged for one for a downstream audience (delegation).
     TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 
@@ -84,6 +88,11 @@ class OAuthClient:
     ``introspect_all_tokens`` is the introspection permission (a resource server's): see
     :meth:`may_introspect`. ``exchange_audiences`` are the audiences the client may exchange a
     user's token for (RFC 8693 ``audience``/``resource``; migration 0140); empty: none.
+
+    ``redirect_uris`` and ``post_logout_redirect_uris`` are matched by exact string comparison
+    (OAuth 2.1 §4.1.1, OpenID Connect RP-Initiated Logout §3). ``first_party`` clients skip the
+    consent page (the service's own applications); every other client asks the user once per
+    identity and set of scopes (migration 0150).
     """
 
     client_id: str
@@ -96,6 +105,9 @@ class OAuthClient:
     refresh_token_ttl_s: int | None = None
     rotate_refresh_tokens: bool = False
     introspect_all_tokens: bool = False
+    redirect_uris: tuple[str, ...] = ()
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    first_party: bool = False
     exchange_audiences: tuple[str, ...] = ()
     created_at: int = field(default=0, compare=False)
 
@@ -130,6 +142,9 @@ def new_client(
     refresh_token_ttl_s: int | None = None,
     rotate_refresh_tokens: bool | None = None,
     introspect_all_tokens: bool = False,
+    redirect_uris: Iterable[str] = (),
+    post_logout_redirect_uris: Iterable[str] = (),
+    first_party: bool = False,
     exchange_audiences: Iterable[str] = (),
     created_at: int = 0,
 ) -> tuple[OAuthClient, str | None]:
@@ -145,6 +160,9 @@ def new_client(
     for name_, ttl in (("access_token_ttl_s", access_token_ttl_s), ("refresh_token_ttl_s", refresh_token_ttl_s)):
         if ttl is not None and ttl <= 0:
             raise ClientError(f"{name_} must be a positive number of seconds")
+    redirects, logout_redirects = browser_redirects(redirect_uris, post_logout_redirect_uris)
+    if GrantType.AUTHORIZATION_CODE in grants and not redirects:
+        raise ClientError("the authorization_code grant needs at least one redirect URI")
     exchange = tuple(dict.fromkeys(a for a in exchange_audiences if a))
     if exchange and GrantType.TOKEN_EXCHANGE not in grants:
         raise ClientError("exchange audiences need the token-exchange grant")
@@ -164,10 +182,23 @@ def new_client(
         refresh_token_ttl_s=refresh_token_ttl_s,
         rotate_refresh_tokens=(method is AuthMethod.NONE) if rotate_refresh_tokens is None else rotate_refresh_tokens,
         introspect_all_tokens=introspect_all_tokens,
+        redirect_uris=redirects,
+        post_logout_redirect_uris=logout_redirects,
+        first_party=first_party,
         exchange_audiences=exchange,
         created_at=created_at,
     )
     return client, secret
+
+
+def browser_redirects(
+    redirect_uris: Iterable[str], post_logout_redirect_uris: Iterable[str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Both URI lists validated (:mod:`token_service.redirect_uris`) and deduplicated; ClientError."""
+    try:
+        return validate_redirect_uris(redirect_uris), validate_redirect_uris(post_logout_redirect_uris)
+    except RedirectUriError as exc:
+        raise ClientError(str(exc)) from None
 
 
 def generate_secret() -> str:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 
 from token_service.settings import IPNetwork
 
-__all__ = ["client_address"]
+__all__ = ["client_address", "is_https"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -51,3 +51,16 @@ def client_address(peer: str | None, forwarded_for: Iterable[str], proxies: Sequ
         if not _trusted(address, proxies):
             break
     return str(address)
+
+
+def is_https(scheme: str, peer: str | None, forwarded_proto: Iterable[str], proxies: Sequence[IPNetwork]) -> bool:
+    """Whether the browser reached us over HTTPS: the connection's own scheme, or the
+    ``X-Forwarded-Proto`` of a trusted proxy (the last value: the one that proxy wrote). From an
+    untrusted peer the header is ignored (a client could claim anything)."""
+    if scheme == "https":
+        return True
+    address = _parse(peer) if peer else None
+    if address is None or not _trusted(address, proxies):
+        return False
+    values = [v.strip().lower() for header in forwarded_proto for v in header.split(",")]
+    return bool(values) and values[-1] == "https"

@@ -15,9 +15,12 @@ from typing import Any, Final
 import jwt
 
 from native_iam import claims as claim_names
+from native_iam import jws
+from native_iam.limits import MAX_TOKEN_BYTES
+from token_service.errors import UntrustedRedirect
 from token_service.keys import KeyRing
 
-__all__ = ["ID_TOKEN_TYP", "OPENID", "at_hash", "sign_id_token"]
+__all__ = ["ID_TOKEN_TYP", "OPENID", "at_hash", "read_id_token_hint", "sign_id_token"]
 
 #: The ``openid`` scope asks for an ID token and unlocks /oauth2/userinfo.
 OPENID: Final = "openid"
@@ -36,6 +39,7 @@ def sign_id_token(
     ttl_s: int,
     auth_time: int | None,
     access_token: str,
+    nonce: str | None = None,
 ) -> str:
     """A signed ID token for ``subject``, audience ``client_id``, valid for ``ttl_s`` seconds."""
     key = keys.signing_key()
@@ -50,6 +54,8 @@ def sign_id_token(
     }
     if auth_time is not None:
         payload["auth_time"] = auth_time
+    if nonce is not None:  # OpenID Connect Core §3.1.2.1: the authorization request's, unchanged
+        payload["nonce"] = nonce
     if namespace:
         payload[claim_names.NAMESPACE] = namespace
     return jwt.encode(payload, key.private, algorithm=key.alg, headers={"kid": key.kid, "typ": ID_TOKEN_TYP})
@@ -62,3 +68,19 @@ def at_hash(access_token: str, alg: str) -> str:
     """
     digest = (hashlib.sha512 if alg == "EdDSA" else hashlib.sha256)(access_token.encode("ascii")).digest()
     return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode("ascii")
+
+
+def read_id_token_hint(keys: KeyRing, issuer: str, token: str, now: float) -> jws.IdTokenHint:
+    """An ``id_token_hint`` (RP-initiated logout) verified by the shared verifier against our keys;
+    expired is fine (the spec allows it). :class:`UntrustedRedirect` when it is not one of ours."""
+
+    def key_for(kid: str) -> tuple[str, Any] | None:
+        key = keys.verification_key(kid, now)
+        return None if key is None else (key.alg, key.verifier)
+
+    try:
+        return jws.verify_id_token_hint(
+            token, key_for, issuer=issuer, algorithms=claim_names.ALL_ALGORITHMS, max_token_bytes=MAX_TOKEN_BYTES
+        )
+    except jws.JwsError as exc:
+        raise UntrustedRedirect(f"id_token_hint: {exc.message}") from None

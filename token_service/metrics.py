@@ -52,8 +52,8 @@ class Metrics:
         r = self.registry
         self.grants = Counter(
             "native_iam_grants_total",
-            "Token grant outcomes, by grant (password, refresh_token, token_exchange) and seed status (OK or the"
-            " refusal reason).",
+            "Token grant outcomes, by grant (password, refresh_token, authorization_code, token_exchange) and seed"
+            " status (OK or the refusal reason).",
             ["grant", "status"],
             registry=r,
         )
@@ -121,6 +121,7 @@ class Metrics:
             registry=r,
         )
         _zeroed(self.feed_events, "snapshot", "events")
+        _zeroed(self.client_assertions, "ok")
         _zeroed(self.db_errors, "unavailable", "other")
         _zeroed(self.admin_denials, "unauthenticated", "permission_denied")
         self._server: MetricsServer | None = None

@@ -251,6 +251,18 @@ class Settings:
         " retries); a reuse after it revokes the token's family",
         5.0,
     )
+    authorization_code_ttl_s: int = setting(
+        "NATIVE_IAM_AUTHORIZATION_CODE_TTL_S",
+        "lifetime of an authorization code (seconds, at most 60; RFC 6749 §4.1.2 says 10 minutes at most, OAuth 2.1"
+        " and this service much less)",
+        60,
+    )
+    login_session_ttl_s: int = setting(
+        "NATIVE_IAM_LOGIN_SESSION_TTL_S",
+        "lifetime of a browser login session at the authorization endpoint (seconds): within it, a client's"
+        " authorization request needs no new sign-in. RP-initiated logout (/oauth2/logout) ends it early",
+        3600,
+    )
     revoke_on_password_change: str = setting(
         "NATIVE_IAM_REVOKE_ON_PASSWORD_CHANGE",
         "which of an identity's earlier tokens a password change revokes (OWASP ASVS V3): `all` (refresh and access"
@@ -366,6 +378,10 @@ class Settings:
             "bootstrap_admin_password": r.secret("NATIVE_IAM_BOOTSTRAP_ADMIN_PASSWORD"),
             "client_secret_key": r.secret("NATIVE_IAM_CLIENT_SECRET_KEY"),
             "refresh_grace_s": r.number("NATIVE_IAM_REFRESH_GRACE_S", d.refresh_grace_s, low=0),
+            "authorization_code_ttl_s": r.integer(
+                "NATIVE_IAM_AUTHORIZATION_CODE_TTL_S", d.authorization_code_ttl_s, low=1, high=60
+            ),
+            "login_session_ttl_s": r.integer("NATIVE_IAM_LOGIN_SESSION_TTL_S", d.login_session_ttl_s, low=60),
             "revoke_on_password_change": r.choice(
                 "NATIVE_IAM_REVOKE_ON_PASSWORD_CHANGE", d.revoke_on_password_change, ("all", "refresh", "off")
             ),

@@ -145,6 +145,27 @@ SIDECAR = Row(
             thresholds=(("red", None), ("green", 1.0)),
         ),
         Panel(
+            "Route table valid",
+            "Did a sidecar reject its changed route table (0) and keep deciding by the last good one? "
+            "(NativeIamRouteTableInvalid; the log line names the file and rule line.)",
+            (Target(f"min by (namespace, pod) ({_s('native_iam_sidecar_route_table_valid')})", "{{pod}}"),),
+            thresholds=(("red", None), ("green", 1.0)),
+            width=8,
+        ),
+        Panel(
+            "Route table rules",
+            "Do all sidecars of a workload decide by the same table? Rules in force per pod (0: no table).",
+            (Target(f"max by (namespace, pod) ({_s('native_iam_sidecar_route_table_rules')})", "{{pod}}"),),
+            width=8,
+        ),
+        Panel(
+            "Route table reloads",
+            "Was the changed route table loaded (ok) or refused (invalid)?",
+            (Target(_rate("native_iam_sidecar_route_table_reloads_total", "result"), "{{result}}"),),
+            unit="reqps",
+            width=8,
+        ),
+        Panel(
             "Revocation cache entries",
             "How many revocations does each sidecar hold, by kind? A sidecar far below its peers missed events.",
             (Target(f"max by (kind) ({_s('native_iam_sidecar_revocation_cache_entries')})", "{{kind}}"),),

@@ -90,7 +90,9 @@ class Env:
             raise EnvError(name, f"expected one of {', '.join(allowed)}, got {value!r}")
         return value
 
-    def integer(self, name: str, default: int, *, low: int | None = None, choices: tuple[int, ...] = ()) -> int:
+    def integer(
+        self, name: str, default: int, *, low: int | None = None, high: int | None = None, choices: tuple[int, ...] = ()
+    ) -> int:
         value = self.raw(name)
         if not value:
             return default
@@ -100,6 +102,8 @@ class Env:
             raise EnvError(name, f"expected an integer, got {value!r}") from None
         if low is not None and number < low:
             raise EnvError(name, f"must be at least {low}, got {number}")
+        if high is not None and number > high:
+            raise EnvError(name, f"must be at most {high}, got {number}")
         if choices and number not in choices:
             raise EnvError(name, f"must be one of {', '.join(map(repr, choices))}, got {number}")
         return number

@@ -18,8 +18,18 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 
 # What `kubectl apply -k` would receive. "production+COMPONENT" is production with that optional
-# component enabled, the way docs/kubernetes.md and docs/token-service.md (Redis) tells an operator to enable it.
-RENDERINGS = ("base", "overlays/dev", "overlays/production", "production+prometheus-operator", "production+redis")
+# component enabled, the way docs/kubernetes.md and docs/token-service.md (Redis) tells an operator to
+# enable it; "dev+istio" the dev overlay's example workload in an Istio mesh (docs/istio.md).
+RENDERINGS = (
+    "base",
+    "overlays/dev",
+    "overlays/production",
+    "production+prometheus-operator",
+    "production+redis",
+    "dev+istio",
+)
+# Composed renderings other than production+COMPONENT: (overlay, optional component, namespace).
+_COMPOSED = {"dev+istio": ("overlays/dev", "components/istio", "native-iam-dev")}
 
 
 @dataclass(frozen=True)
@@ -69,7 +79,9 @@ def _with_component(tmp: Path, overlay: str, component: str, namespace: str) -> 
 def renderings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Rendering]:
     out: dict[str, Rendering] = {}
     for name in RENDERINGS:
-        if name.startswith("production+"):
+        if name in _COMPOSED:
+            directory = _with_component(tmp_path_factory.mktemp("k8s"), *_COMPOSED[name])
+        elif name.startswith("production+"):
             component = f"components/{name.partition('+')[2]}"
             directory = _with_component(tmp_path_factory.mktemp("k8s"), "overlays/production", component, "native-iam")
         else:

@@ -23,8 +23,8 @@ from .conftest import ROOT, Rendering, containers
 KUBERNETES_VERSIONS = ("1.28.0", "1.37.0")
 
 # Custom resources have no schema in kubernetes-validate: it only prints a WARN and exits 0 for
-# them, which would pass silently. They are split off and checked by test_monitors_* instead.
-CRD_GROUPS = ("monitoring.coreos.com/",)
+# them, which would pass silently. They are split off and checked by test_monitors_* and test_istio.py.
+CRD_GROUPS = ("monitoring.coreos.com/", "networking.istio.io/", "security.istio.io/")
 
 TOKEN = "native-iam-token"
 

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.envoy
 
 
 def test_demo_check_runs_the_printed_flow(tmp_path: Path) -> None:
-    """--check starts everything, runs token → allow → 403 → anonymous → 401 → revoke → 401, exits 0."""
+    """--check starts everything, runs token → allow → 403 → anonymous → 401 → revoke → 401, then the
+    browser sign-in (authorize → login → consent → code → PKCE exchange → Envoy), exits 0."""
     require_tool("envoy")
     result = subprocess.run(
         [sys.executable, "-m", "native_iam.cli", "demo", "--check", "--data-dir", str(tmp_path / "demo")],
@@ -28,7 +29,7 @@ def test_demo_check_runs_the_printed_flow(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FAIL" not in result.stdout
-    assert result.stdout.count("ok  ") == 8, result.stdout
+    assert result.stdout.count("ok  ") == 12, result.stdout  # 8 curl steps + 4 of the browser sign-in
     # No password or token of the demo leaks into the logs of the services.
     creds = (tmp_path / "demo" / "demo-credentials.json").read_text()
     demo_password = re.search(r'"demo_password": "([^"]+)"', creds)
@@ -67,3 +68,21 @@ def test_demo_stops_every_process_on_ctrl_c(tmp_path: Path) -> None:
     assert demo.returncode == 0, rest
     assert "stopped." in rest
     assert not port_open("127.0.0.1", envoy_port)
+
+
+def test_demo_prints_a_sign_in_url_a_person_can_open() -> None:
+    """The banner's step 6: the authorize URL of demo-web with an S256 challenge of the printed verifier."""
+    import base64
+    import hashlib
+    from urllib.parse import parse_qs, urlsplit
+
+    from native_iam import demo_login
+
+    ports = {"token_http": 8080, "upstream": 8000}
+    text = demo_login.commands(ports, "demo", "pw", "v" * 64)
+    url = next(line.split()[-1] for line in text.splitlines() if "/oauth2/authorize?" in line)
+    query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+    assert url.startswith("http://127.0.0.1:8080/oauth2/authorize?") and query["client_id"] == "demo-web"
+    expected = base64.urlsafe_b64encode(hashlib.sha256(b"v" * 64).digest()).rstrip(b"=").decode()
+    assert query["code_challenge"] == expected and query["code_challenge_method"] == "S256"
+    assert query["redirect_uri"] == "http://127.0.0.1:8000/callback" and "code_verifier=" + "v" * 64 in text

@@ -20,6 +20,7 @@ from sidecar.ext_authz_grpc import GrpcCheck, parse_response
 from sidecar.keys import KeyStore
 from sidecar.metrics import Metrics
 from sidecar.revocations import RevocationCache
+from sidecar.route_table_file import RouteTableFile
 from sidecar.settings import Settings
 
 from ._feed import AUDIENCE, ISSUER, Issuer, Kind, revocation
@@ -40,6 +41,7 @@ class Rig:
         keys: KeyStore | None = None,
         revocations: RevocationCache | None = None,
         wall_clock: Callable[[], float] = time.time,
+        routes: RouteTableFile | None = None,
         tracer: Any = None,
         sample_ratio: float = 0.0,
         **kw: Any,
@@ -57,6 +59,7 @@ class Rig:
             wall_clock=wall_clock,
             tracer=tracer,
             sample_ratio=sample_ratio,
+            routes=routes,
         )
         self.grpc = GrpcCheck(self.authorizer)
 
@@ -70,11 +73,13 @@ class Rig:
         extensions: dict | None = None,
         headers: dict | None = None,
         path: str = "/orders",
+        host: str = "svc.local",
     ) -> Any:
         request = external_auth_pb2.CheckRequest()
         http = request.attributes.request.http
         http.method = method
         http.path = path
+        http.host = host
         if token is not None:
             http.headers["authorization"] = f"Bearer {token}"
         if header is not None:
@@ -418,3 +423,24 @@ def test_duplicate_raw_token_headers_are_400(rig: Rig, issuer: Issuer) -> None:
     """Two Authorization headers in header_map are a malformed request, never a choice of one."""
     response = parse_response(rig.grpc.check_sync(_raw_request(f"Bearer {issuer.mint()}", f"Bearer {issuer.mint()}")))
     assert _denied(response)[0] == 400
+
+
+def test_route_table_decides_and_unmatched_is_403_route_unmatched(issuer: Issuer, tmp_path: Any) -> None:
+    """With a route table and no route metadata: the table's rule applies; a request no rule matches is
+    403 route_unmatched with or without a token, counted under that reason."""
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        "routes:\n"
+        "  - match: {prefix: /orders}\n    require: {scopes: orders:read}\n"
+        "  - match: {path: /healthz}\n    require: {anonymous: true}\n"
+    )
+    rig = Rig(issuer, routes=RouteTableFile(str(path)))
+    assert rig.check(issuer.mint(scope="orders:read"), path="/orders/1").status.code == code_pb2.OK
+    status, _, body = _denied(rig.check(issuer.mint(scope="other"), path="/orders/1"))
+    assert status == 403 and body["error"] == "insufficient_scope"
+    assert rig.check(path="/healthz").status.code == code_pb2.OK
+    for token in (None, issuer.mint(scope="orders:read")):
+        status, headers, body = _denied(rig.check(token, path="/unlisted"))
+        assert status == 403 and body["error"] == "insufficient_scope" and "scope" not in body
+        assert "scope=" not in headers["www-authenticate"]
+    assert rig.count("deny", "route_unmatched") == 2

@@ -150,3 +150,15 @@ def test_several_workers_need_fixed_ports(variable: str) -> None:
     result = _run_sidecar({"NATIVE_IAM_WORKERS": "2", variable: "127.0.0.1:0", "NATIVE_IAM_METRICS_LISTEN": "off"})
     assert result.returncode == 2, result.stderr[-2000:]
     assert f"native-iam sidecar: {variable} needs a fixed port" in result.stderr
+
+
+def test_invalid_route_table_at_start_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """An invalid NATIVE_IAM_ROUTE_TABLE_FILE stops start-up like a bad setting: exit 2, one stderr
+    line naming the variable, the file and the rule's line, no traceback."""
+    table = tmp_path / "routes.yaml"
+    table.write_text("routes:\n  - match: {prefix: /a}\n    require: {}\n  - match: {pth: /b}\n    require: {}\n")
+    result = _run_sidecar({"NATIVE_IAM_ROUTE_TABLE_FILE": str(table), "NATIVE_IAM_METRICS_LISTEN": "off"})
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("native-iam sidecar: ")]
+    assert f"NATIVE_IAM_ROUTE_TABLE_FILE: {table}: line 4: routes[1].match: unknown key 'pth'" in line, line

@@ -8,7 +8,8 @@ from google.protobuf import struct_pb2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sidecar.requirements import DEFAULT, Requirement, RequirementError, Resolver, Rule, parse
+from sidecar import route_table_file
+from sidecar.requirements import DEFAULT, Requirement, RequirementError, Resolver, RouteUnmatched, Rule, parse
 
 
 def test_nothing_said_is_the_default_rule() -> None:
@@ -211,3 +212,179 @@ def test_an_invalid_requirement_header_is_refused_every_time(value: str) -> None
     for _ in range(2):
         with pytest.raises(RequirementError):
             resolver.resolve_json(value)
+
+
+# ---- Envoy Gateway route metadata (namespace envoy-gateway) -----------------------------------
+
+
+def _gateway(annotations: dict, kind: str = "HTTPRoute") -> dict:
+    """Envoy Gateway's route metadata: resources[] with the gateway.envoyproxy.io/ prefix removed."""
+    return {"resources": [{"kind": kind, "name": "orders", "namespace": "shop", "annotations": annotations}]}
+
+
+def test_gateway_annotations_are_the_extension_keys() -> None:
+    """native-iam-scopes / -any-of / -anonymous and .METHOD suffixes, like context_extensions."""
+    req = parse(
+        None,
+        None,
+        _gateway(
+            {
+                "native-iam-scopes": "orders:read",
+                "native-iam-any-of.DELETE": "orders:admin | orders:delete orders:write",
+                "native-iam-anonymous.OPTIONS": "true",
+                "team": "shop",  # somebody else's annotation: ignored
+            }
+        ),
+    )
+    assert req.for_method("GET").alternatives == (frozenset({"orders:read"}),)
+    assert req.for_method("OPTIONS").anonymous
+    assert set(req.for_method("DELETE").alternatives) == {
+        frozenset({"orders:admin"}),
+        frozenset({"orders:delete", "orders:write"}),
+    }
+
+
+def test_gateway_without_our_annotations_says_nothing() -> None:
+    """A route with only other annotations (or none) gets the default requirement."""
+    assert parse(None, None, _gateway({"foo": "bar"})) is DEFAULT
+    assert parse(None, None, {"resources": [{"kind": "HTTPRoute", "name": "x"}]}) is DEFAULT
+
+
+@pytest.mark.parametrize(
+    "gateway",
+    [
+        _gateway({"native-iam-scope": "typo"}),
+        _gateway({"native-iam-anonymous": "true", "native-iam-scopes": "a"}),
+        _gateway({"native-iam-scopes.get": "a"}),
+        {"resources": "not a list"},
+    ],
+)
+def test_invalid_gateway_annotations_make_the_route_invalid(gateway: dict) -> None:
+    """A typo in one of our annotations is a configuration error, not silently the default."""
+    with pytest.raises(RequirementError):
+        parse(None, None, gateway)
+
+
+def test_every_gateway_resource_with_our_annotations_applies() -> None:
+    """Two resources carrying requirements: both must hold."""
+    gateway = {
+        "resources": [
+            *_gateway({"native-iam-scopes": "a"})["resources"],
+            *_gateway({"native-iam-scopes": "b"})["resources"],
+        ]
+    }
+    assert parse(None, None, gateway).for_method("GET").alternatives == (frozenset({"a", "b"}),)
+
+
+def test_resolver_reads_the_envoy_gateway_namespace() -> None:
+    """Through a CheckRequest: filter_metadata["envoy-gateway"] with annotations."""
+    request = _request()
+    s = struct_pb2.Struct()
+    s.update(_gateway({"native-iam-scopes": "orders:read"}))
+    request.attributes.route_metadata_context.filter_metadata["envoy-gateway"].CopyFrom(s)
+    assert Resolver().resolve(request.attributes).for_method("GET").alternatives == (frozenset({"orders:read"}),)
+
+
+# ---- with a route table: precedence -----------------------------------------------------------
+
+
+TABLE = route_table_file.parse(
+    "routes:\n"
+    "  - match: {prefix: /orders}\n    require: {scopes: orders:read}\n"
+    "  - match: {path: /public}\n    require: {anonymous: true}\n"
+    "  - match: {path: /admin, methods: [POST]}\n    require: {scopes: admin}\n"
+)
+
+
+def _tabled(
+    path: str, method: str = "GET", metadata: dict | None = None, extensions: dict | None = None
+) -> Requirement:
+    request = _request(metadata, extensions)
+    http = request.attributes.request.http
+    http.host, http.method, http.path = "svc.local:8000", method, path
+    return Resolver(lambda: TABLE).resolve(request.attributes)
+
+
+def test_table_alone_decides_without_route_metadata() -> None:
+    """No route metadata at all: the matching table rule is the requirement."""
+    assert _tabled("/orders/1?x=y").for_method("GET").alternatives == (frozenset({"orders:read"}),)
+    assert _tabled("/public").for_method("GET").anonymous
+
+
+def test_unmatched_without_route_metadata_is_denied() -> None:
+    """A configured table, no matching rule and nothing from the proxy: RouteUnmatched (deny)."""
+    with pytest.raises(RouteUnmatched):
+        _tabled("/elsewhere")
+    with pytest.raises(RouteUnmatched):
+        _tabled("/admin", "GET")  # the only /admin rule is for POST
+
+
+def test_unmatched_with_route_metadata_uses_the_metadata() -> None:
+    """No table rule: the proxy's requirement applies alone."""
+    assert _tabled("/elsewhere", metadata={"scopes": "x"}).for_method("GET").alternatives == (frozenset({"x"}),)
+    assert _tabled("/elsewhere", extensions={"anonymous": "true"}).for_method("GET").anonymous
+
+
+def test_both_speak_the_stricter_of_both_applies() -> None:
+    """Route metadata and a table rule: both must hold, in either direction."""
+    both = _tabled("/orders", metadata={"scopes": "orders:list"}).for_method("GET")
+    assert both.alternatives == (frozenset({"orders:read", "orders:list"}),)
+    # anonymous in the proxy's metadata does not loosen the table's scopes ...
+    assert _tabled("/orders", metadata={"anonymous": True}).for_method("GET").alternatives == (
+        frozenset({"orders:read"}),
+    )
+    # ... nor does an anonymous table rule loosen the metadata's.
+    rule = _tabled("/public", extensions={"scopes": "x"}).for_method("GET")
+    assert not rule.anonymous and rule.alternatives == (frozenset({"x"}),)
+
+
+def test_invalid_route_metadata_is_invalid_even_with_a_table_rule() -> None:
+    """A broken proxy requirement is route_invalid, not replaced by the table."""
+    with pytest.raises(RequirementError) as caught:
+        _tabled("/orders", metadata={"scope": "typo"})
+    assert not isinstance(caught.value, RouteUnmatched)
+
+
+def test_resolve_request_is_the_same_for_other_transports() -> None:
+    """resolve_request (host/method/path, no AttributeContext) gives what resolve gives."""
+    resolver = Resolver(lambda: TABLE)
+    assert resolver.resolve_request("svc.local", "GET", "/orders/1").for_method("GET").alternatives == (
+        frozenset({"orders:read"}),
+    )
+    assert resolver.resolve_request("svc.local", "POST", "/admin").for_method("POST").alternatives == (
+        frozenset({"admin"}),
+    )
+    with pytest.raises(RouteUnmatched):
+        resolver.resolve_request("svc.local", "GET", "/nowhere")
+    both = resolver.resolve_request("h", "GET", "/orders", metadata={"native_iam": {"scopes": "z"}})
+    assert both.for_method("GET").alternatives == (frozenset({"orders:read", "z"}),)
+
+
+def test_a_reloaded_table_is_used_at_once() -> None:
+    """The resolver asks for the table on every request: a reload applies to the next one."""
+    current = [TABLE]
+    resolver = Resolver(lambda: current[0])
+    assert resolver.resolve_request("h", "GET", "/orders").for_method("GET").alternatives == (
+        frozenset({"orders:read"}),
+    )
+    current[0] = route_table_file.parse("routes:\n  - match: {prefix: /orders}\n    require: {scopes: v2}\n")
+    assert resolver.resolve_request("h", "GET", "/orders").for_method("GET").alternatives == (frozenset({"v2"}),)
+
+
+def test_resolve_json_is_route_metadata_combined_with_the_table() -> None:
+    """A requirement carried as JSON (the HTTP transport's header) is the native_iam schema, and the
+    table applies as with route metadata; bad JSON is an invalid route, never the default."""
+    resolver = Resolver(lambda: TABLE)
+    both = resolver.resolve_json('{"scopes": "z"}', "h", "GET", "/orders/1")
+    assert both.for_method("GET").alternatives == (frozenset({"orders:read", "z"}),)
+    assert resolver.resolve_json(None, "h", "GET", "/orders/1").for_method("GET").alternatives == (
+        frozenset({"orders:read"}),
+    )
+    with pytest.raises(RouteUnmatched):
+        resolver.resolve_json(None, "h", "GET", "/nowhere")
+    assert resolver.resolve_json('{"anonymous": true}', "h", "GET", "/nowhere").for_method("GET").anonymous
+    for bad in ('{"scope": "x"}', "[1]", "{not json", '"x"'):
+        with pytest.raises(RequirementError) as caught:
+            resolver.resolve_json(bad, "h", "GET", "/orders/1")
+        assert not isinstance(caught.value, RouteUnmatched)
+    assert Resolver().resolve_json(None) is DEFAULT

@@ -1,4 +1,5 @@
-"""``native-iam admin clients create|list|get|delete``: OAuth clients through the admin gRPC API.
+"""``native-iam admin clients create|list|get|delete|set-redirects|consents|revoke-consent``: OAuth
+clients and the consents users gave them, through the admin gRPC API.
 
 Plugged into :mod:`token_service.cli.admin` (same ``--url``, ``--token``, ``--json``): this module
 only defines the ``clients`` sub-commands, builds their requests and renders their tables. A new
@@ -56,6 +57,24 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="may introspect every token (a resource server); default: only its own and its audiences'",
     )
+    _redirect_arguments(create)
+    create.add_argument("--first-party", action="store_true", help="the service's own application: no consent page")
+    redirects = commands.add_parser(
+        "set-redirects", help="replace a client's redirect URIs and post-logout redirect URIs"
+    )
+    redirects.add_argument("client_id")
+    _redirect_arguments(redirects)
+    party = redirects.add_mutually_exclusive_group()
+    party.add_argument("--first-party", dest="first_party", action="store_true", default=None, help="no consent page")
+    party.add_argument("--third-party", dest="first_party", action="store_false", help="ask users for consent")
+    listing = commands.add_parser("consents", help="list the consents users gave clients")
+    listing.add_argument("--client", default="", help="only this client")
+    listing.add_argument("--namespace", default=None, help="only this namespace ('' = global)")
+    listing.add_argument("--identity", default=None, help="only this identity")
+    revoke = commands.add_parser("revoke-consent", help="forget a consent: the next authorization asks again")
+    revoke.add_argument("identity")
+    revoke.add_argument("--namespace", default="", help="the identity's namespace (default: global)")
+    revoke.add_argument("--client", default="", help="only this client (default: every client)")
     create.add_argument(
         "--exchange-audience",
         action="append",
@@ -67,6 +86,15 @@ def add_parser(sub: Any) -> None:
     commands.add_parser("get", help="show one client").add_argument("client_id")
     commands.add_parser("delete", help="delete a client (its tokens stay valid until revoked or expired)").add_argument(
         "client_id"
+    )
+
+
+def _redirect_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redirect-uri", action="append", default=[], help="exact redirect URI (authorization code), repeatable"
+    )
+    parser.add_argument(
+        "--post-logout-redirect-uri", action="append", default=[], help="exact post-logout redirect URI, repeatable"
     )
 
 
@@ -82,16 +110,44 @@ def dispatch(stub: admin_pb2_grpc.ClientsStub, kw: dict[str, Any], args: argpars
             access_token_ttl_s=args.access_token_ttl,
             refresh_token_ttl_s=args.refresh_token_ttl,
             introspect_all_tokens=args.introspect_all,
+            redirect_uris=args.redirect_uri,
+            post_logout_redirect_uris=args.post_logout_redirect_uri,
+            first_party=args.first_party,
             exchange_audiences=args.exchange_audience,
         )
         if args.rotate is not None:
             request.rotate_refresh_tokens = args.rotate
         return stub.CreateClient(request, **kw), _created
+    if args.command == "set-redirects":
+        update = pb.SetClientRedirectUrisRequest(
+            client_id=args.client_id,
+            redirect_uris=args.redirect_uri,
+            post_logout_redirect_uris=args.post_logout_redirect_uri,
+        )
+        if args.first_party is not None:
+            update.first_party = args.first_party
+        return stub.SetClientRedirectUris(update, **kw), lambda r, out: _table([r], out, redirects=True)
+    if args.command == "consents":
+        query = pb.ListConsentsRequest(client_id=args.client)
+        if args.namespace is not None:
+            query.namespace = args.namespace
+        if args.identity is not None:
+            query.identity = args.identity
+        return stub.ListConsents(query, **kw), _consents
+    if args.command == "revoke-consent":
+        revoke = pb.RevokeConsentRequest(namespace=args.namespace, identity=args.identity, client_id=args.client)
+        return stub.RevokeConsent(revoke, **kw), lambda r, out: print(f"revoked {r.revoked}", file=out)
     if args.command == "list":
         return stub.ListClients(pb.ListClientsRequest(), **kw), lambda r, out: _table(list(r.clients), out)
     if args.command == "get":
         return stub.GetClient(pb.ClientRef(client_id=args.client_id), **kw), lambda r, out: _table([r], out)
     return stub.DeleteClient(pb.ClientRef(client_id=args.client_id), **kw), _deleted
+
+
+def _consents(response: pb.ListConsentsResponse, out: TextIO) -> None:
+    rows = [["NAMESPACE", "IDENTITY", "CLIENT_ID", "SCOPES"]]
+    rows += [[c.namespace or "-", c.identity, c.client_id, " ".join(c.scopes) or "-"] for c in response.consents]
+    _print_rows(rows, out)
 
 
 _COLUMNS = (
@@ -103,6 +159,7 @@ _COLUMNS = (
     "REFRESH_TTL",
     "ROTATE",
     "INTROSPECT",
+    "FIRST_PARTY",
     "EXCHANGE_AUDIENCES",
     "NAME",
 )
@@ -118,14 +175,23 @@ def _row(client: pb.OAuthClient) -> list[str]:
         str(client.refresh_token_ttl_s or "(default)"),
         "yes" if client.rotate_refresh_tokens else "no",
         "all" if client.introspect_all_tokens else "own",
+        "yes" if client.first_party else "no",
         ",".join(client.exchange_audiences) or "-",
         client.name or "-",
     ]
 
 
-def _table(clients: list[pb.OAuthClient], out: TextIO) -> None:
-    rows = [list(_COLUMNS), *(_row(c) for c in clients)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+def _table(clients: list[pb.OAuthClient], out: TextIO, *, redirects: bool = False) -> None:
+    _print_rows([list(_COLUMNS), *(_row(c) for c in clients)], out)
+    for client in clients if redirects or len(clients) == 1 else ():
+        for uri in client.redirect_uris:
+            print(f"redirect_uri: {uri}", file=out)
+        for uri in client.post_logout_redirect_uris:
+            print(f"post_logout_redirect_uri: {uri}", file=out)
+
+
+def _print_rows(rows: list[list[str]], out: TextIO) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(), file=out)
 

@@ -32,7 +32,13 @@ Tree (leaf: seed status / RFC code / HTTP / gRPC)::
     │   └── NotARefreshToken            TOKEN_IS_NOT_REFRESH_TOKEN / invalid_grant 400
     ├── InvalidRequest                  invalid_request 400 / INVALID_ARGUMENT
     │   ├── MalformedScope              invalid_scope 400 / INVALID_ARGUMENT
-    │   └── RequestTooLarge             invalid_request 413 / INVALID_ARGUMENT (HTTP body over the limit)
+    │   ├── RequestTooLarge             invalid_request 413 / INVALID_ARGUMENT (HTTP body over the limit)
+    │   ├── UntrustedRedirect           invalid_request 400, an error page, never a redirect (authorize, logout)
+    │   └── CsrfTokenInvalid            invalid_request 400 (login, consent, logout forms)
+    ├── UnsupportedResponseType         unsupported_response_type 400 (authorize) / INVALID_ARGUMENT
+    ├── AccessDenied                    access_denied 403 (the user declined consent) / PERMISSION_DENIED
+    ├── LoginRequired                   login_required 400 (prompt=none, not signed in) / FAILED_PRECONDITION
+    ├── ConsentRequired                 consent_required 400 (prompt=none, consent missing) / FAILED_PRECONDITION
     ├── InvalidClient                   invalid_client 401, Basic challenge / UNAUTHENTICATED
     │   └── InvalidClientAssertion      invalid_client 401 (a refused service-account assertion; ``reason``)
     ├── UnauthorizedClient              unauthorized_client 400 / PERMISSION_DENIED
@@ -65,6 +71,14 @@ from token_service.errors.admin import (
     Unauthenticated,
     Unavailable,
 )
+from token_service.errors.authorize import (
+    AccessDenied,
+    ConsentRequired,
+    CsrfTokenInvalid,
+    LoginRequired,
+    UnsupportedResponseType,
+    UntrustedRedirect,
+)
 from token_service.errors.grants import (
     CredentialsInvalid,
     GrantError,
@@ -95,9 +109,12 @@ from token_service.errors.requests import (
 __all__ = [
     "LEAVES",
     "REALM",
+    "AccessDenied",
     "AdminError",
     "AlreadyExists",
+    "ConsentRequired",
     "CredentialsInvalid",
+    "CsrfTokenInvalid",
     "FailedPrecondition",
     "GrantError",
     "IdentityNotActive",
@@ -109,6 +126,7 @@ __all__ = [
     "InvalidClientAssertion",
     "InvalidRequest",
     "InvalidTarget",
+    "LoginRequired",
     "MalformedScope",
     "MissingBearerToken",
     "NotARefreshToken",
@@ -125,6 +143,8 @@ __all__ = [
     "UnauthorizedClient",
     "Unavailable",
     "UnsupportedGrantType",
+    "UnsupportedResponseType",
+    "UntrustedRedirect",
     "deny_reason",
     "leaves",
 ]
@@ -159,6 +179,12 @@ LEAVES: Final[tuple[type[TokenServiceError], ...]] = (
     Unauthenticated,
     PermissionDenied,
     Unavailable,
+    UntrustedRedirect,
+    CsrfTokenInvalid,
+    UnsupportedResponseType,
+    AccessDenied,
+    LoginRequired,
+    ConsentRequired,
 )
 
 

@@ -66,6 +66,9 @@ class IssuedTokens:
     #: ``None`` when no (new) refresh token was issued.
     refresh_token: str | None = None
     refresh_jti: str | None = None
+    #: For the ID token of an authorization code grant: the request's nonce and when the user signed in.
+    nonce: str | None = None
+    auth_time: int | None = None
 
 
 def issue(

@@ -1,4 +1,5 @@
-"""The password grant: CreateTokenWithPassword (gRPC) and ``grant_type=password`` (HTTP).
+"""The password grant: CreateTokenWithPassword (gRPC) and ``grant_type=password`` (HTTP), and the
+one password check it shares with the login page (:func:`verify_password`).
 
 Order: one write transaction that looks the identity up and reserves the attempt's slot on its
 lockout counters (:meth:`~token_service.lockout.Lockout.reserve_sync`; that is the lockout check)
@@ -17,9 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.engine import Connection
 
@@ -32,7 +33,9 @@ from token_service.lockout import Attempt, Verdict, identity_key
 from token_service.requested_scopes import requested_scopes
 from token_service.store import identities
 
-__all__ = ["create_token_with_password"]
+__all__ = ["create_token_with_password", "verify_password"]
+
+T = TypeVar("T")
 
 #: How long an attempt waits for a free slot on its counters, and how often it asks again when
 #: no attempt of this process frees one (the slot may be freed by another replica).
@@ -59,6 +62,58 @@ async def create_token_with_password(
     :class:`MalformedScope`, :class:`~token_service.errors.Unavailable`.
     """
     requested = requested_scopes(scopes)
+
+    def issue_tokens(conn: Connection, current: Any) -> IssuedTokens:
+        grants = (current.grants or "").split()
+        if requested:
+            missing = scope_rules.not_covered(requested, grants)
+            if missing:
+                raise ScopeNotGranted(f"scope not granted: {' '.join(missing)}"[:300])
+            granted = requested
+        else:
+            granted = scope_rules.concrete(grants)
+        return issue(
+            core,
+            conn,
+            identity_id=current.id,
+            identity_uid=current.uid,
+            namespace=namespace,
+            identity=identity,
+            scopes=granted,
+            metadata=metadata,
+            client=client,
+            now=core.clock(),  # after the lock: an identity cut-off taken later covers this iat
+            with_refresh=client.issue_refresh_token if client else True,
+        )
+
+    return await verify_password(
+        core,
+        namespace=namespace,
+        identity=identity,
+        password=password,
+        client_address=client_address,
+        then=issue_tokens,
+    )
+
+
+async def verify_password(
+    core: Core,
+    *,
+    namespace: str,
+    identity: str,
+    password: str,
+    client_address: str | None,
+    then: Callable[[Connection, Any], T],
+) -> T:
+    """The one password check (the password grant's and the login page's): lockout, argon2,
+    non-enumerating refusals. On success ``then(conn, identity_row)`` runs in the write
+    transaction that re-read the identity (share-locked, active, password unchanged) and its
+    result is returned; what it raises (ScopeNotGranted…) refuses the attempt without counting a
+    failed login.
+
+    Raises :class:`CredentialsInvalid` (reason says why, for logs and metrics only),
+    :class:`IdentityNotActive`, :class:`~token_service.errors.Unavailable`.
+    """
     attempt, record = await _reserve(core, namespace, identity, client_address)
     verification = asyncio.ensure_future(_verify(core, attempt, record, password))
     try:
@@ -74,8 +129,8 @@ async def create_token_with_password(
     if record is None:  # unreachable: verify() returns False without a record
         raise CredentialsInvalid(reason="unknown_identity")
     try:
-        login = _VerifiedLogin(core, record.id, record.hash, namespace, identity, requested, metadata, client, attempt)
-        issued = await core.store.run_write(_issue_in_transaction, login)
+        login = _VerifiedLogin(core, record.id, record.hash, namespace, identity, attempt, then)
+        result = await core.store.run_write(_confirm_in_transaction, login)
     except (IdentityNotActive, ScopeNotGranted):
         # The password was right: refusing the grant for another reason is not a guess.
         await core.lockout.finish(attempt, core.clock(), success=True)
@@ -85,7 +140,7 @@ async def create_token_with_password(
         await core.lockout.finish(attempt, core.clock(), success=False)
         raise
     await core.lockout.issued(attempt, core.clock())
-    return issued
+    return result
 
 
 def _refusal(attempt: Attempt, record: Any) -> str:
@@ -146,55 +201,33 @@ def _counters(
 
 
 @dataclass(frozen=True, slots=True)
-class _VerifiedLogin:
-    """A password grant whose password verified, for its write transaction."""
+class _VerifiedLogin(Generic[T]):
+    """A login whose password verified, for its write transaction."""
 
     core: Core
     identity_id: int
-    #: The hash the password verified against: the grant fails if it changed meanwhile.
+    #: The hash the password verified against: the login fails if it changed meanwhile.
     verified_hash: str
     namespace: str
     identity: str
-    requested: tuple[str, ...]
-    metadata: str
-    client: ClientContext | None
     attempt: Attempt
+    then: Callable[[Connection, Any], T]
 
 
-def _issue_in_transaction(conn: Connection, login: _VerifiedLogin) -> IssuedTokens:
-    core, namespace, identity, requested = login.core, login.namespace, login.identity, login.requested
+def _confirm_in_transaction(conn: Connection, login: _VerifiedLogin[T]) -> T:
+    core, namespace, identity = login.core, login.namespace, login.identity
     current = identities.for_grant(conn, login.identity_id)
     if current is None:  # deleted while we verified
         raise CredentialsInvalid(reason="unknown_identity")
     # Read after the identity's share lock (PostgreSQL; SQLite has one writer): a password
-    # changed or disabled while we verified refuses the grant, so no token issued with the old
+    # changed or disabled while we verified refuses the login, so no token issued with the old
     # password outlives the change (admin.set_password revokes the earlier ones).
     stored = identities.login_record(conn, namespace, identity)
     if stored is None or stored.hash != login.verified_hash or not stored.enabled:
         raise CredentialsInvalid(reason="password_changed")
     if not current.active:
         raise IdentityNotActive()
-    grants = (current.grants or "").split()
-    if requested:
-        missing = scope_rules.not_covered(requested, grants)
-        if missing:
-            raise ScopeNotGranted(f"scope not granted: {' '.join(missing)}"[:300])
-        granted = requested
-    else:
-        granted = scope_rules.concrete(grants)
-    result = issue(
-        core,
-        conn,
-        identity_id=current.id,
-        identity_uid=current.uid,
-        namespace=namespace,
-        identity=identity,
-        scopes=granted,
-        metadata=login.metadata,
-        client=login.client,
-        now=core.clock(),  # after the lock: an identity cut-off taken later covers this iat
-        with_refresh=login.client.issue_refresh_token if login.client else True,
-    )
+    result = login.then(conn, current)
     if core.lockout.in_database:  # else given back once committed (Lockout.issued)
         core.lockout.succeeded_sync(conn, login.attempt, core.clock())
     return result

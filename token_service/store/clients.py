@@ -13,7 +13,7 @@ import time
 from typing import Any, Final
 
 from cachetools import TTLCache
-from sqlalchemy import Row, delete, insert, select
+from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -43,6 +43,9 @@ def _row_to_client(row: object) -> OAuthClient:
         refresh_token_ttl_s=m["refresh_token_ttl_s"],
         rotate_refresh_tokens=bool(m["rotate_refresh_tokens"]),
         introspect_all_tokens=bool(m["introspect_all_tokens"]),
+        redirect_uris=tuple(json.loads(m["redirect_uris"])),
+        post_logout_redirect_uris=tuple(json.loads(m["post_logout_redirect_uris"])),
+        first_party=bool(m["first_party"]),
         exchange_audiences=tuple(json.loads(m["exchange_audiences"])),
         created_at=int(m["created_at"]),
     )
@@ -89,6 +92,34 @@ class ClientRepository:
             raise NotFound(f"client {client_id!r} not found")
         return _row_to_client(row)
 
+    async def set_browser_settings(
+        self,
+        client_id: str,
+        *,
+        redirect_uris: tuple[str, ...],
+        post_logout_redirect_uris: tuple[str, ...],
+        first_party: bool | None,
+    ) -> OAuthClient:
+        """Replace the client's redirect URI lists (and its first-party flag unless None); NotFound.
+
+        Validation (:func:`token_service.clients.browser_redirects`) is the caller's.
+        """
+        values: dict[str, object] = {
+            "redirect_uris": json.dumps(list(redirect_uris)),
+            "post_logout_redirect_uris": json.dumps(list(post_logout_redirect_uris)),
+        }
+        if first_party is not None:
+            values["first_party"] = first_party
+        async with self.store.write() as conn:
+            result = await conn.execute(
+                update(oauth_clients).where(oauth_clients.c.client_id == client_id).values(**values)
+            )
+            row = await _client_row(conn, client_id) if result.rowcount else None
+        self._cache.pop(client_id, None)
+        if row is None:
+            raise NotFound(f"client {client_id!r} not found")
+        return _row_to_client(row)
+
     async def delete(self, client_id: str) -> None:
         async with self.store.write() as conn:
             result = await conn.execute(delete(oauth_clients).where(oauth_clients.c.client_id == client_id))
@@ -113,6 +144,9 @@ def _values(client: OAuthClient) -> dict[str, object]:
         "refresh_token_ttl_s": client.refresh_token_ttl_s,
         "rotate_refresh_tokens": client.rotate_refresh_tokens,
         "introspect_all_tokens": client.introspect_all_tokens,
+        "redirect_uris": json.dumps(list(client.redirect_uris)),
+        "post_logout_redirect_uris": json.dumps(list(client.post_logout_redirect_uris)),
+        "first_party": client.first_party,
         "exchange_audiences": json.dumps(list(client.exchange_audiences)),
         "created_at": float(client.created_at),
     }

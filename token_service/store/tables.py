@@ -27,6 +27,7 @@ from sqlalchemy import (
 from native_iam.limits import MAX_CLIENT_ID_LENGTH
 
 __all__ = [
+    "consents",
     "feed_counter",
     "identities",
     "lockouts",
@@ -208,8 +209,33 @@ oauth_clients = Table(
     Column("created_at", Float, nullable=False),
     #: The introspection permission (migration 0110): may introspect every token.
     Column("introspect_all_tokens", Boolean, nullable=False, server_default=false()),
+    #: JSON arrays of exact-match URIs (migration 0150): authorization and RP-initiated logout.
+    Column("redirect_uris", Text, nullable=False, server_default="[]"),
+    Column("post_logout_redirect_uris", Text, nullable=False, server_default="[]"),
+    #: The service's own application: no consent page (migration 0150).
+    Column("first_party", Boolean, nullable=False, server_default=false()),
     #: JSON list: audiences the client may exchange a user's token for (RFC 8693; migration 0140).
     Column("exchange_audiences", Text, nullable=False, server_default="[]"),
+)
+
+#: Consent an identity gave a client at the authorization endpoint (migration 0150): the union
+#: of the scopes it approved, space-separated. A request for a scope outside it asks again.
+#: Bound to the identity's incarnation (``identity_uid``): a re-created identity of the same
+#: name starts without consents. Deleted with the identity or the client.
+consents = Table(
+    "consents",
+    metadata,
+    Column("identity_id", Integer, ForeignKey("identities.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "client_id",
+        String(MAX_CLIENT_ID_LENGTH),
+        ForeignKey("oauth_clients.client_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("identity_uid", String(32), nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("granted_at", Float, nullable=False),
+    Index(None, "client_id"),
 )
 
 #: Server-generated secrets that are not signing keys (hex), created once and shared by replicas.

@@ -235,7 +235,7 @@ class ClientRef(_message.Message):
     def __init__(self, client_id: _Optional[str] = ...) -> None: ...
 
 class OAuthClient(_message.Message):
-    __slots__ = ("client_id", "name", "token_endpoint_auth_method", "grant_types", "audiences", "access_token_ttl_s", "refresh_token_ttl_s", "rotate_refresh_tokens", "created_unix", "introspect_all_tokens", "exchange_audiences")
+    __slots__ = ("client_id", "name", "token_endpoint_auth_method", "grant_types", "audiences", "access_token_ttl_s", "refresh_token_ttl_s", "rotate_refresh_tokens", "created_unix", "introspect_all_tokens", "redirect_uris", "post_logout_redirect_uris", "first_party", "require_pkce", "exchange_audiences")
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TOKEN_ENDPOINT_AUTH_METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -246,6 +246,10 @@ class OAuthClient(_message.Message):
     ROTATE_REFRESH_TOKENS_FIELD_NUMBER: _ClassVar[int]
     CREATED_UNIX_FIELD_NUMBER: _ClassVar[int]
     INTROSPECT_ALL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    REDIRECT_URIS_FIELD_NUMBER: _ClassVar[int]
+    POST_LOGOUT_REDIRECT_URIS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_PARTY_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_PKCE_FIELD_NUMBER: _ClassVar[int]
     EXCHANGE_AUDIENCES_FIELD_NUMBER: _ClassVar[int]
     client_id: str
     name: str
@@ -257,11 +261,15 @@ class OAuthClient(_message.Message):
     rotate_refresh_tokens: bool
     created_unix: int
     introspect_all_tokens: bool
+    redirect_uris: _containers.RepeatedScalarFieldContainer[str]
+    post_logout_redirect_uris: _containers.RepeatedScalarFieldContainer[str]
+    first_party: bool
+    require_pkce: bool
     exchange_audiences: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, client_id: _Optional[str] = ..., name: _Optional[str] = ..., token_endpoint_auth_method: _Optional[str] = ..., grant_types: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., access_token_ttl_s: _Optional[int] = ..., refresh_token_ttl_s: _Optional[int] = ..., rotate_refresh_tokens: _Optional[bool] = ..., created_unix: _Optional[int] = ..., introspect_all_tokens: _Optional[bool] = ..., exchange_audiences: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, client_id: _Optional[str] = ..., name: _Optional[str] = ..., token_endpoint_auth_method: _Optional[str] = ..., grant_types: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., access_token_ttl_s: _Optional[int] = ..., refresh_token_ttl_s: _Optional[int] = ..., rotate_refresh_tokens: _Optional[bool] = ..., created_unix: _Optional[int] = ..., introspect_all_tokens: _Optional[bool] = ..., redirect_uris: _Optional[_Iterable[str]] = ..., post_logout_redirect_uris: _Optional[_Iterable[str]] = ..., first_party: _Optional[bool] = ..., require_pkce: _Optional[bool] = ..., exchange_audiences: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateClientRequest(_message.Message):
-    __slots__ = ("client_id", "name", "token_endpoint_auth_method", "grant_types", "audiences", "access_token_ttl_s", "refresh_token_ttl_s", "rotate_refresh_tokens", "introspect_all_tokens", "exchange_audiences")
+    __slots__ = ("client_id", "name", "token_endpoint_auth_method", "grant_types", "audiences", "access_token_ttl_s", "refresh_token_ttl_s", "rotate_refresh_tokens", "introspect_all_tokens", "redirect_uris", "post_logout_redirect_uris", "first_party", "exchange_audiences")
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TOKEN_ENDPOINT_AUTH_METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -271,6 +279,9 @@ class CreateClientRequest(_message.Message):
     REFRESH_TOKEN_TTL_S_FIELD_NUMBER: _ClassVar[int]
     ROTATE_REFRESH_TOKENS_FIELD_NUMBER: _ClassVar[int]
     INTROSPECT_ALL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    REDIRECT_URIS_FIELD_NUMBER: _ClassVar[int]
+    POST_LOGOUT_REDIRECT_URIS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_PARTY_FIELD_NUMBER: _ClassVar[int]
     EXCHANGE_AUDIENCES_FIELD_NUMBER: _ClassVar[int]
     client_id: str
     name: str
@@ -281,8 +292,11 @@ class CreateClientRequest(_message.Message):
     refresh_token_ttl_s: int
     rotate_refresh_tokens: bool
     introspect_all_tokens: bool
+    redirect_uris: _containers.RepeatedScalarFieldContainer[str]
+    post_logout_redirect_uris: _containers.RepeatedScalarFieldContainer[str]
+    first_party: bool
     exchange_audiences: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, client_id: _Optional[str] = ..., name: _Optional[str] = ..., token_endpoint_auth_method: _Optional[str] = ..., grant_types: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., access_token_ttl_s: _Optional[int] = ..., refresh_token_ttl_s: _Optional[int] = ..., rotate_refresh_tokens: _Optional[bool] = ..., introspect_all_tokens: _Optional[bool] = ..., exchange_audiences: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, client_id: _Optional[str] = ..., name: _Optional[str] = ..., token_endpoint_auth_method: _Optional[str] = ..., grant_types: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., access_token_ttl_s: _Optional[int] = ..., refresh_token_ttl_s: _Optional[int] = ..., rotate_refresh_tokens: _Optional[bool] = ..., introspect_all_tokens: _Optional[bool] = ..., redirect_uris: _Optional[_Iterable[str]] = ..., post_logout_redirect_uris: _Optional[_Iterable[str]] = ..., first_party: _Optional[bool] = ..., exchange_audiences: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateClientResponse(_message.Message):
     __slots__ = ("client", "client_secret")
@@ -305,3 +319,61 @@ class ListClientsResponse(_message.Message):
 class DeleteClientResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class SetClientRedirectUrisRequest(_message.Message):
+    __slots__ = ("client_id", "redirect_uris", "post_logout_redirect_uris", "first_party")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REDIRECT_URIS_FIELD_NUMBER: _ClassVar[int]
+    POST_LOGOUT_REDIRECT_URIS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_PARTY_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    redirect_uris: _containers.RepeatedScalarFieldContainer[str]
+    post_logout_redirect_uris: _containers.RepeatedScalarFieldContainer[str]
+    first_party: bool
+    def __init__(self, client_id: _Optional[str] = ..., redirect_uris: _Optional[_Iterable[str]] = ..., post_logout_redirect_uris: _Optional[_Iterable[str]] = ..., first_party: _Optional[bool] = ...) -> None: ...
+
+class Consent(_message.Message):
+    __slots__ = ("namespace", "identity", "client_id", "scopes", "granted_unix")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_FIELD_NUMBER: _ClassVar[int]
+    GRANTED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    identity: str
+    client_id: str
+    scopes: _containers.RepeatedScalarFieldContainer[str]
+    granted_unix: int
+    def __init__(self, namespace: _Optional[str] = ..., identity: _Optional[str] = ..., client_id: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., granted_unix: _Optional[int] = ...) -> None: ...
+
+class ListConsentsRequest(_message.Message):
+    __slots__ = ("namespace", "identity", "client_id")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    identity: str
+    client_id: str
+    def __init__(self, namespace: _Optional[str] = ..., identity: _Optional[str] = ..., client_id: _Optional[str] = ...) -> None: ...
+
+class ListConsentsResponse(_message.Message):
+    __slots__ = ("consents",)
+    CONSENTS_FIELD_NUMBER: _ClassVar[int]
+    consents: _containers.RepeatedCompositeFieldContainer[Consent]
+    def __init__(self, consents: _Optional[_Iterable[_Union[Consent, _Mapping]]] = ...) -> None: ...
+
+class RevokeConsentRequest(_message.Message):
+    __slots__ = ("namespace", "identity", "client_id")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    identity: str
+    client_id: str
+    def __init__(self, namespace: _Optional[str] = ..., identity: _Optional[str] = ..., client_id: _Optional[str] = ...) -> None: ...
+
+class RevokeConsentResponse(_message.Message):
+    __slots__ = ("revoked",)
+    REVOKED_FIELD_NUMBER: _ClassVar[int]
+    revoked: int
+    def __init__(self, revoked: _Optional[int] = ...) -> None: ...

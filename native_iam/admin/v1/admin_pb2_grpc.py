@@ -791,6 +791,21 @@ class ClientsStub:
                 request_serializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.ClientRef.SerializeToString,
                 response_deserializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.DeleteClientResponse.FromString,
                 _registered_method=True)
+        self.SetClientRedirectUris = channel.unary_unary(
+                '/native_iam.admin.v1.Clients/SetClientRedirectUris',
+                request_serializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.SetClientRedirectUrisRequest.SerializeToString,
+                response_deserializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.OAuthClient.FromString,
+                _registered_method=True)
+        self.ListConsents = channel.unary_unary(
+                '/native_iam.admin.v1.Clients/ListConsents',
+                request_serializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.ListConsentsRequest.SerializeToString,
+                response_deserializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.ListConsentsResponse.FromString,
+                _registered_method=True)
+        self.RevokeConsent = channel.unary_unary(
+                '/native_iam.admin.v1.Clients/RevokeConsent',
+                request_serializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.RevokeConsentRequest.SerializeToString,
+                response_deserializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.RevokeConsentResponse.FromString,
+                _registered_method=True)
 
 
 class ClientsServicer:
@@ -831,6 +846,32 @@ class ClientsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetClientRedirectUris(self, request, context):
+        """Replaces a client's redirect URIs and post-logout redirect URIs (and its first-party flag
+        when set). NOT_FOUND when the client does not exist; INVALID_ARGUMENT for a URI that may
+        not be registered, or for a client with the authorization_code grant left without any
+        redirect URI. Takes effect within 5 seconds on every replica.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListConsents(self, request, context):
+        """Lists the consents users gave at the authorization endpoint, filtered by the request
+        (at most 1000).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeConsent(self, request, context):
+        """Forgets an identity's consent for one client (or every client): its next authorization
+        asks again. Tokens already issued are not revoked (use Tokens for that).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClientsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -853,6 +894,21 @@ def add_ClientsServicer_to_server(servicer, server):
                     servicer.DeleteClient,
                     request_deserializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.ClientRef.FromString,
                     response_serializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.DeleteClientResponse.SerializeToString,
+            ),
+            'SetClientRedirectUris': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetClientRedirectUris,
+                    request_deserializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.SetClientRedirectUrisRequest.FromString,
+                    response_serializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.OAuthClient.SerializeToString,
+            ),
+            'ListConsents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConsents,
+                    request_deserializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.ListConsentsRequest.FromString,
+                    response_serializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.ListConsentsResponse.SerializeToString,
+            ),
+            'RevokeConsent': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeConsent,
+                    request_deserializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.RevokeConsentRequest.FromString,
+                    response_serializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.RevokeConsentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -969,6 +1025,87 @@ class Clients:
             '/native_iam.admin.v1.Clients/DeleteClient',
             native__iam_dot_admin_dot_v1_dot_admin__pb2.ClientRef.SerializeToString,
             native__iam_dot_admin_dot_v1_dot_admin__pb2.DeleteClientResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetClientRedirectUris(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/native_iam.admin.v1.Clients/SetClientRedirectUris',
+            native__iam_dot_admin_dot_v1_dot_admin__pb2.SetClientRedirectUrisRequest.SerializeToString,
+            native__iam_dot_admin_dot_v1_dot_admin__pb2.OAuthClient.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConsents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/native_iam.admin.v1.Clients/ListConsents',
+            native__iam_dot_admin_dot_v1_dot_admin__pb2.ListConsentsRequest.SerializeToString,
+            native__iam_dot_admin_dot_v1_dot_admin__pb2.ListConsentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeConsent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/native_iam.admin.v1.Clients/RevokeConsent',
+            native__iam_dot_admin_dot_v1_dot_admin__pb2.RevokeConsentRequest.SerializeToString,
+            native__iam_dot_admin_dot_v1_dot_admin__pb2.RevokeConsentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -19,6 +19,7 @@ class RevocationReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REFRESH_TOKEN_REUSE: _ClassVar[RevocationReason]
     CLIENT_REVOKED: _ClassVar[RevocationReason]
     NAMESPACE_CUT: _ClassVar[RevocationReason]
+    AUTHORIZATION_CODE_REUSE: _ClassVar[RevocationReason]
 
 class RevocationTarget(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -37,6 +38,7 @@ KEY_RETIRED: RevocationReason
 REFRESH_TOKEN_REUSE: RevocationReason
 CLIENT_REVOKED: RevocationReason
 NAMESPACE_CUT: RevocationReason
+AUTHORIZATION_CODE_REUSE: RevocationReason
 REVOCATION_TARGET_UNSPECIFIED: RevocationTarget
 TOKEN: RevocationTarget
 IDENTITY: RevocationTarget

@@ -1,4 +1,5 @@
-"""The admin gRPC ``Clients`` service: register, read, list and delete OAuth clients.
+"""The admin gRPC ``Clients`` service: register, read, list and delete OAuth clients, set their
+redirect URIs, and list and revoke the consents users gave them.
 
 Same edge as the rest of the admin API (:mod:`token_service.api.grpc.admin`): every call is
 authorized with an ``iam:admin`` bearer token first, errors are translated by the shared
@@ -16,8 +17,15 @@ from google.protobuf.message import Message
 from opentelemetry import trace
 
 from native_iam.admin.v1 import admin_pb2 as pb
-from native_iam.limits import MAX_AUDIENCE_BYTES, MAX_AUDIENCES, MAX_CLIENT_ID_LENGTH, MAX_CLIENT_NAME_BYTES
-from token_service import clients
+from native_iam.limits import (
+    MAX_AUDIENCE_BYTES,
+    MAX_AUDIENCES,
+    MAX_CLIENT_ID_LENGTH,
+    MAX_CLIENT_NAME_BYTES,
+    MAX_NAME_BYTES,
+    MAX_REDIRECT_URIS,
+)
+from token_service import clients, consents
 from token_service.api.grpc.admin import authorize
 from token_service.api.grpc.edge import text_field, unary
 from token_service.clients import GrantType, OAuthClient
@@ -43,9 +51,22 @@ def _client(client: OAuthClient) -> pb.OAuthClient:
         refresh_token_ttl_s=client.refresh_token_ttl_s or 0,
         rotate_refresh_tokens=client.rotate_refresh_tokens,
         introspect_all_tokens=client.introspect_all_tokens,
+        redirect_uris=list(client.redirect_uris),
+        post_logout_redirect_uris=list(client.post_logout_redirect_uris),
+        first_party=client.first_party,
+        require_pkce=True,  # not a setting: every client, always (OAuth 2.1)
         exchange_audiences=list(client.exchange_audiences),
         created_unix=client.created_at,
     )
+
+
+def _redirects(redirect_uris: Any, post_logout_redirect_uris: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if len(redirect_uris) > MAX_REDIRECT_URIS or len(post_logout_redirect_uris) > MAX_REDIRECT_URIS:
+        raise InvalidRequest(f"at most {MAX_REDIRECT_URIS} redirect URIs per list")
+    try:
+        return clients.browser_redirects(redirect_uris, post_logout_redirect_uris)
+    except clients.ClientError as exc:
+        raise InvalidRequest(str(exc)) from None
 
 
 def _client_id(value: str) -> str:
@@ -87,6 +108,7 @@ class ClientsServicer:
             # Tokens with this client_id are the gRPC API's; a registered namesake would let
             # either side refresh the other's refresh tokens.
             raise InvalidRequest(f"client_id {client_id!r} is NATIVE_IAM_GRPC_CLIENT_ID, the gRPC API's own")
+        redirects, logout_redirects = _redirects(request.redirect_uris, request.post_logout_redirect_uris)
         try:
             client, secret = clients.new_client(
                 client_id,
@@ -101,6 +123,9 @@ class ClientsServicer:
                     request.rotate_refresh_tokens if request.HasField("rotate_refresh_tokens") else None
                 ),
                 introspect_all_tokens=request.introspect_all_tokens,
+                redirect_uris=redirects,
+                post_logout_redirect_uris=logout_redirects,
+                first_party=request.first_party,
                 exchange_audiences=request.exchange_audiences,
             )
         except clients.ClientError as exc:
@@ -121,12 +146,63 @@ class ClientsServicer:
         await self.core.clients.delete(_client_id(request.client_id))
         return pb.DeleteClientResponse()
 
+    async def SetClientRedirectUris(self, request: pb.SetClientRedirectUrisRequest, context: Any) -> pb.OAuthClient:
+        await self._caller(context, "set_client_redirect_uris", request.client_id[:MAX_CLIENT_ID_LENGTH])
+        client_id = _client_id(request.client_id)
+        redirects, logout_redirects = _redirects(request.redirect_uris, request.post_logout_redirect_uris)
+        current = await self.core.clients.get(client_id)
+        if current.allows(GrantType.AUTHORIZATION_CODE) and not redirects:
+            raise InvalidRequest("the authorization_code grant needs at least one redirect URI")
+        updated = await self.core.clients.set_browser_settings(
+            client_id,
+            redirect_uris=redirects,
+            post_logout_redirect_uris=logout_redirects,
+            first_party=request.first_party if request.HasField("first_party") else None,
+        )
+        return _client(updated)
+
+    async def ListConsents(self, request: pb.ListConsentsRequest, context: Any) -> pb.ListConsentsResponse:
+        await authorize(self.core, context, self.metrics)
+        found = await consents.list_consents(
+            self.core,
+            namespace=text_field("namespace", request.namespace, MAX_NAME_BYTES)
+            if request.HasField("namespace")
+            else None,
+            identity=text_field("identity", request.identity, MAX_NAME_BYTES) if request.HasField("identity") else None,
+            client_id=_client_id(request.client_id) if request.client_id else None,
+        )
+        return pb.ListConsentsResponse(
+            consents=[
+                pb.Consent(
+                    namespace=c.namespace,
+                    identity=c.identity,
+                    client_id=c.client_id,
+                    scopes=list(c.scopes),
+                    granted_unix=int(c.granted_at),
+                )
+                for c in found
+            ]
+        )
+
+    async def RevokeConsent(self, request: pb.RevokeConsentRequest, context: Any) -> pb.RevokeConsentResponse:
+        await self._caller(context, "revoke_consent", request.client_id[:MAX_CLIENT_ID_LENGTH])
+        revoked = await consents.revoke(
+            self.core,
+            namespace=text_field("namespace", request.namespace, MAX_NAME_BYTES),
+            identity=text_field("identity", request.identity, MAX_NAME_BYTES, required=True),
+            client_id=_client_id(request.client_id) if request.client_id else None,
+        )
+        return pb.RevokeConsentResponse(revoked=revoked)
+
 
 _METHODS: dict[str, tuple[type[Message], type[Message]]] = {
     "CreateClient": (pb.CreateClientRequest, pb.CreateClientResponse),
     "GetClient": (pb.ClientRef, pb.OAuthClient),
     "ListClients": (pb.ListClientsRequest, pb.ListClientsResponse),
     "DeleteClient": (pb.ClientRef, pb.DeleteClientResponse),
+    "SetClientRedirectUris": (pb.SetClientRedirectUrisRequest, pb.OAuthClient),
+    "ListConsents": (pb.ListConsentsRequest, pb.ListConsentsResponse),
+    "RevokeConsent": (pb.RevokeConsentRequest, pb.RevokeConsentResponse),
 }
 
 

@@ -22,6 +22,7 @@ from token_service.grants import (
     IssuedTokens,
     client_context,
     create_token_with_password,
+    exchange_authorization_code,
     exchange_token,
     refresh_access_token,
 )
@@ -76,6 +77,19 @@ class CoreBackend:
         )
         return self._response(result, auth_time=None)
 
+    async def code_grant(
+        self, client: OAuthClient, *, code: str, redirect_uri: str | None, code_verifier: str | None, metadata: str
+    ) -> TokenResponse:
+        result = await exchange_authorization_code(
+            self.core,
+            code=code,
+            redirect_uri=redirect_uri,
+            code_verifier=code_verifier,
+            client=client_context(client, self.refresh_grace_s),
+            metadata=metadata,
+        )
+        return self._response(result, auth_time=result.auth_time)
+
     async def token_exchange(
         self, client: OAuthClient, *, form: Form, scopes: tuple[str, ...] | None, metadata: str
     ) -> TokenResponse:
@@ -112,6 +126,7 @@ class CoreBackend:
                 ttl_s=result.expires_in,
                 auth_time=auth_time,
                 access_token=result.access_token,
+                nonce=result.nonce,
             )
         return TokenResponse(
             access_token=result.access_token,

@@ -33,6 +33,14 @@ MAX_LENGTHS: Final[Mapping[str, int]] = {
     "token_type_hint": limits.MAX_KEYWORD_BYTES,
     "client_id": limits.MAX_CLIENT_ID_LENGTH,
     "client_secret": limits.MAX_CLIENT_SECRET_BYTES,
+    # The authorization code flow (token_service/api/http/authorize.py, RFC 6749 §4.1, RFC 7636).
+    "redirect_uri": limits.MAX_REDIRECT_URI_LENGTH,
+    "post_logout_redirect_uri": limits.MAX_REDIRECT_URI_LENGTH,
+    "id_token_hint": limits.MAX_TOKEN_BYTES,
+    "code": limits.MAX_CODE_LENGTH,
+    "code_verifier": limits.MAX_CODE_VERIFIER_LENGTH,
+    "state": limits.MAX_STATE_BYTES,
+    "nonce": limits.MAX_STATE_BYTES,
     # RFC 7523 client assertions (a Kubernetes service-account token) and RFC 8693 token exchange
     "client_assertion": limits.MAX_TOKEN_BYTES,
     "subject_token": limits.MAX_TOKEN_BYTES,

@@ -22,14 +22,19 @@ def server_metadata(
     confidential = [m.value for m in usable if m is not AuthMethod.NONE]
     doc: dict[str, Any] = {
         "issuer": issuer,
+        "authorization_endpoint": f"{base}/oauth2/authorize",
         "token_endpoint": f"{base}/oauth2/token",
         "revocation_endpoint": f"{base}/oauth2/revoke",
         "introspection_endpoint": f"{base}/oauth2/introspect",
         "userinfo_endpoint": f"{base}/oauth2/userinfo",
         "jwks_uri": f"{base}/.well-known/jwks.json",
         "grant_types_supported": [g.value for g in GrantType],
-        # No authorization endpoint: only direct grants, so no response type applies.
-        "response_types_supported": [],
+        # The authorization code flow only (OAuth 2.1: no implicit, no hybrid), PKCE S256 always.
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        # RFC 9207: every authorization response carries `iss` (mix-up attack defence).
+        "authorization_response_iss_parameter_supported": True,
         "token_endpoint_auth_methods_supported": methods,
         "revocation_endpoint_auth_methods_supported": methods,
         "introspection_endpoint_auth_methods_supported": confidential,
@@ -37,8 +42,21 @@ def server_metadata(
     }
     if openid:
         doc |= {
+            "end_session_endpoint": f"{base}/oauth2/logout",
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": [signing_alg],
-            "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "azp", "namespace"],
+            "prompt_values_supported": ["none", "login", "consent"],
+            "claims_supported": [
+                "iss",
+                "sub",
+                "aud",
+                "exp",
+                "iat",
+                "auth_time",
+                "nonce",
+                "at_hash",
+                "azp",
+                "namespace",
+            ],
         }
     return doc

@@ -2,7 +2,9 @@
 
 Routes::
 
-    POST /oauth2/token                          RFC 6749 §4.3 (password), §6 (refresh_token), RFC 8693
+    POST /oauth2/token                          RFC 6749 §4.1.3 (code), §4.3 (password), §6 (refresh), RFC 8693
+    GET  /oauth2/authorize, POST /oauth2/login, /oauth2/consent, GET|POST /oauth2/logout
+                                                the browser pages (token_service/api/http/authorize.py)
     POST /oauth2/revoke                         RFC 7009
     POST /oauth2/introspect                     RFC 7662
     GET|POST /oauth2/userinfo                   OpenID Connect Core §5.3
@@ -35,6 +37,7 @@ from starlette.routing import Route
 from native_iam import bearer
 from native_iam import scopes as scope_rules
 from native_iam.limits import MAX_TOKEN_BYTES
+from token_service.api.http.authorize import BrowserEndpoints
 from token_service.api.http.client_auth import authenticate_client
 from token_service.api.http.forms import Form, read_form
 from token_service.api.http.metadata import server_metadata
@@ -61,6 +64,7 @@ log = logging.getLogger(__name__)
 
 #: RFC 6749 §5.1: token responses must not be cached by anyone.
 NO_STORE: Final[Mapping[str, str]] = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_PUBLIC_5_MIN: Final[Mapping[str, str]] = {"Cache-Control": "public, max-age=300"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,10 @@ class OAuthBackend(Protocol):
 
     async def refresh_grant(
         self, client: OAuthClient, *, refresh_token: str, scopes: tuple[str, ...] | None, metadata: str
+    ) -> TokenResponse: ...
+
+    async def code_grant(
+        self, client: OAuthClient, *, code: str, redirect_uri: str | None, code_verifier: str | None, metadata: str
     ) -> TokenResponse: ...
 
     async def token_exchange(
@@ -286,6 +294,14 @@ class _Endpoints:
                 metadata=_metadata(request, address),
                 client_address=address,
             )
+        elif grant is GrantType.AUTHORIZATION_CODE:
+            call = self.backend.code_grant(
+                client,
+                code=form.require("code"),
+                redirect_uri=form.get("redirect_uri"),
+                code_verifier=form.get("code_verifier"),
+                metadata=_metadata(request, address),
+            )
         else:
             call = self.backend.refresh_grant(
                 client, refresh_token=form.require("refresh_token"), scopes=scopes, metadata=_metadata(request, address)
@@ -338,11 +354,11 @@ class _Endpoints:
 
     async def authorization_server(self, request: Request) -> Response:
         _endpoint(request, "metadata")
-        return _ok(request, self.metadata(openid=False), headers={"Cache-Control": "public, max-age=300"})
+        return _ok(request, self.metadata(openid=False), headers=_PUBLIC_5_MIN)
 
     async def openid_configuration(self, request: Request) -> Response:
         _endpoint(request, "metadata")
-        return _ok(request, self.metadata(openid=True), headers={"Cache-Control": "public, max-age=300"})
+        return _ok(request, self.metadata(openid=True), headers=_PUBLIC_5_MIN)
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -360,11 +376,13 @@ def create_app(
     backend: OAuthBackend,
     registry: CollectorRegistry,
     metrics: Metrics | None = None,
+    browser: BrowserEndpoints | None = None,
     assertions: ClientAssertions | None = None,
 ) -> Starlette:
     """The Starlette application serving every OAuth HTTP route; its metrics go into ``registry``.
 
     ``metrics`` are the service's own (shared with gRPC): database failures are counted there.
+    ``browser``: the authorization code flow's pages (authorize, login, consent, logout).
     ``assertions`` verify Kubernetes service-account client assertions (None: none accepted).
     """
     if not config.issuer or not config.client_secret_key:
@@ -381,6 +399,7 @@ def create_app(
         Route("/healthz", endpoints.healthz, methods=["GET"]),
         Route("/readyz", endpoints.readyz, methods=["GET"]),
     ]
+    routes += browser.routes() if browser is not None else []
     app = Starlette(routes=routes, exception_handlers={TokenServiceError: oauth_error_response})
     app.state.metrics = metrics
     app.state.requests_total = http_requests_counter(registry)

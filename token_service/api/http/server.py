@@ -18,6 +18,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 
 from native_iam.runtime.listen import bind_tcp
+from token_service.api.http.authorize import BrowserEndpoints
 from token_service.api.http.backend import CoreBackend
 from token_service.api.http.guard import GuardedHttpProtocol, HttpLimits
 from token_service.api.http.routes import HttpConfig, create_app
@@ -71,7 +72,8 @@ class HttpServer:
             CoreBackend(self.core, refresh_grace_s=self.refresh_grace_s),
             self.registry,
             self.core.metrics,
-            self.core.assertions,
+            browser=BrowserEndpoints(self.core, issuer=settings.issuer, trusted_proxies=settings.trusted_proxies),
+            assertions=self.core.assertions,
         )
         cut = http_connections_cut_counter(self.registry)
         limits = HttpLimits(
