@@ -20,6 +20,8 @@ ISSUER = "http://token.bench.native-iam.local"
 AUDIENCE = "native-iam"
 IDENTITY = "bench-admin"  # the bootstrap admin: policy `iam:admin`
 SCOPE = "iam:admin"
+#: The benchmark client's own scope policy (client_credentials grant).
+CLIENT_SCOPE = "bench:read"
 
 
 @dataclass
@@ -137,8 +139,9 @@ class Admin:
         )
 
     def create_client(self, client_id: str) -> str:
-        """A confidential client (client_secret_basic, password + refresh grants, no rotation, so
-        that one refresh token can be replayed by the load generator); returns its secret."""
+        """A confidential client (client_secret_basic, password + refresh + client_credentials
+        grants, no rotation, so that one refresh token can be replayed by the load generator; its
+        own policy CLIENT_SCOPE, never the admin's); returns its secret."""
         from native_iam.admin.v1 import admin_pb2
 
         answer = self.clients.CreateClient(
@@ -146,8 +149,9 @@ class Admin:
                 client_id=client_id,
                 name="benchmark",
                 token_endpoint_auth_method="client_secret_basic",
-                grant_types=["password", "refresh_token"],
+                grant_types=["password", "refresh_token", "client_credentials"],
                 rotate_refresh_tokens=False,
+                scopes=[CLIENT_SCOPE],
             ),
             metadata=self._metadata,
             timeout=30,

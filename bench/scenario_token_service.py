@@ -1,6 +1,6 @@
-"""Scenario 5: the token service's own throughput — password grant, refresh grant and central
-CheckAccess over gRPC and over HTTP, on SQLite and on PostgreSQL (with ``--redis``: each also with
-SYSTEM_CACHE_URL, side by side, and the ratios in the notes) — against the argon2id ceiling
+"""Scenario 5: the token service's own throughput — password, refresh and client_credentials grants
+and central CheckAccess over gRPC and over HTTP, on SQLite and on PostgreSQL (with ``--redis``: each
+also with SYSTEM_CACHE_URL, side by side, and the ratios in the notes) — against the argon2id ceiling
 (cores ÷ the time of one verify with the service's parameters, measured in the same run).
 
 Load: h2load with a fixed body (gRPC-framed protobuf, or an urlencoded form), so the load
@@ -212,9 +212,12 @@ def _http_cases(
 
         return check
 
+    # The workload path of issue 13: a secret and no password, so no argon2 (compare with refresh).
+    client_credentials = urllib.parse.urlencode({"grant_type": "client_credentials"})
     return [
         ("password grant", password.encode(), headers, usable(password, 1)),
         ("refresh grant", refresh.encode(), headers, usable(refresh, 2)),
+        ("client_credentials grant", client_credentials.encode(), headers, usable(client_credentials, 1)),
     ]
 
 

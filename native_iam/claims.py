@@ -26,6 +26,15 @@ TOKEN_USAGE: Final = "token_usage"
 NAMESPACE: Final = "namespace"  # absent for a global identity
 FAMILY: Final = "fam"  # refresh tokens only: id of the rotation family
 ACT: Final = "act"  # RFC 8693 §4.1: the actor of an exchanged token ({"sub": client id, "act": earlier})
+#: What kind of principal ``sub`` names. Absent: an identity (every token before issue 13, and
+#: every token of a password or refresh grant). ``"client"``: the OAuth client ``client_id``
+#: itself (client_credentials, RFC 6749 §4.4), whose ``sub`` equals ``client_id`` and which has
+#: no namespace. Without it a client named like an identity would be that identity to a
+#: verifier that reads ``sub`` alone (the sidecar's identity header, identity revocations).
+SUB_KIND: Final = "sub_kind"
+#: ``sub_kind`` values (:data:`SUB_KIND`); a verifier refuses any other value.
+IDENTITY_PRINCIPAL: Final = "identity"
+CLIENT_PRINCIPAL: Final = "client"
 
 #: The scope that lets an access token open the revocation feed (Feed.WatchRevocations), beside
 #: the static NATIVE_IAM_FEED_TOKEN: what a sidecar's workload token carries (docs/security.md).

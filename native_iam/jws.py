@@ -21,7 +21,9 @@ audience, since ``CheckAccessRequest`` carries none). Every rule lives here once
   exponent, no bool, no string; ``iss`` equal to the issuer; ``aud`` a non-empty string or a
   non-empty list of them; ``sub``, ``jti`` (at most 64 characters) non-empty printable strings;
   ``client_id``, ``namespace``, ``fam`` printable strings when present; ``scope`` a string and
-  ``scp`` a list of strings (or a string) when present. ``null`` is never "absent": it is the
+  ``scp`` a list of strings (or a string) when present; ``sub_kind`` absent (an identity) or
+  ``"client"`` with ``sub`` equal to ``client_id`` and no ``namespace`` (a client's own token),
+  so a client can never pass for an identity of the same name. ``null`` is never "absent": it is the
   wrong type. A token is valid from ``nbf - leeway`` (inclusive) until ``exp + leeway``
   (exclusive; RFC 7519 §4.1.4: "before" exp).
 
@@ -130,6 +132,9 @@ class Verified:
     nbf: int
     exp: int
     family: str | None
+    #: :data:`~native_iam.claims.IDENTITY_PRINCIPAL` or :data:`~native_iam.claims.CLIENT_PRINCIPAL`
+    #: (``sub`` is then the client id, equal to ``client_id``).
+    principal: str = names.IDENTITY_PRINCIPAL
 
 
 #: ``kid`` → (the key's algorithm, the prepared verification key), or None when unknown.
@@ -352,6 +357,9 @@ def _claims(payload: dict[str, Any], kid: str, usage: str, jti: str, rules: Rule
         and scopes is not None
     ):
         raise JwsError(Failure.MALFORMED, "the token lacks sub or jti, or has malformed claims", jti)
+    principal = _principal(payload, sub, client_id, namespace)
+    if principal is None:
+        raise JwsError(Failure.MALFORMED, "the token's sub_kind is malformed", jti)
     if now >= exp + rules.leeway_s:
         raise JwsError(Failure.EXPIRED, "the token expired", jti)
     if now + rules.leeway_s < nbf:
@@ -369,4 +377,16 @@ def _claims(payload: dict[str, Any], kid: str, usage: str, jti: str, rules: Rule
         nbf=nbf,
         exp=exp,
         family=family,
+        principal=principal,
     )
+
+
+def _principal(payload: dict[str, Any], sub: str, client_id: str, namespace: str) -> str | None:
+    """Who ``sub`` names (claims.SUB_KIND); None when malformed: an unknown kind, or a client
+    token whose ``sub`` is not its ``client_id`` or that names a namespace (fail closed)."""
+    if names.SUB_KIND not in payload:  # null is not "absent": the wrong type
+        return names.IDENTITY_PRINCIPAL
+    kind = payload[names.SUB_KIND]
+    if kind == names.CLIENT_PRINCIPAL and sub == client_id and not namespace:
+        return names.CLIENT_PRINCIPAL
+    return None

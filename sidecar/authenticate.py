@@ -172,6 +172,8 @@ class Authenticator:
                 namespace=principal.namespace,
                 kid=principal.kid,
                 iat=principal.iat,
+                client_id=principal.client_id,
+                principal=principal.principal,
             ),
         )
         if deny is not None:

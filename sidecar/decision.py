@@ -15,8 +15,9 @@ from typing import Any, NamedTuple
 
 from google.rpc import code_pb2
 
-from native_iam import bearer, jws
+from native_iam import bearer, claims, jws
 from native_iam.oauth.v1 import oauth_pb2
+from native_iam.revocation_subjects import names_identity
 
 from .keys import VerifyKey
 from .requirements import Rule
@@ -101,12 +102,15 @@ REVOCATION_STATUS: Mapping[int, int] = {
     RevocationReason.CLIENT_REVOKED: CheckStatus.TOKEN_DISABLED,
     RevocationReason.NAMESPACE_CUT: CheckStatus.TOKEN_NOT_FOUND,
     RevocationReason.AUTHORIZATION_CODE_REUSE: CheckStatus.TOKEN_DISABLED,
+    RevocationReason.CLIENT_DISABLED: CheckStatus.TOKEN_DISABLED,
+    RevocationReason.CLIENT_DELETED: CheckStatus.TOKEN_NOT_FOUND,
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """What a verified access token says."""
+    """What a verified access token says. ``identity`` is empty for a client's own token
+    (``principal`` CLIENT_PRINCIPAL, client_credentials): ``client_id`` is then the caller."""
 
     identity: str
     namespace: str
@@ -116,6 +120,7 @@ class Principal:
     client_id: str
     iat: float
     exp: float
+    principal: str = claims.IDENTITY_PRINCIPAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +213,8 @@ def verify(
     except _Retired:
         return _RETIRED_KEY
     return Principal(
-        identity=v.sub,
+        # A client's sub is a client id: never an identity name, whatever it spells.
+        identity=v.sub if names_identity(v.principal) else "",
         namespace=v.namespace,
         scopes=v.scopes,
         jti=v.jti,
@@ -216,6 +222,7 @@ def verify(
         client_id=v.client_id,
         iat=float(v.iat),
         exp=float(v.exp),
+        principal=v.principal,
     )
 
 

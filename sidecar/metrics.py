@@ -67,7 +67,7 @@ class Metrics:
         )
         self.revocations = Gauge(
             "native_iam_sidecar_revocation_cache_entries",
-            "Entries in the revocation cache by kind (token|identity|namespace|key).",
+            "Entries in the revocation cache by kind (token|identity|namespace|key|client).",
             ["kind"],
             multiprocess_mode="max",
             **kw,
@@ -117,7 +117,7 @@ class Metrics:
         self.deny = {r: self.decisions.labels("deny", r.value) for r in Reason}
         self.hit = self.cache_lookups.labels("hit")
         self.miss = self.cache_lookups.labels("miss")
-        for kind in ("token", "identity", "namespace", "key"):
+        for kind in ("token", "identity", "namespace", "key", "client"):
             self.revocations.labels(kind)
         for result in WORKLOAD_TOKEN_RESULTS:
             self.workload_token_fetches.labels(result)

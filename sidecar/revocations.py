@@ -1,7 +1,7 @@
 """The revocation cache and the ``Feed.WatchRevocations`` client that fills it.
 
-The cache holds revoked ``jti`` until their expiry, per-identity and per-namespace cut-off
-instants (tokens issued at or before a cut-off are dead), each with its reason, and retired keys:
+The cache holds revoked ``jti`` until their expiry, per-identity, per-OAuth-client and
+per-namespace cut-off instants (tokens issued at or before a cut-off are dead), each with its reason, and retired keys:
 every token a retired key signed is dead whatever its ``iat`` (whoever holds a compromised key
 writes any ``iat`` they like), and the key store is told to drop the key at once. Events are
 applied in order and idempotently: an event at or below the cursor is skipped, and a subject keeps
@@ -28,9 +28,18 @@ from typing import Any, Protocol
 
 import grpc
 
+from native_iam import claims
 from native_iam.limits import MAX_SUBSCRIBER_BYTES
 from native_iam.oauth.v1 import feed_pb2
-from native_iam.revocation_subjects import IDENTITY_DELETION, IDENTITY_STATE, identity_slot
+from native_iam.revocation_subjects import (
+    CLIENT_DELETION,
+    CLIENT_STATE,
+    IDENTITY_DELETION,
+    IDENTITY_STATE,
+    client_slot,
+    identity_slot,
+    names_identity,
+)
 
 from ._jti_table import JtiTable
 
@@ -53,6 +62,8 @@ DESCRIPTIONS: dict[int, str] = {
     Reason.CLIENT_REVOKED: "the token was revoked by its client",
     Reason.NAMESPACE_CUT: "the namespace's tokens were revoked",
     Reason.AUTHORIZATION_CODE_REUSE: "the tokens of a reused authorization code were revoked",
+    Reason.CLIENT_DISABLED: "the token's client was disabled",
+    Reason.CLIENT_DELETED: "the token's client was deleted",
 }
 
 
@@ -72,9 +83,11 @@ class _Sets:
     identities: dict[tuple[str, str, str], Entry] = field(default_factory=dict)
     namespaces: dict[str, Entry] = field(default_factory=dict)
     keys: dict[str, Entry] = field(default_factory=dict)
+    #: By (client_id, CLIENT_DELETION or CLIENT_STATE).
+    clients: dict[tuple[str, str], Entry] = field(default_factory=dict)
 
     def size(self) -> int:
-        return len(self.tokens) + len(self.identities) + len(self.namespaces) + len(self.keys)
+        return len(self.tokens) + len(self.identities) + len(self.namespaces) + len(self.keys) + len(self.clients)
 
 
 class RevocationCache:
@@ -112,8 +125,23 @@ class RevocationCache:
         """Seconds since the last message from the feed (infinite before the first)."""
         return self._clock() - self.last_message_at
 
-    def lookup(self, *, jti: str, identity: str, namespace: str, kid: str, iat: float) -> int | None:
-        """The revocation reason that kills this token, or None when it is alive."""
+    def lookup(
+        self,
+        *,
+        jti: str,
+        identity: str,
+        namespace: str,
+        kid: str,
+        iat: float,
+        client_id: str = "",
+        principal: str = claims.IDENTITY_PRINCIPAL,
+    ) -> int | None:
+        """The revocation reason that kills this token, or None when it is alive.
+
+        ``principal`` is the token's ``sub_kind``: IDENTITY events apply only when ``identity``
+        names an identity (:func:`~native_iam.revocation_subjects.names_identity`); CLIENT events
+        apply by ``client_id`` whatever the subject.
+        """
         sets = self._sets
         retired = sets.keys.get(kid)
         if retired is not None:
@@ -123,14 +151,22 @@ class RevocationCache:
         reason = sets.tokens.get(jti)
         if reason == Reason.TOKEN_DELETED:
             return reason
-        # A deleted identity's token is TOKEN_NOT_FOUND at CheckAccess even when the token itself
-        # was disabled or the name's current identity is disabled: the deletion answers first.
-        deleted = sets.identities.get((namespace, identity, IDENTITY_DELETION))
-        if deleted is not None and iat <= deleted.cutoff_unix:
-            return deleted.reason
+        # A deleted identity's (or client's) token is TOKEN_NOT_FOUND at CheckAccess even when the
+        # token itself was disabled or the name's current identity is disabled: deletions answer first.
+        person = names_identity(principal)
+        for deleted in (
+            sets.identities.get((namespace, identity, IDENTITY_DELETION)) if person else None,
+            sets.clients.get((client_id, CLIENT_DELETION)) if client_id and sets.clients else None,
+        ):
+            if deleted is not None and iat <= deleted.cutoff_unix:
+                return deleted.reason
         if reason is not None:
             return reason
-        for entry in (sets.identities.get((namespace, identity, IDENTITY_STATE)), sets.namespaces.get(namespace)):
+        for entry in (
+            sets.identities.get((namespace, identity, IDENTITY_STATE)) if person else None,
+            sets.clients.get((client_id, CLIENT_STATE)) if client_id and sets.clients else None,
+            sets.namespaces.get(namespace),
+        ):
             if entry is not None and iat <= entry.cutoff_unix:
                 return entry.reason
         return None
@@ -142,6 +178,7 @@ class RevocationCache:
             "identity": len(s.identities),
             "namespace": len(s.namespaces),
             "key": len(s.keys),
+            "client": len(s.clients),
         }
 
     # ---- writing (feed thread) ----
@@ -205,7 +242,7 @@ class RevocationCache:
         with self._lock:
             sets = self._sets
             removed += sets.tokens.prune(now_unix)
-            for table in (sets.identities, sets.namespaces, sets.keys):
+            for table in (sets.identities, sets.namespaces, sets.keys, sets.clients):
                 dead = [k for k, e in table.items() if 0 < e.expires_unix < now_unix]
                 for k in dead:
                     del table[k]
@@ -233,9 +270,11 @@ def _apply_one(sets: _Sets, r: Any) -> bool:
         table, key = sets.namespaces, r.namespace
     elif target == Target.KEY:
         table, key = sets.keys, r.kid
+    elif target == Target.CLIENT:
+        table, key = sets.clients, (r.client_id, client_slot(r.reason))
     else:
         return False  # REVOCATION_TARGET_UNSPECIFIED: ignore, as feed.proto says
-    if not key or (target == Target.IDENTITY and not r.identity):
+    if not key or (target == Target.IDENTITY and not r.identity) or (target == Target.CLIENT and not r.client_id):
         return False
     current = table.get(key)
     if current is not None and current.sequence > r.sequence:

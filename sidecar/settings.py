@@ -136,6 +136,13 @@ class Settings:
     jti_header: str = setting(
         "NATIVE_IAM_JTI_HEADER", "upstream header with the token's `jti`; empty disables", "x-native-iam-jti"
     )
+    client_header: str = setting(
+        "NATIVE_IAM_CLIENT_HEADER",
+        "upstream header with the token's OAuth client (`client_id`); for a client's own token"
+        " (client_credentials) it names the caller, and the identity and namespace headers are"
+        " removed; empty disables",
+        "x-native-iam-client",
+    )
     strip_token: bool = setting(
         "NATIVE_IAM_STRIP_TOKEN", "remove the token header before the request reaches the workload", False
     )
@@ -288,6 +295,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         namespace_header=_header(env, "NATIVE_IAM_NAMESPACE_HEADER", d.namespace_header),
         scopes_header=_header(env, "NATIVE_IAM_SCOPES_HEADER", d.scopes_header),
         jti_header=_header(env, "NATIVE_IAM_JTI_HEADER", d.jti_header),
+        client_header=_header(env, "NATIVE_IAM_CLIENT_HEADER", d.client_header),
         strip_token=env.boolean("NATIVE_IAM_STRIP_TOKEN", d.strip_token),
         forward_timeout_s=env.number("NATIVE_IAM_FORWARD_TIMEOUT_S", d.forward_timeout_s, low=0.1),
         max_token_bytes=env.integer("NATIVE_IAM_MAX_TOKEN_BYTES", d.max_token_bytes, low=256),

@@ -67,7 +67,13 @@ class Verdicts:
         self._s = settings
         self.identity_headers = tuple(
             h
-            for h in (settings.identity_header, settings.namespace_header, settings.scopes_header, settings.jti_header)
+            for h in (
+                settings.identity_header,
+                settings.namespace_header,
+                settings.scopes_header,
+                settings.jti_header,
+                settings.client_header,
+            )
             if h
         )
         # Anonymous routes never forward identity headers a client made up.
@@ -83,13 +89,22 @@ class Verdicts:
             (s.namespace_header, p.namespace),
             (s.scopes_header, scopes),
             (s.jti_header, p.jti),
+            # The token's client; for a client's own token (client_credentials) the caller, whose
+            # identity header stays empty (removed): a client never passes for an identity.
+            (s.client_header, p.client_id),
         )
         headers = tuple((name, value) for name, value in values if name and value)
         # An identity header with no value is removed: a client-sent one never reaches the upstream.
         remove = tuple(name for name, value in values if name and not value)
         if s.strip_token:
             remove += (s.token_header,)
-        metadata = {"identity": p.identity, "namespace": p.namespace, "scopes": scopes, "jti": p.jti}
+        metadata = {
+            "identity": p.identity,
+            "namespace": p.namespace,
+            "scopes": scopes,
+            "jti": p.jti,
+            "client_id": p.client_id,
+        }
         return Allow(headers, remove, metadata)
 
     def deny(self, d: Deny) -> Denial:

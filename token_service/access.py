@@ -1,14 +1,17 @@
 """CheckAccess: is this access token valid now, and does it carry the required scopes?
 
 The token service answers from its database (the record may be deleted or disabled, its
-identity deleted, disabled or cut off by a policy change); sidecars answer the same question
-locally from the JWKS and the revocation feed, with the same statuses.
+identity deleted, disabled or cut off by a policy change, its OAuth client deleted or
+disabled); sidecars answer the same question locally from the JWKS and the revocation feed,
+with the same statuses.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from native_iam import claims as claim_names
 from token_service.core import Core
@@ -17,7 +20,7 @@ from token_service.requested_scopes import requested_scopes
 from token_service.store import tokens
 from token_service.tokens import TokenClaims
 
-__all__ = ["AccessGranted", "check_access", "verify_access_token"]
+__all__ = ["AccessGranted", "ClientState", "check_access", "client_state", "verify_access_token"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,18 +44,46 @@ async def verify_access_token(core: Core, access_token: str) -> TokenClaims:
     generation = core.checks.generation
     claims = core.codec.verify(access_token, now, usage=claim_names.ACCESS_TOKEN)
     row = await core.store.run_read(tokens.for_check, claims.jti)
-    if row is None:
-        raise TokenNotFound()
-    if row.identity_row is None:
+    if row is None or claims.is_client != (row.identity_id is None):
+        raise TokenNotFound()  # a client token must have no identity, an identity's token one
+    # Deletions answer first (identity, then client), as at the sidecar.
+    if not claims.is_client and row.identity_row is None:
         raise TokenNotFound("the token's identity was deleted")
+    client = client_state(core, claims, row)
+    if client is ClientState.DELETED:
+        raise TokenNotFound("the token's client was deleted")
     if row.state != "active":
         raise TokenDisabled()
-    if not row.active:
+    if not claims.is_client and not row.active:
         raise TokenDisabled("the token's identity is disabled")
-    if row.policy_cutoff_at is not None and claims.iat <= row.policy_cutoff_at:
+    if client is ClientState.DISABLED:
+        raise TokenDisabled("the token's client is disabled")
+    if not claims.is_client and row.policy_cutoff_at is not None and claims.iat <= row.policy_cutoff_at:
         raise TokenDisabled("the identity's policy changed after the token was issued")
     core.checks.put(access_token, claims, generation, now)
     return claims
+
+
+class ClientState(enum.Enum):
+    """What the token's OAuth client (its ``client_id`` claim) says about the token."""
+
+    LIVE = "live"
+    DISABLED = "disabled"
+    DELETED = "deleted"
+
+
+def client_state(core: Core, claims: TokenClaims, row: Any) -> ClientState:
+    """The client's verdict from ``row``'s ``client_id``/``client_row``/``client_enabled``/
+    ``client_created_at`` (store.tokens.for_check): the stored token's client, the one it was
+    issued to, read from the row like everything else here. The gRPC API's own client id has no
+    row and never revokes. A token issued (``iat``) before the client's registration belongs to an
+    earlier client of that id, deleted since: registration waits for the second after a deletion
+    (:func:`token_service.admin.clients.create_client`), so the comparison cannot misread."""
+    if row.client_id == core.settings.grpc_client_id:
+        return ClientState.LIVE
+    if row.client_row is None or claims.iat < int(row.client_created_at):
+        return ClientState.DELETED
+    return ClientState.LIVE if row.client_enabled else ClientState.DISABLED
 
 
 async def check_access(core: Core, *, access_token: str, scopes: Iterable[str] = ()) -> AccessGranted:

@@ -60,12 +60,15 @@ class AuthMethod(enum.StrEnum):
 
 
 class GrantType(enum.StrEnum):
-    """Grant types the token endpoint implements (Identify's "allow password flow"/"allow refresh token")."""
+    """Grant types the token endpoint implements (Identify's "allow password flow"/"allow refresh
+    token", and RFC 6749 §4.4 client credentials). RFC 8414 ``grant_types_supported`` lists them."""
 
     PASSWORD = "password"
     REFRESH_TOKEN = "refresh_token"
     #: RFC 6749 §4.1 with PKCE (RFC 7636, S256) always required, as OAuth 2.1 does.
     AUTHORIZATION_CODE = "authorization_code"
+    #: RFC 6749 §4.4: the client's own token, scopes from its scope policy. Confidential clients only.
+    CLIENT_CREDENTIALS = "client_credentials"
     #: RFC 8693: a user's access token exchanged for one for a downstream audience (delegation).
     TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 
@@ -86,6 +89,10 @@ class OAuthClient:
     (``NATIVE_IAM_AUDIENCE``). TTLs of None mean the service defaults. ``rotate_refresh_tokens``
     defaults to on for public clients (RFC 9700 §2.2.2) and off for confidential ones.
     ``introspect_all_tokens`` is the introspection permission (a resource server's): see
+    :meth:`may_introspect`. ``scopes`` is the client's own scope policy (issue 13; the grammar
+    of an identity's: exact scopes, ``prefix:*``, ``*``): what a client_credentials grant may
+    give it. A client that is not ``enabled`` authenticates nowhere and its tokens are revoked
+    (:mod:`token_service.revocations`).
     :meth:`may_introspect`. ``exchange_audiences`` are the audiences the client may exchange a
     user's token for (RFC 8693 ``audience``/``resource``; migration 0140); empty: none.
 
@@ -108,6 +115,8 @@ class OAuthClient:
     redirect_uris: tuple[str, ...] = ()
     post_logout_redirect_uris: tuple[str, ...] = ()
     first_party: bool = False
+    scopes: tuple[str, ...] = ()
+    enabled: bool = True
     exchange_audiences: tuple[str, ...] = ()
     created_at: int = field(default=0, compare=False)
 
@@ -145,6 +154,7 @@ def new_client(
     redirect_uris: Iterable[str] = (),
     post_logout_redirect_uris: Iterable[str] = (),
     first_party: bool = False,
+    scopes: Iterable[str] = (),
     exchange_audiences: Iterable[str] = (),
     created_at: int = 0,
 ) -> tuple[OAuthClient, str | None]:
@@ -157,6 +167,9 @@ def new_client(
         raise ClientError(str(exc)) from exc
     if introspect_all_tokens and method is AuthMethod.NONE:
         raise ClientError("a public client may not introspect tokens, so it cannot hold the introspection permission")
+    if GrantType.CLIENT_CREDENTIALS in grants and method is AuthMethod.NONE:
+        # RFC 6749 §4.4: only a client that can authenticate may obtain a token as itself.
+        raise ClientError("a public client may not use the client_credentials grant")
     for name_, ttl in (("access_token_ttl_s", access_token_ttl_s), ("refresh_token_ttl_s", refresh_token_ttl_s)):
         if ttl is not None and ttl <= 0:
             raise ClientError(f"{name_} must be a positive number of seconds")
@@ -185,6 +198,7 @@ def new_client(
         redirect_uris=redirects,
         post_logout_redirect_uris=logout_redirects,
         first_party=first_party,
+        scopes=tuple(sorted(set(scopes))),
         exchange_audiences=exchange,
         created_at=created_at,
     )

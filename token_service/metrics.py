@@ -52,8 +52,8 @@ class Metrics:
         r = self.registry
         self.grants = Counter(
             "native_iam_grants_total",
-            "Token grant outcomes, by grant (password, refresh_token, authorization_code, token_exchange) and seed"
-            " status (OK or the refusal reason).",
+            "Token grant outcomes, by grant (password, refresh_token, authorization_code, client_credentials,"
+            " token_exchange) and seed status (OK or the refusal reason).",
             ["grant", "status"],
             registry=r,
         )

@@ -1,7 +1,7 @@
 """Making tokens dead: the only writer of "dead" state and of revocation feed events.
 
-Every change that makes tokens unacceptable (a disabled or deleted token or identity, a narrowed
-policy, a retired key, refresh-token reuse, RFC 7009 revocation, a password change) is one
+Every change that makes tokens unacceptable (a disabled or deleted token, identity or OAuth
+client, a narrowed policy, a retired key, refresh-token reuse, RFC 7009 revocation, a password change) is one
 function here. Each writes the state change *and* its feed event in the caller's transaction, so
 a sidecar learns of exactly what changed, no more and no fewer, and the two never disagree.
 
@@ -12,6 +12,7 @@ The functions run on a sync ``Connection``: the grant paths call them inside
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypeVar
 
 from sqlalchemy.engine import Connection
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from native_iam.oauth.v1 import feed_pb2
 from token_service.errors import NotFound
-from token_service.store import identities, keys, tokens
+from token_service.store import clients, identities, keys, tokens
 from token_service.store import revocations as feed_log
 from token_service.store.revocations import Event
 from token_service.store.tokens import TokenMatch
@@ -30,12 +31,14 @@ __all__ = [
     "Target",
     "TokenMatch",
     "cut_policy",
+    "delete_client",
     "delete_identity",
     "delete_token",
     "disable_tokens",
     "expires",
     "last_deletion_cutoff",
     "retire_key",
+    "set_client_enabled",
     "set_identity_active",
     "set_token_active",
 ]
@@ -158,19 +161,64 @@ def cut_policy(conn: Connection, identity_id: int, namespace: str, name: str, no
 
 
 async def last_deletion_cutoff(
-    conn: AsyncConnection, namespace: str, name: str, now: float, max_token_ttl_s: int
+    conn: AsyncConnection, namespace: str, name: str, now: float, max_token_ttl_s: int, *, client: bool = False
 ) -> int | None:
-    """The cut-off of a deletion of this identity name in the last second, if any."""
-    return await feed_log.latest_cutoff(
-        conn,
-        target=Target.IDENTITY,
-        reason=Reason.IDENTITY_DELETED,
-        namespace=namespace,
-        identity=name,
-        # A deletion in the last second has a cut-off of at least int(now) - 1, so it expires
-        # at or after this: the bound lets the expires_unix index skip every older event.
-        expiring_from=expires(int(now) - 1, max_token_ttl_s),
+    """The cut-off of a deletion of this identity name (``client``: of this OAuth client id,
+    ``name``) in the last second, if any."""
+    subject = (
+        {"target": Target.CLIENT, "reason": Reason.CLIENT_DELETED, "client_id": name}
+        if client
+        else {"target": Target.IDENTITY, "reason": Reason.IDENTITY_DELETED, "namespace": namespace, "identity": name}
     )
+    # A deletion in the last second has a cut-off of at least int(now) - 1, so it expires
+    # at or after this: the bound lets the expires_unix index skip every older event.
+    return await feed_log.latest_cutoff(conn, **subject, expiring_from=expires(int(now) - 1, max_token_ttl_s))
+
+
+# --- OAuth clients ----------------------------------------------------------------------------
+#
+# A CLIENT event covers every token whose ``client_id`` claim is the client (its own
+# client_credentials tokens and the identities' tokens it obtained). The token service itself
+# reads the client's row at CheckAccess (store.tokens.for_check): a missing row or one created
+# after the token's iat (a client registered again under the id) is a deleted client; a disabled
+# row is a disabled client. ``now`` is read under the client's row lock (clients.locked), after
+# every grant that share-locked it (clients.for_grant) has committed.
+
+
+def _client_event(reason: int, client_id: str, cutoff: int, max_token_ttl_s: int, lifted: bool = False) -> Event:
+    return Event(
+        target=Target.CLIENT,
+        reason=reason,
+        client_id=client_id,
+        cutoff_unix=cutoff,
+        expires_unix=expires(cutoff, max_token_ttl_s),
+        lifted=lifted,
+    )
+
+
+def set_client_enabled(
+    conn: Connection, client_id: str, enabled: bool, clock: Callable[[], float], max_token_ttl_s: int
+) -> None:
+    """Enable or disable a client; disabling cuts every token with its ``client_id`` issued until
+    now (read from ``clock`` under the row lock), enabling lifts that cut. Nothing when unchanged."""
+    current = clients.locked(conn, client_id)
+    if current is None:
+        raise NotFound(f"client {client_id!r} not found")
+    if current.enabled == enabled:
+        return
+    now = clock()
+    clients.set_enabled_sync(conn, client_id, enabled)
+    event = _client_event(Reason.CLIENT_DISABLED, client_id, int(now), max_token_ttl_s, lifted=enabled)
+    feed_log.append(conn, [event], now)
+
+
+def delete_client(conn: Connection, client_id: str, clock: Callable[[], float], max_token_ttl_s: int) -> None:
+    """Delete a client: every token with its ``client_id`` issued until now is dead for good."""
+    if clients.locked(conn, client_id) is None:
+        raise NotFound(f"client {client_id!r} not found")
+    now = clock()
+    clients.delete_sync(conn, client_id)
+    feed_log.append(conn, [_client_event(Reason.CLIENT_DELETED, client_id, int(now), max_token_ttl_s)], now)
 
 
 # --- keys -------------------------------------------------------------------------------------

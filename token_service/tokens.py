@@ -55,6 +55,19 @@ class TokenClaims:
     exp: int
     kid: str
     family: str | None = None
+    #: ``claims.IDENTITY_PRINCIPAL`` or ``claims.CLIENT_PRINCIPAL`` (``sub`` is the client id).
+    principal: str = claims.IDENTITY_PRINCIPAL
+
+    @property
+    def is_client(self) -> bool:
+        """A client's own token (client_credentials): it names no identity."""
+        return self.principal == claims.CLIENT_PRINCIPAL
+
+    @property
+    def identity(self) -> str:
+        """The identity the token names: ``sub``, or "" for a client's own token (whose ``sub``
+        is a client id, never to be read as an identity of the same name)."""
+        return "" if self.is_client else self.sub
 
 
 class TokenCodec:
@@ -92,9 +105,12 @@ class TokenCodec:
         exp: int,
         family: str | None = None,
         act: Mapping[str, Any] | None = None,
+        principal: str = claims.IDENTITY_PRINCIPAL,
     ) -> tuple[str, str]:
         """Return ``(token, kid)`` for the claims given; ``usage`` picks the ``typ`` header;
-        ``act`` is the actor of an exchanged token (RFC 8693 §4.1)."""
+        ``act`` is the actor of an exchanged token (RFC 8693 §4.1). ``principal``
+        CLIENT_PRINCIPAL marks a client's own token (``sub_kind``); an identity's token carries
+        no ``sub_kind``, as before issue 13."""
         key = self.keys.signing_key()
         payload: dict[str, Any] = {
             "iss": self.issuer,
@@ -114,6 +130,8 @@ class TokenCodec:
             payload[claims.FAMILY] = family
         if act is not None:
             payload[claims.ACT] = dict(act)
+        if principal != claims.IDENTITY_PRINCIPAL:
+            payload[claims.SUB_KIND] = principal
         typ = claims.ACCESS_TOKEN_TYP if usage == claims.ACCESS_TOKEN else claims.REFRESH_TOKEN_TYP
         token = jwt.encode(payload, key.private, algorithm=key.alg, headers={"kid": key.kid, "typ": typ})
         return token, key.kid
@@ -153,4 +171,5 @@ class TokenCodec:
             exp=verified.exp,
             kid=verified.kid,
             family=verified.family,
+            principal=verified.principal,
         )

@@ -124,7 +124,13 @@ def test_client_supplied_identity_headers_are_dropped_before_ext_authz(config: d
     assert names.index("envoy.filters.http.header_mutation") < names.index(EXT_AUTHZ)
     mutation = _listener(config, "ingress")["http_filters"][names.index("envoy.filters.http.header_mutation")]
     removed = {m["remove"] for m in mutation["typed_config"]["mutations"]["request_mutations"]}
-    assert removed == {"x-native-iam-identity", "x-native-iam-namespace", "x-native-iam-scopes", "x-native-iam-jti"}
+    assert removed == {
+        "x-native-iam-identity",
+        "x-native-iam-namespace",
+        "x-native-iam-scopes",
+        "x-native-iam-jti",
+        "x-native-iam-client",
+    }
 
 
 def test_routes_carry_scopes_in_both_forms(config: dict[str, Any]) -> None:

@@ -315,3 +315,30 @@ def test_jti_travels_with_claim_failures(signer: Signer) -> None:
     with pytest.raises(JwsError) as raised:
         jws.verify(signer.sign(claims(exp=NOW - 1)), lookup(signer), RULES, NOW)
     assert raised.value.failure is Failure.EXPIRED and raised.value.jti == "j1"
+
+
+# ---- sub_kind (issue 13): a client's own token never passes for an identity ----
+
+
+def test_token_without_sub_kind_names_an_identity(signer: Signer) -> None:
+    """Every token before issue 13 (and every password/refresh grant's) names an identity."""
+    assert jws.verify(signer.sign(claims()), lookup(signer), RULES, NOW).principal == "identity"
+
+
+def test_client_token_names_its_client(signer: Signer) -> None:
+    """sub_kind client with sub == client_id and no namespace: a client's own token."""
+    token = signer.sign(claims(sub="svc", client_id="svc", namespace=..., sub_kind="client"))
+    v = jws.verify(token, lookup(signer), RULES, NOW)
+    assert (v.principal, v.sub, v.client_id, v.namespace) == ("client", "svc", "svc", "")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"sub_kind": "identity"}, {"sub_kind": "robot"}, {"sub_kind": None}, {"sub_kind": 1},
+     {"sub_kind": "client", "sub": "alice", "client_id": "svc", "namespace": ...},
+     {"sub_kind": "client", "sub": "svc", "client_id": "svc", "namespace": "shop"}],
+    ids=["explicit-identity", "unknown", "null", "number", "sub-not-client-id", "with-namespace"],
+)  # fmt: skip
+def test_malformed_sub_kind_is_refused(signer: Signer, changes: dict[str, Any]) -> None:
+    """Fail closed: any sub_kind but "client" (in a client token's exact shape) is malformed."""
+    assert failure(signer.sign(claims(**changes)), signer) is Failure.MALFORMED

@@ -125,6 +125,7 @@ def test_allow_sets_identity_headers(rig: Rig, issuer: Issuer) -> None:
         "x-native-iam-namespace": "shop",
         "x-native-iam-scopes": "b:x orders:read",
         "x-native-iam-jti": "j1",
+        "x-native-iam-client": "test-client",
     }
 
 
@@ -138,7 +139,7 @@ def test_allow_sets_dynamic_metadata(rig: Rig, issuer: Issuer) -> None:
     """Identity, namespace, scopes and jti are emitted as dynamic metadata for logs and RBAC."""
     response = rig.check(issuer.mint("alice", "a:b", jti="j2"))
     md = dict(response.dynamic_metadata)
-    assert md == {"identity": "alice", "namespace": "shop", "scopes": "a:b", "jti": "j2"}
+    assert md == {"identity": "alice", "namespace": "shop", "scopes": "a:b", "jti": "j2", "client_id": "test-client"}
 
 
 def test_global_identity_removes_namespace_header(rig: Rig, issuer: Issuer) -> None:
@@ -423,6 +424,22 @@ def test_duplicate_raw_token_headers_are_400(rig: Rig, issuer: Issuer) -> None:
     """Two Authorization headers in header_map are a malformed request, never a choice of one."""
     response = parse_response(rig.grpc.check_sync(_raw_request(f"Bearer {issuer.mint()}", f"Bearer {issuer.mint()}")))
     assert _denied(response)[0] == 400
+
+
+def test_client_token_names_the_client_never_an_identity(rig: Rig, issuer: Issuer) -> None:
+    """A client's own token (sub_kind client) whose sub spells an identity's name: the identity and
+    namespace headers are removed (not forwarded from the client), the client header names it."""
+    token = issuer.mint("test-client", "a:b", namespace=None, jti="j3", sub_kind="client")
+    response = rig.check(token, headers={"x-native-iam-identity": "test-client"})
+    assert response.status.code == code_pb2.OK
+    assert _headers(response.ok_response.headers) == {
+        "x-native-iam-scopes": "a:b",
+        "x-native-iam-jti": "j3",
+        "x-native-iam-client": "test-client",
+    }
+    removed = set(response.ok_response.headers_to_remove)
+    assert {"x-native-iam-identity", "x-native-iam-namespace"} <= removed
+    assert dict(response.dynamic_metadata)["identity"] == ""
 
 
 def test_route_table_decides_and_unmatched_is_403_route_unmatched(issuer: Issuer, tmp_path: Any) -> None:

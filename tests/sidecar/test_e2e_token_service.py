@@ -223,6 +223,37 @@ def test_token_service_stopped_valid_tokens_pass_until_bound_then_503(tmp_path: 
             assert late.status_code == 503 and late.json()["error"] == "temporarily_unavailable"
 
 
+def test_client_credentials_token_reaches_upstream_then_denied_within_one_second_of_disable(
+    real: Stack, http: httpx.Client
+) -> None:
+    """A client_credentials token from the token service's HTTP endpoint passes Envoy: the app sees
+    the client (x-native-iam-client), no identity; Clients.SetClientEnabled(false) → denied within 1 s."""
+    stub, metadata = real.admin("Clients")
+    created = stub.CreateClient(
+        admin_pb2.CreateClientRequest(client_id="alice", grant_types=["client_credentials"], scopes=["orders:*"]),
+        metadata=metadata,
+        timeout=10,
+    )
+    response = httpx.post(
+        f"{real.http_url}/oauth2/token",
+        data={"grant_type": "client_credentials", "scope": "orders:read"},
+        auth=("alice", created.client_secret),
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    token = response.json()["access_token"]
+    r = http.get("/orders/7", headers=bearer(token))
+    assert r.status_code == 200, r.text
+    headers = r.json()["headers"]
+    assert headers["x-native-iam-client"] == "alice" and "x-native-iam-identity" not in headers
+    stub.SetClientEnabled(admin_pb2.SetClientEnabledRequest(client_id="alice", enabled=False), metadata=metadata)
+    started = time.monotonic()
+    while http.get("/orders/7", headers=bearer(token)).status_code == 200:
+        assert time.monotonic() - started < 1.0, "still allowed 1 s after the admin disabled the client"
+        time.sleep(0.01)
+    assert http.get("/orders/7", headers=bearer(token)).json()["error"] == "invalid_token"
+
+
 def test_exchanged_token_passes_the_sidecar_and_dies_with_its_user_within_one_second(tmp_path: Path) -> None:
     """RFC 8693: a workload exchanges alice's token for audience "orders"; B's sidecar allows it as
     alice; disabling alice (the IDENTITY cut-off by sub + namespace + iat) denies it within 1 s."""

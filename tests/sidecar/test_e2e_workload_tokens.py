@@ -25,13 +25,7 @@ from ..conftest import require_tool
 from . import _stack
 from .test_e2e_token_service import ISSUER, _admin_token, bearer, token_service
 
-pytestmark = [
-    pytest.mark.envoy,
-    pytest.mark.skipif(
-        "scopes" not in admin_pb2.CreateClientRequest.DESCRIPTOR.fields_by_name,
-        reason="needs issue 13 part A (client_credentials and client scope policies; branch cc)",
-    ),
-]
+pytestmark = pytest.mark.envoy
 
 #: Service account (namespace shop) → its OAuth client, and what the client may have.
 CLIENTS = {

@@ -327,3 +327,60 @@ def test_watchdog_gives_a_new_stream_time_after_an_outage(feed: FeedServer) -> N
             stop.set()
             ticker.join()
             client.stop()
+
+
+# --- OAuth clients (issue 13): target CLIENT, by client_id, two subjects per id ---------------
+
+
+def _client_lookup(cache: RevocationCache, client_id: str = "svc", iat: float = 100, **kw: str) -> int | None:
+    fields = {"jti": "j", "identity": "", "namespace": "", "kid": "k1", "principal": "client", **kw}
+    return cache.lookup(iat=iat, client_id=client_id, **fields)  # type: ignore[arg-type]
+
+
+def test_client_cutoff_kills_every_token_with_its_client_id() -> None:
+    """CLIENT_DISABLED kills tokens whose client_id is the client with iat <= cut-off: its own
+    tokens and identities' tokens it obtained; another client's and later tokens pass."""
+    cache = synced_cache()
+    cache.apply(_events(revocation(1, T.CLIENT, R.CLIENT_DISABLED, client_id="svc", cutoff_unix=100)))
+    assert _client_lookup(cache) == R.CLIENT_DISABLED
+    assert cache.lookup(jti="j", identity="alice", namespace="shop", kid="k1", iat=100, client_id="svc") == (
+        R.CLIENT_DISABLED
+    )
+    assert _client_lookup(cache, iat=101) is None and _client_lookup(cache, client_id="other") is None
+
+
+def test_client_deletion_outlives_a_lifted_disable_of_the_recreated_client() -> None:
+    """A client id's deletion cut-off is never withdrawn by the enable of a client registered later."""
+    cache = synced_cache()
+    cache.apply(
+        _events(
+            revocation(1, T.CLIENT, R.CLIENT_DELETED, client_id="svc", cutoff_unix=100),
+            revocation(2, T.CLIENT, R.CLIENT_DISABLED, client_id="svc", cutoff_unix=110),
+            revocation(3, T.CLIENT, R.CLIENT_DISABLED, client_id="svc", cutoff_unix=111, lifted=True),
+        )
+    )
+    assert _client_lookup(cache, iat=100) == R.CLIENT_DELETED
+    assert _client_lookup(cache, iat=105) is None  # the new client's token: its disable was lifted
+
+
+def test_identity_events_never_touch_a_client_token_of_the_same_name() -> None:
+    """A client's own token (principal client) whose sub spells an identity's name is not killed by
+    that identity's deletion; the identity's token is not killed by the client's… unless its
+    client_id is that client."""
+    cache = synced_cache()
+    cache.apply(
+        _events(
+            revocation(1, T.IDENTITY, R.IDENTITY_DELETED, namespace="", identity="svc", cutoff_unix=100),
+            revocation(2, T.CLIENT, R.CLIENT_DELETED, client_id="other", cutoff_unix=100),
+        )
+    )
+    assert _client_lookup(cache, identity="svc") is None
+    identity_token = {"jti": "j", "identity": "svc", "namespace": "", "kid": "k1", "iat": 100}
+    assert cache.lookup(**identity_token, client_id="web") == R.IDENTITY_DELETED  # type: ignore[arg-type]
+
+
+def test_client_event_without_client_id_is_ignored() -> None:
+    """A CLIENT event naming no client is malformed: ignored, nothing revoked."""
+    cache = synced_cache()
+    cache.apply(_events(revocation(1, T.CLIENT, R.CLIENT_DISABLED, cutoff_unix=100)))
+    assert _client_lookup(cache, client_id="") is None and cache.size()["client"] == 0

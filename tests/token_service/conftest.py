@@ -23,7 +23,9 @@ import pytest
 
 from native_iam.oauth.v1 import feed_pb2_grpc, oauth_pb2_grpc
 from token_service.admin import ensure_identity
+from token_service.admin.clients import create_client
 from token_service.app import TokenServiceApp
+from token_service.clients import OAuthClient, new_client
 from token_service.core import Core
 from token_service.testing import settings_for_tests
 
@@ -200,3 +202,10 @@ async def add_identity(
 ) -> None:
     """Create an identity with a password and a policy (test helper)."""
     await ensure_identity(core, namespace, name, password, policy)
+
+
+async def add_client(core: Core, client_id: str, **options: Any) -> tuple[OAuthClient, str | None]:
+    """Register an OAuth client (``options``: :func:`token_service.clients.new_client`'s); the
+    registered client and its secret (test helper)."""
+    client, secret = new_client(client_id, server_key=core.client_secret_key, **options)
+    return await create_client(core, client), secret

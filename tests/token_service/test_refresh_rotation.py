@@ -8,13 +8,19 @@ import pytest
 from sqlalchemy import select
 
 from native_iam.oauth.v1 import feed_pb2
-from tests.token_service.conftest import add_identity
+from tests.token_service.conftest import add_client, add_identity
 from token_service.core import Core
 from token_service.errors import TokenDisabled
 from token_service.grants import ClientContext, create_token_with_password, refresh_access_token
 from token_service.store.tables import revocations, tokens
 
 ROTATING = ClientContext(client_id="app", rotate_refresh_tokens=True, reuse_grace_s=5)
+
+
+@pytest.fixture(autouse=True)
+async def _app_client(core: Core) -> None:
+    """ROTATING's client is registered: a grant needs its client's row (issue 13)."""
+    await add_client(core, "app")
 
 
 async def test_rotation_returns_new_refresh_token_with_same_scopes_and_family(core: Core) -> None:

@@ -60,8 +60,9 @@ async def trusted_redirect(params: Mapping[str, str], clients: ClientStore) -> t
     """The client and the redirect URI errors may go to; :class:`UntrustedRedirect` when either is not good."""
     client_id = params.get("client_id")
     client = await clients.get_client(client_id) if client_id else None
-    if client is None:
-        raise UntrustedRedirect("unknown application (client_id)")
+    if client is None or not client.enabled:
+        # A disabled client (issue 13) is refused like an unknown one: no redirect to it.
+        raise UntrustedRedirect("unknown or disabled application (client_id)")
     redirect_uri = params.get("redirect_uri")
     if redirect_uri is None:
         # OAuth 2.1 §4.1.1 allows omitting it with one registered URI; requiring it keeps the

@@ -1,5 +1,6 @@
-"""``native-iam admin clients create|list|get|delete|set-redirects|consents|revoke-consent``: OAuth
-clients and the consents users gave them, through the admin gRPC API.
+"""``native-iam admin clients create|list|get|delete|enable|disable|set-scopes|set-redirects|
+consents|revoke-consent``: OAuth clients and the consents users gave them, through the admin gRPC
+API.
 
 Plugged into :mod:`token_service.cli.admin` (same ``--url``, ``--token``, ``--json``): this module
 only defines the ``clients`` sub-commands, builds their requests and renders their tables. A new
@@ -76,6 +77,12 @@ def add_parser(sub: Any) -> None:
     revoke.add_argument("--namespace", default="", help="the identity's namespace (default: global)")
     revoke.add_argument("--client", default="", help="only this client (default: every client)")
     create.add_argument(
+        "--scope",
+        action="append",
+        default=[],
+        help="scope policy entry for client_credentials (scope, prefix:* or *), repeatable (default: none)",
+    )
+    create.add_argument(
         "--exchange-audience",
         action="append",
         default=[],
@@ -84,9 +91,14 @@ def add_parser(sub: Any) -> None:
     )
     commands.add_parser("list", help="list clients")
     commands.add_parser("get", help="show one client").add_argument("client_id")
-    commands.add_parser("delete", help="delete a client (its tokens stay valid until revoked or expired)").add_argument(
+    commands.add_parser("delete", help="delete a client and revoke every token it obtained").add_argument("client_id")
+    commands.add_parser("enable", help="enable a client (its tokens revoked by disable pass again)").add_argument(
         "client_id"
     )
+    commands.add_parser("disable", help="disable a client and revoke every token it obtained").add_argument("client_id")
+    scopes = commands.add_parser("set-scopes", help="replace a client's scope policy (client_credentials)")
+    scopes.add_argument("client_id")
+    scopes.add_argument("scopes", nargs="*", help="policy entries (scope, prefix:* or *); none clears it")
 
 
 def _redirect_arguments(parser: argparse.ArgumentParser) -> None:
@@ -110,6 +122,7 @@ def dispatch(stub: admin_pb2_grpc.ClientsStub, kw: dict[str, Any], args: argpars
             access_token_ttl_s=args.access_token_ttl,
             refresh_token_ttl_s=args.refresh_token_ttl,
             introspect_all_tokens=args.introspect_all,
+            scopes=args.scope,
             redirect_uris=args.redirect_uri,
             post_logout_redirect_uris=args.post_logout_redirect_uri,
             first_party=args.first_party,
@@ -141,6 +154,12 @@ def dispatch(stub: admin_pb2_grpc.ClientsStub, kw: dict[str, Any], args: argpars
         return stub.ListClients(pb.ListClientsRequest(), **kw), lambda r, out: _table(list(r.clients), out)
     if args.command == "get":
         return stub.GetClient(pb.ClientRef(client_id=args.client_id), **kw), lambda r, out: _table([r], out)
+    if args.command in ("enable", "disable"):
+        request = pb.SetClientEnabledRequest(client_id=args.client_id, enabled=args.command == "enable")
+        return stub.SetClientEnabled(request, **kw), lambda r, out: _table([r], out)
+    if args.command == "set-scopes":
+        request = pb.SetClientScopesRequest(client_id=args.client_id, scopes=args.scopes)
+        return stub.SetClientScopes(request, **kw), lambda r, out: _table([r], out)
     return stub.DeleteClient(pb.ClientRef(client_id=args.client_id), **kw), _deleted
 
 
@@ -159,6 +178,8 @@ _COLUMNS = (
     "REFRESH_TTL",
     "ROTATE",
     "INTROSPECT",
+    "ENABLED",
+    "SCOPES",
     "FIRST_PARTY",
     "EXCHANGE_AUDIENCES",
     "NAME",
@@ -175,6 +196,8 @@ def _row(client: pb.OAuthClient) -> list[str]:
         str(client.refresh_token_ttl_s or "(default)"),
         "yes" if client.rotate_refresh_tokens else "no",
         "all" if client.introspect_all_tokens else "own",
+        "yes" if client.enabled else "no",
+        ",".join(client.scopes) or "-",
         "yes" if client.first_party else "no",
         ",".join(client.exchange_audiences) or "-",
         client.name or "-",

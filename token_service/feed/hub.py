@@ -65,6 +65,7 @@ def _message(row: Any) -> feed_pb2.Revocation:
         cutoff_unix=row.cutoff_unix,
         expires_unix=row.expires_unix,
         lifted=bool(row.lifted),
+        client_id=row.client_id,
     )
 
 

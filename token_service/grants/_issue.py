@@ -11,10 +11,12 @@ from sqlalchemy.engine import Connection
 from native_iam import claims
 from token_service.clients import GrantType, OAuthClient
 from token_service.core import Core
+from token_service.errors import InvalidClient
+from token_service.store import clients as stored_clients
 from token_service.store import tokens as stored_tokens
 from token_service.tokens import new_jti, token_hash
 
-__all__ = ["ClientContext", "IssuedTokens", "client_context", "issue"]
+__all__ = ["ClientContext", "IssuedTokens", "client_context", "issue", "live_client"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,9 @@ class ClientContext:
     #: With rotation: a spent token presented again within this many seconds gets a fresh pair
     #: (concurrent retries); later, the whole family is revoked.
     reuse_grace_s: float = 5.0
+    #: When the client was registered (Unix seconds): a refresh token issued before belongs to an
+    #: earlier, deleted client of the same id (token_service.access.client_state).
+    created_at: int = 0
 
 
 def client_context(client: OAuthClient, reuse_grace_s: float) -> ClientContext:
@@ -49,6 +54,7 @@ def client_context(client: OAuthClient, reuse_grace_s: float) -> ClientContext:
         issue_refresh_token=client.allows(GrantType.REFRESH_TOKEN),
         rotate_refresh_tokens=client.rotate_refresh_tokens,
         reuse_grace_s=reuse_grace_s,
+        created_at=client.created_at,
     )
 
 
@@ -75,8 +81,8 @@ def issue(
     core: Core,
     conn: Connection,
     *,
-    identity_id: int,
-    identity_uid: str,
+    identity_id: int | None,
+    identity_uid: str | None,
     namespace: str,
     identity: str,
     scopes: Sequence[str],
@@ -90,14 +96,23 @@ def issue(
     refresh_scopes: Sequence[str] | None = None,
     act: Mapping[str, Any] | None = None,
     subject_jti: str | None = None,
+    principal: str = claims.IDENTITY_PRINCIPAL,
 ) -> IssuedTokens:
     """Sign an access token (and a refresh token when ``with_refresh``) and store their rows.
 
     ``refresh_scopes`` (default: ``scopes``) are the new refresh token's scopes: a rotation that
     narrows the access token keeps the refresh token's old scopes (RFC 6749 §6). ``act`` and
     ``subject_jti`` are a token exchange's (RFC 8693): the actor claim, and the exchanged
-    token's jti, kept as the new access token's ``parent_jti``.
+    token's jti, kept as the new access token's ``parent_jti``. ``principal`` CLIENT_PRINCIPAL:
+    the client's own token (client_credentials; ``identity_id`` None).
+
+    An OAuth client's row is share-locked and must still be there and enabled (else
+    :class:`InvalidClient`): a grant authenticated just before the client was disabled or deleted
+    must not issue a token the revocation's cut-off (taken under the row lock) misses.
     """
+    client_token = principal == claims.CLIENT_PRINCIPAL
+    if client is not None and not client_token:  # client_credentials locked it already (its policy)
+        live_client(conn, client.client_id)
     s = core.settings
     client_id = client.client_id if client else s.grpc_client_id
     audience = (client.audiences if client and client.audiences else None) or (s.audience,)
@@ -122,7 +137,7 @@ def issue(
     access_token, kid = core.codec.sign(
         usage=claims.ACCESS_TOKEN,
         jti=access_jti,
-        sub=identity,
+        sub=client_id if client_token else identity,  # RFC 9068 §2.2: a client's own token
         namespace=namespace,
         scopes_=scopes,
         client_id=client_id,
@@ -130,6 +145,7 @@ def issue(
         iat=iat,
         exp=iat + access_ttl,
         act=act,
+        principal=principal,
     )
     refresh_jti = new_jti() if with_refresh else None
     family = family_id or refresh_jti
@@ -185,3 +201,12 @@ def issue(
         refresh_token=refresh_token,
         refresh_jti=refresh_jti,
     )
+
+
+def live_client(conn: Connection, client_id: str) -> Any:
+    """The client's grant row (enabled, created_at, scopes), share-locked; InvalidClient when it
+    was deleted or disabled since the request authenticated it."""
+    row = stored_clients.for_grant(conn, client_id)
+    if row is None or not row.enabled:
+        raise InvalidClient("the client is disabled or was deleted")
+    return row

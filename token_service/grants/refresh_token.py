@@ -85,11 +85,19 @@ async def _bound_client(core: Core, claims: TokenClaims, authenticated: ClientCo
     if authenticated is not None:
         if claims.client_id != authenticated.client_id:
             raise TokenInvalid("refresh token was issued to another client", reason="client_mismatch")
+        if claims.iat < authenticated.created_at:
+            # Issued to an earlier client of this id, deleted since: never revived (issue 13).
+            raise TokenInvalid("refresh token was issued to another client", reason="client_recreated")
         return authenticated
     if claims.client_id == core.settings.grpc_client_id:
         return None
     registered = await core.clients.get_client(claims.client_id)
-    if registered is None or not registered.allows(GrantType.REFRESH_TOKEN):
+    if (
+        registered is None
+        or not registered.enabled
+        or claims.iat < registered.created_at
+        or not registered.allows(GrantType.REFRESH_TOKEN)
+    ):
         raise TokenInvalid("the refresh token's client may no longer refresh tokens", reason="client_unknown")
     if not registered.is_public:
         raise TokenInvalid(

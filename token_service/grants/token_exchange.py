@@ -120,6 +120,9 @@ async def exchange_token(
     narrowed = None if scopes is None else requested_scopes(scopes)
     targets = _targets(client, audiences)
     subject = await verify_access_token(core, subject_token)
+    if subject.is_client:
+        # A client_credentials token (sub_kind client) names no user to act for (issue 13).
+        raise TokenInvalid("the subject token is a client's own token, not a user's", reason="client_subject")
     if narrowed is not None and not set(narrowed) <= set(subject.scopes):
         raise ScopeNotGranted("an exchange may not widen the subject token's scopes")
     ttl = client.access_token_ttl_s or core.settings.access_token_ttl_s

@@ -10,7 +10,7 @@ from native_iam import claims as claim_names
 from token_service.access import verify_access_token
 from token_service.clients import OAuthClient
 from token_service.core import Core
-from token_service.errors import InvalidClient, TokenServiceError
+from token_service.errors import InvalidClient, NotFound, TokenServiceError
 from token_service.oauth._verify import verified_or_none
 from token_service.store import identities, tokens
 from token_service.tokens import TokenClaims, token_hash
@@ -36,7 +36,6 @@ async def introspect(core: Core, client: OAuthClient, token: str) -> Mapping[str
     info: dict[str, Any] = {
         "scope": " ".join(claims.scopes),
         "client_id": claims.client_id,
-        "username": claims.sub,
         "sub": claims.sub,
         "aud": claims.audience[0] if len(claims.audience) == 1 else list(claims.audience),
         "iss": core.settings.issuer,
@@ -48,6 +47,10 @@ async def introspect(core: Core, client: OAuthClient, token: str) -> Mapping[str
     }
     if claims.usage == claim_names.ACCESS_TOKEN:
         info["token_type"] = "Bearer"
+    if claims.is_client:
+        info[claim_names.SUB_KIND] = claims.principal  # no "username": no resource owner
+    else:
+        info["username"] = claims.sub
     if claims.namespace:
         info[claim_names.NAMESPACE] = claims.namespace
     return info
@@ -60,7 +63,21 @@ async def _refresh_token_active(core: Core, claims: TokenClaims, token: str) -> 
             return False
         if record.token_hash is None or not hmac.compare_digest(record.token_hash, token_hash(token)):
             return False
-        return bool(await identities.is_active(conn, record.identity_id, record.identity_uid))
+        if not await identities.is_active(conn, record.identity_id, record.identity_uid):
+            return False
+    return await _client_live(core, claims)
+
+
+async def _client_live(core: Core, claims: TokenClaims) -> bool:
+    """A refresh token's client still there, enabled, and the one it was issued to (as
+    access.client_state decides for access tokens)."""
+    if claims.client_id == core.settings.grpc_client_id:
+        return True
+    try:
+        client = await core.clients.get(claims.client_id)
+    except NotFound:
+        return False
+    return client.enabled and claims.iat >= client.created_at
 
 
 def _resource_audience(claims: TokenClaims) -> tuple[str, ...]:

@@ -20,6 +20,10 @@ async def userinfo(core: Core, access_token: str) -> Mapping[str, Any]:
     except GrantError as exc:
         # The same statuses as CheckAccess, in RFC 6750 words for a bearer-token endpoint.
         raise InvalidBearerToken(exc.message) from exc
+    if claims.is_client:
+        # A client_credentials token names a client, not an end-user: nothing for userinfo to
+        # say (its grant refuses openid too; this guards tokens whatever their scopes).
+        raise InsufficientScope("the access token names a client, not an end-user", claims=claims)
     if OPENID not in claims.scopes:
         raise InsufficientScope("the access token was not issued for the openid scope", claims=claims)
     info: dict[str, Any] = {"sub": claims.sub, "preferred_username": claims.sub}

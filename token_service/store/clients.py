@@ -13,7 +13,8 @@ import time
 from typing import Any, Final
 
 from cachetools import TTLCache
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row, bindparam, delete, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,7 +23,17 @@ from token_service.errors import AlreadyExists, NotFound
 from token_service.store.db import Store
 from token_service.store.tables import oauth_clients, server_secrets
 
-__all__ = ["CACHE_TTL_S", "ClientRepository", "oauth_clients", "server_secrets"]
+__all__ = [
+    "CACHE_TTL_S",
+    "ClientRepository",
+    "delete_sync",
+    "for_grant",
+    "locked",
+    "oauth_clients",
+    "server_secrets",
+    "set_enabled_sync",
+    "set_scopes_sync",
+]
 
 #: Seconds a client definition may be served from this process's cache.
 CACHE_TTL_S: Final = 5.0
@@ -46,9 +57,59 @@ def _row_to_client(row: object) -> OAuthClient:
         redirect_uris=tuple(json.loads(m["redirect_uris"])),
         post_logout_redirect_uris=tuple(json.loads(m["post_logout_redirect_uris"])),
         first_party=bool(m["first_party"]),
+        scopes=tuple(m["scopes"].split()),
+        enabled=bool(m["enabled"]),
         exchange_audiences=tuple(json.loads(m["exchange_audiences"])),
         created_at=int(m["created_at"]),
     )
+
+
+_FOR_GRANT = (
+    select(oauth_clients.c.enabled, oauth_clients.c.created_at, oauth_clients.c.scopes)
+    .where(oauth_clients.c.client_id == bindparam("client_id"))
+    .with_for_update(read=True)
+)
+_LOCKED = select(oauth_clients).where(oauth_clients.c.client_id == bindparam("client_id")).with_for_update()
+
+
+# --- grant path (sync) ----------------------------------------------------------------------
+
+
+def for_grant(conn: Connection, client_id: str) -> Row[Any] | None:
+    """The client's (enabled, created_at, scopes), share-locked until the grant commits.
+
+    As :func:`token_service.store.identities.for_grant` for identities: "disable the client" and
+    "issue a token to it" serialize on PostgreSQL, so either the disable's cut-off covers the
+    new token or the grant sees the client disabled. SQLite serializes writers anyway.
+    """
+    return conn.execute(_FOR_GRANT, {"client_id": client_id}).first()
+
+
+# --- administration (sync: in the transaction that also writes the revocation) --------------
+
+
+def locked(conn: Connection, client_id: str) -> OAuthClient | None:
+    """The client under its row lock (PostgreSQL), or None."""
+    row = conn.execute(_LOCKED, {"client_id": client_id}).first()
+    return None if row is None else _row_to_client(row)
+
+
+def set_scopes_sync(conn: Connection, client_id: str, scopes: tuple[str, ...]) -> bool:
+    """Replace the client's scope policy; False when there is no such client."""
+    result = conn.execute(
+        update(oauth_clients).where(oauth_clients.c.client_id == client_id).values(scopes=" ".join(scopes))
+    )
+    return result.rowcount > 0
+
+
+def set_enabled_sync(conn: Connection, client_id: str, enabled: bool) -> None:
+    conn.execute(update(oauth_clients).where(oauth_clients.c.client_id == client_id).values(enabled=enabled))
+
+
+def delete_sync(conn: Connection, client_id: str) -> bool:
+    """Delete the client's row; False when there was none."""
+    result = conn.execute(delete(oauth_clients).where(oauth_clients.c.client_id == client_id))
+    return result.rowcount > 0
 
 
 class ClientRepository:
@@ -69,8 +130,9 @@ class ClientRepository:
         self._cache[client_id] = client
         return client
 
-    async def create(self, client: OAuthClient) -> OAuthClient:
-        created = dataclasses.replace(client, created_at=int(time.time()))
+    async def create(self, client: OAuthClient, now: float | None = None) -> OAuthClient:
+        """Insert ``client``, created ``now`` (default: the wall clock); AlreadyExists when taken."""
+        created = dataclasses.replace(client, created_at=int(time.time() if now is None else now))
         try:
             async with self.store.write() as conn:
                 await conn.execute(insert(oauth_clients).values(**_values(created)))
@@ -120,12 +182,9 @@ class ClientRepository:
             raise NotFound(f"client {client_id!r} not found")
         return _row_to_client(row)
 
-    async def delete(self, client_id: str) -> None:
-        async with self.store.write() as conn:
-            result = await conn.execute(delete(oauth_clients).where(oauth_clients.c.client_id == client_id))
+    def forget(self, client_id: str) -> None:
+        """Drop the cached definition after a change made through this process (seen at once here)."""
         self._cache.pop(client_id, None)
-        if result.rowcount == 0:
-            raise NotFound(f"client {client_id!r} not found")
 
 
 async def _client_row(conn: AsyncConnection, client_id: str) -> Row[Any] | None:
@@ -147,6 +206,8 @@ def _values(client: OAuthClient) -> dict[str, object]:
         "redirect_uris": json.dumps(list(client.redirect_uris)),
         "post_logout_redirect_uris": json.dumps(list(client.post_logout_redirect_uris)),
         "first_party": client.first_party,
+        "scopes": " ".join(client.scopes),
+        "enabled": client.enabled,
         "exchange_audiences": json.dumps(list(client.exchange_audiences)),
         "created_at": float(client.created_at),
     }

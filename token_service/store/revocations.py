@@ -51,6 +51,7 @@ class Event:
     kid: str = ""
     cutoff_unix: int = 0
     lifted: bool = False
+    client_id: str = ""
 
 
 def append(conn: Connection, new: Sequence[Event], now: float) -> list[int]:
@@ -77,6 +78,7 @@ def append(conn: Connection, new: Sequence[Event], now: float) -> list[int]:
             "cutoff_unix": e.cutoff_unix,
             "expires_unix": e.expires_unix,
             "lifted": e.lifted,
+            "client_id": e.client_id,
             "created_at": now,
         }
         for i, e in enumerate(new)
@@ -121,7 +123,14 @@ async def compacted_through(conn: AsyncConnection) -> int:
 
 
 async def latest_cutoff(
-    conn: AsyncConnection, *, target: int, reason: int, namespace: str, identity: str, expiring_from: int
+    conn: AsyncConnection,
+    *,
+    target: int,
+    reason: int,
+    namespace: str = "",
+    identity: str = "",
+    client_id: str = "",
+    expiring_from: int,
 ) -> int | None:
     """The largest ``cutoff_unix`` of the subject's (target, reason) events expiring at or after
     ``expiring_from`` (a bound that lets the ``expires_unix`` index skip older events)."""
@@ -133,6 +142,7 @@ async def latest_cutoff(
                 revocations.c.reason == reason,
                 revocations.c.namespace == namespace,
                 revocations.c.identity == identity,
+                revocations.c.client_id == client_id,
             )
         )
     ).scalar()

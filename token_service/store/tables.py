@@ -104,7 +104,9 @@ tokens = Table(
     metadata,
     Column("jti", String(64), primary_key=True),
     Column("usage", String(16), nullable=False),
-    Column("identity_id", Integer, nullable=False),
+    #: NULL for a client's own token (client_credentials, ``sub_kind`` client; migration 0130):
+    #: it names no identity, and ``namespace``/``identity`` are then empty.
+    Column("identity_id", Integer, nullable=True),
     #: The identity's ``uid`` when the token was issued; NULL (never matches) for tokens that the
     #: migration could not attribute to the identity now holding their id.
     Column("identity_uid", String(32), nullable=True),
@@ -164,6 +166,8 @@ revocations = Table(
     Column("expires_unix", BigInteger, nullable=False),
     Column("lifted", Boolean, nullable=False, server_default=false()),
     Column("created_at", Float, nullable=False),
+    #: Target CLIENT (migration 0130): the OAuth client whose tokens the event is about.
+    Column("client_id", String(MAX_CLIENT_ID_LENGTH), nullable=False, server_default=""),
     Index(None, "expires_unix"),
 )
 
@@ -214,6 +218,10 @@ oauth_clients = Table(
     Column("post_logout_redirect_uris", Text, nullable=False, server_default="[]"),
     #: The service's own application: no consent page (migration 0150).
     Column("first_party", Boolean, nullable=False, server_default=false()),
+    #: The client's scope policy (migration 0130): space-separated grants, as ``policies.grants``.
+    Column("scopes", Text, nullable=False, server_default=""),
+    #: False: the client authenticates nowhere and its tokens are revoked (migration 0130).
+    Column("enabled", Boolean, nullable=False, server_default=true()),
     #: JSON list: audiences the client may exchange a user's token for (RFC 8693; migration 0140).
     Column("exchange_audiences", Text, nullable=False, server_default="[]"),
 )

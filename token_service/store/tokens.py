@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from token_service.store.db import delete_batch
-from token_service.store.tables import identities, policies, tokens
+from token_service.store.tables import identities, oauth_clients, policies, tokens
 
 __all__ = [
     "TOKEN_IDENTITY",
@@ -57,8 +57,22 @@ _REFRESH_RECORD = (
 _RECORD = select(tokens).where(tokens.c.jti == bindparam("jti"))
 _RECORD_LOCKED = _RECORD.with_for_update(of=tokens)
 _FOR_CHECK = (
-    select(tokens.c.state, identities.c.id.label("identity_row"), identities.c.active, identities.c.policy_cutoff_at)
-    .select_from(tokens.outerjoin(identities, TOKEN_IDENTITY))
+    select(
+        tokens.c.state,
+        tokens.c.identity_id,
+        tokens.c.client_id,
+        identities.c.id.label("identity_row"),
+        identities.c.active,
+        identities.c.policy_cutoff_at,
+        oauth_clients.c.client_id.label("client_row"),
+        oauth_clients.c.enabled.label("client_enabled"),
+        oauth_clients.c.created_at.label("client_created_at"),
+    )
+    .select_from(
+        tokens.outerjoin(identities, TOKEN_IDENTITY).outerjoin(
+            oauth_clients, oauth_clients.c.client_id == tokens.c.client_id
+        )
+    )
     .where(tokens.c.jti == bindparam("jti"))
 )
 _INSERT = tokens.insert()
@@ -87,7 +101,8 @@ async def record_async(conn: AsyncConnection, jti: str) -> Row[Any] | None:
 
 
 def for_check(conn: Connection, jti: str) -> Row[Any] | None:
-    """What CheckAccess needs: token state plus its identity's state (NULLs when deleted)."""
+    """What CheckAccess needs: token state plus its identity's and its client's state (NULLs
+    when deleted; ``identity_id`` NULL for a client's own token)."""
     return conn.execute(_FOR_CHECK, {"jti": jti}).first()
 
 

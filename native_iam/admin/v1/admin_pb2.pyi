@@ -235,7 +235,7 @@ class ClientRef(_message.Message):
     def __init__(self, client_id: _Optional[str] = ...) -> None: ...
 
 class OAuthClient(_message.Message):
-    __slots__ = ("client_id", "name", "token_endpoint_auth_method", "grant_types", "audiences", "access_token_ttl_s", "refresh_token_ttl_s", "rotate_refresh_tokens", "created_unix", "introspect_all_tokens", "redirect_uris", "post_logout_redirect_uris", "first_party", "require_pkce", "exchange_audiences")
+    __slots__ = ("client_id", "name", "token_endpoint_auth_method", "grant_types", "audiences", "access_token_ttl_s", "refresh_token_ttl_s", "rotate_refresh_tokens", "created_unix", "introspect_all_tokens", "scopes", "enabled", "redirect_uris", "post_logout_redirect_uris", "first_party", "require_pkce", "exchange_audiences")
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TOKEN_ENDPOINT_AUTH_METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -246,6 +246,8 @@ class OAuthClient(_message.Message):
     ROTATE_REFRESH_TOKENS_FIELD_NUMBER: _ClassVar[int]
     CREATED_UNIX_FIELD_NUMBER: _ClassVar[int]
     INTROSPECT_ALL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_FIELD_NUMBER: _ClassVar[int]
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
     REDIRECT_URIS_FIELD_NUMBER: _ClassVar[int]
     POST_LOGOUT_REDIRECT_URIS_FIELD_NUMBER: _ClassVar[int]
     FIRST_PARTY_FIELD_NUMBER: _ClassVar[int]
@@ -261,15 +263,17 @@ class OAuthClient(_message.Message):
     rotate_refresh_tokens: bool
     created_unix: int
     introspect_all_tokens: bool
+    scopes: _containers.RepeatedScalarFieldContainer[str]
+    enabled: bool
     redirect_uris: _containers.RepeatedScalarFieldContainer[str]
     post_logout_redirect_uris: _containers.RepeatedScalarFieldContainer[str]
     first_party: bool
     require_pkce: bool
     exchange_audiences: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, client_id: _Optional[str] = ..., name: _Optional[str] = ..., token_endpoint_auth_method: _Optional[str] = ..., grant_types: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., access_token_ttl_s: _Optional[int] = ..., refresh_token_ttl_s: _Optional[int] = ..., rotate_refresh_tokens: _Optional[bool] = ..., created_unix: _Optional[int] = ..., introspect_all_tokens: _Optional[bool] = ..., redirect_uris: _Optional[_Iterable[str]] = ..., post_logout_redirect_uris: _Optional[_Iterable[str]] = ..., first_party: _Optional[bool] = ..., require_pkce: _Optional[bool] = ..., exchange_audiences: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, client_id: _Optional[str] = ..., name: _Optional[str] = ..., token_endpoint_auth_method: _Optional[str] = ..., grant_types: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., access_token_ttl_s: _Optional[int] = ..., refresh_token_ttl_s: _Optional[int] = ..., rotate_refresh_tokens: _Optional[bool] = ..., created_unix: _Optional[int] = ..., introspect_all_tokens: _Optional[bool] = ..., scopes: _Optional[_Iterable[str]] = ..., enabled: _Optional[bool] = ..., redirect_uris: _Optional[_Iterable[str]] = ..., post_logout_redirect_uris: _Optional[_Iterable[str]] = ..., first_party: _Optional[bool] = ..., require_pkce: _Optional[bool] = ..., exchange_audiences: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateClientRequest(_message.Message):
-    __slots__ = ("client_id", "name", "token_endpoint_auth_method", "grant_types", "audiences", "access_token_ttl_s", "refresh_token_ttl_s", "rotate_refresh_tokens", "introspect_all_tokens", "redirect_uris", "post_logout_redirect_uris", "first_party", "exchange_audiences")
+    __slots__ = ("client_id", "name", "token_endpoint_auth_method", "grant_types", "audiences", "access_token_ttl_s", "refresh_token_ttl_s", "rotate_refresh_tokens", "introspect_all_tokens", "scopes", "redirect_uris", "post_logout_redirect_uris", "first_party", "exchange_audiences")
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TOKEN_ENDPOINT_AUTH_METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -279,6 +283,7 @@ class CreateClientRequest(_message.Message):
     REFRESH_TOKEN_TTL_S_FIELD_NUMBER: _ClassVar[int]
     ROTATE_REFRESH_TOKENS_FIELD_NUMBER: _ClassVar[int]
     INTROSPECT_ALL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_FIELD_NUMBER: _ClassVar[int]
     REDIRECT_URIS_FIELD_NUMBER: _ClassVar[int]
     POST_LOGOUT_REDIRECT_URIS_FIELD_NUMBER: _ClassVar[int]
     FIRST_PARTY_FIELD_NUMBER: _ClassVar[int]
@@ -292,11 +297,12 @@ class CreateClientRequest(_message.Message):
     refresh_token_ttl_s: int
     rotate_refresh_tokens: bool
     introspect_all_tokens: bool
+    scopes: _containers.RepeatedScalarFieldContainer[str]
     redirect_uris: _containers.RepeatedScalarFieldContainer[str]
     post_logout_redirect_uris: _containers.RepeatedScalarFieldContainer[str]
     first_party: bool
     exchange_audiences: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, client_id: _Optional[str] = ..., name: _Optional[str] = ..., token_endpoint_auth_method: _Optional[str] = ..., grant_types: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., access_token_ttl_s: _Optional[int] = ..., refresh_token_ttl_s: _Optional[int] = ..., rotate_refresh_tokens: _Optional[bool] = ..., introspect_all_tokens: _Optional[bool] = ..., redirect_uris: _Optional[_Iterable[str]] = ..., post_logout_redirect_uris: _Optional[_Iterable[str]] = ..., first_party: _Optional[bool] = ..., exchange_audiences: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, client_id: _Optional[str] = ..., name: _Optional[str] = ..., token_endpoint_auth_method: _Optional[str] = ..., grant_types: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., access_token_ttl_s: _Optional[int] = ..., refresh_token_ttl_s: _Optional[int] = ..., rotate_refresh_tokens: _Optional[bool] = ..., introspect_all_tokens: _Optional[bool] = ..., scopes: _Optional[_Iterable[str]] = ..., redirect_uris: _Optional[_Iterable[str]] = ..., post_logout_redirect_uris: _Optional[_Iterable[str]] = ..., first_party: _Optional[bool] = ..., exchange_audiences: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateClientResponse(_message.Message):
     __slots__ = ("client", "client_secret")
@@ -319,6 +325,22 @@ class ListClientsResponse(_message.Message):
 class DeleteClientResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class SetClientScopesRequest(_message.Message):
+    __slots__ = ("client_id", "scopes")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    scopes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, client_id: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SetClientEnabledRequest(_message.Message):
+    __slots__ = ("client_id", "enabled")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    enabled: bool
+    def __init__(self, client_id: _Optional[str] = ..., enabled: _Optional[bool] = ...) -> None: ...
 
 class SetClientRedirectUrisRequest(_message.Message):
     __slots__ = ("client_id", "redirect_uris", "post_logout_redirect_uris", "first_party")

@@ -760,9 +760,13 @@ class ClientsStub:
     """--- OAuth clients (issue 3) ------------------------------------------------------------------
 
     The OAuth 2.0 clients of the HTTP token endpoint (POST /oauth2/token, /revoke, /introspect).
-    Deleting a client does not revoke the tokens issued to it (revoke them through Tokens); it
-    stops further grants, refreshes and revocations by that client at once on the replica that
-    served the call and within 5 seconds on the others.
+    Disabling or deleting a client revokes every token whose `client_id` is the client (its
+    client_credentials tokens and the tokens identities obtained through it) through the
+    revocation feed, like disabling or deleting an identity: CheckAccess, introspection and the
+    sidecars refuse them at once (TOKEN_DISABLED for a disabled client, TOKEN_NOT_FOUND for a
+    deleted one). A disabled or deleted client gets invalid_client at the token, revocation and
+    introspection endpoints, at once on the replica that served the call and within 5 seconds on
+    the others. A client registered again under a deleted client's id never revives the old tokens.
     """
 
     def __init__(self, channel):
@@ -791,6 +795,16 @@ class ClientsStub:
                 request_serializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.ClientRef.SerializeToString,
                 response_deserializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.DeleteClientResponse.FromString,
                 _registered_method=True)
+        self.SetClientScopes = channel.unary_unary(
+                '/native_iam.admin.v1.Clients/SetClientScopes',
+                request_serializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.SetClientScopesRequest.SerializeToString,
+                response_deserializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.OAuthClient.FromString,
+                _registered_method=True)
+        self.SetClientEnabled = channel.unary_unary(
+                '/native_iam.admin.v1.Clients/SetClientEnabled',
+                request_serializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.SetClientEnabledRequest.SerializeToString,
+                response_deserializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.OAuthClient.FromString,
+                _registered_method=True)
         self.SetClientRedirectUris = channel.unary_unary(
                 '/native_iam.admin.v1.Clients/SetClientRedirectUris',
                 request_serializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.SetClientRedirectUrisRequest.SerializeToString,
@@ -812,9 +826,13 @@ class ClientsServicer:
     """--- OAuth clients (issue 3) ------------------------------------------------------------------
 
     The OAuth 2.0 clients of the HTTP token endpoint (POST /oauth2/token, /revoke, /introspect).
-    Deleting a client does not revoke the tokens issued to it (revoke them through Tokens); it
-    stops further grants, refreshes and revocations by that client at once on the replica that
-    served the call and within 5 seconds on the others.
+    Disabling or deleting a client revokes every token whose `client_id` is the client (its
+    client_credentials tokens and the tokens identities obtained through it) through the
+    revocation feed, like disabling or deleting an identity: CheckAccess, introspection and the
+    sidecars refuse them at once (TOKEN_DISABLED for a disabled client, TOKEN_NOT_FOUND for a
+    deleted one). A disabled or deleted client gets invalid_client at the token, revocation and
+    introspection endpoints, at once on the replica that served the call and within 5 seconds on
+    the others. A client registered again under a deleted client's id never revives the old tokens.
     """
 
     def CreateClient(self, request, context):
@@ -841,6 +859,24 @@ class ClientsServicer:
 
     def DeleteClient(self, request, context):
         """Deletes a client. NOT_FOUND when it does not exist.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetClientScopes(self, request, context):
+        """Replaces the client's scope policy (the scopes a client_credentials grant may give it).
+        Narrowing it does not revoke tokens already issued. NOT_FOUND when the client does not
+        exist; INVALID_ARGUMENT for a malformed scope or grant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetClientEnabled(self, request, context):
+        """Enables or disables the client. Disabling revokes its tokens (see the service comment);
+        enabling lifts that revocation, so tokens issued before the disable and not yet expired are
+        accepted again. Idempotent. NOT_FOUND when the client does not exist.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -895,6 +931,16 @@ def add_ClientsServicer_to_server(servicer, server):
                     request_deserializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.ClientRef.FromString,
                     response_serializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.DeleteClientResponse.SerializeToString,
             ),
+            'SetClientScopes': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetClientScopes,
+                    request_deserializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.SetClientScopesRequest.FromString,
+                    response_serializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.OAuthClient.SerializeToString,
+            ),
+            'SetClientEnabled': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetClientEnabled,
+                    request_deserializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.SetClientEnabledRequest.FromString,
+                    response_serializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.OAuthClient.SerializeToString,
+            ),
             'SetClientRedirectUris': grpc.unary_unary_rpc_method_handler(
                     servicer.SetClientRedirectUris,
                     request_deserializer=native__iam_dot_admin_dot_v1_dot_admin__pb2.SetClientRedirectUrisRequest.FromString,
@@ -922,9 +968,13 @@ class Clients:
     """--- OAuth clients (issue 3) ------------------------------------------------------------------
 
     The OAuth 2.0 clients of the HTTP token endpoint (POST /oauth2/token, /revoke, /introspect).
-    Deleting a client does not revoke the tokens issued to it (revoke them through Tokens); it
-    stops further grants, refreshes and revocations by that client at once on the replica that
-    served the call and within 5 seconds on the others.
+    Disabling or deleting a client revokes every token whose `client_id` is the client (its
+    client_credentials tokens and the tokens identities obtained through it) through the
+    revocation feed, like disabling or deleting an identity: CheckAccess, introspection and the
+    sidecars refuse them at once (TOKEN_DISABLED for a disabled client, TOKEN_NOT_FOUND for a
+    deleted one). A disabled or deleted client gets invalid_client at the token, revocation and
+    introspection endpoints, at once on the replica that served the call and within 5 seconds on
+    the others. A client registered again under a deleted client's id never revives the old tokens.
     """
 
     @staticmethod
@@ -1025,6 +1075,60 @@ class Clients:
             '/native_iam.admin.v1.Clients/DeleteClient',
             native__iam_dot_admin_dot_v1_dot_admin__pb2.ClientRef.SerializeToString,
             native__iam_dot_admin_dot_v1_dot_admin__pb2.DeleteClientResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetClientScopes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/native_iam.admin.v1.Clients/SetClientScopes',
+            native__iam_dot_admin_dot_v1_dot_admin__pb2.SetClientScopesRequest.SerializeToString,
+            native__iam_dot_admin_dot_v1_dot_admin__pb2.OAuthClient.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetClientEnabled(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/native_iam.admin.v1.Clients/SetClientEnabled',
+            native__iam_dot_admin_dot_v1_dot_admin__pb2.SetClientEnabledRequest.SerializeToString,
+            native__iam_dot_admin_dot_v1_dot_admin__pb2.OAuthClient.FromString,
             options,
             channel_credentials,
             insecure,

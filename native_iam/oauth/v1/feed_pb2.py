@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1enative_iam/oauth/v1/feed.proto\x12\x13native_iam.oauth.v1\"\x10\n\x0eGetJwksRequest\"7\n\x0fGetJwksResponse\x12\x11\n\tjwks_json\x18\x01 \x01(\t\x12\x11\n\tmax_age_s\x18\x02 \x01(\x03\"=\n\x17WatchRevocationsRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\x04\x12\x12\n\nsubscriber\x18\x02 \x01(\t\"\x86\x02\n\nRevocation\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x35\n\x06target\x18\x02 \x01(\x0e\x32%.native_iam.oauth.v1.RevocationTarget\x12\x35\n\x06reason\x18\x03 \x01(\x0e\x32%.native_iam.oauth.v1.RevocationReason\x12\x0b\n\x03jti\x18\x04 \x01(\t\x12\x11\n\tnamespace\x18\x05 \x01(\t\x12\x10\n\x08identity\x18\x06 \x01(\t\x12\x0b\n\x03kid\x18\x07 \x01(\t\x12\x13\n\x0b\x63utoff_unix\x18\x08 \x01(\x03\x12\x14\n\x0c\x65xpires_unix\x18\t \x01(\x03\x12\x0e\n\x06lifted\x18\n \x01(\x08\"\xa0\x02\n\x18WatchRevocationsResponse\x12@\n\x04kind\x18\x01 \x01(\x0e\x32\x32.native_iam.oauth.v1.WatchRevocationsResponse.Kind\x12\x34\n\x0brevocations\x18\x02 \x03(\x0b\x32\x1f.native_iam.oauth.v1.Revocation\x12\x0e\n\x06\x63ursor\x18\x03 \x01(\x04\x12\r\n\x05reset\x18\x04 \x01(\x08\x12\x0e\n\x06synced\x18\x05 \x01(\x08\x12\x16\n\x0eserver_time_ms\x18\x06 \x01(\x03\"E\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0c\n\x08SNAPSHOT\x10\x01\x12\n\n\x06\x45VENTS\x10\x02\x12\r\n\tHEARTBEAT\x10\x03*\x8c\x02\n\x10RevocationReason\x12!\n\x1dREVOCATION_REASON_UNSPECIFIED\x10\x00\x12\x12\n\x0eTOKEN_DISABLED\x10\x01\x12\x11\n\rTOKEN_DELETED\x10\x02\x12\x15\n\x11IDENTITY_DISABLED\x10\x03\x12\x14\n\x10IDENTITY_DELETED\x10\x04\x12\x12\n\x0ePOLICY_CHANGED\x10\x05\x12\x0f\n\x0bKEY_RETIRED\x10\x06\x12\x17\n\x13REFRESH_TOKEN_REUSE\x10\x07\x12\x12\n\x0e\x43LIENT_REVOKED\x10\x08\x12\x11\n\rNAMESPACE_CUT\x10\t\x12\x1c\n\x18\x41UTHORIZATION_CODE_REUSE\x10\n*f\n\x10RevocationTarget\x12!\n\x1dREVOCATION_TARGET_UNSPECIFIED\x10\x00\x12\t\n\x05TOKEN\x10\x01\x12\x0c\n\x08IDENTITY\x10\x02\x12\r\n\tNAMESPACE\x10\x03\x12\x07\n\x03KEY\x10\x04\x32\xcf\x01\n\x04\x46\x65\x65\x64\x12T\n\x07GetJwks\x12#.native_iam.oauth.v1.GetJwksRequest\x1a$.native_iam.oauth.v1.GetJwksResponse\x12q\n\x10WatchRevocations\x12,.native_iam.oauth.v1.WatchRevocationsRequest\x1a-.native_iam.oauth.v1.WatchRevocationsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1enative_iam/oauth/v1/feed.proto\x12\x13native_iam.oauth.v1\"\x10\n\x0eGetJwksRequest\"7\n\x0fGetJwksResponse\x12\x11\n\tjwks_json\x18\x01 \x01(\t\x12\x11\n\tmax_age_s\x18\x02 \x01(\x03\"=\n\x17WatchRevocationsRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\x04\x12\x12\n\nsubscriber\x18\x02 \x01(\t\"\x99\x02\n\nRevocation\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x35\n\x06target\x18\x02 \x01(\x0e\x32%.native_iam.oauth.v1.RevocationTarget\x12\x35\n\x06reason\x18\x03 \x01(\x0e\x32%.native_iam.oauth.v1.RevocationReason\x12\x0b\n\x03jti\x18\x04 \x01(\t\x12\x11\n\tnamespace\x18\x05 \x01(\t\x12\x10\n\x08identity\x18\x06 \x01(\t\x12\x0b\n\x03kid\x18\x07 \x01(\t\x12\x13\n\x0b\x63utoff_unix\x18\x08 \x01(\x03\x12\x14\n\x0c\x65xpires_unix\x18\t \x01(\x03\x12\x0e\n\x06lifted\x18\n \x01(\x08\x12\x11\n\tclient_id\x18\x0b \x01(\t\"\xa0\x02\n\x18WatchRevocationsResponse\x12@\n\x04kind\x18\x01 \x01(\x0e\x32\x32.native_iam.oauth.v1.WatchRevocationsResponse.Kind\x12\x34\n\x0brevocations\x18\x02 \x03(\x0b\x32\x1f.native_iam.oauth.v1.Revocation\x12\x0e\n\x06\x63ursor\x18\x03 \x01(\x04\x12\r\n\x05reset\x18\x04 \x01(\x08\x12\x0e\n\x06synced\x18\x05 \x01(\x08\x12\x16\n\x0eserver_time_ms\x18\x06 \x01(\x03\"E\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0c\n\x08SNAPSHOT\x10\x01\x12\n\n\x06\x45VENTS\x10\x02\x12\r\n\tHEARTBEAT\x10\x03*\xb5\x02\n\x10RevocationReason\x12!\n\x1dREVOCATION_REASON_UNSPECIFIED\x10\x00\x12\x12\n\x0eTOKEN_DISABLED\x10\x01\x12\x11\n\rTOKEN_DELETED\x10\x02\x12\x15\n\x11IDENTITY_DISABLED\x10\x03\x12\x14\n\x10IDENTITY_DELETED\x10\x04\x12\x12\n\x0ePOLICY_CHANGED\x10\x05\x12\x0f\n\x0bKEY_RETIRED\x10\x06\x12\x17\n\x13REFRESH_TOKEN_REUSE\x10\x07\x12\x12\n\x0e\x43LIENT_REVOKED\x10\x08\x12\x11\n\rNAMESPACE_CUT\x10\t\x12\x1c\n\x18\x41UTHORIZATION_CODE_REUSE\x10\n\x12\x13\n\x0f\x43LIENT_DISABLED\x10\x0b\x12\x12\n\x0e\x43LIENT_DELETED\x10\x0c*r\n\x10RevocationTarget\x12!\n\x1dREVOCATION_TARGET_UNSPECIFIED\x10\x00\x12\t\n\x05TOKEN\x10\x01\x12\x0c\n\x08IDENTITY\x10\x02\x12\r\n\tNAMESPACE\x10\x03\x12\x07\n\x03KEY\x10\x04\x12\n\n\x06\x43LIENT\x10\x05\x32\xcf\x01\n\x04\x46\x65\x65\x64\x12T\n\x07GetJwks\x12#.native_iam.oauth.v1.GetJwksRequest\x1a$.native_iam.oauth.v1.GetJwksResponse\x12q\n\x10WatchRevocations\x12,.native_iam.oauth.v1.WatchRevocationsRequest\x1a-.native_iam.oauth.v1.WatchRevocationsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'native_iam.oauth.v1.feed_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REVOCATIONREASON']._serialized_start=750
-  _globals['_REVOCATIONREASON']._serialized_end=1018
-  _globals['_REVOCATIONTARGET']._serialized_start=1020
-  _globals['_REVOCATIONTARGET']._serialized_end=1122
+  _globals['_REVOCATIONREASON']._serialized_start=769
+  _globals['_REVOCATIONREASON']._serialized_end=1078
+  _globals['_REVOCATIONTARGET']._serialized_start=1080
+  _globals['_REVOCATIONTARGET']._serialized_end=1194
   _globals['_GETJWKSREQUEST']._serialized_start=55
   _globals['_GETJWKSREQUEST']._serialized_end=71
   _globals['_GETJWKSRESPONSE']._serialized_start=73
@@ -42,11 +42,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WATCHREVOCATIONSREQUEST']._serialized_start=130
   _globals['_WATCHREVOCATIONSREQUEST']._serialized_end=191
   _globals['_REVOCATION']._serialized_start=194
-  _globals['_REVOCATION']._serialized_end=456
-  _globals['_WATCHREVOCATIONSRESPONSE']._serialized_start=459
-  _globals['_WATCHREVOCATIONSRESPONSE']._serialized_end=747
-  _globals['_WATCHREVOCATIONSRESPONSE_KIND']._serialized_start=678
-  _globals['_WATCHREVOCATIONSRESPONSE_KIND']._serialized_end=747
-  _globals['_FEED']._serialized_start=1125
-  _globals['_FEED']._serialized_end=1332
+  _globals['_REVOCATION']._serialized_end=475
+  _globals['_WATCHREVOCATIONSRESPONSE']._serialized_start=478
+  _globals['_WATCHREVOCATIONSRESPONSE']._serialized_end=766
+  _globals['_WATCHREVOCATIONSRESPONSE_KIND']._serialized_start=697
+  _globals['_WATCHREVOCATIONSRESPONSE_KIND']._serialized_end=766
+  _globals['_FEED']._serialized_start=1197
+  _globals['_FEED']._serialized_end=1404
 # @@protoc_insertion_point(module_scope)

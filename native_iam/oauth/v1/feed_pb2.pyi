@@ -20,6 +20,8 @@ class RevocationReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CLIENT_REVOKED: _ClassVar[RevocationReason]
     NAMESPACE_CUT: _ClassVar[RevocationReason]
     AUTHORIZATION_CODE_REUSE: _ClassVar[RevocationReason]
+    CLIENT_DISABLED: _ClassVar[RevocationReason]
+    CLIENT_DELETED: _ClassVar[RevocationReason]
 
 class RevocationTarget(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -28,6 +30,7 @@ class RevocationTarget(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     IDENTITY: _ClassVar[RevocationTarget]
     NAMESPACE: _ClassVar[RevocationTarget]
     KEY: _ClassVar[RevocationTarget]
+    CLIENT: _ClassVar[RevocationTarget]
 REVOCATION_REASON_UNSPECIFIED: RevocationReason
 TOKEN_DISABLED: RevocationReason
 TOKEN_DELETED: RevocationReason
@@ -39,11 +42,14 @@ REFRESH_TOKEN_REUSE: RevocationReason
 CLIENT_REVOKED: RevocationReason
 NAMESPACE_CUT: RevocationReason
 AUTHORIZATION_CODE_REUSE: RevocationReason
+CLIENT_DISABLED: RevocationReason
+CLIENT_DELETED: RevocationReason
 REVOCATION_TARGET_UNSPECIFIED: RevocationTarget
 TOKEN: RevocationTarget
 IDENTITY: RevocationTarget
 NAMESPACE: RevocationTarget
 KEY: RevocationTarget
+CLIENT: RevocationTarget
 
 class GetJwksRequest(_message.Message):
     __slots__ = ()
@@ -66,7 +72,7 @@ class WatchRevocationsRequest(_message.Message):
     def __init__(self, cursor: _Optional[int] = ..., subscriber: _Optional[str] = ...) -> None: ...
 
 class Revocation(_message.Message):
-    __slots__ = ("sequence", "target", "reason", "jti", "namespace", "identity", "kid", "cutoff_unix", "expires_unix", "lifted")
+    __slots__ = ("sequence", "target", "reason", "jti", "namespace", "identity", "kid", "cutoff_unix", "expires_unix", "lifted", "client_id")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +83,7 @@ class Revocation(_message.Message):
     CUTOFF_UNIX_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_UNIX_FIELD_NUMBER: _ClassVar[int]
     LIFTED_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     target: RevocationTarget
     reason: RevocationReason
@@ -87,7 +94,8 @@ class Revocation(_message.Message):
     cutoff_unix: int
     expires_unix: int
     lifted: bool
-    def __init__(self, sequence: _Optional[int] = ..., target: _Optional[_Union[RevocationTarget, str]] = ..., reason: _Optional[_Union[RevocationReason, str]] = ..., jti: _Optional[str] = ..., namespace: _Optional[str] = ..., identity: _Optional[str] = ..., kid: _Optional[str] = ..., cutoff_unix: _Optional[int] = ..., expires_unix: _Optional[int] = ..., lifted: _Optional[bool] = ...) -> None: ...
+    client_id: str
+    def __init__(self, sequence: _Optional[int] = ..., target: _Optional[_Union[RevocationTarget, str]] = ..., reason: _Optional[_Union[RevocationReason, str]] = ..., jti: _Optional[str] = ..., namespace: _Optional[str] = ..., identity: _Optional[str] = ..., kid: _Optional[str] = ..., cutoff_unix: _Optional[int] = ..., expires_unix: _Optional[int] = ..., lifted: _Optional[bool] = ..., client_id: _Optional[str] = ...) -> None: ...
 
 class WatchRevocationsResponse(_message.Message):
     __slots__ = ("kind", "revocations", "cursor", "reset", "synced", "server_time_ms")

@@ -15,6 +15,7 @@ from native_iam.admin.v1 import admin_pb2_grpc
 from tests.token_service.api.http.conftest import PASSWORD, OAuthService
 from token_service import clients, consents
 from token_service.admin import ensure_identity
+from token_service.admin.clients import delete_client
 from token_service.cli.admin import main
 from token_service.redirect_uris import RedirectUriError, is_registered, validate_redirect_uri
 
@@ -219,5 +220,5 @@ async def test_consents_on_both_databases(core) -> None:  # type: ignore[no-unty
     await consents.grant(core, carol.id, carol.uid, "c1", ["a"])
     await consents.grant(core, carol.id, carol.uid, "c1", ["b"])
     assert [c.scopes for c in await consents.list_consents(core, namespace="ns")] == [("a", "b")]
-    await core.clients.delete("c1")  # the consent goes with the client
+    await delete_client(core, "c1")  # the consent goes with the client
     assert await consents.list_consents(core) == []

@@ -12,6 +12,7 @@ import pytest
 from native_iam.oauth.v1 import oauth_pb2, oauth_pb2_grpc
 from tests.token_service.authorize.conftest import SPA_REDIRECT, WEB_REDIRECT, Browser, hidden_fields, redirect_params
 from tests.token_service.authorize.test_flow import exchange
+from token_service.admin.clients import set_client_enabled
 
 
 async def _code(
@@ -156,6 +157,12 @@ async def test_missing_redirect_uri_gets_an_error_page(browser: Browser) -> None
 
 async def test_unknown_client_gets_an_error_page(browser: Browser) -> None:
     _error_page(await browser.authorize("nobody"))
+
+
+async def test_disabled_client_gets_an_error_page(browser: Browser) -> None:
+    """A disabled client (issue 13) is refused like an unknown one, before any redirect."""
+    await set_client_enabled(browser.service.core, "webapp", False)
+    _error_page(await browser.authorize())
 
 
 async def test_duplicated_parameter_gets_an_error_page(browser: Browser) -> None:

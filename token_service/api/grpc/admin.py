@@ -106,7 +106,15 @@ class AdminServicer:
         claims = await authorize(self.core, context, self.metrics)
         log.info(
             "admin action",
-            extra={"action": action, "actor": claims.sub, "actor_namespace": claims.namespace, **details},
+            # actor_kind: an OAuth client's own token (client_credentials) acts as the client, not as
+            # an identity of the same name.
+            extra={
+                "action": action,
+                "actor": claims.sub,
+                "actor_kind": claims.principal,
+                "actor_namespace": claims.namespace,
+                **details,
+            },
         )
 
     # --- Identities -------------------------------------------------------------------------

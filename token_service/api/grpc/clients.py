@@ -1,5 +1,6 @@
-"""The admin gRPC ``Clients`` service: register, read, list and delete OAuth clients, set their
-redirect URIs, and list and revoke the consents users gave them.
+"""The admin gRPC ``Clients`` service: register, read, list, delete, enable/disable OAuth clients,
+set their scope policy (the domain: :mod:`token_service.admin.clients`) and redirect URIs, and
+list and revoke the consents users gave them.
 
 Same edge as the rest of the admin API (:mod:`token_service.api.grpc.admin`): every call is
 authorized with an ``iam:admin`` bearer token first, errors are translated by the shared
@@ -23,9 +24,13 @@ from native_iam.limits import (
     MAX_CLIENT_ID_LENGTH,
     MAX_CLIENT_NAME_BYTES,
     MAX_NAME_BYTES,
+    MAX_POLICY_ENTRIES,
     MAX_REDIRECT_URIS,
+    MAX_SCOPE_LENGTH,
 )
 from token_service import clients, consents
+from token_service.admin import clients as client_admin
+from token_service.admin.service import validate_grants
 from token_service.api.grpc.admin import authorize
 from token_service.api.grpc.edge import text_field, unary
 from token_service.clients import GrantType, OAuthClient
@@ -57,6 +62,8 @@ def _client(client: OAuthClient) -> pb.OAuthClient:
         require_pkce=True,  # not a setting: every client, always (OAuth 2.1)
         exchange_audiences=list(client.exchange_audiences),
         created_unix=client.created_at,
+        scopes=list(client.scopes),
+        enabled=client.enabled,
     )
 
 
@@ -76,6 +83,13 @@ def _client_id(value: str) -> str:
         raise InvalidRequest(str(exc)) from None
 
 
+def _scopes(values: Any) -> tuple[str, ...]:
+    """A scope policy from the wire: bounded before the grammar check (admin.validate_grants)."""
+    if len(values) > MAX_POLICY_ENTRIES:
+        raise InvalidRequest(f"scopes: at most {MAX_POLICY_ENTRIES}")
+    return validate_grants(text_field("scopes", v, MAX_SCOPE_LENGTH) for v in values)
+
+
 def _ttl(name: str, value: int) -> int | None:
     if value < 0:
         raise InvalidRequest(f"{name} must not be negative")
@@ -93,7 +107,13 @@ class ClientsServicer:
         claims = await authorize(self.core, context, self.metrics)
         log.info(
             "admin action",
-            extra={"action": action, "actor": claims.sub, "actor_namespace": claims.namespace, "client_id": client_id},
+            extra={
+                "action": action,
+                "actor": claims.sub,
+                "actor_kind": claims.principal,
+                "actor_namespace": claims.namespace,
+                "client_id": client_id,
+            },
         )
 
     async def CreateClient(self, request: pb.CreateClientRequest, context: Any) -> pb.CreateClientResponse:
@@ -123,6 +143,7 @@ class ClientsServicer:
                     request.rotate_refresh_tokens if request.HasField("rotate_refresh_tokens") else None
                 ),
                 introspect_all_tokens=request.introspect_all_tokens,
+                scopes=_scopes(request.scopes),
                 redirect_uris=redirects,
                 post_logout_redirect_uris=logout_redirects,
                 first_party=request.first_party,
@@ -130,7 +151,7 @@ class ClientsServicer:
             )
         except clients.ClientError as exc:
             raise InvalidRequest(str(exc)) from None
-        created = await self.core.clients.create(client)
+        created = await client_admin.create_client(self.core, client)
         return pb.CreateClientResponse(client=_client(created), client_secret=secret or "")
 
     async def GetClient(self, request: pb.ClientRef, context: Any) -> pb.OAuthClient:
@@ -143,8 +164,19 @@ class ClientsServicer:
 
     async def DeleteClient(self, request: pb.ClientRef, context: Any) -> pb.DeleteClientResponse:
         await self._caller(context, "delete_client", request.client_id[:MAX_CLIENT_ID_LENGTH])
-        await self.core.clients.delete(_client_id(request.client_id))
+        await client_admin.delete_client(self.core, _client_id(request.client_id))
         return pb.DeleteClientResponse()
+
+    async def SetClientScopes(self, request: pb.SetClientScopesRequest, context: Any) -> pb.OAuthClient:
+        await self._caller(context, "set_client_scopes", request.client_id[:MAX_CLIENT_ID_LENGTH])
+        client_id = _client_id(request.client_id)
+        return _client(await client_admin.set_client_scopes(self.core, client_id, _scopes(request.scopes)))
+
+    async def SetClientEnabled(self, request: pb.SetClientEnabledRequest, context: Any) -> pb.OAuthClient:
+        action = "enable_client" if request.enabled else "disable_client"
+        await self._caller(context, action, request.client_id[:MAX_CLIENT_ID_LENGTH])
+        client_id = _client_id(request.client_id)
+        return _client(await client_admin.set_client_enabled(self.core, client_id, request.enabled))
 
     async def SetClientRedirectUris(self, request: pb.SetClientRedirectUrisRequest, context: Any) -> pb.OAuthClient:
         await self._caller(context, "set_client_redirect_uris", request.client_id[:MAX_CLIENT_ID_LENGTH])
@@ -200,6 +232,8 @@ _METHODS: dict[str, tuple[type[Message], type[Message]]] = {
     "GetClient": (pb.ClientRef, pb.OAuthClient),
     "ListClients": (pb.ListClientsRequest, pb.ListClientsResponse),
     "DeleteClient": (pb.ClientRef, pb.DeleteClientResponse),
+    "SetClientScopes": (pb.SetClientScopesRequest, pb.OAuthClient),
+    "SetClientEnabled": (pb.SetClientEnabledRequest, pb.OAuthClient),
     "SetClientRedirectUris": (pb.SetClientRedirectUrisRequest, pb.OAuthClient),
     "ListConsents": (pb.ListConsentsRequest, pb.ListConsentsResponse),
     "RevokeConsent": (pb.RevokeConsentRequest, pb.RevokeConsentResponse),

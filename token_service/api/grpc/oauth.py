@@ -100,14 +100,14 @@ class OAuthServicer:
             response = Response(status=business_status(Response.Status, exc), message=exc.message)
             if isinstance(exc, InsufficientScope) and exc.claims is not None:
                 claims = exc.claims
-                response.identity, response.namespace = claims.sub, claims.namespace  # type: ignore[attr-defined]
+                response.identity, response.namespace = claims.identity, claims.namespace  # type: ignore[attr-defined]
                 response.scopes.extend(claims.scopes)  # type: ignore[attr-defined]
             return response
         if self.metrics:
             self.metrics.checks.labels("OK").inc()
         c = granted.claims
         return Response(
-            status=Response.OK, message=granted.message, identity=c.sub, namespace=c.namespace, scopes=c.scopes
+            status=Response.OK, message=granted.message, identity=c.identity, namespace=c.namespace, scopes=c.scopes
         )
 
 

@@ -21,6 +21,7 @@ from token_service.grants import (
     ACCESS_TOKEN_TYPE,
     IssuedTokens,
     client_context,
+    client_credentials_grant,
     create_token_with_password,
     exchange_authorization_code,
     exchange_token,
@@ -113,9 +114,17 @@ class CoreBackend:
             issued_token_type=ACCESS_TOKEN_TYPE,
         )
 
+    async def client_credentials_grant(
+        self, client: OAuthClient, *, scopes: tuple[str, ...] | None, metadata: str
+    ) -> TokenResponse:
+        result = await client_credentials_grant(
+            self.core, client=client_context(client, self.refresh_grace_s), scopes=scopes, metadata=metadata
+        )
+        return self._response(result, auth_time=None)
+
     def _response(self, result: IssuedTokens, *, auth_time: int | None) -> TokenResponse:
         id_token = None
-        if OPENID in result.scopes:
+        if OPENID in result.scopes and result.identity:  # a client's own token names no end-user
             id_token = sign_id_token(
                 self.core.keys,
                 issuer=self.core.settings.issuer,

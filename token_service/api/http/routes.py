@@ -2,7 +2,7 @@
 
 Routes::
 
-    POST /oauth2/token                          RFC 6749 §4.1.3 (code), §4.3 (password), §6 (refresh), RFC 8693
+    POST /oauth2/token                          RFC 6749 §4.1.3 (code), §4.3, §6, §4.4 (client credentials); RFC 8693
     GET  /oauth2/authorize, POST /oauth2/login, /oauth2/consent, GET|POST /oauth2/logout
                                                 the browser pages (token_service/api/http/authorize.py)
     POST /oauth2/revoke                         RFC 7009
@@ -108,6 +108,10 @@ class OAuthBackend(Protocol):
     ) -> TokenResponse:
         """RFC 8693: the parameters (subject_token, audience, resource…) are read from ``form``."""
         ...
+
+    async def client_credentials_grant(
+        self, client: OAuthClient, *, scopes: tuple[str, ...] | None, metadata: str
+    ) -> TokenResponse: ...
 
     async def revoke(self, client: OAuthClient, *, token: str, token_type_hint: str | None) -> None: ...
 
@@ -262,6 +266,8 @@ class _Endpoints:
             await self.backend.client_auth_failed(_client_address(request, self.config))
             raise
         request.scope["native_iam_client"] = client.client_id  # names the client in deny logs
+        if not client.enabled:  # its secret was right: not counted as a guess
+            raise InvalidClient("the client is disabled")
         return client
 
     async def token(self, request: Request) -> Response:
@@ -273,7 +279,7 @@ class _Endpoints:
             grant = GrantType(grant_type)
         except ValueError:
             raise UnsupportedGrantType(f"unsupported grant_type: {grant_type[:40]}") from None
-        if not client.allows(grant):
+        if not client.allows(grant) or (grant is GrantType.CLIENT_CREDENTIALS and client.is_public):
             raise UnauthorizedClient(f"the client may not use the {grant.value} grant")
         scopes = _requested_scopes(form)
         address = _client_address(request, self.config)
@@ -294,6 +300,8 @@ class _Endpoints:
                 metadata=_metadata(request, address),
                 client_address=address,
             )
+        elif grant is GrantType.CLIENT_CREDENTIALS:
+            call = self.backend.client_credentials_grant(client, scopes=scopes, metadata=_metadata(request, address))
         elif grant is GrantType.AUTHORIZATION_CODE:
             call = self.backend.code_grant(
                 client,

@@ -167,7 +167,12 @@ async def start_federated_service(db_url: str, cluster: KubernetesIssuer, direct
         jwks_refetch_interval_s=0,
     )
     service = await start_oauth_service(db_url, cluster_issuers_file=trust)
-    sa = {"auth_method": "kubernetes_service_account", "grant_types": [TOKEN_EXCHANGE]}
+    # Service-account clients also hold client_credentials (issue 13): a token as themselves.
+    sa = {
+        "auth_method": "kubernetes_service_account",
+        "grant_types": [TOKEN_EXCHANGE, "client_credentials"],
+        "scopes": ["orders:read"],
+    }
     await service.register("checkout", **sa, exchange_audiences=["orders", "payments"])
     await service.register("shop-workloads", **sa, exchange_audiences=["orders"])
     await service.register("exchanger", grant_types=[TOKEN_EXCHANGE], exchange_audiences=["orders"])

@@ -110,7 +110,7 @@ async def test_deleted_client_is_refused_at_once(
             pb.CreateClientRequest(client_id="x", token_endpoint_auth_method="private_key_jwt"),
             grpc.StatusCode.INVALID_ARGUMENT,
         ),
-        (pb.CreateClientRequest(client_id="x", grant_types=["client_credentials"]), grpc.StatusCode.INVALID_ARGUMENT),
+        (pb.CreateClientRequest(client_id="x", grant_types=["implicit"]), grpc.StatusCode.INVALID_ARGUMENT),
         (pb.CreateClientRequest(client_id="x", access_token_ttl_s=-1), grpc.StatusCode.INVALID_ARGUMENT),
         (pb.CreateClientRequest(client_id="web"), grpc.StatusCode.ALREADY_EXISTS),
         (

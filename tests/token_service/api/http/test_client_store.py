@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from token_service import clients
-from token_service.errors import AlreadyExists, NotFound
+from token_service.errors import AlreadyExists
 from token_service.store import Store
-from token_service.store.clients import ClientRepository, client_secret_key
+from token_service.store.clients import ClientRepository, client_secret_key, delete_sync
 
 KEY = b"k" * 32
 
@@ -53,15 +53,18 @@ async def test_duplicate_client_is_already_exists(store: Store) -> None:
 
 
 async def test_deleted_client_is_gone_at_once_in_this_process(store: Store) -> None:
-    """After delete, get_client answers None immediately (the cache entry is dropped)."""
+    """After a delete (admin.clients.delete_client: delete_sync, then forget), get_client answers
+    None immediately (the cache entry is dropped); a second delete finds nothing."""
     repo = ClientRepository(store)
     client, _ = clients.new_client("app", server_key=KEY)
     await repo.create(client)
     assert await repo.get_client("app") is not None
-    await repo.delete("app")
+    async with store.write() as conn:
+        assert await conn.run_sync(delete_sync, "app")
+    repo.forget("app")
     assert await repo.get_client("app") is None
-    with pytest.raises(NotFound):
-        await repo.delete("app")
+    async with store.write() as conn:
+        assert not await conn.run_sync(delete_sync, "app")
 
 
 async def test_list_is_sorted_by_client_id(store: Store) -> None:

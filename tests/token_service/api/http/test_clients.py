@@ -68,7 +68,7 @@ def test_invalid_client_id_is_refused(client_id: str) -> None:
 def test_unknown_grant_or_method_is_refused() -> None:
     """Unknown grant types and auth methods are configuration errors, not silently ignored."""
     with pytest.raises(ClientError):
-        clients.new_client("c", server_key=KEY, grant_types=["client_credentials"])
+        clients.new_client("c", server_key=KEY, grant_types=["implicit"])
     with pytest.raises(ClientError):
         clients.new_client("c", server_key=KEY, auth_method="private_key_jwt")
 

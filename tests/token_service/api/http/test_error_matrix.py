@@ -286,8 +286,8 @@ async def test_grant_not_enabled_for_client(http: httpx.AsyncClient, oauth_servi
 
 
 async def test_unsupported_grant_type(http: httpx.AsyncClient, oauth_service: OAuthService) -> None:
-    """grant_type=client_credentials: 400 unsupported_grant_type."""
-    assert_error(await token(http, oauth_service, {"grant_type": "client_credentials"}), 400, "unsupported_grant_type")
+    """grant_type=implicit (not a token endpoint grant): 400 unsupported_grant_type."""
+    assert_error(await token(http, oauth_service, {"grant_type": "implicit"}), 400, "unsupported_grant_type")
 
 
 async def test_scope_outside_policy(http: httpx.AsyncClient, oauth_service: OAuthService) -> None:

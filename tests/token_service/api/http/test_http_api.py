@@ -236,6 +236,7 @@ async def test_authorization_server_metadata(http: httpx.AsyncClient, oauth_serv
         "password",
         "refresh_token",
         "authorization_code",
+        "client_credentials",
         "urn:ietf:params:oauth:grant-type:token-exchange",
     ]
     # kubernetes_service_account only with a trusted cluster issuer (test_client_assertions.py)

@@ -20,6 +20,7 @@ from sidecar.settings import Settings as SidecarSettings
 from tests.sidecar._feed import AUDIENCE, ISSUER, Issuer
 from tests.sidecar.conftest import loaded_store, synced_cache
 from tests.token_service.api.http.conftest import GRACE_S, PASSWORD, OAuthService, password_grant, refresh_grant
+from token_service.admin.clients import delete_client
 from token_service.tokens import TokenClaims
 
 Status = oauth_pb2.RefreshTokenResponse.Status
@@ -151,7 +152,7 @@ async def test_refresh_token_of_a_deleted_public_client_is_refused_over_grpc(
 ) -> None:
     """Deleting a client ends its refresh tokens over gRPC as it does at the token endpoint."""
     first = (await password_grant(http, oauth_service, api_spa, scope="orders:read")).json()
-    await oauth_service.http.clients.delete(api_spa)
+    await delete_client(oauth_service.core, api_spa)
     response = await grpc_oauth.RefreshToken(oauth_pb2.RefreshTokenRequest(refresh_token=first["refresh_token"]))
     assert response.status == Status.TOKEN_INVALID
 
