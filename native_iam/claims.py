@@ -36,6 +36,10 @@ SUB_KIND: Final = "sub_kind"
 IDENTITY_PRINCIPAL: Final = "identity"
 CLIENT_PRINCIPAL: Final = "client"
 
+#: The scope that lets an access token open the revocation feed (Feed.WatchRevocations), beside
+#: the static NATIVE_IAM_FEED_TOKEN: what a sidecar's workload token carries (docs/security.md).
+FEED_SCOPE: Final = "native-iam.feed"
+
 #: Signing algorithms the issuer can use and verifiers accept. Never ``none``; HS256 only where
 #: the verifier holds the shared secret (never for a JWKS consumer).
 ASYMMETRIC_ALGORITHMS: Final = ("ES256", "RS256", "EdDSA")

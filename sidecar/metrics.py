@@ -12,6 +12,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from .decision import Reason
 
 ALLOW_REASONS = ("token", "anonymous")
+#: Results of a workload-token fetch (sidecar/workload_tokens.py).
+WORKLOAD_TOKEN_RESULTS = (
+    "ok",
+    "invalid_client",
+    "invalid_request",
+    "denied",
+    "unsupported",
+    "not_configured",
+    "unavailable",
+)
 
 
 class Metrics:
@@ -68,6 +78,18 @@ class Metrics:
             multiprocess_mode="min",
             **kw,
         )
+        self.workload_token_fetches = Counter(
+            "native_iam_sidecar_workload_token_fetches",
+            "Workload-token requests to the token service's token endpoint by result (ok|invalid_client|"
+            "invalid_request|denied|unsupported|not_configured|unavailable).",
+            ["result"],
+            **kw,
+        )
+        self.workload_token_hits = Counter(
+            "native_iam_sidecar_workload_token_cache_hits",
+            "Workload tokens answered from the sidecar's cache (GetToken and the feed credential).",
+            **kw,
+        )
         self.route_table_valid = Gauge(
             "native_iam_sidecar_route_table_valid",
             "0 while the route table file (NATIVE_IAM_ROUTE_TABLE_FILE) is invalid and the last good table"
@@ -97,6 +119,8 @@ class Metrics:
         self.miss = self.cache_lookups.labels("miss")
         for kind in ("token", "identity", "namespace", "key", "client"):
             self.revocations.labels(kind)
+        for result in WORKLOAD_TOKEN_RESULTS:
+            self.workload_token_fetches.labels(result)
 
     def fetched(self, ok: bool) -> None:
         self.jwks_fetches.inc()

@@ -155,18 +155,26 @@ class OAuthFacade(oauth_pb2_grpc.OAuthServicer):
 
 
 def handler(facade: OAuthFacade) -> grpc.GenericRpcHandler:
-    """The OAuth service with requests parsed here rather than by grpc.aio's deserializer, which
-    answers a request it cannot decode (corrupt bytes, a string field that is not UTF-8) with
-    UNKNOWN: a malformed request is INVALID_ARGUMENT, as at the token service."""
-    methods: dict[str, tuple[Any, Any, Any]] = {
-        "CreateTokenWithPassword": (
-            oauth_pb2.CreateTokenWithPasswordRequest,
-            oauth_pb2.CreateTokenWithPasswordResponse,
-            facade.CreateTokenWithPassword,
-        ),
-        "RefreshToken": (oauth_pb2.RefreshTokenRequest, oauth_pb2.RefreshTokenResponse, facade.RefreshToken),
-        "CheckAccess": (oauth_pb2.CheckAccessRequest, oauth_pb2.CheckAccessResponse, facade.CheckAccess),
-    }
+    """The OAuth service (see :func:`parsed_handler`)."""
+    return parsed_handler(
+        oauth_pb2.DESCRIPTOR.services_by_name["OAuth"].full_name,
+        {
+            "CreateTokenWithPassword": (
+                oauth_pb2.CreateTokenWithPasswordRequest,
+                oauth_pb2.CreateTokenWithPasswordResponse,
+                facade.CreateTokenWithPassword,
+            ),
+            "RefreshToken": (oauth_pb2.RefreshTokenRequest, oauth_pb2.RefreshTokenResponse, facade.RefreshToken),
+            "CheckAccess": (oauth_pb2.CheckAccessRequest, oauth_pb2.CheckAccessResponse, facade.CheckAccess),
+        },
+    )
+
+
+def parsed_handler(service: str, methods: dict[str, tuple[Any, Any, Any]]) -> grpc.GenericRpcHandler:
+    """A service of the local API (``name: (request class, response class, behaviour)``) with
+    requests parsed here rather than by grpc.aio's deserializer, which answers a request it cannot
+    decode (corrupt bytes, a string field that is not UTF-8) with UNKNOWN: a malformed request is
+    INVALID_ARGUMENT, as at the token service."""
 
     def parsed(request_cls: Any, behaviour: Any) -> Any:
         async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
@@ -182,7 +190,7 @@ def handler(facade: OAuthFacade) -> grpc.GenericRpcHandler:
         return handle
 
     return grpc.method_handlers_generic_handler(
-        oauth_pb2.DESCRIPTOR.services_by_name["OAuth"].full_name,
+        service,
         {
             name: grpc.unary_unary_rpc_method_handler(
                 parsed(request_cls, behaviour), response_serializer=response_cls.SerializeToString

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 
@@ -288,8 +288,22 @@ def _apply_one(sets: _Sets, r: Any) -> bool:
     return True
 
 
+class RenewedCredential(Protocol):
+    """A feed credential that expires (sidecar.workload_tokens.FeedCredential)."""
+
+    def bearer(self, *, renew: bool = False) -> tuple[str, float]:
+        """``(token, monotonic instant to renew it)``; ``renew``: the last one was refused."""
+        ...
+
+
 class FeedClient:
-    """Keeps one ``WatchRevocations`` stream open, reconnecting with back-off from the cursor."""
+    """Keeps one ``WatchRevocations`` stream open, reconnecting with back-off from the cursor.
+
+    The credential is a static feed token or a :class:`RenewedCredential` (a workload token): that
+    one is asked for at every (re)connect, renewed after the token service refused it, and the
+    stream is reopened with a fresh one when it is due for renewal (the token service ends a
+    stream whose token expires), resuming from the cursor.
+    """
 
     def __init__(
         self,
@@ -297,7 +311,7 @@ class FeedClient:
         cache: RevocationCache,
         *,
         subscriber: str,
-        credential: str = "",
+        credential: str | RenewedCredential = "",
         idle_timeout_s: float = 15.0,
         on_connected: Callable[[bool], None] = lambda up: None,
         on_message: Callable[[], None] = lambda: None,
@@ -307,8 +321,11 @@ class FeedClient:
         self._stub = feed_pb2_grpc.FeedStub(channel)
         self._cache = cache
         self._subscriber = subscriber[:MAX_SUBSCRIBER_BYTES]
-        # WatchRevocations needs the feed token (GetJwks does not): sent on every (re)connect.
-        self._metadata = (("authorization", f"Bearer {credential}"),) if credential else ()
+        # WatchRevocations needs the feed credential (GetJwks does not): sent on every (re)connect.
+        self._credential = credential
+        self._renew = False
+        self._renew_at = float("inf")
+        self._renewing = False  # the stream was cancelled to renew its credential: not a fault
         self._idle_timeout_s = idle_timeout_s
         self._on_connected = on_connected
         self._on_message = on_message
@@ -340,6 +357,20 @@ class FeedClient:
         if silent_s > self._idle_timeout_s:
             log.warning("revocation feed silent; reconnecting", extra={"silent_s": round(silent_s, 1)})
             call.cancel()
+        elif time.monotonic() >= self._renew_at:
+            log.info("revocation feed credential due for renewal; reconnecting")
+            self._renew_at = float("inf")
+            self._renewing = True
+            call.cancel()
+
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        """The authorization metadata of the next stream; raises when a workload token cannot be had."""
+        credential = self._credential
+        if isinstance(credential, str):
+            return (("authorization", f"Bearer {credential}"),) if credential else ()
+        token, self._renew_at = credential.bearer(renew=self._renew)
+        self._renew = False
+        return (("authorization", f"Bearer {token}"),)
 
     def _run(self) -> None:
         backoff = 0.1
@@ -347,8 +378,16 @@ class FeedClient:
             self._cache.stream_started()
             request = feed_pb2.WatchRevocationsRequest(cursor=self._cache.cursor, subscriber=self._subscriber)
             try:
+                metadata = self._metadata()
+            except Exception as exc:  # WorkloadTokenError: the token service is down or refuses the pod
+                log.warning("revocation feed credential unavailable", extra={"error": str(exc)})
+                self._stop.wait(random.uniform(backoff / 2, backoff))  # noqa: S311 (jitter, not security)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            self._renewing = False
+            try:
                 self._stream_started_at = time.monotonic()
-                self._call = self._stub.WatchRevocations(request, metadata=self._metadata)
+                self._call = self._stub.WatchRevocations(request, metadata=metadata)
                 first = True
                 for message in self._call:
                     if first:
@@ -360,8 +399,18 @@ class FeedClient:
             except Exception as exc:  # grpc.RpcError (UNAVAILABLE, CANCELLED, …): reconnect below
                 if self._stop.is_set():
                     break
-                if _code(exc) == str(grpc.StatusCode.UNAUTHENTICATED):
-                    log.error("revocation feed refused this sidecar: check NATIVE_IAM_FEED_TOKEN")
+                if self._renewing:
+                    pass  # cancelled by the watchdog to renew the credential: logged there
+                elif _code(exc) == str(grpc.StatusCode.UNAUTHENTICATED):
+                    if isinstance(self._credential, str):
+                        log.error("revocation feed refused this sidecar: check NATIVE_IAM_FEED_TOKEN")
+                    else:
+                        # Expired or revoked meanwhile: the next connect fetches a new one.
+                        self._renew = True
+                        log.warning(
+                            "revocation feed refused the workload token; renewing it (its client needs scope"
+                            " native-iam.feed for the token service's audience)"
+                        )
                 else:
                     log.warning(
                         "revocation feed disconnected", extra={"error": _code(exc), "cursor": self._cache.cursor}

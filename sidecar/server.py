@@ -20,12 +20,12 @@ from concurrent import futures
 import grpc
 from grpc_reflection.v1alpha import reflection
 
-from native_iam.oauth.v1 import oauth_pb2
+from native_iam.oauth.v1 import oauth_pb2, workload_pb2
 from native_iam.runtime import health
 from native_iam.runtime.listen import bind_grpc, bind_tcp, enabled
 from native_iam.runtime.telemetry import Telemetry
 
-from . import ext_authz_grpc, oauth_facade
+from . import ext_authz_grpc, oauth_facade, workload_tokens
 from .authorization import Authorizer
 from .ext_authz_http import HttpAuthz
 from .keys import KeyStore, grpc_fetcher, http_fetcher
@@ -34,6 +34,7 @@ from .oauth_facade import OAuthFacade
 from .revocations import FeedClient, RevocationCache
 from .route_table_file import RouteTableFile
 from .settings import Settings
+from .workload_tokens import FeedCredential, WorkloadTokens, WorkloadTokensServicer
 
 log = logging.getLogger("sidecar.server")
 
@@ -68,11 +69,22 @@ class Sidecar:
             on_fetch=self.metrics.fetched,
         )
         self.revocations = RevocationCache(max_staleness_s=settings.feed_max_staleness_s, on_key_retired=self.keys.ban)
+        self.workload_tokens = WorkloadTokens(settings, self.metrics)
+        # The static feed token when one is set; else the pod's identity, when it has one.
+        self.feed_credential: str | FeedCredential = settings.feed_token
+        if (
+            not settings.feed_token
+            and settings.token_endpoint
+            and workload_tokens.readable(settings.service_account_token_file)
+        ):
+            self.feed_credential = FeedCredential(
+                self.workload_tokens, settings.token_service_audience, timeout_s=settings.forward_timeout_s
+            )
         self.feed = FeedClient(
             self._channel,
             self.revocations,
             subscriber=settings.subscriber,
-            credential=settings.feed_token,
+            credential=self.feed_credential,
             on_connected=lambda up: self.metrics.feed_connected.set(1 if up else 0),
         )
         # Raises RouteTableError when the file is invalid: the CLI checked it already, so only a
@@ -124,8 +136,13 @@ class Sidecar:
     async def start(self) -> None:
         s = self.settings
         await self._set_health(health.NOT_SERVING)
-        if not s.feed_token:
-            log.error("NATIVE_IAM_FEED_TOKEN is not set: the token service refuses the revocation feed")
+        if isinstance(self.feed_credential, FeedCredential):
+            log.info("the revocation feed uses a workload token (NATIVE_IAM_SERVICE_ACCOUNT_TOKEN_FILE)")
+        elif not s.feed_token:
+            log.error(
+                "neither NATIVE_IAM_FEED_TOKEN nor NATIVE_IAM_SERVICE_ACCOUNT_TOKEN_FILE is usable:"
+                " the token service refuses the revocation feed"
+            )
 
         handler = ext_authz_grpc.handler(self.authorizer, asynchronous=self.kind == "aio")
         if self.kind == "sync":
@@ -165,9 +182,21 @@ class Sidecar:
                 tracer=self._tracer,
             )
             oauth = self._server()
-            oauth.add_generic_rpc_handlers((oauth_facade.handler(facade),))
+            oauth.add_generic_rpc_handlers(
+                (
+                    oauth_facade.handler(facade),
+                    oauth_facade.parsed_handler(
+                        workload_tokens.SERVICE, workload_tokens.methods(WorkloadTokensServicer(self.workload_tokens))
+                    ),
+                )
+            )
             reflection.enable_server_reflection(
-                (oauth_pb2.DESCRIPTOR.services_by_name["OAuth"].full_name, reflection.SERVICE_NAME), oauth
+                (
+                    oauth_pb2.DESCRIPTOR.services_by_name["OAuth"].full_name,
+                    workload_pb2.DESCRIPTOR.services_by_name["WorkloadTokens"].full_name,
+                    reflection.SERVICE_NAME,
+                ),
+                oauth,
             )
             self.oauth_port = bind_grpc(oauth, s.oauth_listen, "NATIVE_IAM_OAUTH_LISTEN")
             self._servers.append(oauth)
@@ -204,6 +233,7 @@ class Sidecar:
             await asyncio.to_thread(stopped.wait, grace + 5)
         await asyncio.to_thread(self.feed.stop)
         self.keys.close()
+        self.workload_tokens.close()
         for channel in self._aio_channels:
             await channel.close()
         self._channel.close()

@@ -166,6 +166,27 @@ class Settings:
         "",
         repr=False,
     )
+    # Workload tokens (sidecar/workload_tokens.py): the pod's service-account token buys access tokens.
+    token_endpoint: str = setting(
+        "NATIVE_IAM_TOKEN_ENDPOINT",
+        "the token service's HTTP token endpoint, where `WorkloadTokens.GetToken` (and the feed credential, see"
+        " `NATIVE_IAM_SERVICE_ACCOUNT_TOKEN_FILE`) get access tokens with the `client_credentials` grant;"
+        " empty, `off` or `none` disables workload tokens",
+        "http://native-iam-token:8080/oauth2/token",
+    )
+    # A path, not a secret: the file is re-read at every fetch, so a kubelet rotation is picked up.
+    service_account_token_file: str = setting(
+        "NATIVE_IAM_SERVICE_ACCOUNT_TOKEN_FILE",
+        "the pod's projected service-account token, sent as the RFC 7523 client assertion (re-read at every"
+        " fetch, never logged). When it exists at start and `NATIVE_IAM_FEED_TOKEN` is unset, the feed"
+        " subscription uses a workload token with scope `native-iam.feed` instead of a static feed token",
+        "/var/run/secrets/tokens/native-iam",
+    )
+    token_service_audience: str = setting(
+        "NATIVE_IAM_TOKEN_SERVICE_AUDIENCE",
+        "the `resource` asked for the feed's workload token: the token service's `NATIVE_IAM_AUDIENCE`",
+        "native-iam",
+    )
     route_table_file: str = setting(
         "NATIVE_IAM_ROUTE_TABLE_FILE",
         "YAML route table (docs/route-table.md) for proxies that send no route requirement (Istio, Envoy"
@@ -223,6 +244,16 @@ def _feed_token(env: Env) -> str:
     return token
 
 
+def _off(value: str) -> str:
+    return "" if value.lower() in ("off", "none") else value
+
+
+def _token_endpoint(value: str) -> str | None:
+    if value.lower() in ("off", "none"):
+        return None
+    return _jwks_url(value)
+
+
 def _ratio(env: Env, name: str, default: float) -> float:
     value = env.number(name, default, low=0)
     if value > 1:
@@ -270,6 +301,13 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         max_token_bytes=env.integer("NATIVE_IAM_MAX_TOKEN_BYTES", d.max_token_bytes, low=256),
         subscriber=env.text("NATIVE_IAM_SUBSCRIBER", d.subscriber),
         feed_token=_feed_token(env),
+        token_endpoint=_off(
+            env.text("NATIVE_IAM_TOKEN_ENDPOINT", d.token_endpoint, check=_token_endpoint, blank="off")
+        ),
+        service_account_token_file=env.text(
+            "NATIVE_IAM_SERVICE_ACCOUNT_TOKEN_FILE", d.service_account_token_file, blank="off"
+        ),
+        token_service_audience=env.text("NATIVE_IAM_TOKEN_SERVICE_AUDIENCE", d.token_service_audience, blank="error"),
         route_table_file=env.text("NATIVE_IAM_ROUTE_TABLE_FILE", ""),
         telemetry_endpoint=env.text("SYSTEM_TELEMETRY_EXPORTER_ENDPOINT", ""),
         trace_sample_ratio=_ratio(env, "NATIVE_IAM_TRACE_SAMPLE_RATIO", d.trace_sample_ratio),

@@ -171,6 +171,17 @@ SIDECAR = Row(
             (Target(f"max by (kind) ({_s('native_iam_sidecar_revocation_cache_entries')})", "{{kind}}"),),
         ),
         Panel(
+            "Workload tokens",
+            "Do workloads get their tokens (WorkloadTokens.GetToken, the feed's workload token)? Fetches "
+            "from the token service by result (invalid_client: a service account not trusted or its client "
+            "disabled; unavailable: the token endpoint is down) and answers from the sidecar's cache.",
+            (
+                Target(_rate("native_iam_sidecar_workload_token_fetches_total", "result"), "fetch {{result}}"),
+                Target(f"sum (rate({_s('native_iam_sidecar_workload_token_cache_hits_total')}[{RATE}]))", "cache hit"),
+            ),
+            unit="reqps",
+        ),
+        Panel(
             "Envoy's view of ext_authz",
             "Does Envoy get answers from the sidecar? ok/denied are the sidecar's decisions per route "
             "cluster; unreachable counts failed connections and timeouts to the sidecar's cluster "

@@ -103,7 +103,9 @@ def stack(renderings: dict[str, Rendering], tmp_path_factory: pytest.TempPathFac
     ports = {name: free_port() for name in ("token_grpc", "token_http", "token_metrics", "authz", "sidecar_metrics")}
     envoy_ports = {name: free_port() for name in ("ingress", "ops", "admin")}
 
-    # The revocation feed's credential, as the dev overlay's Secret holds it, read from a file by both.
+    # The revocation feed's credential, as the dev overlay's Secret holds it, read from a file by both:
+    # in the cluster the sidecar uses its projected service-account token instead, which needs a
+    # cluster issuer (tests/security/test_feed_auth.py runs that path with a stand-in endpoint).
     feed_token = work / "feed-token"
     feed_token.write_bytes(base64.b64decode(dev.one("Secret", "native-iam-feed")["data"]["token"]))
     token_env.update(

@@ -3,10 +3,12 @@ the properties docs/kubernetes.md promises (hardening, probes, ports, replicas, 
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -148,22 +150,96 @@ def _feed_token_file(container: dict[str, Any], volumes: dict[str, Any]) -> tupl
     return secret["secretName"], item["key"]
 
 
-def test_token_service_and_sidecars_read_the_feed_token_from_one_secret(renderings: dict[str, Rendering]) -> None:
-    """WatchRevocations needs the feed token: the token service and every sidecar read it from a file of the
-    Secret native-iam-feed; the dev overlay generates it, production ships none."""
+def test_the_token_service_reads_the_static_feed_token_from_a_secret(renderings: dict[str, Rendering]) -> None:
+    """The token service still accepts a static feed token (sidecars without workload identity), from a file of
+    the Secret native-iam-feed; the dev overlay generates it, production ships none; the example sidecar has none."""
     dev = renderings["overlays/dev"]
-    refs = set()
-    for deployment in dev.of_kind("Deployment"):
-        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
-        for container in containers(deployment):
-            if container["name"] in {"token-service", "native-iam"}:
-                refs.add(_feed_token_file(container, volumes))
+    deployment = dev.one("Deployment", TOKEN)
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
     secret = dev.one("Secret", "native-iam-feed")
-    assert refs == {(secret["metadata"]["name"], "token")}
+    assert _feed_token_file(next(containers(deployment)), volumes) == (secret["metadata"]["name"], "token")
     assert renderings["overlays/production"].of_kind("Secret") == []
     prod = renderings["overlays/production"].one("Deployment", TOKEN)
     prod_volumes = {v["name"]: v for v in prod["spec"]["template"]["spec"]["volumes"]}
     assert _feed_token_file(next(containers(prod)), prod_volumes) == ("native-iam-feed", "token")
+    sidecar = _sidecar_container(dev.one("Deployment", "orders"))
+    assert not {"NATIVE_IAM_FEED_TOKEN", "NATIVE_IAM_FEED_TOKEN_FILE"} & {e["name"] for e in sidecar["env"]}
+
+
+def _sidecar_container(deployment: dict[str, Any]) -> dict[str, Any]:
+    return next(c for c in containers(deployment) if c["name"] == "native-iam")
+
+
+def _mounted(container: dict[str, Any], volumes: dict[str, Any], path: str) -> tuple[dict[str, Any], str]:
+    """(the volume, the path inside it) of the file ``path`` in ``container``."""
+    mount = next(m for m in container["volumeMounts"] if path.startswith(m["mountPath"] + "/"))
+    return volumes[mount["name"]], path[len(mount["mountPath"]) + 1 :]
+
+
+def test_the_sidecar_gets_a_projected_token_for_the_token_service(renderings: dict[str, Rendering]) -> None:
+    """Issue 13 item 7: a projected serviceAccountToken, for the audience the token service's trust file expects
+    (no "audience" there: its NATIVE_IAM_ISSUER), short-lived (600 s, the API minimum, to 1 h), mounted read-only into
+    the sidecar only, at the file NATIVE_IAM_SERVICE_ACCOUNT_TOKEN_FILE names; the token endpoint is the token
+    Service's http port; the feed token is asked for the token service's NATIVE_IAM_AUDIENCE."""
+    dev = renderings["overlays/dev"]
+    workload = dev.one("Deployment", "orders")
+    pod = workload["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    settings = dev.one("ConfigMap", "orders-native-iam-sidecar")["data"]
+    token_settings = dev.one("ConfigMap", "native-iam-token-config")["data"]
+    sidecar = _sidecar_container(workload)
+    volume, inside = _mounted(sidecar, volumes, settings["NATIVE_IAM_SERVICE_ACCOUNT_TOKEN_FILE"])
+    (source,) = volume["projected"]["sources"]
+    projected = source["serviceAccountToken"]
+    assert projected["path"] == inside
+    trust = json.loads(dev.one("ConfigMap", "native-iam-cluster-issuers")["data"]["cluster-issuers.json"])
+    (issuer,) = trust["issuers"]
+    assert projected["audience"] == issuer.get("audience", token_settings["NATIVE_IAM_ISSUER"])
+    assert 600 <= projected["expirationSeconds"] <= 3600
+    assert all(m["readOnly"] for m in sidecar["volumeMounts"] if m["name"] == volume["name"])
+    others = [c for c in containers(workload) if c is not sidecar]
+    assert not [m for c in others for m in c.get("volumeMounts", []) if m["name"] == volume["name"]]
+    assert pod["automountServiceAccountToken"] is False  # only the projected, audience-bound token
+    endpoint = urlsplit(settings["NATIVE_IAM_TOKEN_ENDPOINT"])
+    service = dev.one("Service", TOKEN)
+    assert endpoint.hostname == service["metadata"]["name"] and endpoint.path == "/oauth2/token"
+    assert endpoint.port == next(p["port"] for p in service["spec"]["ports"] if p["name"] == "http")
+    assert settings["NATIVE_IAM_TOKEN_SERVICE_AUDIENCE"] == token_settings["NATIVE_IAM_AUDIENCE"]
+
+
+def test_the_token_service_trusts_the_cluster_issuer(renderings: dict[str, Rendering], tmp_path: Path) -> None:
+    """NATIVE_IAM_CLUSTER_ISSUERS_FILE names the file of ConfigMap native-iam-cluster-issuers; its CA file is the
+    kube-root-ca.crt every namespace has; the base maps namespace shop's service accounts, the dev overlay the
+    example's service account in its namespace; after issue 13 part B's merge, its parser accepts both files."""
+    for name, subject in (
+        ("base", "system:serviceaccount:shop:*"),
+        ("overlays/dev", "system:serviceaccount:native-iam-dev:orders"),
+    ):
+        rendering = renderings[name]
+        deployment = rendering.one("Deployment", TOKEN)
+        container = next(containers(deployment))
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        volume, inside = _mounted(container, volumes, env["NATIVE_IAM_CLUSTER_ISSUERS_FILE"])
+        configmap = rendering.one("ConfigMap", "native-iam-cluster-issuers")
+        assert volume["configMap"]["name"] == configmap["metadata"]["name"]
+        text = configmap["data"][inside]
+        (issuer,) = json.loads(text)["issuers"]
+        assert issuer["issuer"] == "https://kubernetes.default.svc.cluster.local"
+        assert subject in issuer["service_accounts"]
+        ca, ca_inside = _mounted(container, volumes, issuer["ca_file"])
+        assert ca["configMap"]["name"] == "kube-root-ca.crt" and ca["configMap"]["items"][0]["path"] == ca_inside
+        try:
+            from token_service.federation.trust import parse_trust  # type: ignore[import-not-found]
+        except ImportError:  # issue 13 part B not merged yet
+            continue
+        # Outside the pod the CA file is elsewhere; everything else is parsed as the token service would.
+        (tmp_path / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+        local = json.dumps({"issuers": [{**issuer, "ca_file": str(tmp_path / "ca.crt")}]})
+        token_settings = rendering.one("ConfigMap", "native-iam-token-config")["data"]
+        assert parse_trust(local, token_settings["NATIVE_IAM_ISSUER"])
+    binding = renderings["base"].one("ClusterRoleBinding", "native-iam-service-account-issuer-discovery")
+    assert binding["roleRef"]["name"] == "system:service-account-issuer-discovery"
 
 
 def test_production_runs_replicas_behind_an_autoscaler(renderings: dict[str, Rendering]) -> None:

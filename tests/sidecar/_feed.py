@@ -91,6 +91,10 @@ class _Servicer(feed_pb2_grpc.FeedServicer):
     def WatchRevocations(self, request: Any, context: Any) -> Iterator[feed_pb2.WatchRevocationsResponse]:
         feed = self.feed
         feed.watch_requests.append(request.cursor)
+        credential = dict(context.invocation_metadata()).get("authorization", "")
+        feed.credentials.append(credential)
+        if credential in feed.refused:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "the feed credential is not accepted (test)")
         if feed.first_delay_s:
             time.sleep(feed.first_delay_s)  # a slow start (a big snapshot being read)
         with feed.cond:
@@ -148,6 +152,8 @@ class FeedServer:
         self.first_delay_s = 0.0  # seconds a new stream waits before its first message
         self.stopping = False
         self.watch_requests: list[int] = []
+        self.credentials: list[str] = []  # the authorization metadata of each WatchRevocations
+        self.refused: set[str] = set()  # authorization values answered UNAUTHENTICATED
         self.cond = threading.Condition()
         self._requested_port = port
         self._server: grpc.Server | None = None

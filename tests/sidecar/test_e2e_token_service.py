@@ -32,8 +32,9 @@ OK = oauth_pb2.CreateTokenWithPasswordResponse.OK
 
 
 @contextlib.contextmanager
-def token_service(tmp: Path) -> Iterator[tuple[str, str, _stack.Proc]]:
-    """`native-iam token-service` on SQLite, fast settings; yields its gRPC target and HTTP URL once SERVING."""
+def token_service(tmp: Path, **extra_env: str) -> Iterator[tuple[str, str, _stack.Proc]]:
+    """`native-iam token-service` on SQLite, fast settings (plus ``extra_env``); yields its gRPC target and HTTP
+    URL once SERVING."""
     port, http_port = _stack.free_port(), _stack.free_port()
     env = {
         "SYSTEM_DB_URL": f"sqlite:///{tmp}/native-iam-{port}.db",
@@ -50,6 +51,7 @@ def token_service(tmp: Path) -> Iterator[tuple[str, str, _stack.Proc]]:
         "NATIVE_IAM_ARGON2_TIME_COST": "1",
         "NATIVE_IAM_LOG_FORMAT": "text",
         "NATIVE_IAM_FEED_TOKEN": TEST_FEED_TOKEN,
+        **extra_env,
     }
     proc = _stack.Proc(
         [sys.executable, "-m", "native_iam.cli", "token-service"], tmp / f"token-service-{port}.log", env

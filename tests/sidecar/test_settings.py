@@ -54,6 +54,9 @@ def test_password_url_defaults_to_token_url() -> None:
         ("NATIVE_IAM_AUDIENCE", " "),
         ("NATIVE_IAM_AUTHZ_SERVER", "threads"),
         ("NATIVE_IAM_AUTHZ_THREADS", "0"),
+        ("NATIVE_IAM_TOKEN_ENDPOINT", "file:///etc/passwd"),
+        ("NATIVE_IAM_TOKEN_ENDPOINT", "native-iam-token:8080/oauth2/token"),
+        ("NATIVE_IAM_TOKEN_SERVICE_AUDIENCE", ""),
     ],
 )
 def test_bad_value_names_the_variable(name: str, value: str) -> None:
@@ -153,3 +156,26 @@ def test_an_optional_listener_is_off_as_in_the_token_service(variable: str, off:
 
     s = from_env({variable: off})
     assert not enabled(s.metrics_listen if "METRICS" in variable else s.oauth_listen)
+
+
+def test_workload_token_settings() -> None:
+    """Defaults point at the token Service's HTTP port and the conventional projected-token path; `off`/`none`/
+    empty turn workload tokens off."""
+    s = from_env({})
+    assert s.token_endpoint == "http://native-iam-token:8080/oauth2/token"
+    assert s.service_account_token_file == "/var/run/secrets/tokens/native-iam"
+    assert s.token_service_audience == "native-iam"
+    for off in ("off", "none", "", "OFF"):
+        assert from_env({"NATIVE_IAM_TOKEN_ENDPOINT": off}).token_endpoint == ""
+    read = from_env(
+        {
+            "NATIVE_IAM_TOKEN_ENDPOINT": "https://iam.example.com/oauth2/token",
+            "NATIVE_IAM_SERVICE_ACCOUNT_TOKEN_FILE": "/tokens/t",
+            "NATIVE_IAM_TOKEN_SERVICE_AUDIENCE": "iam",
+        }
+    )
+    assert (read.token_endpoint, read.service_account_token_file, read.token_service_audience) == (
+        "https://iam.example.com/oauth2/token",
+        "/tokens/t",
+        "iam",
+    )

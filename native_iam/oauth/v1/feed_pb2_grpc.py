@@ -28,12 +28,17 @@ if _version_not_supported:
 class FeedStub:
     """Feed is served by the token service and consumed by every sidecar. It carries public keys and
     token identifiers (jti) and identity names, never tokens. GetJwks is public (public keys only).
-    WatchRevocations requires the metadata `authorization: Bearer <feed token>`, with a token the
-    token service accepts (NATIVE_IAM_FEED_TOKEN, from a Kubernetes Secret shared with the
-    sidecars): a static shared secret is the simplest credential to operate (no client to
-    register, no expiry to track, no database read per stream) and rotates by accepting two
-    tokens for a while. A missing or wrong token is UNAUTHENTICATED, before anything else is
-    looked at. Also restrict who can reach the port with a NetworkPolicy.
+    WatchRevocations requires the metadata `authorization: Bearer <credential>`, where the
+    credential is either a static feed token the token service accepts (NATIVE_IAM_FEED_TOKEN, from
+    a Kubernetes Secret shared with the sidecars: nothing to register, no expiry to track, no
+    database read per stream; rotated by accepting two tokens for a while), or an access token the
+    token service issued, alive (as CheckAccess judges it), whose `aud` contains the token
+    service's NATIVE_IAM_AUDIENCE and whose scopes contain `native-iam.feed` (a sidecar's workload
+    token, bought with its pod's service-account token). A stream opened with an access token ends
+    with UNAUTHENTICATED at its first message (a heartbeat at the latest) after the token expires
+    or is revoked: reconnect with a new one.
+    A missing or refused credential is UNAUTHENTICATED, before anything else is looked at. Also
+    restrict who can reach the port with a NetworkPolicy.
     """
 
     def __init__(self, channel):
@@ -57,12 +62,17 @@ class FeedStub:
 class FeedServicer:
     """Feed is served by the token service and consumed by every sidecar. It carries public keys and
     token identifiers (jti) and identity names, never tokens. GetJwks is public (public keys only).
-    WatchRevocations requires the metadata `authorization: Bearer <feed token>`, with a token the
-    token service accepts (NATIVE_IAM_FEED_TOKEN, from a Kubernetes Secret shared with the
-    sidecars): a static shared secret is the simplest credential to operate (no client to
-    register, no expiry to track, no database read per stream) and rotates by accepting two
-    tokens for a while. A missing or wrong token is UNAUTHENTICATED, before anything else is
-    looked at. Also restrict who can reach the port with a NetworkPolicy.
+    WatchRevocations requires the metadata `authorization: Bearer <credential>`, where the
+    credential is either a static feed token the token service accepts (NATIVE_IAM_FEED_TOKEN, from
+    a Kubernetes Secret shared with the sidecars: nothing to register, no expiry to track, no
+    database read per stream; rotated by accepting two tokens for a while), or an access token the
+    token service issued, alive (as CheckAccess judges it), whose `aud` contains the token
+    service's NATIVE_IAM_AUDIENCE and whose scopes contain `native-iam.feed` (a sidecar's workload
+    token, bought with its pod's service-account token). A stream opened with an access token ends
+    with UNAUTHENTICATED at its first message (a heartbeat at the latest) after the token expires
+    or is revoked: reconnect with a new one.
+    A missing or refused credential is UNAUTHENTICATED, before anything else is looked at. Also
+    restrict who can reach the port with a NetworkPolicy.
     """
 
     def GetJwks(self, request, context):
@@ -75,7 +85,7 @@ class FeedServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchRevocations(self, request, context):
-        """Streams revocations (needs the feed token, see above). The server first sends the full
+        """Streams revocations (needs the feed credential, see above). The server first sends the full
         effective set when `cursor` is 0 or older than the oldest event it keeps (snapshot chunks,
         the first with `reset` set, the last with `synced` set), otherwise every event after
         `cursor` followed by one message with `synced` set; then every later event in order as it
@@ -113,12 +123,17 @@ def add_FeedServicer_to_server(servicer, server):
 class Feed:
     """Feed is served by the token service and consumed by every sidecar. It carries public keys and
     token identifiers (jti) and identity names, never tokens. GetJwks is public (public keys only).
-    WatchRevocations requires the metadata `authorization: Bearer <feed token>`, with a token the
-    token service accepts (NATIVE_IAM_FEED_TOKEN, from a Kubernetes Secret shared with the
-    sidecars): a static shared secret is the simplest credential to operate (no client to
-    register, no expiry to track, no database read per stream) and rotates by accepting two
-    tokens for a while. A missing or wrong token is UNAUTHENTICATED, before anything else is
-    looked at. Also restrict who can reach the port with a NetworkPolicy.
+    WatchRevocations requires the metadata `authorization: Bearer <credential>`, where the
+    credential is either a static feed token the token service accepts (NATIVE_IAM_FEED_TOKEN, from
+    a Kubernetes Secret shared with the sidecars: nothing to register, no expiry to track, no
+    database read per stream; rotated by accepting two tokens for a while), or an access token the
+    token service issued, alive (as CheckAccess judges it), whose `aud` contains the token
+    service's NATIVE_IAM_AUDIENCE and whose scopes contain `native-iam.feed` (a sidecar's workload
+    token, bought with its pod's service-account token). A stream opened with an access token ends
+    with UNAUTHENTICATED at its first message (a heartbeat at the latest) after the token expires
+    or is revoked: reconnect with a new one.
+    A missing or refused credential is UNAUTHENTICATED, before anything else is looked at. Also
+    restrict who can reach the port with a NetworkPolicy.
     """
 
     @staticmethod
