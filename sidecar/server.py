@@ -69,7 +69,9 @@ class Sidecar:
             on_fetch=self.metrics.fetched,
         )
         self.revocations = RevocationCache(max_staleness_s=settings.feed_max_staleness_s, on_key_retired=self.keys.ban)
-        self.workload_tokens = WorkloadTokens(settings, self.metrics)
+        self.workload_tokens = WorkloadTokens(
+            settings, self.metrics, revoked=workload_tokens.revoked_in(self.revocations)
+        )
         # The static feed token when one is set; else the pod's identity, when it has one.
         self.feed_credential: str | FeedCredential = settings.feed_token
         if (

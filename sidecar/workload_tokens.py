@@ -32,11 +32,12 @@ import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
+import jwt
 
 from native_iam import claims
 from native_iam import scopes as scope_rules
@@ -98,9 +99,40 @@ class Token:
     #: Monotonic instants: renew from ``renew_at``; unusable from ``expires_mono``.
     renew_at: float = 0.0
     expires_mono: float = 0.0
+    #: What the revocation cache needs to say whether the token is dead (from its payload).
+    revocation: dict[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:  # never the token
         return f"Token(audience={self.audience!r}, scopes={self.scopes!r}, expires_at={self.expires_at})"
+
+
+def revocation_subject(access_token: str) -> dict[str, Any]:
+    """The fields :meth:`sidecar.revocations.RevocationCache.lookup` takes, read from the token's
+    header and payload without verifying it: the token came from the token service over the
+    channel it was asked on, and this only decides whether to stop serving it. {} if unreadable."""
+    try:
+        header = jwt.get_unverified_header(access_token)
+        payload = jwt.decode(access_token, options={"verify_signature": False})
+        return {
+            "jti": str(payload.get("jti", "")),
+            "identity": str(payload.get("sub", "")),
+            "namespace": str(payload.get(claims.NAMESPACE, "")),
+            "kid": str(header.get("kid", "")),
+            "iat": float(payload.get("iat", 0)),
+            "client_id": str(payload.get(claims.CLIENT_ID, "")),
+            "principal": str(payload.get(claims.SUB_KIND, claims.IDENTITY_PRINCIPAL)),
+        }
+    except (jwt.PyJWTError, TypeError, ValueError):
+        return {}
+
+
+def revoked_in(revocations: Any) -> Callable[[Token], bool]:
+    """``WorkloadTokens(revoked=…)`` for the sidecar's :class:`~sidecar.revocations.RevocationCache`."""
+
+    def revoked(token: Token) -> bool:
+        return bool(token.revocation) and revocations.lookup(**token.revocation) is not None
+
+    return revoked
 
 
 def renew_after(lifetime_s: float) -> float:
@@ -138,7 +170,11 @@ class WorkloadTokens:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        revoked: Callable[[Token], bool] = lambda token: False,
     ) -> None:
+        # Whether the sidecar's own revocation cache names a cached token dead (its client was
+        # disabled, say): then it is fetched again rather than handed out until its renewal.
+        self._revoked = revoked
         self._endpoint = settings.token_endpoint
         self._sa_file = settings.service_account_token_file
         self._timeout_s = settings.forward_timeout_s
@@ -158,7 +194,7 @@ class WorkloadTokens:
         key = (audience, scopes)
         with self._lock:
             cached = self._cache.get(key)
-            if cached is not None and not renew and self._clock() < cached.renew_at:
+            if cached is not None and not renew and self._clock() < cached.renew_at and not self._revoked(cached):
                 self._cache.move_to_end(key)
                 if self._metrics is not None:
                     self._metrics.workload_token_hits.inc()
@@ -312,6 +348,7 @@ class WorkloadTokens:
             expires_at=self._wall() + lifetime,
             renew_at=issued + renew_after(lifetime),
             expires_mono=issued + lifetime,
+            revocation=revocation_subject(access_token),
         )
 
 

@@ -393,3 +393,40 @@ async def test_a_refused_feed_credential_is_renewed_at_once(
     async with _sidecar(feed, endpoint, sa_file) as sidecar:
         assert await until(lambda: sidecar.revocations.synced)
     assert feed.credentials[:2] == [f"Bearer {t}" for t in endpoint.issued[:2]]
+
+
+def _jwt(client_id: str, iat: int) -> str:
+    """An unsigned-looking JWT with the claims the revocation cache reads (the sidecar never
+    verifies its own workload tokens; it only asks whether the feed killed them)."""
+    import jwt
+
+    payload = {"jti": f"j-{iat}", "sub": client_id, "client_id": client_id, "sub_kind": "client", "iat": iat}
+    return jwt.encode(payload, "k" * 32, algorithm="HS256", headers={"kid": "k1"})
+
+
+def test_a_cached_token_the_feed_revoked_is_fetched_again(sa_file: Path) -> None:
+    """Its client disabled: every other sidecar denies the cached token within a second, so its
+    own sidecar must stop handing it out too, at the next GetToken, not at its renewal."""
+    from native_iam.oauth.v1 import feed_pb2
+
+    from ._feed import revocation
+    from .conftest import synced_cache
+    from .test_revocations import _events
+
+    served = iter([_jwt("shop-frontend", 100), _jwt("shop-frontend", 200)])
+    endpoint = TokenEndpoint(assertion=SA_TOKEN)
+    endpoint.answer = lambda form: (200, {"access_token": next(served), "token_type": "Bearer", "expires_in": 300})
+    cache = synced_cache()
+    with endpoint.running() as running:
+        tokens, _ = _tokens(running.url, sa_file, revoked=workload_tokens.revoked_in(cache))
+        try:
+            first = tokens.request("orders", ()).result(5)
+            assert tokens.request("orders", ()).result(5) is first  # alive: from the cache
+            T, R = feed_pb2.RevocationTarget, feed_pb2.RevocationReason
+            cache.apply(_events(revocation(1, T.CLIENT, R.CLIENT_DISABLED, client_id="shop-frontend", cutoff_unix=150)))
+            second = tokens.request("orders", ()).result(5)
+        finally:
+            tokens.close()
+    assert second.access_token != first.access_token
+    assert workload_tokens.revocation_subject(second.access_token)["iat"] == 200.0
+    assert workload_tokens.revocation_subject("not-a-jwt") == {}
