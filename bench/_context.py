@@ -41,6 +41,7 @@ class Bench:
 
     _postgres: Any = field(default=None, repr=False)
     _redis: Any = field(default=None, repr=False)
+    _cluster: Any = field(default=None, repr=False)
 
     def settle(self) -> None:
         """Before a measurement: wait a little for other people's CPU use on the shared cores to
@@ -79,7 +80,8 @@ class Bench:
         measured")."""
         from bench import _token_service
 
-        env = {"NATIVE_IAM_WORKERS": str(workers)}
+        # Every token service trusts the run's stand-in cluster: the service-account assertion rows.
+        env = {"NATIVE_IAM_WORKERS": str(workers), "NATIVE_IAM_CLUSTER_ISSUERS_FILE": str(self.cluster().trust_file)}
         suffix = "-redis" if redis else ""
         try:
             url = self.database_url(db, f"bench-s{scenario}-w{workers}{suffix}")
@@ -92,6 +94,16 @@ class Bench:
         return _token_service.start(
             self.workdir, db_url=url, name=f"token-service-s{scenario}-{db}-w{workers}{suffix}", env=env
         )
+
+    def cluster(self) -> Any:
+        """The run's stand-in Kubernetes cluster (bench/_cluster.py), made on first use."""
+        if self._cluster is None:
+            from bench import _cluster, _token_service
+
+            self._cluster = _cluster.Cluster(
+                self.workdir, audience=_token_service.ISSUER, client_id=_token_service.WORKLOAD_CLIENT
+            )
+        return self._cluster
 
     def redis_url(self) -> str:
         """The run's one redis-server (started on first use), emptied: SYSTEM_CACHE_URL."""

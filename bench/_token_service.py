@@ -22,6 +22,8 @@ IDENTITY = "bench-admin"  # the bootstrap admin: policy `iam:admin`
 SCOPE = "iam:admin"
 #: The benchmark client's own scope policy (client_credentials grant).
 CLIENT_SCOPE = "bench:read"
+#: The client the stand-in cluster's service account shop/frontend maps to (bench/_cluster.py).
+WORKLOAD_CLIENT = "bench-workload"
 
 
 @dataclass
@@ -158,6 +160,23 @@ class Admin:
         )
         return str(answer.client_secret)
 
+    def create_workload_client(self, client_id: str = WORKLOAD_CLIENT) -> None:
+        """A client that authenticates with a Kubernetes service-account token (no secret) and
+        may use the client_credentials grant, with the policy CLIENT_SCOPE."""
+        from native_iam.admin.v1 import admin_pb2
+
+        self.clients.CreateClient(
+            admin_pb2.CreateClientRequest(
+                client_id=client_id,
+                name="benchmark workload",
+                token_endpoint_auth_method="kubernetes_service_account",
+                grant_types=["client_credentials"],
+                scopes=[CLIENT_SCOPE],
+            ),
+            metadata=self._metadata,
+            timeout=30,
+        )
+
     def close(self) -> None:
         self._channel.close()
 
@@ -191,4 +210,16 @@ def start(
     return TokenService(server=server, grpc=grpc_address, http=http_address, password=password, db=db)
 
 
-__all__ = ["AUDIENCE", "IDENTITY", "ISSUER", "ROOT", "SCOPE", "Admin", "Postgres", "Redis", "TokenService", "start"]
+__all__ = [
+    "AUDIENCE",
+    "IDENTITY",
+    "ISSUER",
+    "ROOT",
+    "SCOPE",
+    "WORKLOAD_CLIENT",
+    "Admin",
+    "Postgres",
+    "Redis",
+    "TokenService",
+    "start",
+]

@@ -185,12 +185,14 @@ def _profile_case(
 
 
 def _http_cases(
-    service: _token_service.TokenService, refresh_token_for: Callable[[dict[str, str]], str]
+    service: _token_service.TokenService, refresh_token_for: Callable[[dict[str, str]], str], sa_token: str
 ) -> list[tuple[str, bytes, dict[str, str], Callable[[], str | None]]]:
-    """(name, form body, headers, check) for the token endpoint, as a confidential client."""
+    """(name, form body, headers, check) for the token endpoint, as a confidential client (and,
+    for the last row, as a workload presenting its service-account token ``sa_token``)."""
     admin = _token_service.Admin(service)
     try:
         secret = admin.create_client("bench-client")
+        admin.create_workload_client()
     finally:
         admin.close()
     basic = base64.b64encode(f"bench-client:{secret}".encode()).decode()
@@ -202,10 +204,10 @@ def _http_cases(
         {"grant_type": "refresh_token", "refresh_token": refresh_token_for(headers | {"body": password})}
     )
 
-    def usable(body: str, times: int) -> Callable[[], str | None]:
+    def usable(body: str, times: int, sent: dict[str, str] = headers) -> Callable[[], str | None]:
         def check() -> str | None:
             for _ in range(times):
-                status, answer = _post(service, body, headers)
+                status, answer = _post(service, body, sent)
                 if status != 200 or "access_token" not in answer:
                     return f"HTTP {status}: {answer[:200]}"
             return None
@@ -214,10 +216,21 @@ def _http_cases(
 
     # The workload path of issue 13: a secret and no password, so no argon2 (compare with refresh).
     client_credentials = urllib.parse.urlencode({"grant_type": "client_credentials"})
+    # The same grant with no stored secret at all: the pod's projected token, verified (RS256)
+    # against the cluster's keys on every grant (reusable, as the kubelet's tokens are).
+    assertion = urllib.parse.urlencode(
+        {
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": sa_token,
+        }
+    )
+    form = {"content-type": "application/x-www-form-urlencoded"}
     return [
         ("password grant", password.encode(), headers, usable(password, 1)),
         ("refresh grant", refresh.encode(), headers, usable(refresh, 2)),
         ("client_credentials grant", client_credentials.encode(), headers, usable(client_credentials, 1)),
+        ("client_credentials, SA assertion", assertion.encode(), form, usable(assertion, 2, form)),
     ]
 
 
@@ -362,7 +375,8 @@ def _run_service(
             figures[(f"{db} ×{workers}", f"gRPC {name}")] = (result.rps, result.other_cpu_s / result.seconds)
             if bench.options.profile and db == "sqlite" and workers == 1 and "password" not in name:
                 _profile_case(bench, section, service, target, _load.grpc_frame(body), f"gRPC {name} on {db}")
-        for name, form, headers, http_usable in _http_cases(service, _http_refresh_token(service)):
+        cases = _http_cases(service, _http_refresh_token(service), bench.cluster().token())
+        for name, form, headers, http_usable in cases:
             why = http_usable()
             if why:
                 bench.report.not_measured.append(f"Scenario 5, HTTP {name} on {db} ×{workers}: {why}")
