@@ -14,14 +14,17 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Final
 
+from native_iam import scopes as scope_rules
 from native_iam.limits import MAX_STATE_BYTES
 from token_service.clients import ClientStore, GrantType, OAuthClient
 from token_service.errors import (
     InvalidRequest,
+    ScopeNotGranted,
     UnauthorizedClient,
     UnsupportedResponseType,
     UntrustedRedirect,
 )
+from token_service.id_tokens import OPENID
 from token_service.redirect_uris import is_registered
 from token_service.requested_scopes import requested_scopes
 
@@ -92,6 +95,12 @@ def validate(params: Mapping[str, str], client: OAuthClient, redirect_uri: str) 
         if value is not None and len(value.encode("utf-8")) > MAX_STATE_BYTES:
             raise InvalidRequest(f"{name} exceeds {MAX_STATE_BYTES} bytes")
     scopes = requested_scopes((params.get("scope") or "").split())  # MalformedScope: invalid_scope
+    if client.scopes:
+        # A client with a scope policy (issue 13) may ask only for what it covers, for a user too;
+        # `openid` asks for an ID token, not for access. The identity's policy is checked at login.
+        outside = scope_rules.not_covered([s for s in scopes if s != OPENID], client.scopes)
+        if outside:
+            raise ScopeNotGranted(f"scope not allowed for this application: {' '.join(outside)}"[:300])
     prompt = params.get("prompt")
     return AuthorizationRequest(
         client_id=client.client_id,

@@ -342,3 +342,16 @@ async def test_hostile_authorize_queries_never_500_and_never_redirect_elsewhere(
         assert response.status_code in {200, 303, 400, 431}, (query, response.status_code)
         if response.status_code == 303:
             assert response.headers["location"].partition("?")[0] in registered, (query, response.headers["location"])
+
+
+async def test_a_client_scope_policy_bounds_what_it_may_ask_for_a_user(browser: Browser) -> None:
+    """A client with its own scope policy may ask a user only for scopes the policy covers
+    (openid aside): refused at the authorize request, before any login."""
+    await browser.service.register(
+        "narrow", grant_types=["authorization_code"], redirect_uris=[WEB_REDIRECT], scopes=["orders:read"]
+    )
+    params = redirect_params(await browser.authorize(client_id="narrow", scope="openid orders:read admin:all"))
+    assert params["error"] == "invalid_scope" and "code" not in params
+    assert "admin:all" in params["error_description"]
+    page = await browser.authorize(client_id="narrow", scope="openid orders:read")
+    assert page.status_code == 200 and "password" in page.text  # the login page: within its policy
