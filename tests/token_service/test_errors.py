@@ -86,9 +86,10 @@ def test_unsupported_token_type_is_400() -> None:
 
 @pytest.mark.parametrize("leaf", LEAVES, ids=lambda c: c.__name__)
 def test_every_401_and_insufficient_scope_has_a_challenge(leaf: type[errors.TokenServiceError]) -> None:
-    """RFC 9110 §15.5.2: every 401 carries a WWW-Authenticate challenge; RFC 6750 §3.1 adds one to
-    insufficient_scope. Nothing else has one."""
-    needs = leaf.http_status == 401 or leaf.error == "insufficient_scope"
+    """RFC 9110 §15.5.2: every 401 carries a WWW-Authenticate challenge; RFC 6750 §3 adds one to
+    insufficient_scope and to a malformed bearer request (as the sidecar answers both). Nothing
+    else has one."""
+    needs = leaf.http_status == 401 or leaf.error == "insufficient_scope" or leaf is errors.MalformedBearerRequest
     assert (leaf.challenge is not None) == needs
     if leaf.challenge is not None:
         assert leaf.challenge.split()[0] in {"Basic", "Bearer"} and 'realm="{realm}"' in leaf.challenge

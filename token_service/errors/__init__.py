@@ -46,6 +46,7 @@ Tree (leaf: seed status / RFC code / HTTP / gRPC)::
     ├── InvalidTarget                   invalid_target 400 / INVALID_ARGUMENT (RFC 8707 ``resource``)
     ├── InvalidBearerToken              invalid_token 401, Bearer challenge / UNAUTHENTICATED
     │   └── MissingBearerToken          invalid_token 401, challenge without error / UNAUTHENTICATED
+    ├── MalformedBearerRequest          invalid_request 400, Bearer challenge / INVALID_ARGUMENT
     ├── AdminError                      admin API outcomes
     │   ├── NotFound                    not_found 404 / NOT_FOUND
     │   ├── AlreadyExists               already_exists 409 / ALREADY_EXISTS
@@ -99,6 +100,7 @@ from token_service.errors.requests import (
     InvalidClientAssertion,
     InvalidRequest,
     InvalidTarget,
+    MalformedBearerRequest,
     MalformedScope,
     MissingBearerToken,
     RequestTooLarge,
@@ -127,6 +129,7 @@ __all__ = [
     "InvalidRequest",
     "InvalidTarget",
     "LoginRequired",
+    "MalformedBearerRequest",
     "MalformedScope",
     "MissingBearerToken",
     "NotARefreshToken",
@@ -172,6 +175,7 @@ LEAVES: Final[tuple[type[TokenServiceError], ...]] = (
     UnsupportedGrantType,
     InvalidTarget,
     InvalidBearerToken,
+    MalformedBearerRequest,
     MissingBearerToken,
     NotFound,
     AlreadyExists,

@@ -12,6 +12,7 @@ __all__ = [
     "InvalidClientAssertion",
     "InvalidRequest",
     "InvalidTarget",
+    "MalformedBearerRequest",
     "MalformedScope",
     "MissingBearerToken",
     "RequestTooLarge",
@@ -130,6 +131,18 @@ class InvalidBearerToken(TokenServiceError):
     grpc_code = grpc.StatusCode.UNAUTHENTICATED
     challenge = 'Bearer realm="{realm}", error="invalid_token"'
     default_message = "the access token is not valid"
+
+
+class MalformedBearerRequest(TokenServiceError):
+    """The Authorization header is not ``Bearer <token>`` (two tokens, spaces, an empty token):
+    RFC 6750 §3.1 invalid_request, 400, as the sidecar answers the same header."""
+
+    status = None
+    error = "invalid_request"
+    http_status = 400
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+    challenge = 'Bearer realm="{realm}", error="invalid_request"'
+    default_message = "the Authorization header is not 'Bearer <token>'"
 
 
 class MissingBearerToken(InvalidBearerToken):

@@ -45,9 +45,9 @@ from token_service.clients import ClientStore, GrantType, OAuthClient
 from token_service.errors import (
     REALM,
     InsufficientScope,
-    InvalidBearerToken,
     InvalidClient,
     InvalidTarget,
+    MalformedBearerRequest,
     MissingBearerToken,
     TokenServiceError,
     UnauthorizedClient,
@@ -339,7 +339,7 @@ class _Endpoints:
         try:
             token = bearer.token_from(request.headers.get("authorization"), max_bytes=MAX_TOKEN_BYTES)
         except bearer.MalformedHeader as exc:
-            raise InvalidBearerToken(str(exc)) from None
+            raise MalformedBearerRequest(str(exc)) from None
         if token is None:
             raise MissingBearerToken("a bearer access token is required")
         return _ok(request, await self.backend.userinfo(token))

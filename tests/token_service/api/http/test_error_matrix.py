@@ -11,6 +11,7 @@ import base64
 
 import httpx
 import jwt
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -324,6 +325,16 @@ async def test_userinfo_invalid_token(http: httpx.AsyncClient, oauth_service: OA
     """A bad bearer token: 401 invalid_token with error="invalid_token" in the challenge."""
     response = await http.get("/oauth2/userinfo", headers={"Authorization": "Bearer garbage"})
     assert_error(response, 401, "invalid_token", 'Bearer realm="native-iam", error="invalid_token"')
+
+
+@pytest.mark.parametrize("header", ["Bearer a b", "Bearer x y z", "Bearer x,Bearer y"])
+async def test_userinfo_malformed_header_is_invalid_request(
+    http: httpx.AsyncClient, oauth_service: OAuthService, header: str
+) -> None:
+    """A header that is not `Bearer <token>`: 400 invalid_request (RFC 6750 §3.1), the answer the
+    sidecar gives the same header (sidecar/decision.py BAD_REQUEST), not 401."""
+    response = await http.get("/oauth2/userinfo", headers={"Authorization": header})
+    assert_error(response, 400, "invalid_request", 'Bearer realm="native-iam", error="invalid_request"')
 
 
 async def test_userinfo_refresh_token_is_invalid_token(http: httpx.AsyncClient, oauth_service: OAuthService) -> None:
