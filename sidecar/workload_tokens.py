@@ -41,6 +41,7 @@ import jwt
 
 from native_iam import claims
 from native_iam import scopes as scope_rules
+from native_iam.limits import MAX_AUDIENCE_BYTES
 from native_iam.oauth.v1 import workload_pb2
 
 from .metrics import Metrics
@@ -54,7 +55,6 @@ SERVICE = "native_iam.oauth.v1.WorkloadTokens"
 #: Distinct (audience, scopes) kept; the least recently used goes first. A workload calls a
 #: handful of services; the bound only stops a buggy one from growing the sidecar without limit.
 MAX_CACHED = 256
-MAX_AUDIENCE_BYTES = 253
 _MAX_SA_TOKEN_BYTES = 16 * 1024
 _MAX_ANSWER_BYTES = 64 * 1024
 #: A stale token served through an outage must still have this long to live.

@@ -215,7 +215,8 @@ def test_pod_probes_and_ports_match_the_envoy_config(renderings: dict[str, Rende
 def test_documented_route_forms_are_the_deployed_ones(config: dict[str, Any]) -> None:
     """The route-scope YAML in docs/kubernetes.md is exactly what the deployed routes carry."""
     section = (ROOT / "docs" / "kubernetes.md").read_text(encoding="utf-8")
-    (block,) = re.findall(r"```yaml\n(.*?)```", section, flags=re.DOTALL)
+    # The one YAML block that shows a route's scopes (the page has other YAML: the workload example).
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", section, flags=re.DOTALL) if "typed_per_filter_config" in b]
     documented = yaml.safe_load(textwrap.dedent(block))
     routes = _routes(config)
     assert documented["metadata"] == routes["orders-read"]["metadata"]

@@ -21,6 +21,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from native_iam.claims import FEED_SCOPE
+from native_iam.limits import MAX_AUDIENCE_BYTES
 from native_iam.oauth.v1 import workload_pb2, workload_pb2_grpc
 from sidecar import workload_tokens
 from sidecar.metrics import Metrics
@@ -250,7 +251,7 @@ BAD_REQUESTS = {
     "no audience": _ask(""),
     "audience with a space": _ask("orders api"),
     "audience with a newline": _ask("orders\n"),
-    "audience too long": _ask("a" * 254),
+    "audience too long": _ask("a" * (MAX_AUDIENCE_BYTES + 1)),  # the token service's limit too
     "bad scope": _ask("orders", 'a"b'),
     "too many scopes": _ask("orders", *(f"s{i}" for i in range(101))),
 }
