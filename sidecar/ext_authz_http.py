@@ -218,6 +218,9 @@ class _Connection(asyncio.Protocol):
         keep_alive = self._parser.should_keep_alive()
         server = self._server
         started = time.perf_counter()
+        span: trace.Span | None = None
+        path = ""
+        answer: bytes | None = None
         try:
             path = self._url.decode("utf-8", "replace")
             try:
@@ -228,18 +231,21 @@ class _Connection(asyncio.Protocol):
             r = Request(method, self._host, path, self._credential, requirement)
             span = None if server.spans is None else server.spans.start(self._trace or {})
             if span is None:
-                verdict = server.decide(r)
+                verdict: Any = server.decide(r)
             else:
                 with trace.use_span(span, end_on_exit=False):
                     verdict = server.decide(r)
-            if verdict is NEED_REFETCH:
+            if verdict is NEED_REFETCH:  # answered (and its span ended) once the keys are fetched
                 self._answer(asyncio.ensure_future(self._after_refetch(r, method, span)))
             else:
-                if span is not None:
-                    server.spans.end(span, method, r.path, verdict)  # type: ignore[union-attr,arg-type]
-                self._answer(self._bytes(encode(verdict), method))  # type: ignore[arg-type]
+                answer = self._bytes(encode(verdict), method)
         except Exception:
-            self._answer(self._bytes(encode(server.authorizer.internal()), method))
+            verdict = server.authorizer.internal()
+            answer = self._bytes(encode(verdict), method)
+        if answer is not None:
+            if span is not None:  # also for the internal deny: no span is left open
+                server.spans.end(span, method, path, verdict)  # type: ignore[union-attr]
+            self._answer(answer)
         server.seconds.observe(time.perf_counter() - started)
         self._reset()
         self.started = 0.0

@@ -235,3 +235,27 @@ async def test_the_http_transport_traces_like_grpc(issuer: Issuer, token: bool, 
     assert span.attributes["native_iam.reason"] == reason
     assert span.attributes["native_iam.route"] == "GET /orders/7"
     assert minted.split(".")[1] not in repr(dict(span.attributes))
+
+
+async def test_an_internal_failure_over_http_still_ends_its_span(issuer: Issuer) -> None:
+    """A bug inside the decision: the HTTP answer is the internal deny and the span is ended with
+    reason internal and an error status, never left open."""
+    traced = Traced(issuer)
+    server = HttpAuthz(traced.rig.authorizer, max_token_bytes=8192)
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("boom")
+
+    server.decide = broken  # type: ignore[method-assign]
+    port = await server.start(bind_tcp("127.0.0.1:0", "TEST"))
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(_raw(token=issuer.mint(), traceparent=SAMPLED))
+        answer = await _read_answer(reader)
+        writer.close()
+    finally:
+        await server.stop()
+    assert answer.status == 500
+    (span,) = traced.spans()
+    assert span.attributes["native_iam.reason"] == "internal"
+    assert span.status.status_code.name == "ERROR"
