@@ -11,7 +11,7 @@ Every leaf sets, explicitly and never by inheritance:
 * ``challenge`` – the HTTP ``WWW-Authenticate`` value (``{realm}``, ``{scope}`` filled in by the
   HTTP edge), on every 401 (RFC 9110 §15.5.2) and on insufficient_scope (RFC 6750 §3.1); else None.
 
-The edges: :func:`token_service.api.http.routes.oauth_error_response` (the one HTTP exception handler)
+The edges: :func:`token_service.api.http.error_response.oauth_error_response` (the one HTTP exception handler)
 and :func:`token_service.api.grpc.edge.unary` / ``stream`` (the one gRPC boundary). :data:`LEAVES` lists
 every leaf, so which errors exist never depends on which modules happen to be imported.
 

@@ -16,7 +16,7 @@ Routes::
 A token request reads top to bottom: parse the form → authenticate the client → check the grant
 is enabled for it → one domain call → response. Every failure is a leaf of the core's error tree
 (:mod:`token_service.errors`) raised on the way and rendered by the one exception handler,
-:func:`oauth_error_response`.
+:func:`~token_service.api.http.error_response.oauth_error_response`.
 """
 
 from __future__ import annotations
@@ -39,12 +39,11 @@ from native_iam import scopes as scope_rules
 from native_iam.limits import MAX_TOKEN_BYTES
 from token_service.api.http.authorize import BrowserEndpoints
 from token_service.api.http.client_auth import authenticate_client
+from token_service.api.http.error_response import NO_STORE, oauth_error_response
 from token_service.api.http.forms import Form, read_form
 from token_service.api.http.metadata import server_metadata
 from token_service.clients import ClientStore, GrantType, OAuthClient
 from token_service.errors import (
-    REALM,
-    InsufficientScope,
     InvalidClient,
     InvalidTarget,
     MalformedBearerRequest,
@@ -52,7 +51,6 @@ from token_service.errors import (
     TokenServiceError,
     UnauthorizedClient,
     UnsupportedGrantType,
-    deny_reason,
 )
 from token_service.federation import ClientAssertions
 from token_service.forwarded import client_address
@@ -63,7 +61,6 @@ from token_service.settings import IPNetwork
 log = logging.getLogger(__name__)
 
 #: RFC 6749 §5.1: token responses must not be cached by anyone.
-NO_STORE: Final[Mapping[str, str]] = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _PUBLIC_5_MIN: Final[Mapping[str, str]] = {"Cache-Control": "public, max-age=300"}
 
 
@@ -144,43 +141,6 @@ class HttpConfig:
     scopes_supported: tuple[str, ...] = (OPENID,)
     #: NATIVE_IAM_TRUSTED_PROXIES: peers whose X-Forwarded-For names the client.
     trusted_proxies: tuple[IPNetwork, ...] = ()
-
-
-# --- Errors: the one place where a TokenServiceError becomes an HTTP response.
-
-
-def challenge_headers(exc: TokenServiceError, *, required_scope: str = "") -> dict[str, str]:
-    """The headers that go with ``exc``: its ``WWW-Authenticate`` challenge, and Retry-After on a 503."""
-    headers: dict[str, str] = {}
-    if exc.challenge is not None:
-        headers["WWW-Authenticate"] = exc.challenge.format(realm=REALM, scope=required_scope)
-    if exc.http_status == 503:
-        headers["Retry-After"] = "1"
-    return headers
-
-
-def oauth_error_response(request: Request, exc: Exception) -> Response:
-    """RFC 6749 §5.2 JSON for a :class:`TokenServiceError`, with its status and challenge headers."""
-    if not isinstance(exc, TokenServiceError):  # registered for TokenServiceError only
-        raise exc
-    endpoint = request.scope.get("native_iam_endpoint", "unknown")
-    reason = deny_reason(exc)
-    if request.app.state.metrics is not None:
-        request.app.state.metrics.count_failure(exc)
-    request.app.state.requests_total.labels(endpoint, exc.error, reason).inc()
-    log.info(
-        "oauth request denied",
-        extra={
-            "endpoint": endpoint,
-            "error": exc.error,
-            "reason": reason,
-            "client_id": request.scope.get("native_iam_client", ""),
-        },
-    )
-    required = OPENID if isinstance(exc, InsufficientScope) else ""
-    headers = {**NO_STORE, **challenge_headers(exc, required_scope=required)}
-    body = {"error": exc.error, "error_description": exc.message}
-    return JSONResponse(body, status_code=exc.http_status, headers=headers)
 
 
 def _ok(request: Request, body: Mapping[str, Any], *, headers: Mapping[str, str] = NO_STORE) -> Response:
@@ -414,12 +374,4 @@ def create_app(
     return app
 
 
-__all__ = [
-    "NO_STORE",
-    "HttpConfig",
-    "OAuthBackend",
-    "TokenResponse",
-    "challenge_headers",
-    "create_app",
-    "oauth_error_response",
-]
+__all__ = ["HttpConfig", "OAuthBackend", "TokenResponse", "create_app"]

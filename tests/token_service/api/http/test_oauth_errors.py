@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from token_service import errors
-from token_service.api.http.routes import challenge_headers, oauth_error_response
+from token_service.api.http.error_response import challenge_headers, oauth_error_response
 
 ALL_LEAVES = errors.leaves()
 
