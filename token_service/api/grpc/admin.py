@@ -9,18 +9,16 @@ Errors are translated by the shared wrapper in :mod:`token_service.api.grpc.edge
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-from google.protobuf.message import Message
 from opentelemetry import trace
 
 from native_iam.admin.v1 import admin_pb2 as pb
 from native_iam.limits import MAX_JTI_LENGTH, MAX_KID_LENGTH, MAX_NAME_BYTES, MAX_PAGE_TOKEN_BYTES, MAX_PASSWORD_BYTES
 from token_service.access import verify_access_token
 from token_service.admin import service as admin
-from token_service.api.grpc.edge import bearer_token, text_field, unary
+from token_service.api.grpc.edge import Methods, bearer_token, text_field, unary_handlers
 from token_service.core import Core
 from token_service.errors import GrantError, InvalidRequest, PermissionDenied, Unauthenticated
 from token_service.keys import SigningKey
@@ -244,7 +242,7 @@ class AdminServicer:
         return pb.RetireKeyResponse(signing_key=_key(signer, signer.kid))
 
 
-_METHODS: dict[str, dict[str, tuple[type[Message], type[Message]]]] = {
+_METHODS: dict[str, Methods] = {
     "native_iam.admin.v1.Identities": {
         "CreateIdentity": (pb.CreateIdentityRequest, pb.Identity),
         "GetIdentity": (pb.IdentityRef, pb.Identity),
@@ -271,12 +269,4 @@ _METHODS: dict[str, dict[str, tuple[type[Message], type[Message]]]] = {
 def admin_handlers(
     core: Core, metrics: Metrics | None, tracer: trace.Tracer | None = None
 ) -> list[grpc.GenericRpcHandler]:
-    servicer = AdminServicer(core, metrics)
-    handlers = []
-    for service, methods in _METHODS.items():
-        table = {}
-        for method, (request_cls, response_cls) in methods.items():
-            fn: Callable[[Any, Any], Awaitable[Message]] = getattr(servicer, method)
-            table[method] = unary(service, method, request_cls, response_cls, fn, metrics, tracer)
-        handlers.append(grpc.method_handlers_generic_handler(service, table))
-    return handlers
+    return unary_handlers(AdminServicer(core, metrics), _METHODS, metrics, tracer)

@@ -10,11 +10,9 @@ authorized with an ``iam:admin`` bearer token first, errors are translated by th
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-from google.protobuf.message import Message
 from opentelemetry import trace
 
 from native_iam.admin.v1 import admin_pb2 as pb
@@ -32,7 +30,7 @@ from token_service import clients, consents
 from token_service.admin import clients as client_admin
 from token_service.admin.service import validate_grants
 from token_service.api.grpc.admin import authorize
-from token_service.api.grpc.edge import text_field, unary
+from token_service.api.grpc.edge import Methods, text_field, unary_handlers
 from token_service.clients import GrantType, OAuthClient
 from token_service.core import Core
 from token_service.errors import InvalidRequest
@@ -227,7 +225,7 @@ class ClientsServicer:
         return pb.RevokeConsentResponse(revoked=revoked)
 
 
-_METHODS: dict[str, tuple[type[Message], type[Message]]] = {
+_METHODS: Methods = {
     "CreateClient": (pb.CreateClientRequest, pb.CreateClientResponse),
     "GetClient": (pb.ClientRef, pb.OAuthClient),
     "ListClients": (pb.ListClientsRequest, pb.ListClientsResponse),
@@ -244,9 +242,4 @@ def client_admin_handlers(
     core: Core, metrics: Metrics | None, tracer: trace.Tracer | None = None
 ) -> list[grpc.GenericRpcHandler]:
     """The generic handler of ``native_iam.admin.v1.Clients``."""
-    servicer = ClientsServicer(core, metrics)
-    table = {}
-    for method, (request_cls, response_cls) in _METHODS.items():
-        fn: Callable[[Any, Any], Awaitable[Message]] = getattr(servicer, method)
-        table[method] = unary(CLIENTS_SERVICE, method, request_cls, response_cls, fn, metrics, tracer)
-    return [grpc.method_handlers_generic_handler(CLIENTS_SERVICE, table)]
+    return unary_handlers(ClientsServicer(core, metrics), {CLIENTS_SERVICE: _METHODS}, metrics, tracer)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -24,7 +24,17 @@ from native_iam.runtime import telemetry
 from token_service.errors import GrantError, InvalidRequest, TokenServiceError, Unauthenticated, Unavailable
 from token_service.metrics import Metrics
 
-__all__ = ["Streaming", "Unary", "bearer_token", "business_status", "stream", "text_field", "unary"]
+__all__ = [
+    "Methods",
+    "Streaming",
+    "Unary",
+    "bearer_token",
+    "business_status",
+    "stream",
+    "text_field",
+    "unary",
+    "unary_handlers",
+]
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +139,24 @@ def unary(
         raise AssertionError("unreachable")  # context.abort always raises
 
     return grpc.unary_unary_rpc_method_handler(handle, response_serializer=response_cls.SerializeToString)
+
+
+#: A service's unary methods: name → (request message, response message).
+Methods = Mapping[str, tuple[type[Message], type[Message]]]
+
+
+def unary_handlers(
+    servicer: Any, services: Mapping[str, Methods], metrics: Metrics | None, tracer: trace.Tracer | None = None
+) -> list[grpc.GenericRpcHandler]:
+    """One generic handler per service, each method ``servicer.<Method>`` behind :func:`unary`."""
+    handlers = []
+    for service, methods in services.items():
+        table = {
+            method: unary(service, method, request_cls, response_cls, getattr(servicer, method), metrics, tracer)
+            for method, (request_cls, response_cls) in methods.items()
+        }
+        handlers.append(grpc.method_handlers_generic_handler(service, table))
+    return handlers
 
 
 def _untraced_unary(
