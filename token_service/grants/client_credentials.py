@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Connection
 
 from native_iam import claims
-from native_iam import scopes as scope_rules
 from token_service.core import Core
 from token_service.errors import ScopeNotGranted
 from token_service.grants._issue import ClientContext, IssuedTokens, issue, live_client
 from token_service.grants._outcomes import counted
 from token_service.id_tokens import OPENID
-from token_service.requested_scopes import requested_scopes
+from token_service.requested_scopes import granted_scopes, requested_scopes
 
 __all__ = ["client_credentials_grant"]
 
@@ -55,13 +54,8 @@ class _Request:
 def _issue_in_transaction(conn: Connection, request: _Request) -> IssuedTokens:
     core, client, requested = request.core, request.client, request.requested
     policy = live_client(conn, client.client_id).scopes.split()
-    if requested:
-        missing = scope_rules.not_covered(requested, policy)
-        if missing:
-            raise ScopeNotGranted(f"scope not granted to this client: {' '.join(missing)}"[:300])
-        granted = requested
-    else:
-        granted = tuple(s for s in scope_rules.concrete(policy) if s != OPENID)
+    # `openid` was refused when requested; a policy that lists it still puts no `openid` in a token.
+    granted = tuple(s for s in granted_scopes(requested, policy, whose=" to this client") if s != OPENID)
     return issue(
         core,
         conn,

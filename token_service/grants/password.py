@@ -24,13 +24,12 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.engine import Connection
 
-from native_iam import scopes as scope_rules
 from token_service.core import Core
 from token_service.errors import CredentialsInvalid, IdentityNotActive, ScopeNotGranted
 from token_service.grants._issue import ClientContext, IssuedTokens, issue
 from token_service.grants._outcomes import counted
 from token_service.lockout import Attempt, Verdict, identity_key
-from token_service.requested_scopes import requested_scopes
+from token_service.requested_scopes import granted_scopes, requested_scopes
 from token_service.store import identities
 
 __all__ = ["create_token_with_password", "verify_password"]
@@ -64,14 +63,7 @@ async def create_token_with_password(
     requested = requested_scopes(scopes)
 
     def issue_tokens(conn: Connection, current: Any) -> IssuedTokens:
-        grants = (current.grants or "").split()
-        if requested:
-            missing = scope_rules.not_covered(requested, grants)
-            if missing:
-                raise ScopeNotGranted(f"scope not granted: {' '.join(missing)}"[:300])
-            granted = requested
-        else:
-            granted = scope_rules.concrete(grants)
+        granted = granted_scopes(requested, (current.grants or "").split())
         return issue(
             core,
             conn,

@@ -19,7 +19,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from native_iam import scopes as scope_rules
 from native_iam.limits import MAX_STATE_BYTES
 from token_service import consents
 from token_service.api.http import logout as rp_logout
@@ -48,6 +47,7 @@ from token_service.errors import (
 from token_service.forwarded import client_address, is_https
 from token_service.grants.password import verify_password
 from token_service.redirect_uris import is_registered
+from token_service.requested_scopes import granted_scopes
 from token_service.settings import IPNetwork
 from token_service.store import identities
 
@@ -214,13 +214,7 @@ class BrowserEndpoints:
             granted = await identities.grants(conn, session.identity_id) if active else None
         if not active:
             return None
-        policy = (granted or "").split()
-        if not pending.scopes:
-            return scope_rules.concrete(policy)
-        missing = scope_rules.not_covered(pending.scopes, policy)
-        if missing:
-            raise ScopeNotGranted(f"scope not granted: {' '.join(missing)}"[:300])
-        return pending.scopes
+        return granted_scopes(pending.scopes, (granted or "").split())
 
     async def issue(
         self,
