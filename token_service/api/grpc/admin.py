@@ -51,6 +51,26 @@ async def authorize(core: Core, context: grpc.aio.ServicerContext, metrics: Metr
     return claims
 
 
+async def audited(
+    core: Core, context: grpc.aio.ServicerContext, metrics: Metrics | None, action: str, **details: Any
+) -> None:
+    """:func:`authorize` the caller, then write the one admin audit line for ``action`` (every
+    admin service: identities, tokens, keys, clients)."""
+    claims = await authorize(core, context, metrics)
+    log.info(
+        "admin action",
+        # actor_kind: an OAuth client's own token (client_credentials) acts as the client, not as
+        # an identity of the same name.
+        extra={
+            "action": action,
+            "actor": claims.sub,
+            "actor_kind": claims.principal,
+            "actor_namespace": claims.namespace,
+            **details,
+        },
+    )
+
+
 def _identity(info: admin.IdentityInfo) -> pb.Identity:
     return pb.Identity(
         namespace=info.namespace,
@@ -101,19 +121,7 @@ class AdminServicer:
         self.metrics = metrics
 
     async def _caller(self, context: grpc.aio.ServicerContext, action: str, **details: Any) -> None:
-        claims = await authorize(self.core, context, self.metrics)
-        log.info(
-            "admin action",
-            # actor_kind: an OAuth client's own token (client_credentials) acts as the client, not as
-            # an identity of the same name.
-            extra={
-                "action": action,
-                "actor": claims.sub,
-                "actor_kind": claims.principal,
-                "actor_namespace": claims.namespace,
-                **details,
-            },
-        )
+        await audited(self.core, context, self.metrics, action, **details)
 
     # --- Identities -------------------------------------------------------------------------
 

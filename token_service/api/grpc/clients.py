@@ -9,7 +9,6 @@ authorized with an ``iam:admin`` bearer token first, errors are translated by th
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import grpc
@@ -29,7 +28,7 @@ from native_iam.limits import (
 from token_service import clients, consents
 from token_service.admin import clients as client_admin
 from token_service.admin.service import validate_grants
-from token_service.api.grpc.admin import authorize
+from token_service.api.grpc.admin import audited, authorize
 from token_service.api.grpc.edge import Methods, text_field, unary_handlers
 from token_service.clients import GrantType, OAuthClient
 from token_service.core import Core
@@ -38,7 +37,6 @@ from token_service.metrics import Metrics
 
 __all__ = ["CLIENTS_SERVICE", "client_admin_handlers"]
 
-log = logging.getLogger(__name__)
 
 CLIENTS_SERVICE = pb.DESCRIPTOR.services_by_name["Clients"].full_name
 
@@ -102,17 +100,7 @@ class ClientsServicer:
         self.metrics = metrics
 
     async def _caller(self, context: grpc.aio.ServicerContext, action: str, client_id: str) -> None:
-        claims = await authorize(self.core, context, self.metrics)
-        log.info(
-            "admin action",
-            extra={
-                "action": action,
-                "actor": claims.sub,
-                "actor_kind": claims.principal,
-                "actor_namespace": claims.namespace,
-                "client_id": client_id,
-            },
-        )
+        await audited(self.core, context, self.metrics, action, client_id=client_id)
 
     async def CreateClient(self, request: pb.CreateClientRequest, context: Any) -> pb.CreateClientResponse:
         await self._caller(context, "create_client", request.client_id[:MAX_CLIENT_ID_LENGTH])
